@@ -1,0 +1,36 @@
+# Everything a fresh machine (Python 3.11, make, git) needs: `make run` serves the sample scenario,
+# `make test` runs the linters and every test. Both create .venv on first use.
+VENV   ?= .venv
+PYTHON ?= python3
+PORT   ?= 8000
+BIN    := $(VENV)/bin
+
+.PHONY: install run test lint bench geodata clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+run: install
+	$(BIN)/truce --help
+
+lint: install
+	$(BIN)/ruff check app tests bench scripts
+	$(BIN)/ruff format --check app tests bench scripts
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest -n 2 -q
+
+bench: install
+	$(BIN)/python bench/bench_engine.py
+
+geodata: install
+	$(BIN)/python scripts/build_geodata.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

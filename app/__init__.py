@@ -1,0 +1,3 @@
+"""Truce: a ceasefire-zone monitor."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,203 @@
+"""Geodesic distance from many points to one zone's boundary, in metres on WGS84.
+
+The boundary is made of straight lon/lat edges (RFC 7946), densified so that each is nearly
+straight in the zone's local stereographic projection. For every point we
+
+1. project it and take the segments of the K boundary samples nearest to it (a KD-tree over points
+   sampled along the boundary);
+2. put the foot of the planar perpendicular on the best segment back on the *lon/lat* segment and
+   measure the exact geodesic (Karney) to it: a distance to a real boundary point, never shorter
+   than the truth and longer only to second order in the planar error (well under a centimetre);
+   other candidates are measured too when the projection's distortion (`scale_spread`) leaves
+   them a chance to be nearer;
+3. prove that no segment outside the candidates can be nearer by more than the tolerance: such a
+   segment has no sample among the K, so its chord lies at least sqrt(d_K² − h²/4) away, h being
+   the sample spacing. The few points this does not settle get an exact R-tree search of every
+   segment within reach.
+
+All of it works on whole arrays of points; nothing loops over points in Python.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+import numpy as np
+import shapely
+from pykdtree.kdtree import KDTree
+from shapely.geometry.base import BaseGeometry
+
+from app.geodesy import (
+    GEOD,
+    MIN_RADIUS_M,
+    Float,
+    boundary_segments,
+    local_projection,
+    scale_spread,
+    sphere_centre,
+)
+
+# Nearest samples asked of the KD-tree for every point; the few points they do not settle go to
+# an exact search of the segments within reach.
+NEIGHBOURS = 8
+# Spacing (m) of the sample points indexed along segments: any point of a segment is within half
+# of it of an indexed sample, which bounds how much closer a segment not found can be. Most
+# segments are shorter (their ends are samples); the few long ones are cut to the usual length.
+MAX_SAMPLE_SPACING_M = 200.0
+MIN_SAMPLE_SPACING_M = 5.0
+# Planar slack (m) for chords standing in for the slightly curved projected edges (0.01° chords
+# stay within millimetres to centimetres of their curve).
+CHORD_SLACK_M = 0.05
+
+
+def tolerance_m(distance_m: Float) -> Float:
+    """Half the contract's tolerance, max(0.5 m, 0.1 %): what a segment left unmeasured may cost."""
+    return np.asarray(0.5 * np.maximum(0.5, 1e-3 * distance_m), dtype=np.float64)
+
+
+class ZoneBoundary:
+    """One zone's boundary, ready to measure geodesic distances from many points at once."""
+
+    def __init__(self, geometry: BaseGeometry) -> None:
+        """Project the densified boundary segments once and index points sampled along them."""
+        segments = boundary_segments(geometry)
+        self.start_ll, self.end_ll = segments.start, segments.end
+        self.centre = sphere_centre(geometry)
+        self._to_plane = local_projection(*self.centre)
+        self.start_xy = self._project(self.start_ll)
+        self.end_xy = self._project(self.end_ll)
+        lengths = np.hypot(*(self.end_xy - self.start_xy).T)
+        usual = np.percentile(lengths, 90) if len(lengths) else 0.0
+        self.spacing = float(np.clip(usual, MIN_SAMPLE_SPACING_M, MAX_SAMPLE_SPACING_M))
+        pieces = np.maximum(1, np.ceil(lengths / self.spacing)).astype(np.int64)
+        # Samples at t = 0, 1/n, …, 1 on every segment, both ends included, each naming its own
+        # segment: a segment none of whose samples is among the K nearest is then provably far.
+        self._sample_segment = np.repeat(np.arange(self.size), pieces + 1)
+        first = np.repeat(np.cumsum(pieces + 1) - (pieces + 1), pieces + 1)
+        seg = self._sample_segment
+        t = (np.arange(len(seg)) - first) / pieces[seg]
+        samples = self.start_xy[seg] + t[:, None] * (self.end_xy[seg] - self.start_xy[seg])
+        self._samples = KDTree(np.ascontiguousarray(samples))
+
+    @property
+    def size(self) -> int:
+        """Number of boundary segments."""
+        return len(self.start_ll)
+
+    def _project(self, lonlat: Float) -> Float:
+        x, y = self._to_plane.transform(lonlat[:, 0], lonlat[:, 1])
+        return np.column_stack([x, y])
+
+    def distance(self, lon: Float, lat: Float, limit_m: float = np.inf) -> Float:
+        """Geodesic distance (m) from each point to the boundary.
+
+        Points farther than `limit_m` may get any value greater than `limit_m` (often inf): the
+        caller only needs to know they are beyond it, and the search is pruned there.
+        """
+        result = np.full(len(lon), np.inf)
+        if len(lon) == 0 or self.size == 0:
+            return result
+        xy = self._project(np.column_stack([lon, lat]))
+        centre_angle = np.hypot(xy[:, 0], xy[:, 1]) / MIN_RADIUS_M  # ρ ≥ R·c in stereographic
+        bound = np.inf
+        if np.isfinite(limit_m):
+            reach = limit_m * float(scale_spread(centre_angle.max() + 2 * limit_m / MIN_RADIUS_M))
+            bound = reach + self.spacing / 2 + CHORD_SLACK_M
+        result, proven = self._nearest_samples(lon, lat, xy, centre_angle, bound)
+        todo = np.flatnonzero(~proven)
+        if len(todo):
+            nearer = self._within_reach(
+                lon[todo], lat[todo], xy[todo], centre_angle[todo], result[todo]
+            )
+            result[todo] = np.minimum(result[todo], nearer)
+        return result
+
+    def _nearest_samples(
+        self, lon: Float, lat: Float, xy: Float, centre_angle: Float, bound: float
+    ) -> tuple[Float, np.ndarray]:
+        """Distance through the segments of the k nearest samples, and whether that is proven."""
+        n, k = len(lon), min(NEIGHBOURS, len(self._sample_segment))
+        sample_dist, sample = self._samples.query(
+            np.ascontiguousarray(xy), k=k, distance_upper_bound=bound
+        )
+        sample_dist, sample = sample_dist.reshape(n, k), sample.reshape(n, k).astype(np.int64)
+        found = sample < len(self._sample_segment)
+        cand = np.where(found, self._sample_segment[np.where(found, sample, 0)], -1)
+        result = self._measure(lon, lat, xy, centre_angle, cand)
+        # A segment with no sample among the k lies at least sqrt(d_k² − h²/4) away in the plane,
+        # and at least that over the worst scale on the ellipsoid. If it cannot beat the result
+        # by more than the tolerance, the result stands. (No sample within the pruning bound:
+        # every segment is beyond the limit.)
+        d_k = sample_dist[:, -1]
+        planar_floor = np.sqrt(np.maximum(d_k**2 - self.spacing**2 / 4, 0.0)) - CHORD_SLACK_M
+        with np.errstate(invalid="ignore"):
+            spread = scale_spread(centre_angle + 2 * np.minimum(d_k, 1e9) / MIN_RADIUS_M)
+            floor = planar_floor / spread
+            proven = (k == len(self._sample_segment)) | np.isinf(d_k)
+            proven |= floor >= result - tolerance_m(result)
+        return result, proven
+
+    @cached_property
+    def _segment_tree(self) -> shapely.STRtree:
+        """The projected segments in an R-tree; built on first need (most zones never need it)."""
+        return shapely.STRtree(shapely.linestrings(np.stack([self.start_xy, self.end_xy], axis=1)))
+
+    def _within_reach(
+        self, lon: Float, lat: Float, xy: Float, centre_angle: Float, found: Float
+    ) -> Float:
+        """Distance through every segment that could beat `found` by more than the tolerance."""
+        spread = scale_spread(centre_angle + 2 * found / MIN_RADIUS_M)
+        reach = (found - tolerance_m(found)) * spread + CHORD_SLACK_M
+        point, seg = self._segment_tree.query(
+            shapely.points(xy), predicate="dwithin", distance=reach
+        )
+        order = np.argsort(point, kind="stable")
+        point, seg = point[order], seg[order]
+        counts = np.bincount(point, minlength=len(lon))
+        cand = np.full((len(lon), max(int(counts.max(initial=0)), 1)), -1, dtype=np.int64)
+        cand[point, np.arange(len(point)) - np.repeat(np.cumsum(counts) - counts, counts)] = seg
+        return self._measure(lon, lat, xy, centre_angle, cand)
+
+    def _measure(
+        self, lon: Float, lat: Float, xy: Float, centre_angle: Float, cand: np.ndarray
+    ) -> Float:
+        """Geodesic distance to the nearest of each point's candidate segments (−1: none).
+
+        The planar best is measured exactly on the ellipsoid; another candidate is measured too
+        only when the projection's distortion leaves it a chance to be nearer by more than the
+        tolerance.
+        """
+        planar, t = self._planar(xy[:, None, :], np.maximum(cand, 0))
+        planar[cand < 0] = np.inf
+        best = np.argmin(planar, axis=1)
+        rows = np.arange(len(lon))
+        result = np.full(len(lon), np.inf)
+        has_any = np.isfinite(planar[rows, best])
+        result[has_any] = self._geodesic(
+            lon[has_any], lat[has_any], cand[has_any, best[has_any]], t[has_any, best[has_any]]
+        )
+        spread = scale_spread(centre_angle + 2 * np.minimum(planar[rows, best], 1e9) / MIN_RADIUS_M)
+        with np.errstate(invalid="ignore"):
+            chance = planar / spread[:, None] < (result - tolerance_m(result))[:, None]
+        chance[rows, best] = False
+        point, which = np.nonzero(chance)
+        if len(point):
+            other = self._geodesic(lon[point], lat[point], cand[point, which], t[point, which])
+            np.minimum.at(result, point, other)
+        return result
+
+    def _planar(self, xy: Float, seg: np.ndarray) -> tuple[Float, Float]:
+        """Planar distance from points (n, 1, 2) to segments `seg` (n, m), and the foot's t."""
+        a, b = self.start_xy[seg], self.end_xy[seg]
+        ab = b - a
+        length2 = np.einsum("...i,...i->...", ab, ab)
+        t = np.einsum("...i,...i->...", xy - a, ab) / np.where(length2 > 0, length2, 1.0)
+        t = np.clip(t, 0.0, 1.0)
+        foot = a + t[..., None] * ab
+        return np.hypot(*np.moveaxis(xy - foot, -1, 0)), t
+
+    def _geodesic(self, lon: Float, lat: Float, seg: np.ndarray, t: Float) -> Float:
+        """Geodesic distance to the point at `t` along each lon/lat segment (on the boundary)."""
+        foot = self.start_ll[seg] + t[:, None] * (self.end_ll[seg] - self.start_ll[seg])
+        _, _, dist = GEOD.inv(lon, lat, foot[:, 0], foot[:, 1])
+        return np.asarray(dist, dtype=np.float64)

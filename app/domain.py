@@ -1,0 +1,137 @@
+"""The words of Truce as plain types: parties, zones, reports, findings, track events.
+
+Nothing here does I/O. Geometry is shapely, in WGS84 lon/lat (RFC 7946).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from shapely.geometry.base import BaseGeometry
+
+DEFAULT_WARNING_DISTANCE_M = 1000.0
+
+
+class ZoneKind(StrEnum):
+    """What a zone is for; the map styles each kind differently."""
+
+    PEACEKEEPING = "peacekeeping"
+    BUFFER = "buffer"
+    DEMILITARIZED = "demilitarized"
+    CORRIDOR = "corridor"
+    CONTROL = "control"
+    EXCLUSION = "exclusion"
+
+
+class ReportKind(StrEnum):
+    """What was seen."""
+
+    TROOPS = "troops"
+    VEHICLE = "vehicle"
+    STRIKE = "strike"
+    DRONE = "drone"
+    ARTILLERY = "artillery"
+    FORTIFICATION = "fortification"
+    OTHER = "other"
+
+
+class Confidence(StrEnum):
+    """How far the source trusts its own report."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class Verdict(StrEnum):
+    """Where a report's uncertainty disc lies with respect to a zone (DESIGN.md, "The rule")."""
+
+    INSIDE = "inside"
+    POSSIBLE = "possible"
+    APPROACHING = "approaching"
+    OUTSIDE = "outside"
+
+
+class TrackEventKind(StrEnum):
+    """A change of a unit's presence in a zone."""
+
+    ENTERED = "entered"
+    EXITED = "exited"
+
+
+@dataclass(frozen=True, slots=True)
+class Party:
+    """An armed force or mission, by a short code."""
+
+    code: str
+    name: str
+    color: str = "#666666"
+
+
+@dataclass(frozen=True, slots=True)
+class Zone:
+    """One version of a zone: a (multi)polygon in force from `valid_from` until `valid_to`."""
+
+    id: str
+    name: str
+    kind: ZoneKind
+    geometry: BaseGeometry
+    valid_from: datetime
+    valid_to: datetime | None = None
+    authorized_parties: frozenset[str] = frozenset()
+    warning_distance_m: float = DEFAULT_WARNING_DISTANCE_M
+    agreement: str | None = None
+    source: str | None = None
+    version: int = 1
+
+    def in_force(self, at: datetime) -> bool:
+        """Whether this version applies at `at` (`valid_from <= at < valid_to`)."""
+        return self.valid_from <= at and (self.valid_to is None or at < self.valid_to)
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """A point observation: who was seen where and when, and how precisely."""
+
+    id: str
+    party: str
+    observed_at: datetime
+    lon: float
+    lat: float
+    uncertainty_m: float = 0.0
+    kind: ReportKind = ReportKind.OTHER
+    unit: str | None = None
+    source: str | None = None
+    confidence: Confidence | None = None
+    notes: str | None = None
+    extra: dict[str, object] = field(default_factory=dict, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """The answer for one (report, zone) pair."""
+
+    report_id: str
+    zone_id: str
+    zone_name: str
+    verdict: Verdict
+    violation: bool
+    depth_m: float
+    party: str
+    observed_at: datetime
+    lon: float
+    lat: float
+
+
+@dataclass(frozen=True, slots=True)
+class TrackEvent:
+    """A unit entering or leaving a zone, at the time of the report that showed it."""
+
+    party: str
+    unit: str
+    zone_id: str
+    kind: TrackEventKind
+    at: datetime
+    report_id: str

@@ -1,0 +1,106 @@
+"""Metres on the WGS84 ellipsoid: local projections, their distortion bounds, boundary segments.
+
+The engine measures depth in two steps: a conformal projection centred on each zone finds the
+candidate nearest boundary points cheaply, then the exact geodesic (Karney, via pyproj.Geod)
+measures the distance to a point that lies exactly on the lon/lat boundary. This module holds the
+pieces of that which know about the Earth and nothing about zones or reports.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyproj
+import shapely
+from numpy.typing import NDArray
+from shapely.geometry.base import BaseGeometry
+
+GEOD = pyproj.Geod(ellps="WGS84")
+
+# Shortest metres in one degree of latitude (at the equator) and longitude (times cos(lat)):
+# used to turn a distance in metres into a conservative extent in degrees.
+MIN_METRES_PER_DEG_LAT = 110_574.0
+METRES_PER_DEG_LON_EQUATOR = 111_320.0
+# Smallest radius of curvature of the ellipsoid (meridional, at the equator): turning metres into
+# an angle with it over-estimates the angle, which keeps the distortion bounds conservative.
+MIN_RADIUS_M = 6_335_439.0
+
+# Long lon/lat edges become curves in any projection: cut them to at most this many degrees so
+# that a chord stays within centimetres of the curve it stands for.
+DENSIFY_DEG = 0.01
+
+Float = NDArray[np.float64]
+
+
+def local_projection(lon: float, lat: float) -> pyproj.Transformer:
+    """Return an ellipsoidal oblique stereographic projection centred on (lon, lat), in metres.
+
+    Stereographic because it is conformal (shapes of small neighbourhoods kept, so the nearest
+    boundary point in the plane is the nearest on the ellipsoid to second order) and its scale
+    grows only as 1 + c²/4 with the angular distance c from the centre, the same in every direction.
+    """
+    return pyproj.Transformer.from_pipeline(
+        "+proj=pipeline +step +proj=unitconvert +xy_in=deg +xy_out=rad"
+        f" +step +proj=stere +lat_0={lat!r} +lon_0={lon!r} +k_0=1 +ellps=WGS84"
+    )
+
+
+def scale_spread(angle_rad: Float) -> Float:
+    """Bound k_max / k_min of the local stereographic projection within `angle_rad` of its centre.
+
+    On the sphere k = 2 / (1 + cos c) and k = 1 at the centre; the ellipsoid adds a relative
+    change of order e² to (k − 1), covered by the 25 % margin (checked in the tests against
+    pyproj's own scale factors).
+    """
+    c = np.minimum(angle_rad, 3.0)
+    k = 2.0 / (1.0 + np.cos(c))
+    return np.asarray(1.0 + 1.25 * (k - 1.0) + 1e-9, dtype=np.float64)
+
+
+def angular_distance(lon0: float, lat0: float, lon: Float, lat: Float) -> Float:
+    """Conservative central angle (radians) from (lon0, lat0) to each point."""
+    _, _, dist = GEOD.inv(np.full_like(lon, lon0), np.full_like(lat, lat0), lon, lat)
+    return np.asarray(np.asarray(dist) / MIN_RADIUS_M, dtype=np.float64)
+
+
+def sphere_centre(geometry: BaseGeometry) -> tuple[float, float]:
+    """Centre of a geometry's vertices as a mean of unit vectors (right across the antimeridian)."""
+    xy = np.radians(shapely.get_coordinates(geometry))
+    lon, lat = xy[:, 0], xy[:, 1]
+    v = np.stack([np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)]).mean(axis=1)
+    return float(np.degrees(np.arctan2(v[1], v[0]))), float(
+        np.degrees(np.arctan2(v[2], np.hypot(v[0], v[1])))
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Segments:
+    """A zone's boundary as straight lon/lat segments from `start` to `end` (arrays (n, 2))."""
+
+    start: Float
+    end: Float
+
+
+def boundary_segments(geometry: BaseGeometry) -> Segments:
+    """Every ring's edges, densified, without the cuts that RFC 7946 puts along the antimeridian.
+
+    A polygon split at ±180° has edges along the meridian that are not a real boundary: a point
+    next to the cut is deep inside the zone, so those edges must not count for the depth.
+    """
+    rings = shapely.get_rings(shapely.get_parts(shapely.segmentize(geometry, DENSIFY_DEG)))
+    coords, ring_index = shapely.get_coordinates(rings, return_index=True)
+    same_ring = ring_index[1:] == ring_index[:-1]
+    start, end = coords[:-1][same_ring], coords[1:][same_ring]
+    on_cut = (np.abs(start[:, 0]) == 180.0) & (start[:, 0] == end[:, 0])
+    keep = ~on_cut & np.any(start != end, axis=1)
+    return Segments(start=start[keep], end=end[keep])
+
+
+def degree_margins(metres: float, max_abs_lat: float) -> tuple[float, float]:
+    """Half-widths (dlon, dlat) in degrees that surely contain every point within `metres`."""
+    dlat = metres / MIN_METRES_PER_DEG_LAT
+    top = min(max_abs_lat + dlat, 90.0)
+    cos_top = np.cos(np.radians(top))
+    dlon = 360.0 if cos_top < 1e-6 else metres / (METRES_PER_DEG_LON_EQUATOR * cos_top) * 1.01
+    return float(min(dlon, 360.0)), float(dlat)
