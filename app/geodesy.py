@@ -34,28 +34,29 @@ Float = NDArray[np.float64]
 
 
 def local_projection(lon: float, lat: float) -> pyproj.Transformer:
-    """Return an ellipsoidal oblique stereographic projection centred on (lon, lat), in metres.
+    """Return an oblique stereographic projection of the ellipsoid centred on (lon, lat), in metres.
 
-    Stereographic because it is conformal (shapes of small neighbourhoods kept, so the nearest
+    Stereographic because it is conformal (small neighbourhoods keep their shape, so the nearest
     boundary point in the plane is the nearest on the ellipsoid to second order) and its scale
-    grows only as 1 + c²/4 with the angular distance c from the centre, the same in every direction.
+    grows only as 1 + c²/4 with the angular distance c from the centre, alike in every direction.
+    PROJ's `sterea` (the double projection through the conformal sphere) keeps that property on the
+    ellipsoid; its `stere` does not in oblique aspects (scale changes to first order in c).
     """
     return pyproj.Transformer.from_pipeline(
         "+proj=pipeline +step +proj=unitconvert +xy_in=deg +xy_out=rad"
-        f" +step +proj=stere +lat_0={lat!r} +lon_0={lon!r} +k_0=1 +ellps=WGS84"
+        f" +step +proj=sterea +lat_0={lat!r} +lon_0={lon!r} +k_0=1 +ellps=WGS84"
     )
 
 
 def scale_spread(angle_rad: Float) -> Float:
-    """Bound k_max / k_min of the local stereographic projection within `angle_rad` of its centre.
+    """Bound the scale of the local projection within `angle_rad` of its centre (k ≥ 1 there).
 
-    On the sphere k = 2 / (1 + cos c) and k = 1 at the centre; the ellipsoid adds a relative
-    change of order e² to (k − 1), covered by the 25 % margin (checked in the tests against
-    pyproj's own scale factors).
+    On the sphere k = 2 / (1 + cos c); on the ellipsoid PROJ's `sterea` stays within twice that
+    excess over 1 (measured against its own scale factors, in the tests), hence the factor 2.5.
     """
     c = np.minimum(angle_rad, 3.0)
     k = 2.0 / (1.0 + np.cos(c))
-    return np.asarray(1.0 + 1.25 * (k - 1.0) + 1e-9, dtype=np.float64)
+    return np.asarray(1.0 + 2.5 * (k - 1.0) + 1e-9, dtype=np.float64)
 
 
 def angular_distance(lon0: float, lat0: float, lon: Float, lat: Float) -> Float:

@@ -1,0 +1,100 @@
+"""The projection bounds the depth search relies on, checked against PROJ's own scale factors."""
+
+import numpy as np
+import pandas as pd
+import pyproj
+import pytest
+import shapely
+from shapely.geometry import Polygon, box
+
+from app.engine import ZoneIndex
+from app.geodesy import (
+    MIN_RADIUS_M,
+    boundary_segments,
+    degree_margins,
+    local_projection,
+    scale_spread,
+    sphere_centre,
+)
+from tests.oracle import make_zone
+
+
+@pytest.mark.parametrize("centre_lat", [-89.0, -75.0, -33.0, 0.0, 40.0, 80.0, 89.9])
+def test_scale_spread_bounds_the_local_projection_scale_everywhere_within_reach(centre_lat):
+    # The scale of the app's own projection, measured: a 1 m geodesic step, projected.
+    to_plane = local_projection(10.0, centre_lat)
+    geod = pyproj.Geod(ellps="WGS84")
+    rng = np.random.default_rng(7)
+    n = 4000
+    dist = rng.uniform(0, 6_000_000, n)
+    lon, lat, _ = geod.fwd(
+        np.full(n, 10.0), np.full(n, centre_lat), rng.uniform(-180, 180, n), dist
+    )
+    lon2, lat2, _ = geod.fwd(lon, lat, rng.uniform(-180, 180, n), np.ones(n))
+    x1, y1 = to_plane.transform(lon, lat)
+    x2, y2 = to_plane.transform(lon2, lat2)
+    scale = np.hypot(x2 - x1, y2 - y1)
+    assert np.all(scale <= scale_spread(dist / MIN_RADIUS_M) + 1e-6)
+    assert np.all(scale >= 1 - 1e-6)  # k_0 = 1 at the centre is the smallest scale
+
+
+def test_boundary_segments_drop_the_antimeridian_cut():
+    east = box(170.0, -10.0, 180.0, 10.0)
+    west = box(-180.0, -10.0, -170.0, 10.0)
+    segments = boundary_segments(shapely.MultiPolygon([east, west]))
+    on_cut = (np.abs(segments.start[:, 0]) == 180) & (segments.start[:, 0] == segments.end[:, 0])
+    assert not on_cut.any()
+    assert len(segments.start) > 0
+
+
+def test_sphere_centre_of_a_zone_across_the_antimeridian_lies_on_it():
+    lon, lat = sphere_centre(
+        shapely.MultiPolygon([box(175.0, 0.0, 180.0, 2.0), box(-180.0, 0.0, -175.0, 2.0)])
+    )
+    assert abs(abs(lon) - 180.0) < 1.0 and 0.5 < lat < 1.5
+
+
+@pytest.mark.parametrize("lat", [0.0, 45.0, 70.0, 85.0])
+def test_degree_margins_contain_every_point_within_the_distance(lat):
+    metres = 5000.0
+    dlon, dlat = degree_margins(metres, lat)
+    az = np.linspace(-180, 180, 361)
+    lon2, lat2, _ = pyproj.Geod(ellps="WGS84").fwd(
+        np.zeros(361), np.full(361, lat), az, np.full(361, metres)
+    )
+    assert np.all(np.abs(lon2) <= dlon) and np.all(np.abs(lat2 - lat) <= dlat)
+
+
+def test_zone_across_the_antimeridian_is_deep_inside_next_to_the_cut():
+    zone = make_zone(
+        shapely.MultiPolygon([box(170.0, -5.0, 180.0, 5.0), box(-180.0, -5.0, -170.0, 5.0)])
+    )
+    reports = pd.DataFrame(
+        {
+            "lon": [179.999],
+            "lat": [0.0],
+            "observed_at": [pd.Timestamp("2024-01-01", tz="UTC")],
+            "party": ["X"],
+        }
+    )
+    (depth,) = ZoneIndex([zone]).check(reports)["depth_m"]
+    _, _, to_edge = pyproj.Geod(ellps="WGS84").inv(179.999, 0.0, 179.999, 5.0)
+    assert depth == pytest.approx(to_edge, rel=1e-3)
+
+
+def test_naive_times_are_refused():
+    zone = make_zone(Polygon([(0, 0), (1, 0), (1, 1)]))
+    reports = pd.DataFrame(
+        {"lon": [0.5], "lat": [0.2], "observed_at": [pd.Timestamp("2024-01-01")], "party": ["X"]}
+    )
+    with pytest.raises(ValueError, match="timezone"):
+        ZoneIndex([zone]).check(reports)
+
+
+def test_an_empty_batch_gives_an_empty_frame_with_the_finding_columns():
+    zone = make_zone(Polygon([(0, 0), (1, 0), (1, 1)]))
+    empty = pd.DataFrame(
+        {"lon": [], "lat": [], "observed_at": pd.to_datetime([], utc=True), "party": []}
+    )
+    findings = ZoneIndex([zone]).check(empty)
+    assert findings.empty and "depth_m" in findings.columns

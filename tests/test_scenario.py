@@ -1,0 +1,103 @@
+"""The founding scenario through the engine: the facts of March 2022 come out as the rule says."""
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import shapely
+
+from app.domain import Report, Verdict
+from app.engine import ZoneIndex
+from app.scenario import load_scenario
+from tests.oracle import oracle_depth
+
+BAKU = timezone(timedelta(hours=4))
+PARUKH = (46.8011, 40.0194)
+LACHIN_TOWN = (46.5469, 39.6408)
+
+
+@pytest.fixture(scope="module")
+def scenario():
+    return load_scenario()
+
+
+@pytest.fixture(scope="module")
+def index(scenario):
+    return ZoneIndex(scenario.zones)
+
+
+def report_at(lonlat, party, when, uncertainty_m=0.0):
+    lon, lat = lonlat
+    return Report(
+        id="r", party=party, observed_at=when, lon=lon, lat=lat, uncertainty_m=uncertainty_m
+    )
+
+
+def zone_version(scenario, zone_id, when):
+    (zone,) = [z for z in scenario.zones if z.id == zone_id and z.in_force(when)]
+    return zone
+
+
+def test_aze_at_parukh_on_25_march_2022_violates_the_zone_by_kilometres(scenario, index):
+    when = datetime(2022, 3, 25, 10, tzinfo=BAKU)
+    findings = [
+        f for f in index.findings([report_at(PARUKH, "AZE", when)]) if f.zone_id == "nk-pk-zone"
+    ]
+    assert len(findings) == 1
+    finding = findings[0]
+    assert finding.verdict is Verdict.INSIDE and finding.violation
+    zone = zone_version(scenario, "nk-pk-zone", when)
+    reference = oracle_depth(*PARUKH, zone.geometry)
+    assert reference > 1000.0  # kilometres inside, by the independent reference
+    assert finding.depth_m == pytest.approx(reference, abs=max(0.5, 1e-3 * reference))
+
+
+def test_same_point_after_the_peacekeepers_withdrew_gives_no_finding(index):
+    when = datetime(2024, 6, 12, 12, tzinfo=BAKU)
+    assert index.findings([report_at(PARUKH, "AZE", when)]) == []
+
+
+def test_peacekeepers_inside_their_zone_are_not_a_violation(index):
+    when = datetime(2022, 3, 28, 12, tzinfo=BAKU)
+    findings = index.findings([report_at(PARUKH, "RU-PK", when)])
+    assert [f.verdict for f in findings if f.zone_id == "nk-pk-zone"] == [Verdict.INSIDE]
+    assert not any(f.violation for f in findings)
+
+
+@pytest.mark.parametrize(
+    ("when", "inside"),
+    [(datetime(2021, 6, 1, 12, tzinfo=BAKU), True), (datetime(2022, 9, 1, 12, tzinfo=BAKU), False)],
+)
+def test_lachin_town_is_in_the_corridor_only_before_the_route_changed(
+    scenario, index, when, inside
+):
+    findings = index.findings([report_at(LACHIN_TOWN, "ARM", when)])
+    corridor = [f for f in findings if f.zone_id == "nk-lachin-corridor"]
+    assert any(f.verdict is Verdict.INSIDE for f in corridor) == inside
+    zone = zone_version(scenario, "nk-lachin-corridor", when)
+    assert shapely.covers(zone.geometry, shapely.Point(LACHIN_TOWN)) == inside
+
+
+def test_hin_tagher_leaves_the_zone_on_14_december_2020(index):
+    hin_tagher = (46.8236, 39.5075)
+    before = index.findings([report_at(hin_tagher, "AZE", datetime(2020, 12, 1, tzinfo=BAKU))])
+    after = index.findings([report_at(hin_tagher, "AZE", datetime(2020, 12, 20, tzinfo=BAKU))])
+    assert any(f.zone_id == "nk-pk-zone" and f.violation for f in before)
+    assert not any(
+        f.zone_id == "nk-pk-zone" and f.verdict is not Verdict.APPROACHING for f in after
+    )
+
+
+def test_every_sample_report_is_judged_and_the_parukh_group_violates(scenario, index):
+    findings = index.findings(scenario.reports)
+    violating_ids = {f.report_id for f in findings if f.violation}
+    group = [r for r in scenario.reports if r.unit == "parukh-group"]
+    inside_reports = [
+        r
+        for r in group
+        if shapely.covers(
+            zone_version(scenario, "nk-pk-zone", r.observed_at).geometry,
+            shapely.Point(r.lon, r.lat),
+        )
+    ]
+    assert inside_reports, "the sample track must enter the zone"
+    assert {r.id for r in inside_reports} <= violating_ids
