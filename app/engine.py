@@ -210,6 +210,10 @@ class ZoneIndex:
     ) -> list[Finding]:
         """`check` for domain reports, as domain findings."""
         rows = self.check(reports_frame(reports), include_outside=include_outside)
+        return self.as_findings(rows, reports)
+
+    def as_findings(self, rows: pd.DataFrame, reports: Sequence[Report]) -> list[Finding]:
+        """Rows of `check` (run on `reports_frame(reports)`) as domain findings."""
         columns = (rows[c].tolist() for c in ("report", "zone", "verdict", "violation", "depth_m"))
         found = []
         for i, j, verdict, violation, depth in zip(*columns, strict=True):
