@@ -1,0 +1,93 @@
+"""Storage: the `Store` interface and `open_store(url)`, which picks the implementation.
+
+URLs follow the SQLAlchemy convention that operators know:
+
+- ``sqlite:///truce.db`` (a path relative to the working directory),
+  ``sqlite:////var/lib/truce/truce.db`` (absolute); query options ``synchronous`` (``full``,
+  the default, or ``normal``) and ``busy_timeout`` (seconds);
+- ``postgresql://...`` is reserved for the PostGIS store (not written yet).
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from app.store.base import (
+    ROLES,
+    AuditEntry,
+    BadCursor,
+    BBox,
+    Busy,
+    Conflict,
+    KeyRecord,
+    NotFound,
+    Store,
+    StoreError,
+    UnknownKey,
+    UnknownZone,
+    UnsupportedDatabase,
+)
+from app.store.sqlite import SQLiteStore
+
+__all__ = [
+    "ROLES",
+    "AuditEntry",
+    "BBox",
+    "BadCursor",
+    "Busy",
+    "Conflict",
+    "KeyRecord",
+    "NotFound",
+    "SQLiteStore",
+    "Store",
+    "StoreError",
+    "UnknownKey",
+    "UnknownZone",
+    "UnsupportedDatabase",
+    "open_store",
+]
+
+_POSTGRES_SCHEMES = ("postgresql", "postgres", "postgis")
+
+
+def open_store(url: str) -> Store:
+    """Open the store that `url` names (see the module docstring for the forms)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme == "sqlite":
+        # sqlite:///rel/path -> path "/rel/path" -> "rel/path"; sqlite:////abs -> "//abs" -> "/abs".
+        if parts.netloc:
+            raise UnsupportedDatabase(
+                f"a SQLite URL has no host: write sqlite:///relative.db or sqlite:////abs.db, "
+                f"not {url!r}"
+            )
+        path = unquote(parts.path)[1:]
+        if not path or path == ":memory:":
+            raise UnsupportedDatabase(
+                "a SQLite URL needs a file path (sqlite:///truce.db); in-memory databases "
+                "cannot be shared between the server's threads"
+            )
+        options = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        unknown = set(options) - {"synchronous", "busy_timeout"}
+        if unknown:
+            raise UnsupportedDatabase(
+                f"unknown SQLite URL option(s): {', '.join(sorted(unknown))}; "
+                "known: synchronous, busy_timeout"
+            )
+        try:
+            busy_timeout_s = float(options.get("busy_timeout", "30"))
+            return SQLiteStore(
+                path,
+                synchronous=options.get("synchronous", "full"),
+                busy_timeout_s=busy_timeout_s,
+            )
+        except ValueError as exc:
+            raise UnsupportedDatabase(f"bad SQLite URL {url!r}: {exc}") from None
+    if scheme.split("+")[0] in _POSTGRES_SCHEMES:
+        raise UnsupportedDatabase(
+            "the PostGIS store is not available yet; use sqlite:///path/to/truce.db"
+        )
+    raise UnsupportedDatabase(
+        f"unsupported database URL {url!r}: expected sqlite:///path/to/truce.db "
+        "(postgresql:// is reserved for PostGIS)"
+    )

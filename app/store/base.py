@@ -1,0 +1,296 @@
+"""The storage interface: what the service needs from a database, in domain types only.
+
+Two implementations are planned: `SQLiteStore` (an embedded file, the default) and a PostGIS
+store for several processes or machines. Nothing here names SQL, so both can keep the promises
+below in their own way.
+
+Promises every implementation keeps:
+
+- **Nothing is overwritten.** A zone change is a new version row; retiring a zone is a new
+  version whose `valid_to` is the retirement time. Reports and audit entries are never updated
+  or deleted. (Revoking an API key sets its `revoked_at` once; that is the one update.)
+- **Versions.** A zone's versions are numbered 1, 2, 3 ... in the order they were stored. The
+  *current* version is the latest one. Each version carries its own `valid_from`/`valid_to`, but
+  a later version supersedes an earlier one from the later version's `valid_from` on, so a
+  version's *effective* validity is
+  ``[valid_from, min(valid_to, valid_from of every later version))``.
+  At most one version of a zone is therefore in force at any instant, and a retirement (a new
+  version ending at the retirement time) cuts every earlier version off as well: nothing
+  outlives a retirement. Queries about a time (`list_zones(at=...)`, `zones_for_index()`) return
+  versions with this effective `valid_to`; `get_zone`, `zone_history` and
+  `list_zones(all_versions=True)` return versions exactly as they were filed.
+- **Idempotent reports.** A report's `id` identifies it: re-sending an id that is already stored
+  (or repeating an id inside one batch) gives a duplicate, which is reported back and not stored
+  again, *even if its content differs* — the first version filed is the record, and a client
+  retrying after a lost answer cannot create a second report.
+- **All or nothing.** Every write method runs in one transaction; when it raises, nothing of it
+  is stored.
+- **Audit.** Every write appends one audit entry per zone (or one per report batch, or per key)
+  in the same transaction, naming the actor (the API key's label or id, as the caller chooses):
+  a write that fails leaves no entry, a batch of nothing but duplicates still leaves one
+  ("stored 0, duplicates n"), an empty batch leaves none.
+- **Time.** Datetimes must be timezone-aware (naive ones raise `ValueError`); they come back
+  in UTC. Report time filters are half-open like validity periods: ``since <= t < until``.
+- **Errors.** `UnknownZone` (from `app.errors`), `Conflict`, `UnknownKey`, `BadCursor`, `Busy`;
+  `ValueError` for arguments that no caller should pass (naive datetimes, a zone that ends
+  before it starts, a bad bbox, an unknown role).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from app.domain import Report, Zone, ZoneKind
+from app.errors import InvalidInput, TruceError, UnknownZone
+
+#: Roles an API key may have (DESIGN.md, "HTTP API (v1)"), weakest first.
+ROLES: tuple[str, ...] = ("viewer", "observer", "admin")
+
+#: A bounding box in lon/lat: (min lon, min lat, max lon, max lat). A box whose min lon is
+#: greater than its max lon crosses the antimeridian (as in OGC API bbox parameters).
+BBox = tuple[float, float, float, float]
+
+__all__ = [
+    "ROLES",
+    "AuditEntry",
+    "BBox",
+    "BadCursor",
+    "Busy",
+    "Conflict",
+    "KeyRecord",
+    "NotFound",
+    "Store",
+    "StoreError",
+    "UnknownKey",
+    "UnknownZone",
+    "UnsupportedDatabase",
+]
+
+
+class StoreError(TruceError):
+    """Base of the errors that only storage raises (`UnknownZone` comes from `app.errors`)."""
+
+    title = "Storage error"
+
+
+class Conflict(StoreError):
+    """The write contradicts what is stored (an existing zone id, a zone already retired...)."""
+
+    title = "Conflict"
+
+
+class NotFound(StoreError):
+    """The thing asked for is not stored."""
+
+    title = "Not found"
+
+
+class UnknownKey(NotFound):
+    """No API key with this id."""
+
+    title = "Unknown API key"
+
+
+class BadCursor(InvalidInput):
+    """A pagination cursor that this store did not hand out."""
+
+    title = "Invalid cursor"
+
+
+class Busy(StoreError):
+    """The database stayed locked by other writers for longer than the store waits; retry."""
+
+    title = "Database busy"
+
+
+class UnsupportedDatabase(StoreError):
+    """A database URL whose scheme no store implements (yet)."""
+
+    title = "Unsupported database"
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One write: who (`actor`) did what (`action`) to what (`target`), and when (`at`, UTC).
+
+    `id` increases with every entry and is the cursor for `Store.audit_log(after=...)`.
+    Actions: ``zone.create``, ``zone.version``, ``zone.retire``, ``reports.add``,
+    ``key.create``, ``key.revoke``.
+    """
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyRecord:
+    """An API key as stored: only the hash of the secret, never the secret itself."""
+
+    id: int
+    key_hash: str
+    role: str
+    label: str
+    created_at: datetime
+    created_by: str
+    revoked_at: datetime | None = None
+    revoked_by: str | None = None
+
+    @property
+    def active(self) -> bool:
+        """Whether the key may still be used."""
+        return self.revoked_at is None
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Everything the service stores: zones (versioned), reports, API keys and the audit log."""
+
+    # -- zones ------------------------------------------------------------------------------
+
+    def add_zones(self, zones: Sequence[Zone], actor: str) -> list[Zone]:
+        """Create zones, each as version 1, all or none.
+
+        Raises `Conflict` when an id is already stored or repeated in `zones`. Returns the zones
+        as stored (their `version` set to 1).
+        """
+        ...
+
+    def new_zone_version(self, zone: Zone, actor: str) -> Zone:
+        """Store `zone` as the next version of the stored zone with the same id.
+
+        `zone.version` is ignored; the stored version is the latest plus one, and is returned.
+        Raises `UnknownZone` when no zone has this id.
+        """
+        ...
+
+    def retire_zone(self, zone_id: str, at: datetime, actor: str) -> Zone:
+        """Retire a zone from `at` on: store a copy of its latest version with `valid_to = at`.
+
+        Raises `UnknownZone` for an unknown id, and `Conflict` when `at` is not after the latest
+        version's `valid_from` or the latest version already ends at or before `at` (a zone is
+        retired once; retiring cannot extend a validity).
+        """
+        ...
+
+    def get_zone(self, zone_id: str) -> Zone:
+        """The latest version of a zone, as filed. Raises `UnknownZone`."""
+        ...
+
+    def zone_history(self, zone_id: str) -> list[Zone]:
+        """Every version of a zone, oldest first, as filed. Raises `UnknownZone`."""
+        ...
+
+    def list_zones(
+        self,
+        at: datetime | None = None,
+        bbox: BBox | None = None,
+        kind: ZoneKind | str | None = None,
+        all_versions: bool = False,
+    ) -> list[Zone]:
+        """Zones, ordered by id then version.
+
+        - `at` given: the versions in force at `at` under their effective validity (see the
+          module docstring), at most one per zone, with the effective `valid_to`;
+        - `at` None: the latest version of every zone (retired ones included), or every version
+          when `all_versions` is true (`all_versions` is ignored when `at` is given).
+
+        `bbox` keeps zones whose envelope intersects the box; `kind` keeps one kind.
+        """
+        ...
+
+    def zones_for_index(self) -> list[Zone]:
+        """Every version that is in force at some instant, with its effective `valid_to`.
+
+        This is what the engine indexes: it judges each report against the versions with
+        `zone.in_force(report.observed_at)`, and the effective validity guarantees that at most
+        one version of a zone applies and that none outlives a retirement. Versions wholly
+        superseded (empty effective validity) are left out.
+        """
+        ...
+
+    def zones_changed_token(self) -> int:
+        """A number that changes with every zone write, seen by every process on the database.
+
+        Read it *before* `zones_for_index()` and keep it with the index built from those zones;
+        when it differs later, rebuild. (Reading it after could pair an old zone list with a new
+        token and leave the index stale.)
+        """
+        ...
+
+    # -- reports ----------------------------------------------------------------------------
+
+    def add_reports(self, reports: Sequence[Report], actor: str) -> tuple[list[Report], list[str]]:
+        """Store a batch of reports, all or nothing.
+
+        Returns ``(stored, duplicate_ids)``: the reports stored, in input order, and one id per
+        input report that was a duplicate (its id already stored, or repeated earlier in the
+        batch), in input order, so ``len(stored) + len(duplicate_ids) == len(reports)``.
+        """
+        ...
+
+    def list_reports(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        party: str | None = None,
+        bbox: BBox | None = None,
+        unit: str | None = None,
+        limit: int = 100,
+        after: str | None = None,
+    ) -> tuple[list[Report], str | None]:
+        """Reports with ``since <= observed_at < until``, ordered by (observed_at, id).
+
+        Returns one page of at most `limit` reports and the cursor of the next page (None when
+        this page is the last). Pass the cursor back as `after`, with the same filters, to get
+        the next page; pages never skip or repeat a report, even while reports are added.
+        Raises `BadCursor` for a cursor this store did not make.
+        """
+        ...
+
+    def get_reports_for_track(self, party: str, unit: str) -> list[Report]:
+        """Every report of one unit, ordered by (observed_at, id)."""
+        ...
+
+    def count_reports(self) -> int:
+        """How many reports are stored."""
+        ...
+
+    # -- audit ------------------------------------------------------------------------------
+
+    def audit_log(self, limit: int = 100, after: int | None = None) -> list[AuditEntry]:
+        """Audit entries oldest first; `after` is the `id` of the last entry already seen."""
+        ...
+
+    # -- API keys ---------------------------------------------------------------------------
+
+    def add_key(self, key_hash: str, role: str, label: str, actor: str) -> KeyRecord:
+        """Store an API key by the hash of its secret (the caller hashes, e.g. SHA-256).
+
+        Raises `ValueError` for a role not in `ROLES` and `Conflict` for a hash already stored.
+        """
+        ...
+
+    def find_key(self, key_hash: str) -> KeyRecord | None:
+        """The *active* key with this hash, or None (unknown or revoked)."""
+        ...
+
+    def list_keys(self) -> list[KeyRecord]:
+        """Every key, revoked ones included, oldest first."""
+        ...
+
+    def revoke_key(self, key_id: int, actor: str) -> KeyRecord:
+        """Revoke a key; revoking a revoked key changes nothing. Raises `UnknownKey`."""
+        ...
+
+    # -- lifetime ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release the connections; the store must not be used afterwards."""
+        ...

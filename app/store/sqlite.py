@@ -1,0 +1,931 @@
+"""`SQLiteStore`: the `Store` in one embedded SQLite file, the default for a single server.
+
+Choices, and why:
+
+- **WAL mode**, so readers never wait for a writer and a writer never waits for readers.
+- **`synchronous=FULL` by default**: each commit fsyncs the WAL before `add_reports` returns, so a
+  report acknowledged with 201 survives a power cut, not only a killed process. `NORMAL` keeps
+  acknowledged writes across SIGKILL (the WAL is already in the OS) but may lose the last commits
+  on power loss; it can be chosen with ``?synchronous=normal`` when fsync is slow. The fsync is
+  per transaction, so a batch of 1e5 reports pays it once.
+- **`BEGIN IMMEDIATE` for every write**: the write lock is taken up front, so two writers queue on
+  the busy timeout instead of one failing with "database is locked" when it upgrades a read lock.
+  The timeout (30 s) also covers writers in other processes.
+- **One connection per thread** (and per process, after a fork): the FastAPI threadpool calls the
+  store from many threads, and a sqlite3 connection must not be shared by concurrent callers.
+- **Times as integer microseconds since 1970 UTC**: exact, ordered correctly by plain integer
+  comparison whatever offset the client used, and cheap to index. They come back as UTC.
+- **Geometry as WKB** (`shapely.to_wkb`) with the envelope in four REAL columns for bbox filters;
+  the PostGIS store keeps a geometry column with a GiST index instead.
+- **Bulk reports**: a batch is one `executemany` in one transaction, in id order, with a 128 MiB
+  page cache for batches of 10,000 or more; duplicates are found with the write lock held, so
+  two processes sending the same id store it once. 1e5 reports take about 1.4 s on a new file.
+- **bbox on reports** is a filter on the time-ordered scan (no spatial index, which would slow
+  ingest): fast when it matches often or with since/until, a full scan when it matches nothing.
+- **Immutability in the schema**: triggers refuse UPDATE and DELETE on zones, reports and the
+  audit log, so "nothing is ever overwritten" does not rest on this module alone.
+- **Schema migrations**: a `schema_version` table and the `MIGRATIONS` list; a file from a newer
+  Truce is refused instead of being misread.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from operator import itemgetter
+from pathlib import Path
+from typing import Any
+
+import orjson
+import shapely
+
+from app.domain import Confidence, Report, ReportKind, Zone, ZoneKind
+from app.store.base import (
+    ROLES,
+    AuditEntry,
+    BadCursor,
+    BBox,
+    Busy,
+    Conflict,
+    KeyRecord,
+    Store,
+    StoreError,
+    UnknownKey,
+    UnknownZone,
+)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+# Well under SQLite's smallest default limit on bound parameters (999 before 3.32).
+_IN_CHUNK = 900
+# Page cache per connection, in KiB (negative, as SQLite takes it). Each thread has its own
+# connection, so the everyday cache stays modest; a big batch of reports gets a large one for
+# its transaction: its index pages then stay in memory instead of being spilled to the WAL and
+# read back, which halves the time of a 1e5-report batch.
+_CACHE_KIB = -16_384
+_BIG_BATCH = 10_000
+_BIG_BATCH_CACHE_KIB = -131_072
+_SYNCHRONOUS = ("NORMAL", "FULL", "EXTRA")
+
+
+def _immutable(table: str) -> tuple[str, str]:
+    return (
+        f"CREATE TRIGGER {table}_no_update BEFORE UPDATE ON {table} "
+        f"BEGIN SELECT RAISE(ABORT, '{table} rows are never overwritten'); END",
+        f"CREATE TRIGGER {table}_no_delete BEFORE DELETE ON {table} "
+        f"BEGIN SELECT RAISE(ABORT, '{table} rows are never deleted'); END",
+    )
+
+
+#: The schema, one tuple of statements per version; append, never edit a released one.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        # A counter per name; `zones_token` changes with every zone write.
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+        "INSERT INTO meta (key, value) VALUES ('zones_token', 0)",
+        """CREATE TABLE audit (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at INTEGER NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            target TEXT NOT NULL,
+            detail TEXT
+        )""",
+        # `seq` is only the physical order; a version is (zone_id, version).
+        """CREATE TABLE zones (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            zone_id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            geometry BLOB NOT NULL,
+            minx REAL, miny REAL, maxx REAL, maxy REAL,
+            valid_from INTEGER NOT NULL,
+            valid_to INTEGER,
+            authorized_parties TEXT NOT NULL,
+            warning_distance_m REAL NOT NULL,
+            agreement TEXT,
+            source TEXT,
+            audit_id INTEGER NOT NULL REFERENCES audit (id),
+            UNIQUE (zone_id, version)
+        )""",
+        # Every report links to the audit entry of its batch: who filed it and when.
+        """CREATE TABLE reports (
+            id TEXT PRIMARY KEY,
+            party TEXT NOT NULL,
+            observed_at INTEGER NOT NULL,
+            lon REAL NOT NULL,
+            lat REAL NOT NULL,
+            uncertainty_m REAL NOT NULL,
+            kind TEXT NOT NULL,
+            unit TEXT,
+            source TEXT,
+            confidence TEXT,
+            notes TEXT,
+            extra TEXT,
+            audit_id INTEGER NOT NULL REFERENCES audit (id)
+        )""",
+        "CREATE INDEX reports_by_time ON reports (observed_at, id)",
+        # Pages filtered by party walk this index in page order instead of sorting the party.
+        "CREATE INDEX reports_by_party ON reports (party, observed_at, id)",
+        "CREATE INDEX reports_by_track ON reports (party, unit, observed_at, id)",
+        """CREATE TABLE api_keys (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            key_hash TEXT NOT NULL UNIQUE,
+            role TEXT NOT NULL,
+            label TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            created_by TEXT NOT NULL,
+            revoked_at INTEGER,
+            revoked_by TEXT
+        )""",
+        *_immutable("zones"),
+        *_immutable("reports"),
+        *_immutable("audit"),
+        "CREATE TRIGGER api_keys_no_delete BEFORE DELETE ON api_keys "
+        "BEGIN SELECT RAISE(ABORT, 'api_keys rows are never deleted'); END",
+    ),
+)
+
+_ZONE_COLUMNS = (
+    "zone_id, version, name, kind, geometry, valid_from, valid_to, authorized_parties, "
+    "warning_distance_m, agreement, source"
+)
+_REPORT_COLUMNS = (
+    "id, party, observed_at, lon, lat, uncertainty_m, kind, unit, source, confidence, notes, extra"
+)
+_KEY_COLUMNS = "id, key_hash, role, label, created_at, created_by, revoked_at, revoked_by"
+
+# Versions with their effective end: the earliest of their own `valid_to` and the `valid_from`
+# of every later version of the same zone (see app/store/base.py). NULL means open.
+_EFFECTIVE_ZONES = """
+WITH later AS (
+    SELECT *, MIN(valid_from) OVER (
+        PARTITION BY zone_id ORDER BY version
+        ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING
+    ) AS next_from
+    FROM zones
+), effective AS (
+    SELECT zone_id, version, name, kind, geometry, valid_from,
+        CASE
+            WHEN next_from IS NULL THEN valid_to
+            WHEN valid_to IS NULL OR next_from < valid_to THEN next_from
+            ELSE valid_to
+        END AS valid_to,
+        authorized_parties, warning_distance_m, agreement, source, minx, miny, maxx, maxy
+    FROM later
+)
+SELECT zone_id, version, name, kind, geometry, valid_from, valid_to, authorized_parties,
+    warning_distance_m, agreement, source
+FROM effective
+"""
+
+
+# -- conversions ------------------------------------------------------------------------------
+
+
+def _to_us(at: datetime, what: str = "datetime") -> int:
+    """Microseconds since 1970 UTC; refuses naive datetimes, whose instant is unknown."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware, got {at.isoformat()}")
+    return (at - _EPOCH) // _US
+
+
+def _from_us(us: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=us)
+
+
+def _opt_from_us(us: int | None) -> datetime | None:
+    return None if us is None else _EPOCH + timedelta(microseconds=us)
+
+
+def _finite_or_none(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def _zone_values(zone: Zone) -> tuple[Any, ...]:
+    """A zone's columns after `zone_id, version`, up to and without `audit_id`."""
+    valid_from = _to_us(zone.valid_from, "valid_from")
+    valid_to = None if zone.valid_to is None else _to_us(zone.valid_to, "valid_to")
+    if valid_to is not None and valid_to <= valid_from:
+        raise ValueError(f"zone {zone.id!r}: valid_to must be later than valid_from")
+    minx, miny, maxx, maxy = (_finite_or_none(float(b)) for b in zone.geometry.bounds)
+    return (
+        zone.name,
+        str(zone.kind),
+        bytes(shapely.to_wkb(zone.geometry)),
+        minx,
+        miny,
+        maxx,
+        maxy,
+        valid_from,
+        valid_to,
+        orjson.dumps(sorted(zone.authorized_parties)).decode(),
+        float(zone.warning_distance_m),
+        zone.agreement,
+        zone.source,
+    )
+
+
+def _zones_from_rows(rows: Sequence[Sequence[Any]]) -> list[Zone]:
+    # One vectorised WKB parse for the whole list.
+    geometries = shapely.from_wkb([row[4] for row in rows]) if rows else []
+    return [
+        Zone(
+            id=row[0],
+            version=row[1],
+            name=row[2],
+            kind=ZoneKind(row[3]),
+            geometry=geometry,
+            valid_from=_from_us(row[5]),
+            valid_to=_opt_from_us(row[6]),
+            authorized_parties=frozenset(orjson.loads(row[7])),
+            warning_distance_m=row[8],
+            agreement=row[9],
+            source=row[10],
+        )
+        for row, geometry in zip(rows, geometries, strict=True)
+    ]
+
+
+def _report_values(report: Report) -> tuple[Any, ...]:
+    """A report's columns in `_REPORT_COLUMNS` order (the batch's audit id is appended later)."""
+    return (
+        report.id,
+        report.party,
+        _to_us(report.observed_at, "observed_at"),
+        report.lon,
+        report.lat,
+        report.uncertainty_m,
+        str(report.kind),
+        report.unit,
+        report.source,
+        None if report.confidence is None else str(report.confidence),
+        report.notes,
+        orjson.dumps(report.extra).decode() if report.extra else None,
+    )
+
+
+def _report_from_row(row: Sequence[Any]) -> Report:
+    return Report(
+        id=row[0],
+        party=row[1],
+        observed_at=_EPOCH + timedelta(microseconds=row[2]),
+        lon=row[3],
+        lat=row[4],
+        uncertainty_m=row[5],
+        kind=ReportKind(row[6]),
+        unit=row[7],
+        source=row[8],
+        confidence=None if row[9] is None else Confidence(row[9]),
+        notes=row[10],
+        extra={} if row[11] is None else orjson.loads(row[11]),
+    )
+
+
+def _key_from_row(row: Sequence[Any]) -> KeyRecord:
+    return KeyRecord(
+        id=row[0],
+        key_hash=row[1],
+        role=row[2],
+        label=row[3],
+        created_at=_from_us(row[4]),
+        created_by=row[5],
+        revoked_at=_opt_from_us(row[6]),
+        revoked_by=row[7],
+    )
+
+
+def _bbox_filter(bbox: BBox, minx: str, miny: str, maxx: str, maxy: str) -> tuple[str, list[float]]:
+    """SQL that keeps envelopes intersecting `bbox`; a box with min lon > max lon crosses 180°."""
+    try:
+        qminx, qminy, qmaxx, qmaxy = (float(v) for v in bbox)
+    except (TypeError, ValueError):
+        raise ValueError("bbox must be four numbers: min lon, min lat, max lon, max lat") from None
+    if not all(math.isfinite(v) for v in (qminx, qminy, qmaxx, qmaxy)) or qminy > qmaxy:
+        raise ValueError("bbox must be finite with min lat <= max lat")
+    lat = f"{maxy} >= ? AND {miny} <= ?"
+    if qminx <= qmaxx:
+        return f"({lat} AND {maxx} >= ? AND {minx} <= ?)", [qminy, qmaxy, qminx, qmaxx]
+    # Across the antimeridian the box is [qminx, 180] plus [-180, qmaxx].
+    return f"({lat} AND ({maxx} >= ? OR {minx} <= ?))", [qminy, qmaxy, qminx, qmaxx]
+
+
+def _encode_cursor(observed_at_us: int, report_id: str) -> str:
+    raw = orjson.dumps([observed_at_us, report_id])
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _decode_cursor(cursor: str) -> tuple[int, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        value = orjson.loads(raw)
+    except (ValueError, TypeError):
+        raise BadCursor("not a cursor from this server", field="after") from None
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not isinstance(value[0], int)
+        or not isinstance(value[1], str)
+    ):
+        raise BadCursor("not a cursor from this server", field="after")
+    return value[0], value[1]
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    """Whether SQLite gave up on a lock ("database is locked"), rather than failing otherwise."""
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# -- the store --------------------------------------------------------------------------------
+
+
+class SQLiteStore(Store):
+    """The `Store` in one SQLite file (created with its schema on first open).
+
+    Safe to share between threads (each thread gets its own connection) and between processes
+    on the same machine (SQLite's file locks; writers queue for up to `busy_timeout_s`). Not for
+    network file systems, where WAL does not work: use PostGIS there.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: str = "FULL",
+        busy_timeout_s: float = 30.0,
+    ) -> None:
+        """Open (and create or migrate) the database file at `path`.
+
+        `synchronous` is SQLite's setting for WAL mode: FULL (default, durable on power loss),
+        NORMAL (durable across process crashes only) or EXTRA.
+        """
+        self.path = Path(path)
+        if str(path) == ":memory:" or not str(path):
+            raise ValueError("SQLiteStore needs a file path (WAL and several connections)")
+        self._synchronous = synchronous.upper()
+        if self._synchronous not in _SYNCHRONOUS:
+            raise ValueError(f"synchronous must be one of {', '.join(_SYNCHRONOUS)}")
+        self._busy_timeout_s = busy_timeout_s
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        # Every connection opened, with the process that opened it (see `close`).
+        self._connections: list[tuple[int, sqlite3.Connection]] = []
+        self._closed = False
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._open_schema()
+        except BaseException:
+            self.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r})"
+
+    def __enter__(self) -> SQLiteStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- connections and transactions -----------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self._busy_timeout_s,
+            # Autocommit at the driver level: this module writes BEGIN/COMMIT itself, so that
+            # writes are BEGIN IMMEDIATE and reads spanning statements see one snapshot.
+            isolation_level=None,
+            # The connection is only used by its own thread; `close()` may run elsewhere.
+            check_same_thread=False,
+        )
+        conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
+        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute(f"PRAGMA cache_size = {_CACHE_KIB}")
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StoreError("the store is closed")
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        # A connection inherited through fork() must not be used by the child.
+        if conn is None or self._local.pid != os.getpid():
+            conn = self._connect()
+            self._local.conn = conn
+            self._local.pid = os.getpid()
+            with self._lock:
+                self._connections.append((os.getpid(), conn))
+        return conn
+
+    @contextmanager
+    def _transaction(self, mode: str) -> Iterator[sqlite3.Connection]:
+        conn = self._conn()
+        try:
+            conn.execute(f"BEGIN {mode}")
+        except sqlite3.OperationalError as exc:
+            if _is_busy(exc):
+                raise Busy(
+                    f"the database stayed locked by another writer for {self._busy_timeout_s} s; "
+                    "try again"
+                ) from exc
+            raise
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            # Some errors (disk full, I/O) end the transaction themselves.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A write transaction: the write lock is taken at BEGIN (queueing on busy_timeout)."""
+        return self._transaction("IMMEDIATE")
+
+    def _read(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A read transaction: its statements see one snapshot, and it never blocks writers."""
+        return self._transaction("DEFERRED")
+
+    def _open_schema(self) -> None:
+        conn = self._conn()
+        mode = self._set_wal(conn)
+        if mode != "wal":
+            raise StoreError(f"cannot put {self.path} in WAL mode (journal_mode is {mode})")
+        with self._read() as c:
+            version = self._schema_version(c)
+        if version < len(MIGRATIONS):
+            with self._write() as c:
+                # Another process may have migrated while this one waited for the lock.
+                version = self._schema_version(c)
+                if version == 0:
+                    c.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+                for number in range(version + 1, len(MIGRATIONS) + 1):
+                    for statement in MIGRATIONS[number - 1]:
+                        c.execute(statement)
+                    c.execute("INSERT INTO schema_version (version) VALUES (?)", (number,))
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"{self.path} has schema version {version}, newer than this Truce "
+                f"({len(MIGRATIONS)}); upgrade Truce"
+            )
+
+    def _set_wal(self, conn: sqlite3.Connection) -> str:
+        """Put the file in WAL mode (a no-op once it is); returns the journal mode now in force.
+
+        Switching a new file to WAL needs an exclusive lock and SQLite answers "database is
+        locked" at once instead of waiting on the busy timeout, so processes that open a new file
+        together retry here.
+        """
+        deadline = time.monotonic() + self._busy_timeout_s
+        while True:
+            try:
+                return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+
+    @staticmethod
+    def _schema_version(c: sqlite3.Connection) -> int:
+        exists = c.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_version'"
+        ).fetchone()
+        if exists is None:
+            return 0
+        return int(c.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0])
+
+    def close(self) -> None:
+        """Close every connection this store opened, in every thread."""
+        with self._lock:
+            self._closed = True
+            connections, self._connections = self._connections, []
+        pid = os.getpid()
+        for owner, conn in connections:
+            # A connection inherited through fork() belongs to the parent: closing it here could
+            # release the parent's locks, so it is left alone.
+            if owner == pid:
+                conn.close()
+
+    @staticmethod
+    def _audit(
+        c: sqlite3.Connection,
+        at_us: int,
+        actor: str,
+        action: str,
+        target: str,
+        detail: str | None = None,
+    ) -> int:
+        cursor = c.execute(
+            "INSERT INTO audit (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)",
+            (at_us, actor, action, target, detail),
+        )
+        return int(cursor.lastrowid or 0)
+
+    @staticmethod
+    def _now_us() -> int:
+        return _to_us(datetime.now(UTC))
+
+    # -- zones ----------------------------------------------------------------------------
+
+    def add_zones(self, zones: Sequence[Zone], actor: str) -> list[Zone]:
+        """Create zones, each as version 1, all or none (see `Store.add_zones`)."""
+        seen: set[str] = set()
+        for index, zone in enumerate(zones):
+            if zone.id in seen:
+                raise Conflict(f"zone {zone.id!r} appears twice", field="id", index=index)
+            seen.add(zone.id)
+        # Serialise before taking the write lock, to hold it briefly.
+        values = [_zone_values(zone) for zone in zones]
+        if not zones:
+            return []
+        with self._write() as c:
+            existing = self._existing(c, "SELECT DISTINCT zone_id FROM zones", "zone_id", seen)
+            for index, zone in enumerate(zones):
+                if zone.id in existing:
+                    raise Conflict(
+                        f"zone {zone.id!r} already exists; send a new version instead",
+                        field="id",
+                        index=index,
+                    )
+            now = self._now_us()
+            for zone, row in zip(zones, values, strict=True):
+                audit_id = self._audit(c, now, actor, "zone.create", zone.id, "version 1")
+                self._insert_zone(c, zone.id, 1, row, audit_id)
+            self._bump_zones_token(c)
+        return [replace(zone, version=1) for zone in zones]
+
+    def new_zone_version(self, zone: Zone, actor: str) -> Zone:
+        """Store `zone` as the next version of its id (see `Store.new_zone_version`)."""
+        row = _zone_values(zone)
+        with self._write() as c:
+            version = self._latest_version(c, zone.id) + 1
+            audit_id = self._audit(
+                c, self._now_us(), actor, "zone.version", zone.id, f"version {version}"
+            )
+            self._insert_zone(c, zone.id, version, row, audit_id)
+            self._bump_zones_token(c)
+        return replace(zone, version=version)
+
+    def retire_zone(self, zone_id: str, at: datetime, actor: str) -> Zone:
+        """Store a copy of the latest version ending at `at` (see `Store.retire_zone`)."""
+        at_us = _to_us(at, "at")
+        with self._write() as c:
+            version = self._latest_version(c, zone_id)
+            valid_from, valid_to = c.execute(
+                "SELECT valid_from, valid_to FROM zones WHERE zone_id = ? AND version = ?",
+                (zone_id, version),
+            ).fetchone()
+            if at_us <= valid_from:
+                raise Conflict(
+                    f"zone {zone_id!r} version {version} starts at "
+                    f"{_from_us(valid_from).isoformat()}; it cannot be retired at or before that",
+                    field="at",
+                )
+            if valid_to is not None and valid_to <= at_us:
+                raise Conflict(
+                    f"zone {zone_id!r} already ends at {_from_us(valid_to).isoformat()}",
+                    field="at",
+                )
+            audit_id = self._audit(
+                c,
+                self._now_us(),
+                actor,
+                "zone.retire",
+                zone_id,
+                f"version {version + 1}, valid_to {at.astimezone(UTC).isoformat()}",
+            )
+            # Copied in SQL: the retired version is the latest one, unchanged but for valid_to.
+            c.execute(
+                """INSERT INTO zones (zone_id, version, name, kind, geometry, minx, miny, maxx,
+                    maxy, valid_from, valid_to, authorized_parties, warning_distance_m, agreement,
+                    source, audit_id)
+                SELECT zone_id, version + 1, name, kind, geometry, minx, miny, maxx, maxy,
+                    valid_from, ?, authorized_parties, warning_distance_m, agreement, source, ?
+                FROM zones WHERE zone_id = ? AND version = ?""",
+                (at_us, audit_id, zone_id, version),
+            )
+            self._bump_zones_token(c)
+            rows = c.execute(
+                f"SELECT {_ZONE_COLUMNS} FROM zones WHERE zone_id = ? AND version = ?",
+                (zone_id, version + 1),
+            ).fetchall()
+        return _zones_from_rows(rows)[0]
+
+    def get_zone(self, zone_id: str) -> Zone:
+        """The latest version of a zone, as filed; `UnknownZone` if none."""
+        with self._read() as c:
+            rows = c.execute(
+                f"SELECT {_ZONE_COLUMNS} FROM zones WHERE zone_id = ? "
+                "ORDER BY version DESC LIMIT 1",
+                (zone_id,),
+            ).fetchall()
+        if not rows:
+            raise UnknownZone(f"no zone with id {zone_id!r}", field="id")
+        return _zones_from_rows(rows)[0]
+
+    def zone_history(self, zone_id: str) -> list[Zone]:
+        """Every version of a zone, oldest first; `UnknownZone` if none."""
+        with self._read() as c:
+            rows = c.execute(
+                f"SELECT {_ZONE_COLUMNS} FROM zones WHERE zone_id = ? ORDER BY version",
+                (zone_id,),
+            ).fetchall()
+        if not rows:
+            raise UnknownZone(f"no zone with id {zone_id!r}", field="id")
+        return _zones_from_rows(rows)
+
+    def list_zones(
+        self,
+        at: datetime | None = None,
+        bbox: BBox | None = None,
+        kind: ZoneKind | str | None = None,
+        all_versions: bool = False,
+    ) -> list[Zone]:
+        """Zones by id and version, filtered (see `Store.list_zones`)."""
+        where: list[str] = []
+        params: list[Any] = []
+        if bbox is not None:
+            sql, values = _bbox_filter(bbox, "minx", "miny", "maxx", "maxy")
+            where.append(sql)
+            params.extend(values)
+        if kind is not None:
+            where.append("kind = ?")
+            params.append(str(ZoneKind(kind)))
+        if at is not None:
+            at_us = _to_us(at, "at")
+            where.append("valid_from <= ? AND (valid_to IS NULL OR ? < valid_to)")
+            params.extend([at_us, at_us])
+            query = _EFFECTIVE_ZONES
+        elif all_versions:
+            query = f"SELECT {_ZONE_COLUMNS} FROM zones"
+        else:
+            query = f"SELECT {_ZONE_COLUMNS} FROM zones AS z"
+            where.append("version = (SELECT max(version) FROM zones WHERE zone_id = z.zone_id)")
+        if where:
+            query += " WHERE " + " AND ".join(where)
+        query += " ORDER BY zone_id, version"
+        with self._read() as c:
+            rows = c.execute(query, params).fetchall()
+        return _zones_from_rows(rows)
+
+    def zones_for_index(self) -> list[Zone]:
+        """Versions in force at some instant, with their effective validity."""
+        query = (
+            _EFFECTIVE_ZONES
+            + " WHERE valid_to IS NULL OR valid_to > valid_from ORDER BY zone_id, version"
+        )
+        with self._read() as c:
+            rows = c.execute(query).fetchall()
+        return _zones_from_rows(rows)
+
+    def zones_changed_token(self) -> int:
+        """The zone-write counter (one step per zone-writing transaction)."""
+        with self._read() as c:
+            row = c.execute("SELECT value FROM meta WHERE key = 'zones_token'").fetchone()
+        return int(row[0])
+
+    @staticmethod
+    def _bump_zones_token(c: sqlite3.Connection) -> None:
+        c.execute("UPDATE meta SET value = value + 1 WHERE key = 'zones_token'")
+
+    @staticmethod
+    def _latest_version(c: sqlite3.Connection, zone_id: str) -> int:
+        row = c.execute("SELECT max(version) FROM zones WHERE zone_id = ?", (zone_id,)).fetchone()
+        if row[0] is None:
+            raise UnknownZone(f"no zone with id {zone_id!r}", field="id")
+        return int(row[0])
+
+    @staticmethod
+    def _insert_zone(
+        c: sqlite3.Connection, zone_id: str, version: int, values: tuple[Any, ...], audit_id: int
+    ) -> None:
+        c.execute(
+            """INSERT INTO zones (zone_id, version, name, kind, geometry, minx, miny, maxx, maxy,
+                valid_from, valid_to, authorized_parties, warning_distance_m, agreement, source,
+                audit_id)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            (zone_id, version, *values, audit_id),
+        )
+
+    @staticmethod
+    def _existing(c: sqlite3.Connection, select: str, column: str, ids: set[str]) -> set[str]:
+        """Which of `ids` the query finds, asked in chunks that fit SQLite's parameter limit."""
+        found: set[str] = set()
+        unique = sorted(ids)
+        for chunk in _chunks(unique, _IN_CHUNK):
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                row[0] for row in c.execute(f"{select} WHERE {column} IN ({marks})", chunk)
+            )
+        return found
+
+    # -- reports --------------------------------------------------------------------------
+
+    def add_reports(self, reports: Sequence[Report], actor: str) -> tuple[list[Report], list[str]]:
+        """Store a batch all or nothing; returns (stored, duplicate ids) in input order."""
+        if not reports:
+            return [], []
+        # Serialised before the write lock is taken, so other writers wait less.
+        values = [_report_values(report) for report in reports]
+        big = len(reports) >= _BIG_BATCH
+        if big:
+            self._conn().execute(f"PRAGMA cache_size = {_BIG_BATCH_CACHE_KIB}")
+        try:
+            return self._add_report_values(reports, values, actor)
+        finally:
+            if big:
+                self._conn().execute(f"PRAGMA cache_size = {_CACHE_KIB}")
+
+    def _add_report_values(
+        self, reports: Sequence[Report], values: list[tuple[Any, ...]], actor: str
+    ) -> tuple[list[Report], list[str]]:
+        with self._write() as c:
+            # Read inside the write transaction, so no other writer can add an id meanwhile.
+            seen = self._existing(c, "SELECT id FROM reports", "id", {r.id for r in reports})
+            stored_at: list[int] = []
+            duplicates: list[str] = []
+            for index, report in enumerate(reports):
+                if report.id in seen:
+                    duplicates.append(report.id)
+                else:
+                    seen.add(report.id)
+                    stored_at.append(index)
+            audit_id = self._audit(
+                c,
+                self._now_us(),
+                actor,
+                "reports.add",
+                "reports",
+                f"stored {len(stored_at)}, duplicates {len(duplicates)}",
+            )
+            # Inserting in id order walks the primary-key index sequentially (ids are often
+            # random UUIDs): a third less time for a big batch.
+            rows = sorted(((*values[index], audit_id) for index in stored_at), key=itemgetter(0))
+            c.executemany(
+                f"INSERT INTO reports ({_REPORT_COLUMNS}, audit_id) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        return [reports[index] for index in stored_at], duplicates
+
+    def list_reports(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        party: str | None = None,
+        bbox: BBox | None = None,
+        unit: str | None = None,
+        limit: int = 100,
+        after: str | None = None,
+    ) -> tuple[list[Report], str | None]:
+        """One page of reports by (observed_at, id) and the next page's cursor."""
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        where: list[str] = []
+        params: list[Any] = []
+        if since is not None:
+            where.append("observed_at >= ?")
+            params.append(_to_us(since, "since"))
+        if until is not None:
+            where.append("observed_at < ?")
+            params.append(_to_us(until, "until"))
+        if party is not None:
+            where.append("party = ?")
+            params.append(party)
+        if unit is not None:
+            where.append("unit = ?")
+            params.append(unit)
+        if bbox is not None:
+            sql, values = _bbox_filter(bbox, "lon", "lat", "lon", "lat")
+            where.append(sql)
+            params.extend(values)
+        if after is not None:
+            # Keyset pagination: a row-value comparison that the (observed_at, id) index serves.
+            where.append("(observed_at, id) > (?, ?)")
+            params.extend(_decode_cursor(after))
+        query = f"SELECT {_REPORT_COLUMNS} FROM reports"
+        if where:
+            query += " WHERE " + " AND ".join(where)
+        # One row more than asked tells whether another page exists.
+        query += " ORDER BY observed_at, id LIMIT ?"
+        params.append(limit + 1)
+        with self._read() as c:
+            rows = c.execute(query, params).fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        cursor = _encode_cursor(rows[-1][2], rows[-1][0]) if more else None
+        return [_report_from_row(row) for row in rows], cursor
+
+    def get_reports_for_track(self, party: str, unit: str) -> list[Report]:
+        """Every report of one unit by (observed_at, id)."""
+        with self._read() as c:
+            rows = c.execute(
+                f"SELECT {_REPORT_COLUMNS} FROM reports WHERE party = ? AND unit = ? "
+                "ORDER BY observed_at, id",
+                (party, unit),
+            ).fetchall()
+        return [_report_from_row(row) for row in rows]
+
+    def count_reports(self) -> int:
+        """How many reports are stored."""
+        with self._read() as c:
+            return int(c.execute("SELECT count(*) FROM reports").fetchone()[0])
+
+    # -- audit ----------------------------------------------------------------------------
+
+    def audit_log(self, limit: int = 100, after: int | None = None) -> list[AuditEntry]:
+        """Audit entries oldest first, after the entry with id `after`."""
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        with self._read() as c:
+            rows = c.execute(
+                "SELECT id, at, actor, action, target, detail FROM audit WHERE id > ? "
+                "ORDER BY id LIMIT ?",
+                (after if after is not None else 0, limit),
+            ).fetchall()
+        return [
+            AuditEntry(
+                id=row[0],
+                at=_from_us(row[1]),
+                actor=row[2],
+                action=row[3],
+                target=row[4],
+                detail=row[5],
+            )
+            for row in rows
+        ]
+
+    # -- API keys -------------------------------------------------------------------------
+
+    def add_key(self, key_hash: str, role: str, label: str, actor: str) -> KeyRecord:
+        """Store a key by its hash (see `Store.add_key`)."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+        if not key_hash:
+            raise ValueError("key_hash must not be empty")
+        with self._write() as c:
+            if c.execute("SELECT 1 FROM api_keys WHERE key_hash = ?", (key_hash,)).fetchone():
+                raise Conflict("this key is already stored", field="key")
+            now = self._now_us()
+            cursor = c.execute(
+                "INSERT INTO api_keys (key_hash, role, label, created_at, created_by) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (key_hash, role, label, now, actor),
+            )
+            key_id = int(cursor.lastrowid or 0)
+            self._audit(c, now, actor, "key.create", str(key_id), f"role {role}, label {label}")
+            row = c.execute(
+                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)
+            ).fetchone()
+        return _key_from_row(row)
+
+    def find_key(self, key_hash: str) -> KeyRecord | None:
+        """The active key with this hash, or None."""
+        with self._read() as c:
+            row = c.execute(
+                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_hash = ? AND revoked_at IS NULL",
+                (key_hash,),
+            ).fetchone()
+        return None if row is None else _key_from_row(row)
+
+    def list_keys(self) -> list[KeyRecord]:
+        """Every key, oldest first."""
+        with self._read() as c:
+            rows = c.execute(f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY id").fetchall()
+        return [_key_from_row(row) for row in rows]
+
+    def revoke_key(self, key_id: int, actor: str) -> KeyRecord:
+        """Revoke a key once; `UnknownKey` if there is no such key."""
+        with self._write() as c:
+            row = c.execute(
+                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)
+            ).fetchone()
+            if row is None:
+                raise UnknownKey(f"no API key with id {key_id}", field="id")
+            if row[6] is None:
+                now = self._now_us()
+                c.execute(
+                    "UPDATE api_keys SET revoked_at = ?, revoked_by = ? WHERE id = ?",
+                    (now, actor, key_id),
+                )
+                self._audit(c, now, actor, "key.revoke", str(key_id))
+                row = c.execute(
+                    f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)
+                ).fetchone()
+        return _key_from_row(row)

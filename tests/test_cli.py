@@ -1,0 +1,40 @@
+"""The `truce` command line, through typer's runner."""
+
+import json
+
+from typer.testing import CliRunner
+
+from app.cli import cli
+from app.scenario import GEODATA
+
+runner = CliRunner()
+
+
+def test_check_on_the_sample_scenario_writes_violations(tmp_path):
+    out = tmp_path / "findings.geojson"
+    result = runner.invoke(cli, ["check", str(GEODATA / "reports.geojson"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    features = json.loads(out.read_text())["features"]
+    assert any(f["properties"]["violation"] and f["properties"]["party"] == "AZE" for f in features)
+    assert "parukh-group" in result.output
+
+
+def test_fail_on_violation_exits_with_one():
+    result = runner.invoke(cli, ["check", str(GEODATA / "reports.geojson"), "--fail-on-violation"])
+    assert result.exit_code == 1
+
+
+def test_a_bad_report_file_is_one_clear_line_not_a_traceback(tmp_path):
+    bad = tmp_path / "bad.geojson"
+    bad.write_text(
+        json.dumps(
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [46.8, 95.0]},
+                "properties": {"party": "AZE", "observed_at": "2022-03-25T10:00:00+04:00"},
+            }
+        )
+    )
+    result = runner.invoke(cli, ["check", str(bad)])
+    assert result.exit_code == 2
+    assert "latitude" in result.output and "Traceback" not in result.output
