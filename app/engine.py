@@ -15,7 +15,9 @@ whether it is a violation. The work is per zone (a few hundred), never per repor
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import os
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -25,11 +27,15 @@ import shapely
 
 from app.depth import ZoneBoundary
 from app.domain import Finding, Report, Verdict, Zone
-from app.geodesy import Float, degree_margins
+from app.geodesy import Float, expanded_bounds
 
 VERDICTS = np.array([v.value for v in Verdict], dtype=object)
 INSIDE, POSSIBLE, APPROACHING, OUTSIDE = range(4)
 NS_MAX = np.iinfo(np.int64).max
+# Below this many reports × zones, one boolean mask finds the candidates faster than sorting.
+SMALL_BATCH_CELLS = 1_000_000
+# Below this many (report, zone) candidates, threads cost more than they save.
+PARALLEL_MIN_PAIRS = 20_000
 
 FINDING_COLUMNS = [
     "report",
@@ -68,39 +74,31 @@ class _Reports:
     time_ns: np.ndarray
     uncertainty_m: Float
     party: np.ndarray
-    ids: np.ndarray
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> _Reports:
         observed = pd.to_datetime(frame["observed_at"])
         if observed.dt.tz is None:
             raise ValueError("observed_at must be timezone-aware")
-        observed = observed.dt.tz_convert("UTC")
-        n = len(frame)
-        uncertainty = (
-            frame["uncertainty_m"].to_numpy(np.float64) if "uncertainty_m" in frame else np.zeros(n)
-        )
-        ids = (
-            frame["id"].astype(str).to_numpy(object)
-            if "id" in frame
-            else np.arange(n).astype(str).astype(object)
-        )
+        has_u = "uncertainty_m" in frame
         return cls(
             lon=frame["lon"].to_numpy(np.float64),
             lat=frame["lat"].to_numpy(np.float64),
             time_ns=pd.DatetimeIndex(observed).as_unit("ns").asi8,
-            uncertainty_m=uncertainty,
-            party=frame["party"].astype(str).to_numpy(object),
-            ids=ids,
+            uncertainty_m=frame["uncertainty_m"].to_numpy(np.float64)
+            if has_u
+            else np.zeros(len(frame)),
+            party=frame["party"].to_numpy(object),
         )
 
 
 class ZoneIndex:
     """Every zone version, indexed for the verdict rule. Immutable: rebuild when zones change."""
 
-    def __init__(self, zones: Sequence[Zone]) -> None:
-        """Prepare each zone's polygon and boundary once."""
+    def __init__(self, zones: Sequence[Zone], *, threads: int | None = None) -> None:
+        """Prepare each zone's polygon and boundary once; `threads` work on zones in parallel."""
         self.zones: tuple[Zone, ...] = tuple(zones)
+        self._threads = threads or min(4, os.cpu_count() or 1)
         self._geometries = np.array([z.geometry for z in self.zones], dtype=object)
         shapely.prepare(self._geometries)
         self._boundaries = [ZoneBoundary(z.geometry) for z in self.zones]
@@ -124,26 +122,99 @@ class ZoneIndex:
         `include_outside`, every in-force pair is returned, `outside` ones included.
         """
         r = _Reports.from_frame(reports)
-        by_lon = np.argsort(r.lon, kind="stable")
-        lon_sorted = r.lon[by_lon]
         max_u = float(r.uncertainty_m.max(initial=0.0))
-        parts = [
-            self._check_zone(j, r, by_lon, lon_sorted, max_u, include_outside)
-            for j in range(len(self.zones))
+        work = [
+            (j, idx)
+            for j, idx in enumerate(self._candidates(r, max_u, include_outside))
+            if len(idx)
         ]
-        report_idx = np.concatenate([p[0] for p in parts] or [np.empty(0, np.int64)])
-        zone_idx = np.concatenate(
-            [np.full(len(p[0]), j) for j, p in enumerate(parts)] or [np.empty(0, np.int64)]
+
+        def judge(item: tuple[int, np.ndarray]) -> tuple[np.ndarray, ...]:
+            return self._judge_zone(item[0], item[1], r, max_u, include_outside)
+
+        if sum(len(idx) for _, idx in work) >= PARALLEL_MIN_PAIRS and self._threads > 1:
+            # shapely, pyproj, pykdtree and numpy release the GIL in their array calls.
+            with ThreadPoolExecutor(self._threads) as pool:
+                parts = list(pool.map(judge, work))
+        else:
+            parts = [judge(item) for item in work]
+        return self._frame(reports, r, parts)
+
+    def _candidates(self, r: _Reports, max_u: float, include_outside: bool) -> list[np.ndarray]:
+        """Per zone, the reports in force whose position can change its verdict."""
+        n, in_force = len(r.lon), self._in_force(r.time_ns)
+        if include_outside:
+            return [np.flatnonzero(in_force(j)) for j in range(len(self.zones))]
+        boxes = expanded_bounds(self._bounds, self._warning + max_u)
+        lon = r.lon
+        if n * len(self.zones) <= SMALL_BATCH_CELLS:  # a few reports: one mask for every zone
+            near = (lon[None, :] >= boxes[:, 0:1]) & (lon[None, :] <= boxes[:, 2:3]) | (
+                boxes[:, 2:3] - boxes[:, 0:1] >= 360.0
+            )
+            near &= (r.lat[None, :] >= boxes[:, 1:2]) & (r.lat[None, :] <= boxes[:, 3:4])
+            return [np.flatnonzero(near[j] & in_force(j)) for j in range(len(self.zones))]
+        # Many reports: each zone takes a slice of the reports sorted by longitude.
+        by_lon = np.argsort(lon)
+        lon_sorted = lon[by_lon]
+        lo = np.searchsorted(lon_sorted, boxes[:, 0], side="left")
+        hi = np.searchsorted(lon_sorted, boxes[:, 2], side="right")
+        wraps = (boxes[:, 0] < -180.0) | (boxes[:, 2] > 180.0)
+        found = []
+        for j in range(len(self.zones)):
+            idx = np.arange(n) if wraps[j] else by_lon[lo[j] : hi[j]]
+            lat, t = r.lat[idx], r.time_ns[idx]
+            keep = (lat >= boxes[j, 1]) & (lat <= boxes[j, 3])
+            keep &= (t >= self._valid_from[j]) & (t < self._valid_to[j])
+            found.append(idx[keep])
+        return found
+
+    def _in_force(self, time_ns: np.ndarray) -> Callable[[int], np.ndarray]:
+        def in_force(j: int) -> np.ndarray:
+            in_force: np.ndarray = (time_ns >= self._valid_from[j]) & (time_ns < self._valid_to[j])
+            return in_force
+
+        return in_force
+
+    def _judge_zone(
+        self, j: int, idx: np.ndarray, r: _Reports, max_u: float, include_outside: bool
+    ) -> tuple[np.ndarray, ...]:
+        """(report indices, zone indices, depths, verdict codes, violations) for zone `j`."""
+        lon, lat, u = r.lon[idx], r.lat[idx], r.uncertainty_m[idx]
+        covered = shapely.intersects_xy(self._geometries[j], lon, lat)
+        depth = np.empty(len(idx))
+        boundary = self._boundaries[j]
+        depth[covered] = boundary.distance(lon[covered], lat[covered])
+        outside = ~covered
+        limit = np.inf if include_outside else max(self._warning[j], max_u)
+        # Not covered is strictly outside, even one ulp away where the distance rounds to 0 m.
+        away = boundary.distance(lon[outside], lat[outside], limit)
+        depth[outside] = -np.maximum(away, np.finfo(np.float64).smallest_subnormal)
+        verdict = verdict_codes(depth, u, np.full(len(idx), self._warning[j]))
+        keep = np.ones(len(idx), bool) if include_outside else verdict != OUTSIDE
+        idx, depth, verdict = idx[keep], depth[keep], verdict[keep]
+        unauthorized = ~np.isin(r.party[idx], self._authorized[j])
+        violation = unauthorized & (verdict <= POSSIBLE)
+        return idx, np.full(len(idx), j), depth, verdict, violation
+
+    def _frame(
+        self, reports: pd.DataFrame, r: _Reports, parts: list[tuple[np.ndarray, ...]]
+    ) -> pd.DataFrame:
+        """The findings frame, ordered by report then zone."""
+        empty = (np.empty(0, np.int64),) * 2 + (np.empty(0),) + (np.empty(0, np.int64),) * 2
+        report_idx, zone_idx, depth, verdict, violation = (
+            (np.concatenate(column) for column in zip(*parts, strict=True)) if parts else empty
         )
-        depth = np.concatenate([p[1] for p in parts] or [np.empty(0)])
-        verdict = np.concatenate([p[2] for p in parts] or [np.empty(0, np.int64)])
-        violation = np.concatenate([p[3] for p in parts] or [np.empty(0, bool)])
         order = np.lexsort((zone_idx, report_idx))
         report_idx, zone_idx = report_idx[order], zone_idx[order].astype(np.int64)
+        ids = (
+            reports["id"].to_numpy(object)[report_idx].astype(str)
+            if "id" in reports
+            else report_idx.astype(str)
+        )
         return pd.DataFrame(
             {
                 "report": report_idx,
-                "report_id": r.ids[report_idx],
+                "report_id": ids.astype(object),
                 "zone": zone_idx,
                 "zone_id": self._ids[zone_idx],
                 "zone_version": self._versions[zone_idx],
@@ -156,54 +227,6 @@ class ZoneIndex:
             },
             columns=FINDING_COLUMNS,
         )
-
-    def _check_zone(
-        self,
-        j: int,
-        r: _Reports,
-        by_lon: np.ndarray,
-        lon_sorted: Float,
-        max_u: float,
-        include_outside: bool,
-    ) -> tuple[np.ndarray, Float, np.ndarray, np.ndarray]:
-        """(report indices, depths, verdict codes, violations) for zone `j`."""
-        if include_outside:
-            idx = np.arange(len(r.lon))
-        else:
-            idx = self._near_envelope(j, by_lon, lon_sorted, max_u, r.lat)
-        t = r.time_ns[idx]
-        idx = idx[(t >= self._valid_from[j]) & (t < self._valid_to[j])]
-        lon, lat, u = r.lon[idx], r.lat[idx], r.uncertainty_m[idx]
-        covered = shapely.intersects_xy(self._geometries[j], lon, lat)
-        depth = np.empty(len(idx))
-        boundary = self._boundaries[j]
-        depth[covered] = boundary.distance(lon[covered], lat[covered])
-        outside = ~covered
-        limit = np.inf if include_outside else max(self._warning[j], max_u)
-        depth[outside] = -boundary.distance(lon[outside], lat[outside], limit)
-        verdict = verdict_codes(depth, u, np.full(len(idx), self._warning[j]))
-        keep = np.ones(len(idx), bool) if include_outside else verdict != OUTSIDE
-        idx, depth, verdict = idx[keep], depth[keep], verdict[keep]
-        unauthorized = ~np.isin(r.party[idx], self._authorized[j])
-        violation = unauthorized & (verdict <= POSSIBLE)
-        return idx, depth, verdict, violation
-
-    def _near_envelope(
-        self, j: int, by_lon: np.ndarray, lon_sorted: Float, max_u: float, lat: Float
-    ) -> np.ndarray:
-        """Reports within the zone's envelope widened by everything that can change a verdict."""
-        minx, miny, maxx, maxy = self._bounds[j]
-        dlon, dlat = degree_margins(
-            float(self._warning[j]) + max_u, max(abs(float(miny)), abs(float(maxy)))
-        )
-        if minx - dlon < -180.0 or maxx + dlon > 180.0:  # the widened envelope wraps around
-            idx = np.arange(len(lat))
-        else:
-            lo = np.searchsorted(lon_sorted, minx - dlon, side="left")
-            hi = np.searchsorted(lon_sorted, maxx + dlon, side="right")
-            idx = by_lon[lo:hi]
-        inside: np.ndarray = idx[(lat[idx] >= miny - dlat) & (lat[idx] <= maxy + dlat)]
-        return inside
 
     def findings(
         self, reports: Sequence[Report], *, include_outside: bool = False

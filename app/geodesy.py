@@ -98,10 +98,18 @@ def boundary_segments(geometry: BaseGeometry) -> Segments:
     return Segments(start=start[keep], end=end[keep])
 
 
-def degree_margins(metres: float, max_abs_lat: float) -> tuple[float, float]:
-    """Half-widths (dlon, dlat) in degrees that surely contain every point within `metres`."""
+def expanded_bounds(bounds: Float, metres: Float) -> Float:
+    """Bounds (minx, miny, maxx, maxy) widened to surely contain every point within `metres`.
+
+    Longitudes may leave [-180, 180] when the widened box wraps around the antimeridian; a box
+    that reaches a pole spans every longitude.
+    """
     dlat = metres / MIN_METRES_PER_DEG_LAT
-    top = min(max_abs_lat + dlat, 90.0)
+    top = np.minimum(np.maximum(np.abs(bounds[:, 1]), np.abs(bounds[:, 3])) + dlat, 90.0)
     cos_top = np.cos(np.radians(top))
-    dlon = 360.0 if cos_top < 1e-6 else metres / (METRES_PER_DEG_LON_EQUATOR * cos_top) * 1.01
-    return float(min(dlon, 360.0)), float(dlat)
+    with np.errstate(divide="ignore"):
+        dlon = np.where(cos_top < 1e-6, 360.0, metres / (METRES_PER_DEG_LON_EQUATOR * cos_top))
+    dlon = np.minimum(dlon * 1.01, 360.0)
+    return np.column_stack(
+        [bounds[:, 0] - dlon, bounds[:, 1] - dlat, bounds[:, 2] + dlon, bounds[:, 3] + dlat]
+    )

@@ -11,7 +11,7 @@ from app.engine import ZoneIndex
 from app.geodesy import (
     MIN_RADIUS_M,
     boundary_segments,
-    degree_margins,
+    expanded_bounds,
     local_projection,
     scale_spread,
     sphere_centre,
@@ -54,15 +54,19 @@ def test_sphere_centre_of_a_zone_across_the_antimeridian_lies_on_it():
     assert abs(abs(lon) - 180.0) < 1.0 and 0.5 < lat < 1.5
 
 
-@pytest.mark.parametrize("lat", [0.0, 45.0, 70.0, 85.0])
-def test_degree_margins_contain_every_point_within_the_distance(lat):
+@pytest.mark.parametrize("lat", [0.0, 45.0, -70.0, 85.0, 89.99])
+def test_expanded_bounds_contain_every_point_within_the_distance(lat):
     metres = 5000.0
-    dlon, dlat = degree_margins(metres, lat)
+    minx, miny, maxx, maxy = expanded_bounds(
+        np.array([[10.0, lat, 10.0, lat]]), np.array([metres])
+    )[0]
     az = np.linspace(-180, 180, 361)
     lon2, lat2, _ = pyproj.Geod(ellps="WGS84").fwd(
-        np.zeros(361), np.full(361, lat), az, np.full(361, metres)
+        np.full(361, 10.0), np.full(361, lat), az, np.full(361, metres)
     )
-    assert np.all(np.abs(lon2) <= dlon) and np.all(np.abs(lat2 - lat) <= dlat)
+    wrapped = (lon2 - minx) % 360 + minx  # compare longitudes on the box's own branch
+    assert np.all((wrapped >= minx) & (wrapped <= maxx) | (maxx - minx >= 360))
+    assert np.all((lat2 >= miny) & (lat2 <= maxy))
 
 
 def test_zone_across_the_antimeridian_is_deep_inside_next_to_the_cut():
