@@ -59,12 +59,6 @@ def scale_spread(angle_rad: Float) -> Float:
     return np.asarray(1.0 + 2.5 * (k - 1.0) + 1e-9, dtype=np.float64)
 
 
-def angular_distance(lon0: float, lat0: float, lon: Float, lat: Float) -> Float:
-    """Conservative central angle (radians) from (lon0, lat0) to each point."""
-    _, _, dist = GEOD.inv(np.full_like(lon, lon0), np.full_like(lat, lat0), lon, lat)
-    return np.asarray(np.asarray(dist) / MIN_RADIUS_M, dtype=np.float64)
-
-
 def sphere_centre(geometry: BaseGeometry) -> tuple[float, float]:
     """Centre of a geometry's vertices as a mean of unit vectors (right across the antimeridian)."""
     xy = np.radians(shapely.get_coordinates(geometry))
