@@ -41,6 +41,7 @@ from app.geodesy import (
     local_projection,
     scale_spread,
     sphere_centre,
+    subdivide,
 )
 
 # Nearest samples asked of the KD-tree for every point; the few points they do not settle go to
@@ -70,20 +71,25 @@ class ZoneBoundary:
         self.start_ll, self.end_ll = segments.start, segments.end
         self.centre = sphere_centre(geometry)
         self._to_plane = local_projection(*self.centre)
-        self.start_xy = self._project(self.start_ll)
-        self.end_xy = self._project(self.end_ll)
+        self.start_xy, self.end_xy = self._project_segments(self.start_ll, self.end_ll)
         lengths = np.hypot(*(self.end_xy - self.start_xy).T)
         usual = np.percentile(lengths, 90) if len(lengths) else 0.0
         self.spacing = float(np.clip(usual, MIN_SAMPLE_SPACING_M, MAX_SAMPLE_SPACING_M))
         pieces = np.maximum(1, np.ceil(lengths / self.spacing)).astype(np.int64)
         # Samples at t = 0, 1/n, …, 1 on every segment, both ends included, each naming its own
         # segment: a segment none of whose samples is among the K nearest is then provably far.
-        self._sample_segment = np.repeat(np.arange(self.size), pieces + 1)
-        first = np.repeat(np.cumsum(pieces + 1) - (pieces + 1), pieces + 1)
-        seg = self._sample_segment
-        t = (np.arange(len(seg)) - first) / pieces[seg]
-        samples = self.start_xy[seg] + t[:, None] * (self.end_xy[seg] - self.start_xy[seg])
-        self._samples = KDTree(np.ascontiguousarray(samples))
+        first, last, owner = subdivide(self.start_xy, self.end_xy, pieces)
+        self._sample_segment = np.concatenate([owner, owner])
+        self._samples = KDTree(np.ascontiguousarray(np.concatenate([first, last])))
+
+    def _project_segments(self, start: Float, end: Float) -> tuple[Float, Float]:
+        """Project segment ends, once for each vertex that ends one segment and starts the next."""
+        start_xy = self._project(start)
+        end_xy = np.empty_like(start_xy)
+        follows = np.append(np.all(end[:-1] == start[1:], axis=1), False)
+        end_xy[follows] = start_xy[1:][follows[:-1]]
+        end_xy[~follows] = self._project(end[~follows])
+        return start_xy, end_xy
 
     @property
     def size(self) -> int:

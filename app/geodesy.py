@@ -77,19 +77,32 @@ class Segments:
     end: Float
 
 
+def subdivide(start: Float, end: Float, pieces: np.ndarray) -> tuple[Float, Float, np.ndarray]:
+    """Cut segment i into `pieces[i]` equal parts: their starts, ends and original segment index."""
+    owner = np.repeat(np.arange(len(start)), pieces)
+    k = np.arange(len(owner)) - np.repeat(np.cumsum(pieces) - pieces, pieces)
+    step = (end - start)[owner] / pieces[owner, None]
+    first = start[owner] + k[:, None] * step
+    return first, first + step, owner
+
+
 def boundary_segments(geometry: BaseGeometry) -> Segments:
     """Every ring's edges, densified, without the cuts that RFC 7946 puts along the antimeridian.
 
     A polygon split at ±180° has edges along the meridian that are not a real boundary: a point
     next to the cut is deep inside the zone, so those edges must not count for the depth.
     """
-    rings = shapely.get_rings(shapely.get_parts(shapely.segmentize(geometry, DENSIFY_DEG)))
-    coords, ring_index = shapely.get_coordinates(rings, return_index=True)
+    coords, ring_index = shapely.get_coordinates(
+        shapely.get_rings(shapely.get_parts(geometry)), return_index=True
+    )
     same_ring = ring_index[1:] == ring_index[:-1]
     start, end = coords[:-1][same_ring], coords[1:][same_ring]
     on_cut = (np.abs(start[:, 0]) == 180.0) & (start[:, 0] == end[:, 0])
     keep = ~on_cut & np.any(start != end, axis=1)
-    return Segments(start=start[keep], end=end[keep])
+    start, end = start[keep], end[keep]
+    pieces = np.ceil(np.abs(end - start).max(axis=1, initial=0.0) / DENSIFY_DEG)
+    start, end, _ = subdivide(start, end, np.maximum(pieces, 1).astype(np.int64))
+    return Segments(start=start, end=end)
 
 
 def expanded_bounds(bounds: Float, metres: Float) -> Float:
