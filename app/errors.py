@@ -70,3 +70,33 @@ class UnknownZone(TruceError):
     """A zone id that names no stored zone."""
 
     title = "Unknown zone"
+
+
+class InvalidParameter(InvalidInput):
+    """A query or path parameter that cannot be read (a bad time, bbox, limit or cursor)."""
+
+    title = "Invalid parameter"
+
+
+class InvalidJSON(InvalidInput):
+    """A request body that is not JSON at all (a syntax error, NaN, bad UTF-8)."""
+
+    title = "Invalid JSON"
+
+
+class Unauthorized(TruceError):
+    """No API key, or one that no configured or stored key matches."""
+
+    title = "Unauthorized"
+
+
+class Forbidden(TruceError):
+    """A valid API key whose role does not allow the request."""
+
+    title = "Forbidden"
+
+
+class PayloadTooLarge(TruceError):
+    """A request larger than the configured limits (bytes in the body, features in it)."""
+
+    title = "Payload too large"

@@ -1,0 +1,128 @@
+"""API keys and roles: who may do what.
+
+A key comes in the `X-API-Key` header. It is matched against the keys of the settings and then
+against the keys stored in the database (by their SHA-256, the only form the store keeps). The
+settings keys are compared by their digests with `hmac.compare_digest`, every one of them every
+time, so the answer's timing tells nothing about how much of a key was right. Keys are never logged
+and never echoed in an answer: the audit log names a settings key by a short prefix of its hash and
+a stored key by its id and label.
+
+Roles nest: admin ⊇ observer ⊇ viewer. Writes always need a key with the role; reads need a
+viewer key unless the settings allow public reading. A missing or unknown key is 401 (with
+`WWW-Authenticate: ApiKey`), a key with too weak a role is 403.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader
+
+from app.errors import Forbidden, Unauthorized
+from app.settings import ApiKey, Role, Settings
+from app.store import Store
+
+__all__ = [
+    "ANONYMOUS",
+    "AdminKey",
+    "KeyRing",
+    "ObserverKey",
+    "Principal",
+    "ViewerKey",
+    "hash_key",
+    "require_role",
+]
+
+_RANK: dict[str, int] = {"viewer": 0, "observer": 1, "admin": 2}
+
+
+def hash_key(secret: str) -> str:
+    """The SHA-256 hex digest under which a key is stored (`Store.add_key`, `find_key`)."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is asking: their role (None when anonymous) and the name the audit log gives them."""
+
+    role: Role | None
+    actor: str
+
+    def allows(self, role: Role) -> bool:
+        """Whether this principal's role includes `role`."""
+        return self.role is not None and _RANK[self.role] >= _RANK[role]
+
+
+#: A reader without a key, when the settings allow public reading.
+ANONYMOUS = Principal(role=None, actor="anonymous")
+
+
+class KeyRing:
+    """The keys of the settings and of the store, matched in constant time."""
+
+    def __init__(self, keys: Sequence[ApiKey], store: Store) -> None:
+        """Keep only the digests of the settings keys."""
+        self._configured = []
+        for key in keys:
+            digest = hashlib.sha256(key.key.get_secret_value().encode("utf-8")).digest()
+            # The audit log's name for the key: its role and 8 hex digits of its hash.
+            actor = f"settings-key:{key.role}:{digest.hex()[:8]}"
+            self._configured.append((digest, Principal(role=key.role, actor=actor)))
+        self._store = store
+
+    def identify(self, secret: str) -> Principal | None:
+        """The principal that `secret` is the key of, or None."""
+        digest = hashlib.sha256(secret.encode("utf-8")).digest()
+        found: Principal | None = None
+        for key_digest, principal in self._configured:
+            # No early exit: every key is compared, whatever matched.
+            if hmac.compare_digest(digest, key_digest) and found is None:
+                found = principal
+        if found is not None:
+            return found
+        record = self._store.find_key(digest.hex())
+        if record is None or record.role not in _RANK:
+            return None
+        return Principal(role=record.role, actor=f"key:{record.id}:{record.label}")  # type: ignore[arg-type]
+
+
+api_key_header = APIKeyHeader(
+    name="X-API-Key",
+    auto_error=False,
+    description="An API key; roles viewer (read), observer (also file reports), admin (all).",
+)
+
+
+def require_role(role: Role) -> Callable[[Request, str | None], Awaitable[Principal]]:
+    """A dependency that lets through the keys whose role includes `role`."""
+
+    async def dependency(
+        request: Request, key: Annotated[str | None, Security(api_key_header)]
+    ) -> Principal:
+        settings: Settings = request.app.state.settings
+        if not key:
+            if role == "viewer" and settings.public_read:
+                return ANONYMOUS
+            raise Unauthorized("an API key is required in the X-API-Key header", field="X-API-Key")
+        keyring: KeyRing = request.app.state.keyring
+        principal = keyring.identify(key)
+        if principal is None:
+            raise Unauthorized("the API key is not valid", field="X-API-Key")
+        if not principal.allows(role):
+            raise Forbidden(
+                f"this needs the {role} role; the key given has the {principal.role} role",
+                field="X-API-Key",
+            )
+        return principal
+
+    return dependency
+
+
+ViewerKey = Annotated[Principal, Depends(require_role("viewer"))]
+ObserverKey = Annotated[Principal, Depends(require_role("observer"))]
+AdminKey = Annotated[Principal, Depends(require_role("admin"))]

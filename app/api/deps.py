@@ -1,0 +1,222 @@
+"""Small dependencies shared by the routers: the service, the settings and the query parameters.
+
+Times are RFC 3339 with an offset; a naive time is refused (which zone versions are in force
+depends on the instant). `datetime` follows OGC API – Features: an instant, or an interval
+"start/end" where ".." or nothing leaves that end open; its interval is closed at both ends. The
+`since`/`until` pair is half-open instead (`since <= observed_at < until`), like zone validity.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Literal, cast
+
+from fastapi import Depends, Query, Request
+
+from app.errors import InvalidParameter
+from app.service import Service, check_time
+from app.settings import Settings
+from app.store import BBox
+from app.validate import parse_timestamp
+
+__all__ = [
+    "DEFAULT_LIMIT",
+    "DEFAULT_PAGE",
+    "MAX_LIMIT",
+    "BBoxDep",
+    "Page",
+    "PageDep",
+    "ServiceDep",
+    "SettingsDep",
+    "TimeRange",
+    "TimeRangeDep",
+    "ZoneTime",
+    "ZoneTimeDep",
+    "get_service",
+    "page_links",
+    "get_settings",
+    "parse_bbox",
+    "parse_instant",
+    "parse_interval",
+]
+
+DEFAULT_LIMIT = 100
+#: Zones and incursions are computed whole, and a map wants them all at once.
+DEFAULT_PAGE = 1_000
+MAX_LIMIT = 10_000
+_US = timedelta(microseconds=1)
+
+
+async def get_service(request: Request) -> Service:
+    """The app's service (made at start-up)."""
+    return cast(Service, request.app.state.service)
+
+
+async def get_settings(request: Request) -> Settings:
+    """The app's settings."""
+    return cast(Settings, request.app.state.settings)
+
+
+ServiceDep = Annotated[Service, Depends(get_service)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def parse_instant(value: str, field: str) -> datetime:
+    """An RFC 3339 time with an offset, within the range the engine holds."""
+    moment = parse_timestamp(value, field, error=InvalidParameter)
+    check_time(moment, field)
+    return moment
+
+
+def parse_interval(value: str, field: str = "datetime") -> tuple[datetime | None, datetime | None]:
+    """An OGC `datetime` (instant or closed interval) as half-open (since, until)."""
+    if "/" not in value:
+        moment = parse_instant(value, field)
+        return moment, moment + _US
+    start, _, end = value.partition("/")
+    if "/" in end:
+        raise InvalidParameter("an interval has one '/': start/end", field=field)
+    since = None if start.strip() in ("", "..") else parse_instant(start, field)
+    until = None if end.strip() in ("", "..") else parse_instant(end, field) + _US
+    if since is not None and until is not None and until <= since:
+        raise InvalidParameter("the interval ends before it starts", field=field)
+    return since, until
+
+
+def parse_bbox(value: str) -> BBox:
+    """ "min lon,min lat,max lon,max lat"; min lon > max lon crosses the antimeridian."""
+    parts = value.split(",")
+    if len(parts) != 4:
+        raise InvalidParameter(
+            f"expected 4 numbers, min lon,min lat,max lon,max lat; got {len(parts)}", field="bbox"
+        )
+    try:
+        minx, miny, maxx, maxy = (float(part) for part in parts)
+    except ValueError:
+        raise InvalidParameter(
+            "expected 4 numbers, min lon,min lat,max lon,max lat", field="bbox"
+        ) from None
+    if not all(math.isfinite(v) for v in (minx, miny, maxx, maxy)):
+        raise InvalidParameter("must be finite numbers", field="bbox")
+    if not (-180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= maxy <= 90):
+        raise InvalidParameter(
+            "longitudes must be in [-180, 180], latitudes in [-90, 90] with min <= max",
+            field="bbox",
+        )
+    return minx, miny, maxx, maxy
+
+
+async def bbox_query(
+    bbox: Annotated[
+        str | None,
+        Query(
+            description="min lon,min lat,max lon,max lat (WGS84); min lon > max lon crosses 180°",
+            examples=["46.3,39.6,47.2,40.4"],
+        ),
+    ] = None,
+) -> BBox | None:
+    """The `bbox` parameter."""
+    return None if bbox is None else parse_bbox(bbox)
+
+
+BBoxDep = Annotated[BBox | None, Depends(bbox_query)]
+
+#: A time at which zones are asked for, or "all" for every version.
+ZoneTime = datetime | Literal["all"]
+
+
+async def zone_time_query(
+    at: Annotated[
+        str | None,
+        Query(
+            description="RFC 3339 time (default now), or `all` for every version",
+            examples=["2022-03-24T06:00:00+04:00"],
+        ),
+    ] = None,
+) -> ZoneTime:
+    """The `at` parameter of the zone listings."""
+    if at is None:
+        return datetime.now(UTC)
+    if at.strip().lower() == "all":
+        return "all"
+    return parse_instant(at, "at")
+
+
+ZoneTimeDep = Annotated[ZoneTime, Depends(zone_time_query)]
+
+
+@dataclass(frozen=True, slots=True)
+class TimeRange:
+    """Half-open: `since <= t < until`; None leaves an end open."""
+
+    since: datetime | None
+    until: datetime | None
+
+
+async def time_range_query(
+    since: Annotated[
+        str | None, Query(description="RFC 3339; reports observed at or after this time")
+    ] = None,
+    until: Annotated[
+        str | None, Query(description="RFC 3339; reports observed before this time")
+    ] = None,
+    interval: Annotated[
+        str | None,
+        Query(
+            alias="datetime",
+            description="OGC API style: an instant, or start/end with '..' for an open end "
+            "(closed interval); instead of since/until",
+            examples=["2022-03-24T00:00:00Z/2022-03-29T00:00:00Z", "../2022-03-25T00:00:00Z"],
+        ),
+    ] = None,
+) -> TimeRange:
+    """`since`/`until`, or `datetime`."""
+    if interval is not None:
+        if since is not None or until is not None:
+            raise InvalidParameter(
+                "give either datetime or since/until, not both", field="datetime"
+            )
+        return TimeRange(*parse_interval(interval))
+    start = None if since is None else parse_instant(since, "since")
+    end = None if until is None else parse_instant(until, "until")
+    if start is not None and end is not None and end <= start:
+        raise InvalidParameter("must be after since", field="until")
+    return TimeRange(start, end)
+
+
+TimeRangeDep = Annotated[TimeRange, Depends(time_range_query)]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """`limit` and `offset` for listings that are computed whole (zones, incursions)."""
+
+    limit: int
+    offset: int
+
+
+async def page_query(
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LIMIT, description="most features in one page")
+    ] = DEFAULT_PAGE,
+    offset: Annotated[int, Query(ge=0, description="features to skip (from a `next` link)")] = 0,
+) -> Page:
+    """The `limit` and `offset` parameters."""
+    return Page(limit, offset)
+
+
+PageDep = Annotated[Page, Depends(page_query)]
+
+
+def page_links(
+    request: Request, next_params: Mapping[str, str | int] | None, media_type: str
+) -> list[dict[str, str]]:
+    """`self` and, when there is more, `next` links (the request's URL with new parameters)."""
+    links = [{"href": str(request.url), "rel": "self", "type": media_type}]
+    if next_params is not None:
+        href = str(request.url.include_query_params(**next_params))
+        links.append({"href": href, "rel": "next", "type": media_type, "title": "next page"})
+    return links

@@ -1,0 +1,77 @@
+"""The app factory: `create_app(settings)` assembles the HTTP API of DESIGN.md.
+
+At start-up (the lifespan) the store is opened, the founding scenario loaded into an empty
+database if the settings ask for it, and the zone index built; at shutdown the store is closed.
+`create_app_from_env` is the factory that uvicorn calls in each worker process
+(`uvicorn --factory app.api.main:create_app_from_env`), with the settings from `TRUCE_*`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from app import __version__
+from app.api.auth import KeyRing
+from app.api.body import BodyLimit
+from app.api.errors import register_error_handlers
+from app.api.responses import ORJSONResponse
+from app.api.routers import admin, check, health, incursions, reports, tracks, zones
+from app.scenario import GEODATA
+from app.service import Service
+from app.settings import Settings
+from app.store import open_store
+
+__all__ = ["create_app", "create_app_from_env"]
+
+log = logging.getLogger("truce.api")
+
+DESCRIPTION = """
+Which reports entered which ceasefire zones, how deep, whether the party was allowed there, and
+whether it withdrew.
+
+Send the key in the `X-API-Key` header. Roles: **viewer** reads, **observer** also files reports,
+**admin** also manages zones. Errors are RFC 9457 `application/problem+json` naming the bad
+`field` and, in a batch, the feature `index`.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The API over the database that `settings` names (default: from the environment)."""
+    settings = settings if settings is not None else Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = open_store(settings.database_url)
+        try:
+            service = Service(store)
+            if settings.load_scenario and service.load_scenario(settings.geodata_dir or GEODATA):
+                log.info("loaded the founding scenario into the empty database")
+            service.index()  # built now rather than on the first request
+            app.state.service = service
+            app.state.keyring = KeyRing(settings.api_keys, store)
+            yield
+        finally:
+            store.close()
+
+    app = FastAPI(
+        title="Truce",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        default_response_class=ORJSONResponse,
+    )
+    app.state.settings = settings
+    register_error_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    for module in (health, zones, reports, check, incursions, tracks, admin):
+        app.include_router(module.router)
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """The app with settings from the `TRUCE_*` environment (uvicorn's `--factory` target)."""
+    return create_app(Settings())

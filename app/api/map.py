@@ -1,0 +1,192 @@
+"""`GET /map`: the interactive map as one HTML page, and its assets under `/static`.
+
+The router only fetches: zones (every version, `Store.zones_for_index`) and the reports of the
+range from the store, parties and reference layers from `geodata/`; `app.mapview` does the rest.
+Wire it into an app with::
+
+    from app.api import map as map_api
+
+    app.include_router(map_api.router, dependencies=[Depends(require_role("viewer"))])
+    map_api.mount_static(app)
+    app.dependency_overrides[map_api.get_store] = ...  # only if app.state holds no store
+
+`get_store` finds the store at `app.state.store`, or `app.state.service.store`; `get_tiles`
+reads `app.state.settings.tiles` (None, "", "none" or "offline": the offline outline basemap).
+
+The page is served with a Content-Security-Policy that lets the browser load nothing from
+another host (only the tile server, when one is configured), so a map that works in the test
+browser cannot quietly depend on the internet.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from functools import lru_cache
+from typing import Annotated, Any, cast
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from app import assets
+from app.domain import Party, Report
+from app.errors import InvalidParameter
+from app.mapview import MapData, MapQuery, is_offline, map_html, prepare
+from app.scenario import load_scenario
+from app.store.base import Store
+from app.validate import parse_timestamp
+
+__all__ = [
+    "MAX_MAP_REPORTS",
+    "StoreDep",
+    "TilesDep",
+    "content_security_policy",
+    "get_store",
+    "get_tiles",
+    "mount_static",
+    "router",
+]
+
+router = APIRouter(tags=["map"])
+
+#: The most reports one map page carries; past this the page says it is truncated.
+MAX_MAP_REPORTS = 250_000
+_PAGE = 10_000
+_OFFSET_SPACE = re.compile(r" (\d{2}:?\d{2})$")
+
+
+async def get_store(request: Request) -> Store:
+    """The app's store: `app.state.store`, else `app.state.service.store`."""
+    store = getattr(request.app.state, "store", None)
+    if store is None:
+        store = getattr(getattr(request.app.state, "service", None), "store", None)
+    if store is None:
+        raise RuntimeError("no store: set app.state.store or override get_store")
+    return cast(Store, store)
+
+
+async def get_tiles(request: Request) -> str | None:
+    """The tile source from `app.state.settings.tiles` (None when there are no settings)."""
+    return cast(str | None, getattr(getattr(request.app.state, "settings", None), "tiles", None))
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+TilesDep = Annotated[str | None, Depends(get_tiles)]
+
+
+def mount_static(app: FastAPI, path: str = "/static") -> None:
+    """Serve the map's assets (`app/static`: our own and the npm vendor copies) at `path`."""
+    app.mount(path, StaticFiles(directory=assets.STATIC_DIR, check_dir=False), name="static")
+
+
+@lru_cache(maxsize=1)
+def _geodata() -> tuple[tuple[Party, ...], dict[str, dict[str, Any]]]:
+    """Parties and reference layers from geodata/ (read once per process)."""
+    scenario = load_scenario()
+    return tuple(scenario.parties), scenario.layers
+
+
+def _instant(value: str | None, field: str) -> datetime | None:
+    if value is None or not value.strip():
+        return None
+    # An unencoded "+04:00" in a query string arrives as " 04:00"; read it as meant.
+    return parse_timestamp(_OFFSET_SPACE.sub(r"+\1", value.strip()), field, error=InvalidParameter)
+
+
+def _reports(
+    store: Store, since: datetime | None, until: datetime | None, party: str | None
+) -> tuple[list[Report], bool]:
+    """Every report of the range, page by page, up to `MAX_MAP_REPORTS` (and whether cut)."""
+    reports: list[Report] = []
+    cursor: str | None = None
+    while True:
+        page, cursor = store.list_reports(
+            since=since, until=until, party=party, limit=_PAGE, after=cursor
+        )
+        reports += page
+        if cursor is None:
+            return reports, False
+        if len(reports) >= MAX_MAP_REPORTS:
+            return reports[:MAX_MAP_REPORTS], True
+
+
+def content_security_policy(tiles: str | None) -> str:
+    """Only this origin (and inline code, as folium writes it); images also from the tile
+    server when one is configured. 'unsafe-eval' is for leaflet-measure, which compiles its
+    templates with `new Function`; it lets no request out."""
+    images = "'self' data:" if is_offline(tiles) else "'self' data: https: http:"
+    return (
+        "default-src 'self'; script-src 'self' 'unsafe-inline' 'unsafe-eval'; "
+        f"style-src 'self' 'unsafe-inline'; img-src {images}; connect-src 'self'; "
+        "font-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'self'"
+    )
+
+
+@router.get(
+    "/map",
+    operation_id="getMap",
+    response_class=HTMLResponse,
+    responses={
+        200: {"content": {"text/html": {}}, "description": "the map page"},
+        404: {"description": "unknown zone"},
+        503: {"description": "the map's assets are not installed (run `make assets`)"},
+    },
+)
+def get_map(
+    request: Request,
+    store: StoreDep,
+    tiles: TilesDep,
+    at: Annotated[
+        str | None,
+        Query(
+            description="RFC 3339: the moment the map opens on (zones in force then, reports "
+            "up to then); default the end of the range",
+            examples=["2022-03-25T12:00:00+04:00"],
+        ),
+    ] = None,
+    since: Annotated[
+        str | None, Query(description="RFC 3339; reports observed at or after this time")
+    ] = None,
+    until: Annotated[
+        str | None, Query(description="RFC 3339; reports observed before this time")
+    ] = None,
+    zone: Annotated[
+        str | None,
+        Query(description="one zone's id: its versions, findings and the units that met it"),
+    ] = None,
+    party: Annotated[str | None, Query(description="one party's reports", examples=["AZE"])] = None,
+) -> HTMLResponse:
+    """The interactive map: zones by kind in force at the slider's time, reference layers,
+    reports by party, kind and source, violations and warnings, uncertainty circles, tracks,
+    a time slider, a legend and a layer control. Works with no internet: every script and style
+    sheet comes from `/static`.
+    """
+    moments = {name: _instant(value, name) for name, value in (("at", at), ("since", since))}
+    moments["until"] = _instant(until, "until")
+    if moments["since"] and moments["until"] and moments["until"] <= moments["since"]:
+        raise InvalidParameter("must be after since", field="until")
+    missing = assets.missing_assets()
+    if missing:
+        return HTMLResponse(
+            "<!DOCTYPE html><title>Truce map</title><p>The map's assets are not installed on "
+            "this server: run <code>make assets</code>.</p>",
+            status_code=503,
+        )
+    if zone is not None:
+        store.get_zone(zone)  # UnknownZone (404) for a zone that was never stored
+    reports, truncated = _reports(store, moments["since"], moments["until"], party)
+    parties, layers = _geodata()
+    data = MapData(zones=store.zones_for_index(), reports=reports, parties=parties, layers=layers)
+    query = MapQuery(zone=zone, party=party, **moments)
+    title = "Truce map" + (f" (first {MAX_MAP_REPORTS:,} reports)" if truncated else "")
+    static_url = request.scope.get("root_path", "").rstrip("/") + "/static"
+    page = map_html(prepare(data, query), tiles=tiles, static_url=static_url, title=title)
+    return HTMLResponse(
+        page,
+        headers={
+            "Content-Security-Policy": content_security_policy(tiles),
+            "Cache-Control": "no-store",
+            "X-Content-Type-Options": "nosniff",
+        },
+    )

@@ -1,0 +1,247 @@
+"""Response shapes, for the OpenAPI document.
+
+The handlers write their answers with orjson straight from dicts (building and validating a
+pydantic model per feature would cost more than the check itself), so these models describe the
+answers rather than produce them; the tests check that real answers validate against them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from app.domain import TrackEventKind, Verdict
+
+__all__ = [
+    "AuditEntryOut",
+    "AuditPage",
+    "Feature",
+    "FeatureCollection",
+    "FindingCollection",
+    "FindingFeature",
+    "FindingProperties",
+    "Health",
+    "Link",
+    "Page",
+    "PointGeometry",
+    "Problem",
+    "ReportsFiled",
+    "TrackEventOut",
+    "TrackOut",
+    "TrackSummaryOut",
+    "ZoneCollection",
+]
+
+
+class Link(BaseModel):
+    """An OGC API link: `self`, `next`."""
+
+    href: str
+    rel: str
+    type: str | None = None
+    title: str | None = None
+
+
+class Feature(BaseModel):
+    """A GeoJSON Feature (RFC 7946)."""
+
+    type: Literal["Feature"] = "Feature"
+    id: str | int | None = None
+    geometry: dict[str, Any] | None
+    properties: dict[str, Any] | None
+
+
+class FeatureCollection(BaseModel):
+    """A GeoJSON FeatureCollection."""
+
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    features: list[Feature]
+
+
+class Page(FeatureCollection):
+    """One page of a listing, OGC API – Features style: follow the `next` link for more."""
+
+    numberReturned: int  # noqa: N815 - the OGC API name
+    numberMatched: int | None = None  # noqa: N815
+    timeStamp: datetime  # noqa: N815
+    links: list[Link]
+
+
+class ZoneCollection(FeatureCollection):
+    """Zones written back, with notes on what was repaired or assumed on the way in."""
+
+    warnings: list[str] = Field(default_factory=list)
+
+
+class PointGeometry(BaseModel):
+    """A GeoJSON Point."""
+
+    type: Literal["Point"] = "Point"
+    coordinates: list[float]
+
+
+class FindingProperties(BaseModel):
+    """A finding: one report against one zone (DESIGN.md, "HTTP API")."""
+
+    report_id: str = Field(description="the report's id, else its index in the input")
+    zone_id: str
+    zone_name: str
+    verdict: Verdict
+    violation: bool
+    depth_m: float = Field(description="geodesic metres to the boundary, + inside, − outside")
+    party: str
+    observed_at: datetime
+
+
+class FindingFeature(BaseModel):
+    """A finding as a Point Feature at its report."""
+
+    type: Literal["Feature"] = "Feature"
+    geometry: PointGeometry
+    properties: FindingProperties
+
+
+class FindingCollection(BaseModel):
+    """The findings of a check, and warnings about the input (such as swapped coordinates)."""
+
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    features: list[FindingFeature]
+    numberReturned: int  # noqa: N815
+    violations: int
+    warnings: list[str]
+
+
+class ReportsFiled(BaseModel):
+    """What `POST /reports` did: stored, duplicate (already stored), and what the check found."""
+
+    stored: list[str]
+    duplicates: list[str]
+    findings: FindingCollection
+    warnings: list[str]
+
+
+class TrackEventOut(BaseModel):
+    """A unit entering or leaving a zone."""
+
+    party: str
+    unit: str
+    zone_id: str
+    kind: TrackEventKind
+    at: datetime
+    report_id: str
+
+
+class TrackSummaryOut(BaseModel):
+    """Per unit and zone: entry, exit, dwell, withdrawal, return to the start."""
+
+    party: str
+    unit: str
+    zone_id: str
+    entered_at: datetime | None
+    last_exited_at: datetime | None
+    dwell_s: float
+    inside_now: bool
+    withdrawn: bool
+    initial_lon: float | None
+    initial_lat: float | None
+    distance_to_initial_m: float | None
+    back_at_initial: bool
+
+
+class TrackOut(BaseModel):
+    """A unit's reports, its zone events and its per-zone summary."""
+
+    reports: FeatureCollection
+    events: list[TrackEventOut]
+    summary: list[TrackSummaryOut]
+
+
+class AuditEntryOut(BaseModel):
+    """One write: who did what to what, and when."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    detail: str | None
+
+
+class AuditPage(BaseModel):
+    """Audit entries oldest first; follow `next` for more."""
+
+    entries: list[AuditEntryOut]
+    links: list[Link]
+
+
+class Health(BaseModel):
+    """Liveness."""
+
+    status: Literal["ok"]
+    version: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem, with the bad field and the feature index in a batch."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    field: str | None = None
+    index: int | None = None
+
+
+_PROBLEM_TEXT = {
+    400: "the request cannot be read (not JSON, a bad parameter)",
+    401: "no API key, or an unknown one",
+    403: "the key's role does not allow this",
+    404: "no such zone or resource",
+    409: "conflicts with what is stored",
+    413: "the body is over the size or feature limit",
+    422: "the body is JSON but not acceptable; `field` and `index` say where",
+    503: "the database stayed locked; retry",
+}
+
+
+def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for the problems a route may answer."""
+    return {
+        code: {
+            "model": Problem,
+            "description": _PROBLEM_TEXT[code],
+            "content": {"application/problem+json": {}},
+        }
+        for code in codes
+    }
+
+
+def json_body(description: str, example: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI `requestBody` for a route that reads its JSON body itself."""
+    return {
+        "requestBody": {
+            "required": True,
+            "description": description,
+            "content": {
+                "application/geo+json": {"schema": {"type": "object"}, "example": example},
+                "application/json": {"schema": {"type": "object"}},
+            },
+        }
+    }
+
+
+POINT_EXAMPLE: dict[str, Any] = {
+    "type": "Feature",
+    "id": "op-7-2022-03-24-0600",
+    "geometry": {"type": "Point", "coordinates": [46.81, 40.02]},
+    "properties": {
+        "party": "AZE",
+        "observed_at": "2022-03-24T06:00:00+04:00",
+        "uncertainty_m": 500,
+        "kind": "troops",
+        "unit": "parukh-group",
+    },
+}

@@ -1,0 +1,54 @@
+"""`GET /incursions`: the violations among the stored reports."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
+
+from app.api.auth import ViewerKey
+from app.api.deps import PageDep, ServiceDep, TimeRangeDep, page_links
+from app.api.models import Page, problems
+from app.api.responses import GEOJSON, GeoJSONResponse
+
+router = APIRouter(tags=["incursions"])
+
+
+@router.get(
+    "/incursions",
+    operation_id="listIncursions",
+    response_model=Page,
+    response_class=GeoJSONResponse,
+    responses=problems(400, 401, 403),
+)
+def list_incursions(
+    request: Request,
+    service: ServiceDep,
+    _: ViewerKey,
+    times: TimeRangeDep,
+    page: PageDep,
+    zone: Annotated[str | None, Query(description="only violations of this zone (its id)")] = None,
+    party: Annotated[str | None, Query(description="only this party's violations")] = None,
+) -> Response:
+    """Stored reports that violate a zone: findings (inside or possible, party not authorized)
+    as Point features, in report time order.
+
+    They are worked out from the stored reports in range against the zones as they now stand,
+    so a corrected zone corrects its incursions.
+    """
+    found = service.incursions(since=times.since, until=times.until, party=party, zone=zone)
+    shown = found[page.offset : page.offset + page.limit]
+    more = page.offset + page.limit < len(found)
+    next_params = {"offset": page.offset + page.limit, "limit": page.limit} if more else None
+    return GeoJSONResponse(
+        {
+            "type": "FeatureCollection",
+            "features": shown,
+            "numberMatched": len(found),
+            "numberReturned": len(shown),
+            "timeStamp": datetime.now(UTC).isoformat(),
+            "links": page_links(request, next_params, GEOJSON),
+        }
+    )

@@ -1,0 +1,135 @@
+"""Reports: file one or a batch (idempotent by id), and list them by time, party and place."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import Response
+
+from app.api.auth import ObserverKey, ViewerKey
+from app.api.body import check_feature_count, load_json, run_sized
+from app.api.deps import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    BBoxDep,
+    ServiceDep,
+    SettingsDep,
+    TimeRangeDep,
+    page_links,
+)
+from app.api.models import POINT_EXAMPLE, Page, ReportsFiled, json_body, problems
+from app.api.parsing import parse_reports
+from app.api.responses import GEOJSON, GeoJSONResponse, ORJSONResponse, dumps
+from app.geojson import report_to_feature
+
+router = APIRouter(tags=["reports"])
+
+
+def _new_id(index: int | None) -> str:
+    return str(uuid.uuid4())
+
+
+@router.post(
+    "/reports",
+    operation_id="createReports",
+    status_code=201,
+    response_model=ReportsFiled,
+    response_class=ORJSONResponse,
+    responses={
+        200: {"description": "nothing new was stored: every report was a duplicate"},
+        **problems(400, 401, 403, 413, 422, 503),
+    },
+    openapi_extra=json_body("a report Feature or a FeatureCollection of them", POINT_EXAMPLE),
+)
+async def create_reports(
+    request: Request, service: ServiceDep, settings: SettingsDep, key: ObserverKey
+) -> Response:
+    """Store a report Feature or a FeatureCollection of them, all or none, and check them.
+
+    Each report is a Point with `party` and `observed_at` (with a UTC offset) required, and
+    optionally `uncertainty_m`, `kind`, `unit`, `source`, `confidence`, `notes`. The Feature's `id`
+    makes a re-sent report a duplicate rather than a second report (the first one filed is the
+    record); a report without an id is given a UUID. One bad feature refuses the whole batch,
+    naming `features/<i>/...`.
+
+    Answers 201 with the ids `stored`, the `duplicates`, the `findings` of every report sent
+    (against the zones in force at its time) and `warnings` (such as coordinates that look
+    swapped); 200 when nothing new was stored.
+    """
+    body = await request.body()
+
+    def work() -> tuple[bytes, bool]:
+        obj = load_json(body)
+        check_feature_count(obj, settings.max_features)
+        batch = parse_reports(obj, default_observed_at=None, assign_id=_new_id, allow_object=False)
+        filed = service.add_reports(batch, key.actor)
+        answer = {
+            "stored": filed.stored,
+            "duplicates": filed.duplicates,
+            "findings": {
+                "type": "FeatureCollection",
+                "features": filed.checked.findings,
+                "numberReturned": len(filed.checked.findings),
+                "violations": filed.checked.violations,
+                "warnings": filed.checked.warnings,
+            },
+            "warnings": filed.checked.warnings,
+        }
+        return dumps(answer), bool(filed.stored)
+
+    content, stored_any = await run_sized(len(body), work)
+    return ORJSONResponse(content, status_code=201 if stored_any else 200)
+
+
+@router.get(
+    "/reports",
+    operation_id="listReports",
+    response_model=Page,
+    response_class=GeoJSONResponse,
+    responses=problems(400, 401, 403),
+)
+def list_reports(
+    request: Request,
+    service: ServiceDep,
+    _: ViewerKey,
+    times: TimeRangeDep,
+    bbox: BBoxDep,
+    party: Annotated[str | None, Query(description="only this party's reports")] = None,
+    unit: Annotated[str | None, Query(description="only this unit's reports")] = None,
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LIMIT, description="most reports in one page")
+    ] = DEFAULT_LIMIT,
+    after: Annotated[
+        str | None, Query(description="the cursor of a `next` link; keep the other filters")
+    ] = None,
+) -> Response:
+    """Stored reports in (observed_at, id) order, one page at a time.
+
+    Follow the `next` link (it carries the cursor and the filters) for the following page;
+    pages never skip or repeat a report, even while reports are being added.
+    """
+    reports, cursor = service.list_reports(
+        since=times.since,
+        until=times.until,
+        party=party,
+        bbox=bbox,
+        unit=unit,
+        limit=limit,
+        after=after,
+    )
+    features = [report_to_feature(r) for r in reports]
+    next_params: dict[str, str | int] | None = None
+    if cursor is not None:
+        next_params = {"after": cursor, "limit": limit}
+    return GeoJSONResponse(
+        {
+            "type": "FeatureCollection",
+            "features": features,
+            "numberReturned": len(features),
+            "timeStamp": datetime.now(UTC).isoformat(),
+            "links": page_links(request, next_params, GEOJSON),
+        }
+    )

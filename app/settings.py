@@ -1,0 +1,109 @@
+"""Settings of the service, from the environment with the prefix `TRUCE_` (or passed in tests).
+
+Every setting has a working default, so `truce serve` runs with none set:
+
+- `TRUCE_DATABASE_URL`: ``sqlite:///data/truce.sqlite`` (relative to the working directory; the
+  directory is created on first start);
+- `TRUCE_API_KEYS`: ``key:role,key:role`` with roles ``viewer``, ``observer``, ``admin``
+  (default none: only keys stored in the database, and public reads if allowed);
+- `TRUCE_PUBLIC_READ`: whether reads need no key (default false);
+- `TRUCE_MAX_BODY_BYTES` (32 MiB) and `TRUCE_MAX_FEATURES` (100,000): larger requests get 413;
+- `TRUCE_TILES`: the map's tile source (a folium name or a URL template);
+- `TRUCE_LOAD_SCENARIO`: load the founding scenario from `geodata/` into an empty database;
+  `TRUCE_GEODATA_DIR` says where that directory is when the package is installed without it
+  (as in the container image).
+
+API keys are kept as `SecretStr`, so printing or logging the settings never shows them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["MIB", "ApiKey", "Role", "Settings", "parse_api_keys"]
+
+MIB = 1024 * 1024
+
+#: Roles, weakest first; each includes the ones before it (admin ⊇ observer ⊇ viewer).
+Role = Literal["viewer", "observer", "admin"]
+_ROLES: tuple[str, ...] = ("viewer", "observer", "admin")
+
+
+class ApiKey(BaseModel):
+    """One configured key and its role. The secret never appears in a repr or a message."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: SecretStr
+    role: Role
+
+
+def parse_api_keys(value: str) -> list[ApiKey]:
+    """Read ``key:role,key:role`` (spaces around items ignored; a key may itself contain ':').
+
+    Errors name the entry by its position, never by the key, which is a secret.
+    """
+    keys: list[ApiKey] = []
+    for position, item in enumerate(value.split(","), start=1):
+        item = item.strip()
+        if not item:
+            continue
+        # The role is after the *last* colon, so that keys may contain colons.
+        secret, colon, role = item.rpartition(":")
+        secret, role = secret.strip(), role.strip().lower()
+        if not colon or not secret:
+            raise ValueError(f"API key entry {position} must read key:role")
+        if role not in _ROLES:
+            raise ValueError(
+                f"API key entry {position}: role {role!r} is not one of {', '.join(_ROLES)}"
+            )
+        keys.append(ApiKey(key=SecretStr(secret), role=role))  # type: ignore[arg-type]
+    return keys
+
+
+class Settings(BaseSettings):
+    """The service's settings (see the module docstring for each one)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="TRUCE_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        # A bad TRUCE_API_KEYS must not print the keys in the error.
+        hide_input_in_errors=True,
+    )
+
+    database_url: str = Field(
+        default="sqlite:///data/truce.sqlite",
+        description="sqlite:///relative/path or sqlite:////absolute/path",
+    )
+    # NoDecode: the environment gives "key:role,key:role", not JSON.
+    api_keys: Annotated[list[ApiKey], NoDecode] = Field(
+        default_factory=list, description="key:role,key:role"
+    )
+    public_read: bool = Field(default=False, description="allow reads without a key")
+    max_body_bytes: int = Field(
+        default=32 * MIB, ge=1, description="largest request body, in bytes"
+    )
+    max_features: int = Field(default=100_000, ge=1, description="most features in one request")
+    tiles: str = Field(
+        default="OpenStreetMap", description="map tiles: a folium name or URL template"
+    )
+    geodata_dir: Path | None = Field(
+        default=None,
+        description="the scenario directory to load (default: geodata/ beside the package)",
+    )
+    load_scenario: bool = Field(
+        default=False, description="load geodata/ into an empty database on first start"
+    )
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _read_api_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return parse_api_keys(value)
+        return value

@@ -1,0 +1,104 @@
+"""Fixtures for the API tests: apps in-process (TestClient) and real uvicorn servers.
+
+The founding scenario is loaded once into a template database; each test gets its own copy, so
+tests can write freely and still start from the same state in a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from app.api.main import create_app
+from app.service import Service
+from app.settings import Settings
+from app.store import SQLiteStore
+from tests.api.support import (
+    API_KEYS,
+    SERVER_MAX_BODY,
+    SERVER_MAX_FEATURES,
+    Server,
+    running_server,
+)
+
+
+@pytest.fixture(scope="session")
+def template_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A database with the founding scenario in it, made once."""
+    path = tmp_path_factory.mktemp("template") / "truce.sqlite"
+    with SQLiteStore(path) as store:
+        assert Service(store).load_scenario()
+    return path
+
+
+@pytest.fixture
+def db_path(tmp_path: Path, template_db: Path) -> Path:
+    """A fresh copy of the scenario database for one test."""
+    path = tmp_path / "truce.sqlite"
+    shutil.copyfile(template_db, path)
+    for suffix in ("-wal", "-shm"):  # normally gone: closing the store checkpoints the WAL
+        if Path(f"{template_db}{suffix}").exists():
+            shutil.copyfile(f"{template_db}{suffix}", f"{path}{suffix}")
+    return path
+
+
+@pytest.fixture
+def make_settings(db_path: Path) -> Callable[..., Settings]:
+    """Settings for the test's database, with the three test keys; overrides as keywords."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {"database_url": f"sqlite:///{db_path}", "api_keys": API_KEYS}
+        values.update(overrides)
+        return Settings(_env_file=None, **values)
+
+    return make
+
+
+@pytest.fixture
+def make_client(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., TestClient]]:
+    """Start in-process apps with settings overrides; all are stopped at the end of the test."""
+    clients: list[TestClient] = []
+
+    def make(**overrides: Any) -> TestClient:
+        client = TestClient(create_app(make_settings(**overrides)), raise_server_exceptions=False)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client: Callable[..., TestClient]) -> TestClient:
+    """An in-process app over a copy of the scenario database."""
+    return make_client()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """One real server for the session, on a fresh database that loads the scenario itself."""
+    directory = tmp_path_factory.mktemp("server")
+    with running_server(
+        directory / "truce.sqlite",
+        directory / "uvicorn.log",
+        env={
+            "TRUCE_MAX_BODY_BYTES": str(SERVER_MAX_BODY),
+            "TRUCE_MAX_FEATURES": str(SERVER_MAX_FEATURES),
+        },
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+def http(server: Server) -> Iterator[httpx.Client]:
+    """An HTTP client for the shared server."""
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        yield client

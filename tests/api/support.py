@@ -1,0 +1,191 @@
+"""Helpers for the API tests: keys, request bodies, and real uvicorn servers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[2]
+
+KEYS = {
+    "viewer": "viewer-key-7f3a9c",
+    "observer": "observer-key-2b8e41",
+    "admin": "admin-key-c05d6e",
+}
+API_KEYS = ",".join(f"{key}:{role}" for role, key in KEYS.items())
+WRONG_KEY = "not-a-key-at-all"
+
+# 24 March 2022, 06:00 local: the scenario's zone of responsibility (v2) and the Lachin corridor
+# (v1) are in force.
+T = "2022-03-24T06:00:00+04:00"
+PARUKH = (46.808, 40.012)  # inside the zone of responsibility, 4 km from its edge
+FAR = (44.5, 40.18)  # Yerevan: far from every zone
+
+
+def auth(role: str | None) -> dict[str, str]:
+    """Headers with the key of `role` ("wrong" for a key nobody has, None for none)."""
+    if role is None:
+        return {}
+    return {"X-API-Key": WRONG_KEY if role == "wrong" else KEYS[role]}
+
+
+def point(
+    lon: float,
+    lat: float,
+    *,
+    party: str | None = "AZE",
+    observed_at: str | None = T,
+    id: str | int | None = None,
+    **properties: Any,
+) -> dict[str, Any]:
+    """A report Feature."""
+    props: dict[str, Any] = dict(properties)
+    if party is not None:
+        props["party"] = party
+    if observed_at is not None:
+        props["observed_at"] = observed_at
+    feature: dict[str, Any] = {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [lon, lat]},
+        "properties": props,
+    }
+    if id is not None:
+        feature["id"] = id
+    return feature
+
+
+def collection(*features: dict[str, Any]) -> dict[str, Any]:
+    """A FeatureCollection."""
+    return {"type": "FeatureCollection", "features": list(features)}
+
+
+def square_zone(
+    zone_id: str,
+    lon: float = 46.0,
+    lat: float = 39.0,
+    size: float = 0.1,
+    *,
+    valid_from: str = "2020-01-01T00:00:00+00:00",
+    authorized: list[str] | None = None,
+    **properties: Any,
+) -> dict[str, Any]:
+    """A square zone Feature with its south-west corner at (lon, lat)."""
+    ring = [[lon, lat], [lon + size, lat], [lon + size, lat + size], [lon, lat + size], [lon, lat]]
+    return {
+        "type": "Feature",
+        "id": zone_id,
+        "geometry": {"type": "Polygon", "coordinates": [ring]},
+        "properties": {
+            "name": f"Zone {zone_id}",
+            "kind": "buffer",
+            "valid_from": valid_from,
+            "authorized_parties": authorized if authorized is not None else ["RU-PK"],
+            **properties,
+        },
+    }
+
+
+# -- real servers ---------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    """A uvicorn process serving Truce."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    db: Path
+    log: Path
+
+    def kill(self, sig: int = signal.SIGTERM) -> None:
+        """Stop the server (and its workers: it leads its own process group)."""
+        if self.process.poll() is None:
+            with suppress(ProcessLookupError):
+                os.killpg(self.process.pid, sig)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=15)
+
+
+def start_server(
+    db: Path, log: Path, *, workers: int = 1, env: dict[str, str] | None = None
+) -> Server:
+    """Start `uvicorn --factory app.api.main:create_app_from_env` and wait for /health."""
+    port = free_port()
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("TRUCE_")}
+    environment.update(
+        {
+            "TRUCE_DATABASE_URL": f"sqlite:///{db}",
+            "TRUCE_API_KEYS": API_KEYS,
+            "TRUCE_LOAD_SCENARIO": "true",
+        }
+    )
+    environment.update(env or {})
+    command = [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "app.api.main:create_app_from_env",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+    with log.open("ab") as out:
+        # Its own session: the test can kill it and its workers together.
+        process = subprocess.Popen(
+            command, cwd=REPO, env=environment, stdout=out, stderr=out, start_new_session=True
+        )
+    server = Server(f"http://127.0.0.1:{port}", process, db, log)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"uvicorn exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(server.url + "/health", timeout=1).status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.05)
+    server.kill(signal.SIGKILL)
+    raise RuntimeError(f"uvicorn did not answer /health within 60 s:\n{log.read_text()}")
+
+
+#: Limits of the shared server, small enough to test 413 cheaply.
+SERVER_MAX_BODY = 2 * 1024 * 1024
+SERVER_MAX_FEATURES = 5_000
+
+
+@contextmanager
+def running_server(
+    db: Path, log: Path, *, workers: int = 1, env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """A server for the duration of a `with` block."""
+    server = start_server(db, log, workers=workers, env=env)
+    try:
+        yield server
+    finally:
+        server.kill()
