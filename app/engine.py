@@ -66,6 +66,33 @@ def verdict_codes(depth_m: Float, uncertainty_m: Float, warning_m: Float) -> np.
 
 
 @dataclass(frozen=True, slots=True)
+class Judged:
+    """Findings as parallel arrays, ordered by report then zone: the engine's own answer.
+
+    `report` are row positions in the input, `zone` positions in `ZoneIndex.zones`.
+    """
+
+    report: np.ndarray
+    zone: np.ndarray
+    depth_m: Float
+    verdict: np.ndarray  # verdict names, as in `VERDICTS`
+    violation: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.report)
+
+    def select(self, keep: np.ndarray) -> Judged:
+        """The findings where `keep` (a boolean mask) holds."""
+        return Judged(
+            self.report[keep],
+            self.zone[keep],
+            self.depth_m[keep],
+            self.verdict[keep],
+            self.violation[keep],
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class _Reports:
     """The columns of a report frame that the rule needs, as plain arrays."""
 
@@ -105,8 +132,8 @@ class ZoneIndex:
         self._bounds = shapely.bounds(self._geometries).reshape(-1, 4)
         self._valid_from = np.array([_ns(z.valid_from) for z in self.zones], dtype=np.int64)
         self._valid_to = np.array([_ns(z.valid_to) for z in self.zones], dtype=np.int64)
-        self._ids = np.array([z.id for z in self.zones], dtype=object)
-        self._names = np.array([z.name for z in self.zones], dtype=object)
+        self.zone_ids = np.array([z.id for z in self.zones], dtype=object)
+        self.zone_names = np.array([z.name for z in self.zones], dtype=object)
         self._versions = np.array([z.version for z in self.zones], dtype=np.int64)
         self._warning = np.array([z.warning_distance_m for z in self.zones], dtype=np.float64)
         self._authorized = [np.array(sorted(z.authorized_parties), object) for z in self.zones]
@@ -122,6 +149,23 @@ class ZoneIndex:
         `include_outside`, every in-force pair is returned, `outside` ones included.
         """
         r = _Reports.from_frame(reports)
+        judged = self.judge(
+            r.lon, r.lat, r.time_ns, r.party, r.uncertainty_m, include_outside=include_outside
+        )
+        return self._frame(reports, r, judged)
+
+    def judge(
+        self,
+        lon: Float,
+        lat: Float,
+        time_ns: np.ndarray,
+        party: np.ndarray,
+        uncertainty_m: Float,
+        *,
+        include_outside: bool = False,
+    ) -> Judged:
+        """`check` on plain arrays (times as UTC nanoseconds): no pandas, for hot paths."""
+        r = _Reports(lon, lat, time_ns, uncertainty_m, party)
         max_u = float(r.uncertainty_m.max(initial=0.0))
         work = [
             (j, idx)
@@ -129,16 +173,29 @@ class ZoneIndex:
             if len(idx)
         ]
 
-        def judge(item: tuple[int, np.ndarray]) -> tuple[np.ndarray, ...]:
+        def judge_zone(item: tuple[int, np.ndarray]) -> tuple[np.ndarray, ...]:
             return self._judge_zone(item[0], item[1], r, max_u, include_outside)
 
         if sum(len(idx) for _, idx in work) >= PARALLEL_MIN_PAIRS and self._threads > 1:
             # shapely, pyproj, pykdtree and numpy release the GIL in their array calls.
             with ThreadPoolExecutor(self._threads) as pool:
-                parts = list(pool.map(judge, work))
+                parts = list(pool.map(judge_zone, work))
         else:
-            parts = [judge(item) for item in work]
-        return self._frame(reports, r, parts)
+            parts = [judge_zone(item) for item in work]
+        if not parts:
+            none = np.empty(0, np.int64)
+            return Judged(none, none, np.empty(0), VERDICTS[none], np.empty(0, bool))
+        report, zone, depth, verdict, violation = (
+            np.concatenate(column) for column in zip(*parts, strict=True)
+        )
+        order = np.lexsort((zone, report))
+        return Judged(
+            report[order],
+            zone[order],
+            depth[order],
+            VERDICTS[verdict[order]],
+            violation[order],
+        )
 
     def _candidates(self, r: _Reports, max_u: float, include_outside: bool) -> list[np.ndarray]:
         """Per zone, the reports in force whose position can change its verdict."""
@@ -194,36 +251,29 @@ class ZoneIndex:
         idx, depth, verdict = idx[keep], depth[keep], verdict[keep]
         unauthorized = ~np.isin(r.party[idx], self._authorized[j])
         violation = unauthorized & (verdict <= POSSIBLE)
-        return idx, np.full(len(idx), j), depth, verdict, violation
+        return idx, np.full(len(idx), j), depth, verdict, violation.astype(bool)
 
-    def _frame(
-        self, reports: pd.DataFrame, r: _Reports, parts: list[tuple[np.ndarray, ...]]
-    ) -> pd.DataFrame:
-        """The findings frame, ordered by report then zone."""
-        empty = (np.empty(0, np.int64),) * 2 + (np.empty(0),) + (np.empty(0, np.int64),) * 2
-        report_idx, zone_idx, depth, verdict, violation = (
-            (np.concatenate(column) for column in zip(*parts, strict=True)) if parts else empty
-        )
-        order = np.lexsort((zone_idx, report_idx))
-        report_idx, zone_idx = report_idx[order], zone_idx[order].astype(np.int64)
+    def _frame(self, reports: pd.DataFrame, r: _Reports, judged: Judged) -> pd.DataFrame:
+        """The findings frame of `check`."""
+        report, zone = judged.report, judged.zone
         ids = (
-            reports["id"].to_numpy(object)[report_idx].astype(str)
+            reports["id"].to_numpy(object)[report].astype(str)
             if "id" in reports
-            else report_idx.astype(str)
+            else report.astype(str)
         )
         return pd.DataFrame(
             {
-                "report": report_idx,
+                "report": report,
                 "report_id": ids.astype(object),
-                "zone": zone_idx,
-                "zone_id": self._ids[zone_idx],
-                "zone_version": self._versions[zone_idx],
-                "zone_name": self._names[zone_idx],
-                "verdict": VERDICTS[verdict[order].astype(np.int64)],
-                "violation": violation[order].astype(bool),
-                "depth_m": depth[order],
-                "party": r.party[report_idx],
-                "observed_at": pd.to_datetime(r.time_ns[report_idx], utc=True),
+                "zone": zone,
+                "zone_id": self.zone_ids[zone],
+                "zone_version": self._versions[zone],
+                "zone_name": self.zone_names[zone],
+                "verdict": judged.verdict,
+                "violation": judged.violation,
+                "depth_m": judged.depth_m,
+                "party": r.party[report],
+                "observed_at": pd.to_datetime(r.time_ns[report], utc=True),
             },
             columns=FINDING_COLUMNS,
         )

@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from app.domain import Report, Zone, ZoneKind
-from app.engine import ZoneIndex
+from app.domain import Report, Verdict, Zone, ZoneKind
+from app.engine import Judged, ZoneIndex
 from app.errors import InvalidInput, InvalidParameter, InvalidReport, InvalidZone
 from app.scenario import GEODATA, load_scenario
 from app.store import AuditEntry, BBox, Conflict, NotFound, Store
@@ -261,18 +261,18 @@ def iso_utc(time_ns: np.ndarray) -> list[str]:
     return [f"{t}+00:00" for t in text.tolist()]
 
 
-def finding_features(rows: pd.DataFrame, batch: ReportBatch) -> list[JSON]:
-    """Rows of `ZoneIndex.check` on `batch.frame()` as finding features (`finding_to_feature`)."""
-    report = rows["report"].to_numpy(np.int64)
+def finding_features(judged: Judged, index: ZoneIndex, batch: ReportBatch) -> list[JSON]:
+    """Findings of `index.judge` on `batch` as finding features (as `finding_to_feature`)."""
+    report, zone = judged.report, judged.zone
     columns = zip(
         batch.lon[report].tolist(),
         batch.lat[report].tolist(),
-        rows["report_id"].tolist(),
-        rows["zone_id"].tolist(),
-        rows["zone_name"].tolist(),
-        rows["verdict"].tolist(),
-        rows["violation"].tolist(),
-        rows["depth_m"].tolist(),
+        batch.ids[report].tolist(),
+        index.zone_ids[zone].tolist(),
+        index.zone_names[zone].tolist(),
+        judged.verdict.tolist(),
+        judged.violation.tolist(),
+        judged.depth_m.tolist(),
         batch.party[report].tolist(),
         iso_utc(batch.time_ns[report]),
         strict=True,
@@ -297,6 +297,18 @@ def finding_features(rows: pd.DataFrame, batch: ReportBatch) -> list[JSON]:
             columns
         )
     ]
+
+
+def judge(index: ZoneIndex, batch: ReportBatch, *, include_outside: bool = False) -> Judged:
+    """The engine's findings for a batch, straight from its columns."""
+    return index.judge(
+        batch.lon,
+        batch.lat,
+        batch.time_ns,
+        batch.party,
+        batch.uncertainty_m,
+        include_outside=include_outside,
+    )
 
 
 def _records(frame: pd.DataFrame) -> list[JSON]:
@@ -416,13 +428,15 @@ class Service:
         indexed = self._current()
         if not len(batch):
             return Checked([], [], 0)
-        rows = indexed.index.check(batch.frame(), include_outside=include_outside)
-        warnings = self._swapped(indexed, batch, rows)
+        judged = judge(indexed.index, batch, include_outside=include_outside)
+        warnings = self._swapped(indexed, batch, judged)
         return Checked(
-            finding_features(rows, batch), warnings, int(rows["violation"].to_numpy().sum())
+            finding_features(judged, indexed.index, batch),
+            warnings,
+            int(judged.violation.sum()),
         )
 
-    def _swapped(self, indexed: _Indexed, batch: ReportBatch, rows: pd.DataFrame) -> list[str]:
+    def _swapped(self, indexed: _Indexed, batch: ReportBatch, judged: Judged) -> list[str]:
         """Warnings for reports far from every zone whose (lat, lon) would lie inside one.
 
         Such a report is kept as sent (it may be right), but the sender is told, since a swap is
@@ -431,9 +445,7 @@ class Service:
         if indexed.bounds is None:
             return []
         near = np.zeros(len(batch), dtype=bool)
-        # Plain arrays: pandas indexing costs more than the whole test for a single report.
-        reported = rows["report"].to_numpy(np.int64)
-        near[reported[rows["verdict"].to_numpy(object) != "outside"]] = True
+        near[judged.report[judged.verdict != Verdict.OUTSIDE]] = True
         minx, miny, maxx, maxy = indexed.bounds
         # Swapped: the latitude becomes the longitude and the longitude the latitude.
         x, y = batch.lat, batch.lon
@@ -442,20 +454,18 @@ class Service:
         )
         if not len(candidates):
             return []
-        frame = pd.DataFrame(
-            {
-                "lon": x[candidates],
-                "lat": y[candidates],
-                "observed_at": utc_index(batch.time_ns[candidates]),
-                "uncertainty_m": np.zeros(len(candidates)),
-                "party": batch.party[candidates],
-            }
+        found = indexed.index.judge(
+            x[candidates],
+            y[candidates],
+            batch.time_ns[candidates],
+            batch.party[candidates],
+            np.zeros(len(candidates)),
         )
-        found = indexed.index.check(frame)
-        found = found[found["depth_m"].to_numpy() >= 0.0]
-        found = found.drop_duplicates("report")
+        found = found.select(found.depth_m >= 0.0)
+        first = np.unique(found.report, return_index=True)[1]
+        found_ids = indexed.index.zone_ids[found.zone[first]]
         warnings = []
-        for j, zone_id in zip(found["report"].tolist(), found["zone_id"].tolist(), strict=True):
+        for j, zone_id in zip(found.report[first].tolist(), found_ids.tolist(), strict=True):
             i = int(candidates[j])
             lon, lat = float(batch.lon[i]), float(batch.lat[i])
             warnings.append(
@@ -519,11 +529,12 @@ class Service:
         if not reports:
             return []
         batch = ReportBatch.from_reports(reports)
-        rows = self.index().check(batch.frame())
-        keep = rows["violation"].to_numpy(bool)
+        index = self.index()
+        judged = judge(index, batch)
+        keep = judged.violation
         if zone is not None:
-            keep = keep & (rows["zone_id"].to_numpy(object) == zone)
-        return finding_features(rows[keep], batch)
+            keep = keep & (index.zone_ids[judged.zone] == zone)
+        return finding_features(judged.select(keep), index, batch)
 
     def track(self, party: str, unit: str) -> Track:
         """A unit's reports, its zone entries and exits, and whether it withdrew."""
