@@ -2,7 +2,8 @@
 
 `ZoneIndex` is built once from every zone version. `check` takes a frame of reports and returns one
 row per (report, zone in force) pair that is not `outside`: which zone, how deep, which verdict,
-whether it is a violation. The work is per zone (a few hundred), never per report:
+whether it is a violation (`judge` does the same on plain arrays, for hot paths). The work is per
+zone (a few hundred), never per report:
 
 - candidates: reports whose time falls in the zone's validity and whose position lies in the zone's
   envelope widened by its warning distance and the largest uncertainty (a sorted-longitude slice
@@ -16,7 +17,7 @@ whether it is a violation. The work is per zone (a few hundred), never per repor
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -199,37 +200,35 @@ class ZoneIndex:
 
     def _candidates(self, r: _Reports, max_u: float, include_outside: bool) -> list[np.ndarray]:
         """Per zone, the reports in force whose position can change its verdict."""
-        n, in_force = len(r.lon), self._in_force(r.time_ns)
+        n = len(r.lon)
         if include_outside:
-            return [np.flatnonzero(in_force(j)) for j in range(len(self.zones))]
+            return [np.flatnonzero(self._in_force(j, r.time_ns)) for j in range(len(self.zones))]
         boxes = expanded_bounds(self._bounds, self._warning + max_u)
-        lon = r.lon
+        # A box that wraps around the antimeridian takes every longitude: rare, and still right.
+        wraps = (boxes[:, 0] < -180.0) | (boxes[:, 2] > 180.0)
         if n * len(self.zones) <= SMALL_BATCH_CELLS:  # a few reports: one mask for every zone
-            near = (lon[None, :] >= boxes[:, 0:1]) & (lon[None, :] <= boxes[:, 2:3]) | (
-                boxes[:, 2:3] - boxes[:, 0:1] >= 360.0
-            )
-            near &= (r.lat[None, :] >= boxes[:, 1:2]) & (r.lat[None, :] <= boxes[:, 3:4])
-            return [np.flatnonzero(near[j] & in_force(j)) for j in range(len(self.zones))]
+            lon, lat = r.lon[None, :], r.lat[None, :]
+            near = (lon >= boxes[:, 0:1]) & (lon <= boxes[:, 2:3]) | wraps[:, None]
+            near &= (lat >= boxes[:, 1:2]) & (lat <= boxes[:, 3:4])
+            return [
+                np.flatnonzero(near[j] & self._in_force(j, r.time_ns))
+                for j in range(len(self.zones))
+            ]
         # Many reports: each zone takes a slice of the reports sorted by longitude.
-        by_lon = np.argsort(lon)
-        lon_sorted = lon[by_lon]
+        by_lon = np.argsort(r.lon)
+        lon_sorted = r.lon[by_lon]
         lo = np.searchsorted(lon_sorted, boxes[:, 0], side="left")
         hi = np.searchsorted(lon_sorted, boxes[:, 2], side="right")
-        wraps = (boxes[:, 0] < -180.0) | (boxes[:, 2] > 180.0)
         found = []
         for j in range(len(self.zones)):
             idx = np.arange(n) if wraps[j] else by_lon[lo[j] : hi[j]]
-            lat, t = r.lat[idx], r.time_ns[idx]
-            keep = (lat >= boxes[j, 1]) & (lat <= boxes[j, 3])
-            keep &= (t >= self._valid_from[j]) & (t < self._valid_to[j])
-            found.append(idx[keep])
+            keep = (r.lat[idx] >= boxes[j, 1]) & (r.lat[idx] <= boxes[j, 3])
+            found.append(idx[keep & self._in_force(j, r.time_ns[idx])])
         return found
 
-    def _in_force(self, time_ns: np.ndarray) -> Callable[[int], np.ndarray]:
-        def in_force(j: int) -> np.ndarray:
-            in_force: np.ndarray = (time_ns >= self._valid_from[j]) & (time_ns < self._valid_to[j])
-            return in_force
-
+    def _in_force(self, j: int, time_ns: np.ndarray) -> np.ndarray:
+        """Whether zone `j` is in force at each time (valid_to exclusive)."""
+        in_force: np.ndarray = (time_ns >= self._valid_from[j]) & (time_ns < self._valid_to[j])
         return in_force
 
     def _judge_zone(

@@ -102,3 +102,22 @@ def test_an_empty_batch_gives_an_empty_frame_with_the_finding_columns():
     )
     findings = ZoneIndex([zone]).check(empty)
     assert findings.empty and "depth_m" in findings.columns
+
+
+@pytest.mark.parametrize("batch", [1, 20_000])  # one mask for few reports, sorted slices for many
+def test_a_report_across_the_antimeridian_from_a_zone_is_approaching(batch):
+    zone = make_zone(box(179.0, -1.0, 179.999, 1.0))
+    lon = np.full(batch, -179.9995)
+    reports = pd.DataFrame(
+        {
+            "lon": lon,
+            "lat": np.zeros(batch),
+            "observed_at": pd.Timestamp("2024-01-01", tz="UTC"),
+            "party": "X",
+        }
+    )
+    findings = ZoneIndex([zone]).check(reports)
+    _, _, expected = pyproj.Geod(ellps="WGS84").inv(179.999, 0.0, -179.9995, 0.0)
+    assert len(findings) == batch
+    assert set(findings["verdict"]) == {"approaching"}
+    assert findings["depth_m"].to_numpy() == pytest.approx(-expected, abs=0.01)
