@@ -2,13 +2,21 @@
 # Truce: one process with the embedded SQLite database on a volume.
 #   docker build -t truce . && docker run -p 8000:8000 -v truce-data:/data truce
 
+# The map's Leaflet assets, from the npm registry at the versions of package-lock.json.
+FROM node:20-bookworm-slim AS assets
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 RUN python -m venv /opt/truce
 COPY pyproject.toml README.md ./
 COPY app ./app
-RUN /opt/truce/bin/pip install .
+COPY --from=assets /src/node_modules /src/node_modules
+RUN python -m app.assets --from /src/node_modules --to /src/app/static/vendor \
+    && /opt/truce/bin/pip install .
 
 FROM python:3.11-slim-bookworm AS runtime
 ENV PATH=/opt/truce/bin:$PATH \

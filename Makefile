@@ -1,11 +1,12 @@
 # Everything a fresh machine (Python 3.11, make, git) needs: `make run` serves the sample scenario,
-# `make test` runs the linters and every test. Both create .venv on first use.
+# `make test` runs the linters and every test. Both create .venv on first use; run as root, they
+# also install Debian's npm (the map's assets) and chromium (the browser tests) when missing.
 VENV   ?= .venv
 PYTHON ?= python3
 PORT   ?= 8000
 BIN    := $(VENV)/bin
 
-.PHONY: install run test lint bench geodata clean
+.PHONY: install run test lint bench geodata clean assets browser
 
 install: $(VENV)/.installed
 
@@ -16,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # The sample scenario on 127.0.0.1:$(PORT), public read on, loaded into data/truce.sqlite on first start.
-run: install
+run: install assets
 	@echo "Truce on http://127.0.0.1:$(PORT)  (map: /map, API docs: /docs, health: /health)"
 	@echo "Writes need a key: start with TRUCE_API_KEYS=<secret>:admin make run"
 	TRUCE_PUBLIC_READ=true TRUCE_LOAD_SCENARIO=true $(BIN)/truce serve --host 127.0.0.1 --port $(PORT)
@@ -27,7 +28,7 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
 
-test: lint
+test: lint assets browser
 	$(BIN)/pytest -n 2 -q
 
 bench: install
@@ -36,5 +37,33 @@ bench: install
 geodata: install
 	$(BIN)/python scripts/build_geodata.py
 
+# The map's front-end assets (Leaflet and plugins) from the npm registry into node_modules/, copied
+# to app/static/vendor/ (both git-ignored; nothing is fetched at run time), and Debian's chromium
+# for the browser tests. As root, missing system packages are installed with apt-get.
+NPM ?= npm
+ASSETS_STAMP := app/static/vendor/.installed
+
+assets: $(ASSETS_STAMP)
+
+$(ASSETS_STAMP): package.json package-lock.json app/assets.py | install
+	@command -v $(NPM) >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm; \
+	  else \
+	    echo "npm is needed for the map's assets: apt-get install nodejs npm" >&2; exit 1; \
+	  fi; }
+	$(NPM) ci --ignore-scripts --no-audit --no-fund
+	$(BIN)/python -m app.assets
+	touch $@
+
+browser:
+	@if [ -x /usr/bin/chromium ]; then \
+	  /usr/bin/chromium --version; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	else \
+	  echo "the browser tests need Debian's chromium: sudo apt-get install -y chromium" >&2; \
+	fi
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis node_modules app/static/vendor

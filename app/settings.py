@@ -8,7 +8,8 @@ Every setting has a working default, so `truce serve` runs with none set:
   (default none: only keys stored in the database, and public reads if allowed);
 - `TRUCE_PUBLIC_READ`: whether reads need no key (default false);
 - `TRUCE_MAX_BODY_BYTES` (32 MiB) and `TRUCE_MAX_FEATURES` (100,000): larger requests get 413;
-- `TRUCE_TILES`: the map's tile source (a folium name or a URL template);
+- `TRUCE_TILES`: the map's basemap: ``offline`` (default: outlines and place names drawn from
+  `geodata/`, no tiles), a folium provider name, or the URL template of a tile server;
 - `TRUCE_LOAD_SCENARIO`: load the founding scenario from `geodata/` into an empty database;
   `TRUCE_GEODATA_DIR` says where that directory is when the package is installed without it
   (as in the container image).
@@ -91,7 +92,9 @@ class Settings(BaseSettings):
     )
     max_features: int = Field(default=100_000, ge=1, description="most features in one request")
     tiles: str = Field(
-        default="OpenStreetMap", description="map tiles: a folium name or URL template"
+        default="offline",
+        description="map tiles: 'offline' (outlines and place names from geodata/), "
+        "a folium provider name or a URL template of a tile server",
     )
     geodata_dir: Path | None = Field(
         default=None,

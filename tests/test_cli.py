@@ -38,3 +38,14 @@ def test_a_bad_report_file_is_one_clear_line_not_a_traceback(tmp_path):
     result = runner.invoke(cli, ["check", str(bad)])
     assert result.exit_code == 2
     assert "latitude" in result.output and "Traceback" not in result.output
+
+
+def test_map_writes_a_standalone_page_with_no_outside_reference(tmp_path):
+    from app.assets import external_references
+
+    out = tmp_path / "map.html"
+    result = runner.invoke(cli, ["map", "--out", str(out), "--at", "2022-03-26T00:00:00"])
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    assert "Zone of responsibility" in page
+    assert external_references(page) == []

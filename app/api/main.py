@@ -12,10 +12,11 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from app import __version__
-from app.api.auth import KeyRing
+from app.api import map as map_api
+from app.api.auth import KeyRing, require_role
 from app.api.body import BodyLimit
 from app.api.errors import register_error_handlers
 from app.api.responses import ORJSONResponse
@@ -69,6 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     for module in (health, zones, reports, check, incursions, tracks, admin):
         app.include_router(module.router)
+    app.include_router(map_api.router, dependencies=[Depends(require_role("viewer"))])
+    map_api.mount_static(app)
     return app
 
 

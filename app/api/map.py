@@ -22,18 +22,25 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from functools import lru_cache
-from typing import Annotated, Any, cast
+from pathlib import Path
+from typing import Annotated, cast
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from app import assets
-from app.domain import Party, Report
+from app.api.models import problems
 from app.errors import InvalidParameter
-from app.mapview import MapData, MapQuery, is_offline, map_html, prepare
-from app.scenario import load_scenario
+from app.mapview import (
+    MAX_MAP_REPORTS,
+    MapQuery,
+    is_offline,
+    map_data_from_store,
+    map_html,
+    prepare,
+)
+from app.scenario import GEODATA
 from app.store.base import Store
 from app.validate import parse_timestamp
 
@@ -50,9 +57,6 @@ __all__ = [
 
 router = APIRouter(tags=["map"])
 
-#: The most reports one map page carries; past this the page says it is truncated.
-MAX_MAP_REPORTS = 250_000
-_PAGE = 10_000
 _OFFSET_SPACE = re.compile(r" (\d{2}:?\d{2})$")
 
 
@@ -71,8 +75,15 @@ async def get_tiles(request: Request) -> str | None:
     return cast(str | None, getattr(getattr(request.app.state, "settings", None), "tiles", None))
 
 
+async def get_geodata(request: Request) -> Path:
+    """Where parties and reference layers come from: `settings.geodata_dir`, else `geodata/`."""
+    settings = getattr(request.app.state, "settings", None)
+    return cast(Path, getattr(settings, "geodata_dir", None) or GEODATA)
+
+
 StoreDep = Annotated[Store, Depends(get_store)]
 TilesDep = Annotated[str | None, Depends(get_tiles)]
+GeodataDep = Annotated[Path, Depends(get_geodata)]
 
 
 def mount_static(app: FastAPI, path: str = "/static") -> None:
@@ -80,35 +91,11 @@ def mount_static(app: FastAPI, path: str = "/static") -> None:
     app.mount(path, StaticFiles(directory=assets.STATIC_DIR, check_dir=False), name="static")
 
 
-@lru_cache(maxsize=1)
-def _geodata() -> tuple[tuple[Party, ...], dict[str, dict[str, Any]]]:
-    """Parties and reference layers from geodata/ (read once per process)."""
-    scenario = load_scenario()
-    return tuple(scenario.parties), scenario.layers
-
-
 def _instant(value: str | None, field: str) -> datetime | None:
     if value is None or not value.strip():
         return None
     # An unencoded "+04:00" in a query string arrives as " 04:00"; read it as meant.
     return parse_timestamp(_OFFSET_SPACE.sub(r"+\1", value.strip()), field, error=InvalidParameter)
-
-
-def _reports(
-    store: Store, since: datetime | None, until: datetime | None, party: str | None
-) -> tuple[list[Report], bool]:
-    """Every report of the range, page by page, up to `MAX_MAP_REPORTS` (and whether cut)."""
-    reports: list[Report] = []
-    cursor: str | None = None
-    while True:
-        page, cursor = store.list_reports(
-            since=since, until=until, party=party, limit=_PAGE, after=cursor
-        )
-        reports += page
-        if cursor is None:
-            return reports, False
-        if len(reports) >= MAX_MAP_REPORTS:
-            return reports[:MAX_MAP_REPORTS], True
 
 
 def content_security_policy(tiles: str | None) -> str:
@@ -129,14 +116,14 @@ def content_security_policy(tiles: str | None) -> str:
     response_class=HTMLResponse,
     responses={
         200: {"content": {"text/html": {}}, "description": "the map page"},
-        404: {"description": "unknown zone"},
-        503: {"description": "the map's assets are not installed (run `make assets`)"},
+        **problems(400, 401, 403, 404, 503),
     },
 )
 def get_map(
     request: Request,
     store: StoreDep,
     tiles: TilesDep,
+    geodata: GeodataDep,
     at: Annotated[
         str | None,
         Query(
@@ -175,9 +162,9 @@ def get_map(
         )
     if zone is not None:
         store.get_zone(zone)  # UnknownZone (404) for a zone that was never stored
-    reports, truncated = _reports(store, moments["since"], moments["until"], party)
-    parties, layers = _geodata()
-    data = MapData(zones=store.zones_for_index(), reports=reports, parties=parties, layers=layers)
+    data, truncated = map_data_from_store(
+        store, since=moments["since"], until=moments["until"], party=party, geodata=geodata
+    )
     query = MapQuery(zone=zone, party=party, **moments)
     title = "Truce map" + (f" (first {MAX_MAP_REPORTS:,} reports)" if truncated else "")
     static_url = request.scope.get("root_path", "").rstrip("/") + "/static"

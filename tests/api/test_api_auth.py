@@ -57,6 +57,7 @@ ENDPOINTS = [
     Endpoint("listIncursions", "GET", "/incursions", "viewer", 200),
     Endpoint("getTrack", "GET", "/tracks/AZE/parukh-group", "viewer", 200),
     Endpoint("listAudit", "GET", "/audit", "admin", 200),
+    Endpoint("getMap", "GET", "/map?at=2022-03-26T00:00:00Z", "viewer", 200),
 ]
 
 

@@ -1,0 +1,612 @@
+/*
+ * Truce map: reports, findings and tracks drawn from the columnar payload that app/mapview.py
+ * writes, and a time slider over them, the zones and the reference lines.
+ *
+ * Needs Leaflet and Leaflet.markercluster, nothing else; never touches the network.
+ * TruceMap.init(map, layers, payload, options) returns a small API (also window.truce) that the
+ * browser tests use to read what is shown.
+ */
+(function (global) {
+  "use strict";
+
+  var ESCAPES = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };
+  var COLOR = /^(#[0-9a-fA-F]{3,8}|[a-zA-Z]{3,20})$/;
+
+  function esc(value) {
+    return String(value === null || value === undefined ? "" : value).replace(/[&<>"']/g, function (c) {
+      return ESCAPES[c];
+    });
+  }
+
+  function safeColor(value) {
+    return COLOR.test(String(value)) ? String(value) : "#666666";
+  }
+
+  function fmtTime(t) {
+    if (t === null || t === undefined) {
+      return "open";
+    }
+    return new Date(t * 1000).toISOString().slice(0, 16).replace("T", " ") + " UTC";
+  }
+
+  function fmtNumber(x, digits) {
+    return Number(x).toLocaleString("en-US", { maximumFractionDigits: digits === undefined ? 0 : digits });
+  }
+
+  function fmtDuration(seconds) {
+    var s = Math.round(seconds);
+    var d = Math.floor(s / 86400);
+    var h = Math.floor((s % 86400) / 3600);
+    var m = Math.floor((s % 3600) / 60);
+    if (d) {
+      return d + " d " + h + " h";
+    }
+    if (h) {
+      return h + " h " + m + " min";
+    }
+    return m + " min";
+  }
+
+  // First index whose value is greater than x, in an ascending array.
+  function upperBound(values, x) {
+    var lo = 0;
+    var hi = values.length;
+    while (lo < hi) {
+      var mid = (lo + hi) >>> 1;
+      if (values[mid] <= x) {
+        lo = mid + 1;
+      } else {
+        hi = mid;
+      }
+    }
+    return lo;
+  }
+
+  function table(rows) {
+    return (
+      "<table>" +
+      rows
+        .filter(function (row) {
+          return row[1] !== null && row[1] !== undefined && row[1] !== "";
+        })
+        .map(function (row) {
+          return "<tr><th>" + esc(row[0]) + "</th><td>" + row[1] + "</td></tr>";
+        })
+        .join("") +
+      "</table>"
+    );
+  }
+
+  /*
+   * Layers each with a time, in time order, in one group: `update(from, to)` shows those with
+   * from < t <= to (from null: every t <= to), adding and removing only the difference.
+   */
+  function TimedSet(group, times, layers) {
+    this.group = group;
+    this.times = times;
+    this.layers = layers;
+    this.lo = 0;
+    this.hi = 0;
+  }
+
+  TimedSet.prototype.update = function (from, to) {
+    var lo = from === null ? 0 : upperBound(this.times, from);
+    var hi = upperBound(this.times, to);
+    var a = this.lo;
+    var b = this.hi;
+    var add = [];
+    var remove = [];
+    var i;
+    if (lo === a && hi === b) {
+      return;
+    }
+    for (i = a; i < Math.min(b, lo); i++) remove.push(this.layers[i]);
+    for (i = Math.max(a, hi); i < b; i++) remove.push(this.layers[i]);
+    for (i = lo; i < Math.min(hi, a); i++) add.push(this.layers[i]);
+    for (i = Math.max(lo, b); i < hi; i++) add.push(this.layers[i]);
+    var group = this.group;
+    if (typeof group.addLayers === "function") {
+      // A marker cluster: batch calls; a big change is faster as clear-and-refill.
+      if (remove.length > (b - a) / 2) {
+        group.clearLayers();
+        group.addLayers(this.layers.slice(lo, hi));
+      } else {
+        if (remove.length) group.removeLayers(remove);
+        if (add.length) group.addLayers(add);
+      }
+    } else {
+      remove.forEach(function (layer) {
+        group.removeLayer(layer);
+      });
+      add.forEach(function (layer) {
+        group.addLayer(layer);
+      });
+    }
+    this.lo = lo;
+    this.hi = hi;
+  };
+
+  TimedSet.prototype.count = function () {
+    return this.hi - this.lo;
+  };
+
+  function init(map, layers, P, options) {
+    options = options || {};
+    var R = P.reports;
+    var F = P.findings;
+    var n = R.t.length;
+    var parties = P.parties.map(function (p) {
+      return { code: p.code, name: p.name, color: safeColor(p.color) };
+    });
+
+    if (map.attributionControl) {
+      map.attributionControl.setPrefix("Leaflet");
+    }
+    if (options.offline) {
+      map.getContainer().classList.add("truce-offline");
+    }
+
+    // --- popups -------------------------------------------------------------------------------
+
+    function partyLabel(index) {
+      var p = parties[index];
+      if (!p) return "";
+      var swatch = '<span class="truce-swatch" style="background:' + p.color + '"></span>';
+      return swatch + esc(p.code) + (p.name && p.name !== p.code ? " (" + esc(p.name) + ")" : "");
+    }
+
+    function depthText(depth) {
+      return depth >= 0 ? fmtNumber(depth, 1) + " m inside" : fmtNumber(-depth, 1) + " m outside";
+    }
+
+    function findingsHtml(i) {
+      var first = F.offsets[i];
+      var last = F.offsets[i + 1];
+      if (first === last) {
+        return '<p class="truce-none">No zone in force within warning distance.</p>';
+      }
+      var rows = [];
+      for (var j = first; j < last; j++) {
+        var verdict = P.verdicts[F.verdict[j]];
+        var violation = F.violation[j] === 1;
+        rows.push(
+          '<tr class="truce-verdict-' + esc(verdict) + (violation ? " truce-violation" : "") + '">' +
+            "<td>" + esc(P.zones[F.zone[j]]) + "</td>" +
+            "<td>" + esc(verdict) + (violation ? " <strong>VIOLATION</strong>" : "") + "</td>" +
+            "<td>" + depthText(F.depth[j]) + "</td></tr>"
+        );
+      }
+      return (
+        '<table class="truce-findings"><tr><th>Zone</th><th>Verdict</th><th>Depth</th></tr>' +
+        rows.join("") +
+        "</table>"
+      );
+    }
+
+    function reportHtml(i) {
+      var status = P.statuses[R.status[i]];
+      var kind = P.kinds[R.kind[i]];
+      var heading = esc(kind) + " · " + esc(parties[R.party[i]] ? parties[R.party[i]].code : "");
+      return (
+        '<div class="truce-popup truce-popup-' + esc(status) + '">' +
+        "<h4>" + heading + (status === "violation" ? ' <span class="truce-badge">violation</span>' : "") +
+        (status === "warning" ? ' <span class="truce-badge truce-badge-warning">approaching</span>' : "") +
+        "</h4>" +
+        table([
+          ["Report", esc(R.id[i])],
+          ["Party", partyLabel(R.party[i])],
+          ["Observed", esc(fmtTime(R.t[i]))],
+          ["Kind", esc(kind)],
+          ["Source", R.source[i] >= 0 ? esc(P.sources[R.source[i]]) : "not given"],
+          ["Confidence", R.conf[i] >= 0 ? esc(P.confidences[R.conf[i]]) : "not given"],
+          ["Uncertainty", fmtNumber(R.u[i], 1) + " m"],
+          ["Unit", R.unit[i] >= 0 ? esc(P.units[R.unit[i]]) : null],
+          ["Notes", R.notes && R.notes[i] ? esc(R.notes[i]) : null],
+          ["Position", fmtNumber(R.lon[i], 5) + ", " + fmtNumber(R.lat[i], 5) + " (lon, lat)"],
+        ]) +
+        "<h5>Findings</h5>" +
+        findingsHtml(i) +
+        "</div>"
+      );
+    }
+
+    function popupOf(layer) {
+      return reportHtml(layer.options.truceIndex);
+    }
+
+    // --- report markers -----------------------------------------------------------------------
+
+    var icons = {};
+
+    function iconFor(i) {
+      var status = R.status[i];
+      var key = R.party[i] + "|" + R.kind[i] + "|" + R.source[i] + "|" + R.conf[i] + "|" + status;
+      if (!icons[key]) {
+        var party = parties[R.party[i]];
+        var source = R.source[i];
+        var dash = source >= 0 ? P.dashes[source] : "";
+        var opacity = R.conf[i] >= 0 ? P.opacity[R.conf[i]] : P.opacity[P.opacity.length - 1];
+        var size = P.sizes[status];
+        var svg = P.templates[status]
+          .replace("__SHAPE__", P.shapes[R.kind[i]])
+          .replace("__FILL__", party ? party.color : "#666666")
+          .replace("__OPACITY__", String(opacity))
+          .replace("__DASH__", dash);
+        icons[key] = L.divIcon({
+          html: svg,
+          className: "truce-report truce-" + P.statuses[status],
+          iconSize: [size, size],
+          iconAnchor: [size / 2, size / 2],
+          popupAnchor: [0, -size / 2],
+        });
+      }
+      return icons[key];
+    }
+
+    var buckets = { reports: [], violations: [], warnings: [], uncertainty: [] };
+    var bucketTimes = { reports: [], violations: [], warnings: [], uncertainty: [] };
+    for (var i = 0; i < n; i++) {
+      var latlng = [R.lat[i], R.lon[i]];
+      var status = R.status[i];
+      var marker = L.marker(latlng, {
+        icon: iconFor(i),
+        truceIndex: i,
+        riseOnHover: true,
+        zIndexOffset: status === 3 ? 1000 : status === 2 ? 500 : 0,
+        title: P.kinds[R.kind[i]] + " · " + (parties[R.party[i]] ? parties[R.party[i]].code : "") + " · " + fmtTime(R.t[i]),
+      });
+      marker.bindPopup(popupOf, { maxWidth: 380 });
+      var bucket = status === 3 ? "violations" : status === 2 ? "warnings" : "reports";
+      buckets[bucket].push(marker);
+      bucketTimes[bucket].push(R.t[i]);
+      if (R.possible[i] === 1 && R.u[i] > 0) {
+        var party = parties[R.party[i]];
+        var circle = L.circle(latlng, {
+          radius: R.u[i],
+          color: status === 3 ? P.colors.violation : party ? party.color : "#666666",
+          weight: 1.5,
+          dashArray: "4 4",
+          fillOpacity: 0.08,
+          truceIndex: i,
+          className: "truce-uncertainty",
+        });
+        circle.bindPopup(popupOf, { maxWidth: 380 });
+        buckets.uncertainty.push(circle);
+        bucketTimes.uncertainty.push(R.t[i]);
+      }
+    }
+    var sets = {};
+    Object.keys(buckets).forEach(function (name) {
+      if (layers[name]) {
+        sets[name] = new TimedSet(layers[name], bucketTimes[name], buckets[name]);
+      }
+    });
+
+    // --- tracks and their events ---------------------------------------------------------------
+
+    function trackHtml(k) {
+      var track = P.tracks[k];
+      var rows = track.rows;
+      var unit = track.unit >= 0 ? P.units[track.unit] : "";
+      var summary = track.summary
+        .map(function (s) {
+          return (
+            "<h5>" + esc(s.zone) + "</h5>" +
+            table([
+              ["Entered", esc(fmtTime(s.entered))],
+              ["Last exited", s.exited === null ? "not yet" : esc(fmtTime(s.exited))],
+              ["Time inside", esc(fmtDuration(s.dwell))],
+              ["Withdrawn", s.withdrawn ? "yes (latest report outside)" : "no (latest report inside)"],
+              [
+                "Back near the start",
+                s.distance === null
+                  ? "no position before entering"
+                  : (s.back ? "yes" : "no") + ", " + fmtNumber(s.distance) + " m from it",
+              ],
+            ])
+          );
+        })
+        .join("");
+      return (
+        '<div class="truce-popup"><h4>Track: ' + esc(unit) + "</h4>" +
+        table([
+          ["Party", partyLabel(track.party)],
+          ["Reports", String(rows.length)],
+          ["First", esc(fmtTime(R.t[rows[0]]))],
+          ["Latest", esc(fmtTime(R.t[rows[rows.length - 1]]))],
+        ]) +
+        (summary || '<p class="truce-none">Never inside a zone.</p>') +
+        "</div>"
+      );
+    }
+
+    var tracks = (P.tracks || []).map(function (track, k) {
+      var party = parties[track.party];
+      var line = L.polyline([], {
+        color: party ? party.color : "#555555",
+        weight: 3,
+        opacity: 0.9,
+        dashArray: "7 4",
+        className: "truce-track",
+      });
+      line.bindPopup(function () {
+        return trackHtml(k);
+      }, { maxWidth: 380 });
+      return {
+        line: line,
+        latlngs: track.rows.map(function (r) {
+          return [R.lat[r], R.lon[r]];
+        }),
+        times: track.rows.map(function (r) {
+          return R.t[r];
+        }),
+        lo: 0,
+        hi: 0,
+        shown: false,
+      };
+    });
+
+    var E = P.events;
+    var eventMarkers = E.t.map(function (t, e) {
+      var r = E.report[e];
+      var exited = E.kind[e] === 1;
+      var track = P.tracks[E.track[e]];
+      var unit = track && track.unit >= 0 ? P.units[track.unit] : "";
+      var marker = L.marker([R.lat[r], R.lon[r]], {
+        icon: L.divIcon({
+          html: '<span class="truce-event ' + (exited ? "truce-exited" : "truce-entered") + '">' +
+            (exited ? "OUT" : "IN") + "</span>",
+          className: "truce-event-icon",
+          iconSize: [34, 16],
+          iconAnchor: [-10, 8],
+        }),
+        zIndexOffset: 800,
+        keyboard: false,
+      });
+      marker.bindPopup(
+        '<div class="truce-popup"><h4>' + esc(unit) + (exited ? " exited " : " entered ") + esc(E.zone[e]) +
+          "</h4>" +
+          table([
+            ["When", esc(fmtTime(t))],
+            ["Party", track ? partyLabel(track.party) : ""],
+            ["Report", esc(R.id[r])],
+          ]) +
+          "</div>"
+      );
+      return marker;
+    });
+    var eventSet = layers.tracks ? new TimedSet(layers.tracks, E.t, eventMarkers) : null;
+
+    function updateTracks(from, to) {
+      if (!layers.tracks) return 0;
+      var shown = 0;
+      tracks.forEach(function (track) {
+        var lo = from === null ? 0 : upperBound(track.times, from);
+        var hi = upperBound(track.times, to);
+        if (lo !== track.lo || hi !== track.hi) {
+          track.line.setLatLngs(track.latlngs.slice(lo, hi));
+          track.lo = lo;
+          track.hi = hi;
+        }
+        var visible = hi - lo > 0;
+        if (visible !== track.shown) {
+          if (visible) layers.tracks.addLayer(track.line);
+          else layers.tracks.removeLayer(track.line);
+          track.shown = visible;
+        }
+        if (visible) shown += 1;
+      });
+      return shown;
+    }
+
+    // --- zones and reference features with a validity ----------------------------------------
+
+    var timed = (layers.timed || []).map(function (geo) {
+      return geo.getLayers().map(function (layer) {
+        var p = (layer.feature && layer.feature.properties) || {};
+        return {
+          geo: geo,
+          layer: layer,
+          from: p._from === undefined ? null : p._from,
+          to: p._to === undefined ? null : p._to,
+          shown: true,
+          zone: p.kind !== undefined && p.version !== undefined,
+        };
+      });
+    });
+
+    function updateTimed(t) {
+      var zones = 0;
+      timed.forEach(function (items) {
+        items.forEach(function (item) {
+          var on = (item.from === null || item.from <= t) && (item.to === null || t < item.to);
+          if (on !== item.shown) {
+            if (on) item.geo.addLayer(item.layer);
+            else item.geo.removeLayer(item.layer);
+            item.shown = on;
+          }
+          if (on && item.zone) zones += 1;
+        });
+      });
+      return zones;
+    }
+
+    // --- the slider ---------------------------------------------------------------------------
+
+    var steps = P.steps;
+    var state = { step: 0, window: 0, time: P.opening, counts: {} };
+
+    function apply() {
+      var t = steps.length ? steps[state.step] : P.opening;
+      var from = state.window > 0 ? t - state.window : null;
+      state.time = t;
+      var zones = updateTimed(t);
+      Object.keys(sets).forEach(function (name) {
+        sets[name].update(from, t);
+      });
+      var shownTracks = updateTracks(from, t);
+      if (eventSet) eventSet.update(from, t);
+      state.counts = {
+        reports: (sets.reports ? sets.reports.count() : 0) +
+          (sets.violations ? sets.violations.count() : 0) +
+          (sets.warnings ? sets.warnings.count() : 0),
+        plain: sets.reports ? sets.reports.count() : 0,
+        violations: sets.violations ? sets.violations.count() : 0,
+        warnings: sets.warnings ? sets.warnings.count() : 0,
+        possible: sets.uncertainty ? sets.uncertainty.count() : 0,
+        zones: zones,
+        tracks: shownTracks,
+        events: eventSet ? eventSet.count() : 0,
+      };
+      render();
+    }
+
+    var ui = {};
+
+    function render() {
+      if (!ui.time) return;
+      ui.time.textContent = fmtTime(state.time);
+      var c = state.counts;
+      ui.counts.textContent =
+        c.reports + " of " + n + " reports · " + c.violations + " violations · " + c.warnings +
+        " warnings · " + c.zones + " zones in force";
+      ui.range.value = String(state.step);
+      ui.range.setAttribute("aria-valuetext", fmtTime(state.time));
+    }
+
+    var pending = null;
+    var delay = n > 20000 ? 150 : 0;
+
+    function schedule() {
+      if (ui.time) ui.time.textContent = fmtTime(steps[state.step]);
+      if (pending !== null) clearTimeout(pending);
+      if (delay === 0) {
+        apply();
+      } else {
+        pending = setTimeout(function () {
+          pending = null;
+          apply();
+        }, delay);
+      }
+    }
+
+    var playing = null;
+
+    function stop() {
+      if (playing !== null) {
+        clearInterval(playing);
+        playing = null;
+      }
+      if (ui.play) {
+        ui.play.textContent = "▶";
+        ui.play.title = "Play";
+      }
+    }
+
+    function play() {
+      if (playing !== null) {
+        stop();
+        return;
+      }
+      if (state.step >= steps.length - 1) {
+        state.step = 0;
+        apply();
+      }
+      var stride = Math.max(1, Math.round(steps.length / 150));
+      ui.play.textContent = "❚❚";
+      ui.play.title = "Pause";
+      playing = setInterval(function () {
+        if (state.step >= steps.length - 1) {
+          stop();
+          return;
+        }
+        state.step = Math.min(steps.length - 1, state.step + stride);
+        apply();
+      }, 600);
+    }
+
+    var Slider = L.Control.extend({
+      options: { position: "bottomleft" },
+      onAdd: function () {
+        var div = L.DomUtil.create("div", "truce-slider leaflet-bar");
+        var title = L.DomUtil.create("div", "truce-slider-title", div);
+        title.textContent = options.title || "Truce";
+        var row = L.DomUtil.create("div", "truce-slider-row", div);
+        ui.play = L.DomUtil.create("button", "truce-play", row);
+        ui.play.type = "button";
+        ui.play.textContent = "▶";
+        ui.play.title = "Play";
+        ui.play.setAttribute("aria-label", "Play or pause the time slider");
+        ui.range = L.DomUtil.create("input", "truce-range", row);
+        ui.range.type = "range";
+        ui.range.min = "0";
+        ui.range.max = String(Math.max(0, steps.length - 1));
+        ui.range.step = "1";
+        ui.range.setAttribute("aria-label", "Time");
+        ui.window = L.DomUtil.create("select", "truce-window", row);
+        ui.window.setAttribute("aria-label", "Time window");
+        P.windows.forEach(function (w) {
+          var option = L.DomUtil.create("option", "", ui.window);
+          option.value = String(w[0]);
+          option.textContent = w[1];
+        });
+        var label = L.DomUtil.create("div", "truce-slider-label", div);
+        ui.time = L.DomUtil.create("output", "truce-time", label);
+        ui.counts = L.DomUtil.create("span", "truce-counts", label);
+        L.DomEvent.disableClickPropagation(div);
+        L.DomEvent.disableScrollPropagation(div);
+        L.DomEvent.on(ui.range, "input", function () {
+          state.step = Number(ui.range.value);
+          schedule();
+        });
+        L.DomEvent.on(ui.range, "change", function () {
+          state.step = Number(ui.range.value);
+          if (pending !== null) {
+            clearTimeout(pending);
+            pending = null;
+          }
+          apply();
+        });
+        L.DomEvent.on(ui.window, "change", function () {
+          state.window = Number(ui.window.value);
+          apply();
+        });
+        L.DomEvent.on(ui.play, "click", play);
+        return div;
+      },
+    });
+    new Slider().addTo(map);
+
+    state.step = Math.max(0, Math.min(steps.length - 1, upperBound(steps, P.opening) - 1));
+    apply();
+
+    return {
+      map: map,
+      layers: layers,
+      steps: steps,
+      reportCount: n,
+      step: function () {
+        return state.step;
+      },
+      time: function () {
+        return state.time;
+      },
+      counts: function () {
+        return Object.assign({}, state.counts);
+      },
+      setStep: function (k) {
+        stop();
+        state.step = Math.max(0, Math.min(steps.length - 1, k));
+        apply();
+        return state.time;
+      },
+      setWindow: function (seconds) {
+        state.window = seconds;
+        if (ui.window) ui.window.value = String(seconds);
+        apply();
+      },
+    };
+  }
+
+  global.TruceMap = { init: init, upperBound: upperBound, esc: esc };
+})(window);

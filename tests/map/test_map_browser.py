@@ -1,0 +1,371 @@
+"""The map in a real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright).
+
+A live uvicorn serves `GET /map` and `/static` on a loopback port; the browser must load the page
+with no console error and no request to any host but 127.0.0.1, draw the zones and reports,
+toggle a layer, move through time, and open a popup. The standalone file from `write_map_html`
+must open with every non-file request cut. A screenshot goes to docs/map.png.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from app import assets
+from app.domain import Party, ZoneKind
+from app.mapview import VIOLATION_COLOR, ZONE_STYLES, MapData, write_map_html
+from tests.map.support import REPO, LiveServer, many_reports
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SCREENSHOT = REPO / "docs" / "map.png"
+EVENTS = ".leaflet-marker-pane .truce-event"
+PEACEKEEPING = ZONE_STYLES[ZoneKind.PEACEKEEPING].color
+CORRIDOR = ZONE_STYLES[ZoneKind.CORRIDOR].color
+
+pytestmark = pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="Debian's chromium is not installed: run `make browser` (apt-get install -y chromium)",
+)
+sync_api = pytest.importorskip("playwright.sync_api")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def installed_assets() -> None:
+    missing = assets.missing_assets()
+    assert not missing, f"map assets not installed ({missing[0]} ...): run `make assets`"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield browser
+        browser.close()
+
+
+@dataclass
+class Watched:
+    """A page and what it did: console errors, uncaught exceptions, every request's URL."""
+
+    page: Any
+    errors: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+
+    def foreign_requests(self, allowed_hosts: set[str]) -> list[str]:
+        return [
+            url
+            for url in self.requests
+            if urlsplit(url).scheme not in ("data", "blob", "about", "file")
+            and urlsplit(url).hostname not in allowed_hosts
+        ]
+
+
+@pytest.fixture
+def watched(browser: Any) -> Iterator[Watched]:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    page = context.new_page()
+    seen = Watched(page)
+    page.on("console", lambda m: seen.errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: seen.errors.append(f"uncaught: {e}"))
+    page.on("request", lambda r: seen.requests.append(r.url))
+    yield seen
+    context.close()
+
+
+def open_map(watched: Watched, url: str) -> Any:
+    page = watched.page
+    page.goto(url, wait_until="load")
+    page.wait_for_function("window.truce !== undefined", timeout=20_000)
+    return page
+
+
+def count(page: Any, selector: str) -> int:
+    n: int = page.locator(selector).count()
+    return n
+
+
+def zone_paths(page: Any, color: str) -> int:
+    return count(page, f'.leaflet-overlay-pane path[stroke="{color}"]')
+
+
+def report_elements(page: Any) -> int:
+    """Report markers and clusters on the map (a cluster stands for several reports)."""
+    return count(page, ".leaflet-marker-pane .truce-report") + count(
+        page, ".leaflet-marker-pane .truce-cluster"
+    )
+
+
+def test_the_map_loads_from_the_server_and_asks_no_other_host(
+    watched: Watched, live_server: LiveServer
+) -> None:
+    page = open_map(watched, f"{live_server.url}/map")
+    page.wait_for_timeout(300)
+    assert watched.errors == []
+    assert watched.foreign_requests({"127.0.0.1"}) == []
+    assert any("/static/vendor/leaflet/dist/leaflet.js" in u for u in watched.requests)
+    counts = page.evaluate("window.truce.counts()")
+    assert counts["reports"] == 13 and counts["violations"] == 9 and counts["zones"] == 2
+
+
+def test_zones_and_reports_are_drawn(watched: Watched, live_server: LiveServer) -> None:
+    page = open_map(watched, f"{live_server.url}/map")
+    # In force on 28 March 2022: the zone of responsibility (v2) and the Lachin corridor (v1).
+    assert zone_paths(page, PEACEKEEPING) == 1
+    assert zone_paths(page, CORRIDOR) == 1
+    assert count(page, ".truce-report.truce-violation") == 9  # never clustered, all shown
+    assert report_elements(page) >= 10
+    assert count(page, "path.truce-uncertainty") == 1  # the one `possible` report
+    assert count(page, "path.truce-track") == 1  # parukh-group
+    assert count(page, EVENTS) == 3  # entered, exited, entered again
+    assert count(page, ".truce-place-label") >= 20
+    labels = page.locator(".truce-place-label").all_inner_texts()
+    assert "Farrukh / Parukh" in labels
+    assert count(page, f'.leaflet-overlay-pane path[stroke="{VIOLATION_COLOR}"]') == 1
+
+
+def test_the_layer_control_hides_and_shows_a_layer(
+    watched: Watched, live_server: LiveServer
+) -> None:
+    page = open_map(watched, f"{live_server.url}/map")
+    page.hover(".leaflet-control-layers")
+    zones = page.locator(".leaflet-control-layers-overlays label", has_text="Zones: peacekeeping")
+    violations = page.locator(".leaflet-control-layers-overlays label", has_text="Violations")
+    assert zone_paths(page, PEACEKEEPING) == 1
+    zones.click()
+    assert zone_paths(page, PEACEKEEPING) == 0
+    violations.click()
+    assert count(page, ".truce-report.truce-violation") == 0
+    zones.click()
+    violations.click()
+    assert zone_paths(page, PEACEKEEPING) == 1
+    assert count(page, ".truce-report.truce-violation") == 9
+    assert watched.errors == []
+
+
+def test_the_time_slider_moves_through_time(watched: Watched, live_server: LiveServer) -> None:
+    page = open_map(watched, f"{live_server.url}/map")
+    slider = page.locator(".truce-slider input[type=range]")
+    label = page.locator(".truce-slider .truce-time")
+    end = label.inner_text()
+    before = report_elements(page)
+
+    slider.focus()
+    slider.press("Home")  # the first report: the unit's position before it crossed
+    page.wait_for_function("window.truce.step() === 0")
+    assert label.inner_text() == "2022-03-24 02:00 UTC" != end
+    counts = page.evaluate("window.truce.counts()")
+    assert counts["reports"] == 1 and counts["violations"] == 0 and counts["zones"] == 2
+    assert count(page, ".truce-report.truce-violation") == 0
+    assert report_elements(page) < before
+    assert count(page, "path.truce-track") == 1 and count(page, EVENTS) == 0
+
+    slider.press("ArrowRight")  # the crossing: the first violation and the entry event
+    page.wait_for_function("window.truce.step() === 1")
+    assert count(page, ".truce-report.truce-violation") == 1
+    assert count(page, EVENTS) == 1
+
+    page.select_option(".truce-slider select", "86400")  # only the last day
+    slider.press("End")
+    page.wait_for_function("window.truce.time() === window.truce.steps.at(-1)")
+    assert label.inner_text() == end
+    assert 0 < page.evaluate("window.truce.counts()")["reports"] < 13
+    page.select_option(".truce-slider select", "0")
+    assert page.evaluate("window.truce.counts()")["reports"] == 13
+    assert watched.errors == []
+
+
+def test_a_map_at_the_handover_shows_the_zones_in_force_then(
+    watched: Watched, live_server: LiveServer
+) -> None:
+    page = open_map(watched, f"{live_server.url}/map?at=2020-11-15T00:00:00%2B04:00")
+    control = ZONE_STYLES[ZoneKind.CONTROL].color
+    assert zone_paths(page, control) == 3  # the three districts not yet handed over
+    assert zone_paths(page, PEACEKEEPING) == 1 and zone_paths(page, CORRIDOR) == 0
+    assert page.evaluate("window.truce.counts()")["reports"] == 0  # all came later
+    assert watched.errors == []
+
+
+def test_measure_minimap_mouse_position_and_play_work(
+    watched: Watched, live_server: LiveServer
+) -> None:
+    page = open_map(watched, f"{live_server.url}/map")
+    page.hover(".leaflet-control-measure")
+    page.click(".leaflet-control-measure .js-start")
+    page.mouse.click(900, 600)
+    page.mouse.click(1000, 650)
+    page.click(".leaflet-control-measure .js-finish")
+    popup = page.locator(".leaflet-popup-content", has_text="Linear measurement")
+    popup.wait_for(state="visible")
+    assert "Kilometers" in popup.inner_text()
+    page.mouse.move(700, 450)
+    assert page.locator(".leaflet-control-mouseposition").inner_text().startswith("lon, lat:")
+    assert count(page, ".leaflet-control-minimap path") >= 8  # the outline basemap, small
+    assert count(page, ".leaflet-control-zoom-fullscreen") == 1
+    page.click(".truce-play")  # from the end, play starts over and moves on
+    page.wait_for_function("window.truce.step() > 0 && window.truce.step() < 4")
+    page.click(".truce-play")
+    assert watched.errors == []
+    assert watched.foreign_requests({"127.0.0.1"}) == []
+
+
+def close_popup(page: Any) -> None:
+    """Close the open popup and let the map settle (fade-out, and the pan that opened it)."""
+    page.evaluate("window.truce.map.closePopup()")
+    page.wait_for_function("document.querySelectorAll('.leaflet-popup').length === 0")
+    page.wait_for_timeout(300)
+
+
+def click_topmost(page: Any, selector: str) -> None:
+    """A real mouse click on the first element matching `selector` that nothing covers."""
+    point = page.evaluate(
+        """(selector) => {
+            for (const el of document.querySelectorAll(selector)) {
+                const box = el.getBoundingClientRect();
+                const x = box.left + box.width / 2, y = box.top + box.height / 2;
+                if (el.contains(document.elementFromPoint(x, y))) return [x, y];
+            }
+            return null;
+        }""",
+        selector,
+    )
+    assert point is not None, f"every {selector} is covered"
+    page.mouse.click(*point)
+
+
+def click_zone(page: Any, color: str) -> None:
+    """A real click inside a zone's polygon, where nothing else (marker, label) covers it."""
+    point = page.evaluate(
+        """(color) => {
+            const map = window.truce.map, size = map.getSize();
+            for (let y = 20; y < size.y - 20; y += 15) {
+                for (let x = 60; x < size.x - 60; x += 15) {
+                    const box = map.getContainer().getBoundingClientRect();
+                    const el = document.elementFromPoint(box.left + x, box.top + y);
+                    if (el && el.tagName === "path" && el.getAttribute("stroke") === color) {
+                        return [box.left + x, box.top + y];
+                    }
+                }
+            }
+            return null;
+        }""",
+        color,
+    )
+    assert point is not None, f"no uncovered point of the zone drawn in {color}"
+    page.mouse.click(*point)
+
+
+def test_a_popup_opens_on_click_with_verdict_and_depth(
+    watched: Watched, live_server: LiveServer
+) -> None:
+    page = open_map(watched, f"{live_server.url}/map")
+    click_topmost(page, ".truce-report.truce-violation")
+    popup = page.locator(".leaflet-popup-content")
+    popup.wait_for(state="visible")
+    text = popup.inner_text()
+    for field_name in ["Report", "Party", "Observed", "Source", "Confidence", "Uncertainty"]:
+        assert field_name in text
+    assert "VIOLATION" in text and "m inside" in text and "nk-pk-zone" in text
+    close_popup(page)
+
+    click_zone(page, PEACEKEEPING)
+    popup.wait_for(state="visible")
+    zone_text = popup.inner_text()
+    assert "Authorized parties" in zone_text and "RU-PK" in zone_text
+    assert "Agreement" in zone_text and "Source and accuracy" in zone_text
+    assert watched.errors == []
+
+
+def test_screenshot_for_the_readme(
+    watched: Watched, live_server: LiveServer, tmp_path: Path
+) -> None:
+    """docs/map.png: written when missing or with TRUCE_UPDATE_SCREENSHOT=1 (so that a test run
+    does not dirty the work tree)."""
+    page = open_map(watched, f"{live_server.url}/map")
+    page.evaluate("window.truce.map.setView([39.93, 46.72], 10)")
+    page.wait_for_timeout(300)
+    click_topmost(page, ".truce-report.truce-violation")
+    page.locator(".leaflet-popup-content").wait_for(state="visible")
+    page.wait_for_timeout(400)
+    shot = tmp_path / "map.png"
+    page.screenshot(path=str(shot))
+    assert shot.stat().st_size > 50_000
+    assert watched.errors == []
+    if os.environ.get("TRUCE_UPDATE_SCREENSHOT") == "1" or not SCREENSHOT.exists():
+        SCREENSHOT.parent.mkdir(exist_ok=True)
+        shutil.copyfile(shot, SCREENSHOT)
+
+
+def test_the_standalone_file_opens_with_the_network_cut(
+    watched: Watched, tmp_path: Path, scenario_data: MapData
+) -> None:
+    path = write_map_html(tmp_path / "map.html", scenario_data)
+    page = watched.page
+    page.route(
+        "**/*",
+        lambda route: (
+            route.continue_() if route.request.url.startswith(("file:", "data:")) else route.abort()
+        ),
+    )
+    open_map(watched, path.as_uri())
+    assert watched.errors == []
+    assert watched.foreign_requests(set()) == []
+    assert page.evaluate("window.truce.counts()")["reports"] == 13
+    assert zone_paths(page, PEACEKEEPING) == 1
+    assert count(page, ".truce-report.truce-violation") == 9
+
+
+def test_text_from_users_never_runs_as_html(
+    watched: Watched, tmp_path: Path, scenario_data: MapData
+) -> None:
+    attack = '<img src="x:" onerror="window.pwned = (window.pwned || 0) + 1">'
+    zone = replace(next(z for z in scenario_data.zones if z.id == "nk-pk-zone"), name=attack)
+    zone = replace(zone, valid_from=datetime(2022, 1, 1, tzinfo=UTC), valid_to=None)
+    report = replace(scenario_data.reports[2], notes=attack, source=attack, unit=attack)
+    party = Party("AZE", attack, 'red" onmouseover="window.pwned=1')
+    path = write_map_html(tmp_path / "map.html", MapData([zone], [report], [party]))
+    page = open_map(watched, path.as_uri())
+    click_topmost(page, ".truce-report")
+    page.locator(".leaflet-popup-content").wait_for(state="visible")
+    assert attack in page.locator(".leaflet-popup-content").inner_text()  # shown as text
+    close_popup(page)
+    click_zone(page, PEACEKEEPING)
+    page.locator(".leaflet-popup-content", has_text="Authorized").wait_for(state="visible")
+    page.wait_for_timeout(200)
+    assert page.evaluate("window.pwned") is None
+
+
+def test_100000_reports_open_in_the_browser(
+    watched: Watched, tmp_path: Path, scenario_data: MapData
+) -> None:
+    reports = many_reports(100_000, list(scenario_data.parties))
+    data = MapData(scenario_data.zones, reports, scenario_data.parties, scenario_data.layers)
+    path = write_map_html(tmp_path / "big.html", data)
+    began = time.perf_counter()
+    page = open_map(watched, path.as_uri())
+    took = time.perf_counter() - began
+    assert took < 30, f"{took:.1f} s to open"
+    assert watched.errors == []
+    counts = page.evaluate("window.truce.counts()")
+    assert counts["reports"] == 100_000
+    # Clustered: the page holds a few hundred elements, not 100,000 markers.
+    assert 0 < report_elements(page) < 2_000
+    page.evaluate("window.truce.setStep(Math.floor(window.truce.steps.length / 2))")
+    assert 0 < page.evaluate("window.truce.counts()")["reports"] < 100_000
