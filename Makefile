@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 # The sample scenario on 127.0.0.1:$(PORT), public read on, loaded into data/truce.sqlite on first start.
 run: install assets
 	@echo "Truce on http://127.0.0.1:$(PORT)  (map: /map, API docs: /docs, health: /health)"
-	@echo "Writes need a key: start with TRUCE_API_KEYS=<secret>:admin make run"
+	@echo "Writes need a key: $(BIN)/truce keys create --role admin  (shown once; or TRUCE_API_KEYS=<secret>:admin make run)"
 	TRUCE_PUBLIC_READ=true TRUCE_LOAD_SCENARIO=true $(BIN)/truce serve --host 127.0.0.1 --port $(PORT)
 
 lint: install
