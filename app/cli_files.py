@@ -58,7 +58,7 @@ from app.io import (
     write_zones,
 )
 from app.scenario import GEODATA
-from app.store import ROLES, Store, UnknownZone, open_store
+from app.store import ROLES, Store, UnknownZone, iter_report_pages, open_store
 from app.tracks import track_summary
 from app.validate import parse_timestamp
 
@@ -70,8 +70,6 @@ DEFAULT_DATABASE_URL = "sqlite:///data/truce.sqlite"
 CHECK_CHUNK = 500_000
 #: Reports stored per transaction when importing.
 IMPORT_BATCH = 10_000
-#: Reports read from the store per page when exporting.
-EXPORT_PAGE = 10_000
 
 progress_console = Console(stderr=True)
 
@@ -770,19 +768,14 @@ def _stored_reports(
     steps: Steps,
 ) -> list[Any]:
     reports: list[Any] = []
-    cursor: str | None = None
     total = store.count_reports()
     step = "reading reports from the database"
     steps(step, 0, total)
-    while True:
-        page, cursor = store.list_reports(
-            since=since, until=until, party=party, limit=EXPORT_PAGE, after=cursor
-        )
+    for page in iter_report_pages(store, since=since, until=until, party=party):
         reports += page
         steps(step, len(reports), max(total, len(reports)))
-        if cursor is None:
-            steps(step, len(reports), len(reports))
-            return reports
+    steps(step, len(reports), len(reports))
+    return reports
 
 
 @export_app.command("zones")

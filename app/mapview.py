@@ -53,12 +53,11 @@ from app import assets
 from app.domain import Party, Report, ReportKind, Verdict, Zone, ZoneKind
 from app.engine import FINDING_COLUMNS, VERDICTS, ZoneIndex
 from app.scenario import GEODATA, Scenario, load_scenario
-from app.store.base import Store
+from app.store.base import Store, iter_report_pages
 from app.tracks import track_events, track_summary
 
 #: The most reports one map page carries; past this the page says it is truncated.
 MAX_MAP_REPORTS = 250_000
-_STORE_PAGE = 10_000
 
 __all__ = [
     "OFFLINE_TILES",
@@ -1350,13 +1349,10 @@ def map_data_from_store(
     layers from `geodata` (none when it is missing, as in an installed wheel); and whether the
     reports were cut at `MAX_MAP_REPORTS`."""
     reports: list[Report] = []
-    cursor: str | None = None
-    while True:
-        page, cursor = store.list_reports(
-            since=since, until=until, party=party, limit=_STORE_PAGE, after=cursor
-        )
+    pages = iter_report_pages(store, since=since, until=until, party=party)
+    for page in pages:
         reports += page
-        if cursor is None or len(reports) >= MAX_MAP_REPORTS:
+        if len(reports) >= MAX_MAP_REPORTS:
             break
     try:
         scenario = load_scenario(geodata)
@@ -1369,4 +1365,4 @@ def map_data_from_store(
         parties=parties,
         layers=layers,
     )
-    return data, len(reports) > MAX_MAP_REPORTS or cursor is not None
+    return data, len(reports) > MAX_MAP_REPORTS or next(pages, None) is not None

@@ -32,7 +32,7 @@ from app.domain import Report, Verdict, Zone, ZoneKind
 from app.engine import Judged, ZoneIndex
 from app.errors import InvalidInput, InvalidParameter, InvalidReport, InvalidZone
 from app.scenario import GEODATA, load_scenario
-from app.store import AuditEntry, BBox, Conflict, NotFound, Store
+from app.store import AuditEntry, BBox, Conflict, NotFound, Store, iter_report_pages
 from app.tracks import track_events, track_summary
 from app.validate import join_path
 
@@ -64,8 +64,6 @@ MAX_US = (MAX_TIME - _EPOCH) // _US
 #: No two points on Earth are farther apart (half the equator, rounded up): a larger uncertainty
 #: or warning distance means nothing and only feeds overflows to the geometry.
 MAX_DISTANCE_M = 20_037_509.0
-#: Reports read per page when the service scans the store (incursions).
-SCAN_PAGE = 10_000
 
 
 def to_us(moment: datetime) -> int:
@@ -499,19 +497,6 @@ class Service:
             since=since, until=until, party=party, bbox=bbox, unit=unit, limit=limit, after=after
         )
 
-    def _all_reports(
-        self, since: datetime | None, until: datetime | None, party: str | None
-    ) -> list[Report]:
-        reports: list[Report] = []
-        cursor: str | None = None
-        while True:
-            page, cursor = self.store.list_reports(
-                since=since, until=until, party=party, limit=SCAN_PAGE, after=cursor
-            )
-            reports += page
-            if cursor is None:
-                return reports
-
     def incursions(
         self,
         *,
@@ -525,7 +510,8 @@ class Service:
         Computed by running the engine over the stored reports in range, against the zones as
         they stand now (the index), so a zone corrected later corrects its incursions too.
         """
-        reports = self._all_reports(since, until, party)
+        pages = iter_report_pages(self.store, since=since, until=until, party=party)
+        reports = [report for page in pages for report in page]
         if not reports:
             return []
         batch = ReportBatch.from_reports(reports)

@@ -26,6 +26,7 @@ from app.store.base import (
     UnknownKey,
     UnknownZone,
     UnsupportedDatabase,
+    iter_report_pages,
 )
 from app.store.sqlite import SQLiteStore
 
@@ -44,6 +45,7 @@ __all__ = [
     "UnknownKey",
     "UnknownZone",
     "UnsupportedDatabase",
+    "iter_report_pages",
     "open_store",
 ]
 

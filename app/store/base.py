@@ -38,7 +38,7 @@ Promises every implementation keeps:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -67,6 +67,7 @@ __all__ = [
     "UnknownKey",
     "UnknownZone",
     "UnsupportedDatabase",
+    "iter_report_pages",
 ]
 
 
@@ -294,3 +295,26 @@ class Store(Protocol):
     def close(self) -> None:
         """Release the connections; the store must not be used afterwards."""
         ...
+
+
+#: Reports read per page when a caller walks every stored report of a range.
+REPORT_PAGE = 10_000
+
+
+def iter_report_pages(
+    store: Store,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    party: str | None = None,
+    page_size: int = REPORT_PAGE,
+) -> Iterator[list[Report]]:
+    """Every stored report of the range, one `Store.list_reports` page at a time."""
+    cursor: str | None = None
+    while True:
+        page, cursor = store.list_reports(
+            since=since, until=until, party=party, limit=page_size, after=cursor
+        )
+        yield page
+        if cursor is None:
+            return
