@@ -749,22 +749,13 @@ def test_keys_create_refuses_an_unknown_role(tmp_path):
 # --- as a subprocess ------------------------------------------------------------------------------
 
 
-def entry_points() -> list:
-    points = [pytest.param([sys.executable, "-m", "app.cli_files"], id="cli_files")]
-    from app import cli
-
-    wired = any(group.name == "import" for group in cli.cli.registered_groups)
-    points.append(
-        pytest.param(
-            [sys.executable, "-c", "from app.cli import main; main()"],
-            id="app.cli",
-            marks=pytest.mark.skipif(not wired, reason="app.cli does not call register() yet"),
-        )
-    )
-    return points
+ENTRY_POINTS = [
+    pytest.param([sys.executable, "-m", "app.cli_files"], id="cli_files"),
+    pytest.param([sys.executable, "-c", "from app.cli import main; main()"], id="app.cli"),
+]
 
 
-@pytest.mark.parametrize("command", entry_points())
+@pytest.mark.parametrize("command", ENTRY_POINTS)
 def test_subprocess_check_and_errors(command, tmp_path):
     out = tmp_path / "f.gpkg"
     done = subprocess.run(
@@ -787,7 +778,7 @@ def test_subprocess_check_and_errors(command, tmp_path):
     assert "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("command", entry_points())
+@pytest.mark.parametrize("command", ENTRY_POINTS)
 def test_subprocess_import_export_round_trip(command, tmp_path):
     url = db(tmp_path)
 
