@@ -13,7 +13,6 @@ validating, checking and writing.
 from __future__ import annotations
 
 import getpass
-import hashlib
 import os
 import secrets
 from collections.abc import Callable, Iterator, Sequence
@@ -58,7 +57,7 @@ from app.io import (
     write_zones,
 )
 from app.scenario import GEODATA
-from app.store import ROLES, Store, UnknownZone, iter_report_pages, open_store
+from app.store import ROLES, Store, UnknownZone, hash_key, iter_report_pages, open_store
 from app.tracks import track_summary
 from app.validate import parse_timestamp
 
@@ -870,11 +869,6 @@ class Role(StrEnum):
 
 
 assert tuple(r.value for r in Role) == ROLES
-
-
-def hash_key(secret: str) -> str:
-    """The SHA-256 hex digest under which a key is stored (as the API looks it up)."""
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
 @keys_app.command("create")

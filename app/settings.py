@@ -20,7 +20,7 @@ API keys are kept as `SecretStr`, so printing or logging the settings never show
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -31,7 +31,7 @@ MIB = 1024 * 1024
 
 #: Roles, weakest first; each includes the ones before it (admin ⊇ observer ⊇ viewer).
 Role = Literal["viewer", "observer", "admin"]
-_ROLES: tuple[str, ...] = ("viewer", "observer", "admin")
+_ROLES: tuple[str, ...] = get_args(Role)
 
 
 class ApiKey(BaseModel):

@@ -18,14 +18,14 @@ import hashlib
 import hmac
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, get_args
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
 from app.errors import Forbidden, Unauthorized
 from app.settings import ApiKey, Role, Settings
-from app.store import Store
+from app.store import Store, hash_key
 
 __all__ = [
     "ANONYMOUS",
@@ -38,12 +38,7 @@ __all__ = [
     "require_role",
 ]
 
-_RANK: dict[str, int] = {"viewer": 0, "observer": 1, "admin": 2}
-
-
-def hash_key(secret: str) -> str:
-    """The SHA-256 hex digest under which a key is stored (`Store.add_key`, `find_key`)."""
-    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+_RANK: dict[str, int] = {role: rank for rank, role in enumerate(get_args(Role))}
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from app.store.base import (
     UnknownKey,
     UnknownZone,
     UnsupportedDatabase,
+    hash_key,
     iter_report_pages,
 )
 from app.store.sqlite import SQLiteStore
@@ -45,6 +46,7 @@ __all__ = [
     "UnknownKey",
     "UnknownZone",
     "UnsupportedDatabase",
+    "hash_key",
     "iter_report_pages",
     "open_store",
 ]

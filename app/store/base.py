@@ -38,6 +38,7 @@ Promises every implementation keeps:
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -67,6 +68,7 @@ __all__ = [
     "UnknownKey",
     "UnknownZone",
     "UnsupportedDatabase",
+    "hash_key",
     "iter_report_pages",
 ]
 
@@ -128,6 +130,11 @@ class AuditEntry:
     action: str
     target: str
     detail: str | None = None
+
+
+def hash_key(secret: str) -> str:
+    """The SHA-256 hex digest under which a key is stored (`Store.add_key`, `find_key`)."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
