@@ -68,7 +68,7 @@ from app.geojson import (
     zone_to_feature,
     zones_from_geojson,
 )
-from app.service import MAX_DISTANCE_M, MAX_TIME, MIN_TIME, check_zone
+from app.service import MAX_DISTANCE_M, MAX_TIME, MAX_US, MIN_TIME, MIN_US, check_zone
 
 __all__ = [
     "ACLED_COLUMNS",
@@ -130,8 +130,6 @@ WRITE_CHUNK = 100_000
 #: Features per GeoPackage write: each append reopens the file and updates its spatial index.
 GPKG_CHUNK = 500_000
 _NS_PER_US = 1000
-_MIN_US = (MIN_TIME - datetime(1970, 1, 1, tzinfo=MIN_TIME.tzinfo)) // pd.Timedelta(1, "us")
-_MAX_US = (MAX_TIME - datetime(1970, 1, 1, tzinfo=MAX_TIME.tzinfo)) // pd.Timedelta(1, "us")
 
 #: Column names looked for in a CSV (and in the attribute table of a point file), first match
 #: wins, compared without letter case and surrounding spaces.
@@ -1050,7 +1048,7 @@ def _check_limits(
     path: Path, us: np.ndarray, uncertainty: np.ndarray, where: Callable[[int], str]
 ) -> None:
     """Refuse the first time or uncertainty that the service cannot hold, as the API does."""
-    bad_time = (us < _MIN_US) | (us >= _MAX_US)
+    bad_time = (us < MIN_US) | (us >= MAX_US)
     bad_u = uncertainty > MAX_DISTANCE_M
     bad = np.flatnonzero(bad_time | bad_u)
     if not len(bad):
@@ -1472,7 +1470,7 @@ def _time_ns(
         i = int(np.flatnonzero(missing)[0])
         raise chunk.fail(i, f"column {column!r} is empty (give --at for reports without a time)")
     us = stamps.as_unit("us").asi8.copy()
-    out_of_range = ~missing & ((us < _MIN_US) | (us >= _MAX_US))
+    out_of_range = ~missing & ((us < MIN_US) | (us >= MAX_US))
     if out_of_range.any():
         i = int(np.flatnonzero(out_of_range)[0])
         raise chunk.fail(
