@@ -610,6 +610,13 @@ def _same_zone(a: Zone, b: Zone) -> bool:
     )
 
 
+def _print_duplicates(duplicates: Sequence[str]) -> None:
+    """The first ten duplicates, if any."""
+    if duplicates:
+        shown = ", ".join(duplicates[:10])
+        console.print(f"duplicates: {shown}{' ...' if len(duplicates) > 10 else ''}")
+
+
 @import_app.command("zones")
 def import_zones(
     file: Annotated[Path, typer.Argument(help="Zones: GeoJSON, GeoPackage, Shapefile, ...")],
@@ -666,9 +673,7 @@ def import_zones(
             f"{file.name}: {len(zones)} zone version(s): {len(created)} zone(s) created, "
             f"{len(added)} new version(s), {len(duplicates)} duplicate(s) already stored"
         )
-        if duplicates:
-            shown = ", ".join(duplicates[:10])
-            console.print(f"duplicates: {shown}{' ...' if len(duplicates) > 10 else ''}")
+        _print_duplicates(duplicates)
 
 
 @import_app.command("reports")
@@ -740,9 +745,7 @@ def import_reports(
             f"{file.name}: {n:,} report(s): {stored:,} stored, {len(duplicates):,} duplicate(s) "
             f"already stored; {violations:,} violation(s) against the stored zones"
         )
-        if duplicates:
-            shown = ", ".join(duplicates[:10])
-            console.print(f"duplicates: {shown}{' ...' if len(duplicates) > 10 else ''}")
+        _print_duplicates(duplicates)
 
 
 # --- export ---------------------------------------------------------------------------------------
