@@ -123,8 +123,7 @@ def map_command(
     from app.mapview import MapData, MapQuery, map_data_from_store, write_map_html
     from app.store import open_store
 
-    moments = {name: _aware(value, name) for name, value in (("at", at), ("since", since))}
-    moments["until"] = _aware(until, "until")
+    moments = {"at": _aware(at), "since": _aware(since), "until": _aware(until)}
     if database_url is None:
         data = MapData.from_scenario(load_scenario(scenario))
     else:
@@ -146,7 +145,7 @@ def map_command(
     console.print(f"map written to {path} ({path.stat().st_size / 1e6:.1f} MB)")
 
 
-def _aware(moment: datetime | None, name: str) -> datetime | None:
+def _aware(moment: datetime | None) -> datetime | None:
     """Times without an offset are taken as UTC (the command line has no other sensible zone)."""
     if moment is None or moment.tzinfo is not None:
         return moment

@@ -149,8 +149,11 @@ def get_map(
     a time slider, a legend and a layer control. Works with no internet: every script and style
     sheet comes from `/static`.
     """
-    moments = {name: _instant(value, name) for name, value in (("at", at), ("since", since))}
-    moments["until"] = _instant(until, "until")
+    moments = {
+        "at": _instant(at, "at"),
+        "since": _instant(since, "since"),
+        "until": _instant(until, "until"),
+    }
     if moments["since"] and moments["until"] and moments["until"] <= moments["since"]:
         raise InvalidParameter("must be after since", field="until")
     missing = assets.missing_assets()
