@@ -46,7 +46,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal
 
@@ -240,17 +240,6 @@ FINDINGS_COLUMNS = [
     "party",
     "observed_at",
 ]
-_REPORT_FIELDS = (
-    "id",
-    "party",
-    "observed_at",
-    "uncertainty_m",
-    "kind",
-    "unit",
-    "source",
-    "confidence",
-    "notes",
-)
 _ZONE_FIELDS: dict[str, tuple[str, ...]] = {
     "id": ("id", "zone_id"),
     "name": ("name",),
@@ -1453,8 +1442,6 @@ def _tz(name: str) -> Any:
     match = re.fullmatch(r"([+-])(\d\d):?(\d\d)", name.strip())
     if match:
         sign = 1 if match[1] == "+" else -1
-        from datetime import timedelta, timezone
-
         return timezone(sign * timedelta(hours=int(match[2]), minutes=int(match[3])))
     return name
 
