@@ -66,9 +66,8 @@ from app.geojson import (
     reports_from_geojson,
     zone_from_feature,
     zone_to_feature,
-    zones_from_geojson,
 )
-from app.service import MAX_DISTANCE_M, MAX_TIME, MAX_US, MIN_TIME, MIN_US, check_zone
+from app.service import MAX_DISTANCE_M, MAX_TIME, MAX_US, MIN_TIME, MIN_US, check_zone, parse_zones
 
 __all__ = [
     "ACLED_COLUMNS",
@@ -528,9 +527,7 @@ def read_zones(
         obj = _load_json(path, progress)
         if not _declares_other_crs(obj):
             try:
-                zones, notes = zones_from_geojson(obj)
-                for i, zone in enumerate(zones):
-                    check_zone(zone, i if obj.get("type") == "FeatureCollection" else None)
+                zones, notes = parse_zones(obj)
             except TruceError as exc:
                 raise _problem(path, exc.detail) from None
             return zones, [f"{path.name}: {note}" for note in notes]

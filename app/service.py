@@ -18,7 +18,7 @@ in one pass.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -31,6 +31,7 @@ import pandas as pd
 from app.domain import Report, Verdict, Zone, ZoneKind
 from app.engine import Judged, ZoneIndex
 from app.errors import InvalidInput, InvalidParameter, InvalidReport, InvalidZone
+from app.geojson import zones_from_geojson
 from app.scenario import GEODATA, load_scenario
 from app.store import AuditEntry, BBox, Conflict, NotFound, Store, iter_report_pages
 from app.tracks import track_events, track_summary
@@ -48,6 +49,7 @@ __all__ = [
     "Track",
     "check_time",
     "check_zone",
+    "parse_zones",
     "to_us",
 ]
 
@@ -97,6 +99,19 @@ def check_zone(zone: Zone, index: int | None = None) -> None:
     except InvalidZone as exc:
         exc.index = index
         raise
+
+
+def parse_zones(obj: Any) -> tuple[list[Zone], list[str]]:
+    """Zones from a Feature or a non-empty FeatureCollection, with notes on what was repaired.
+
+    Raises:
+        InvalidGeoJSON, InvalidGeometry, InvalidZone: naming the field and feature index.
+    """
+    zones, notes = zones_from_geojson(obj)
+    collection = isinstance(obj, Mapping) and obj.get("type") == "FeatureCollection"
+    for i, zone in enumerate(zones):
+        check_zone(zone, i if collection else None)
+    return zones, notes
 
 
 # -- report batches ---------------------------------------------------------------------------

@@ -22,14 +22,14 @@ import numpy as np
 
 from app.domain import Confidence, Report, ReportKind, Zone
 from app.errors import InvalidGeoJSON, InvalidReport, TruceError
-from app.geojson import reports_from_geojson, zones_from_geojson
+from app.geojson import reports_from_geojson
 from app.service import (
     MAX_DISTANCE_M,
     MAX_US,
     MIN_US,
     ReportBatch,
     Shape,
-    check_zone,
+    parse_zones,
     to_us,
 )
 from app.validate import describe, parse_enum
@@ -243,19 +243,6 @@ def _columns(  # noqa: C901 - one straight pass over the columns reads best as o
 
 def _empty() -> ReportBatch:
     return ReportBatch.from_reports([], Shape.COLLECTION)
-
-
-def parse_zones(obj: Any) -> tuple[list[Zone], list[str]]:
-    """Zones from a Feature or a non-empty FeatureCollection, with notes on what was repaired.
-
-    Raises:
-        InvalidGeoJSON, InvalidGeometry, InvalidZone: naming the field and feature index.
-    """
-    zones, notes = zones_from_geojson(obj)
-    collection = isinstance(obj, Mapping) and obj.get("type") == "FeatureCollection"
-    for i, zone in enumerate(zones):
-        check_zone(zone, i if collection else None)
-    return zones, notes
 
 
 def parse_zone_version(obj: Any, zone_id: str) -> tuple[Zone, list[str]]:
