@@ -67,7 +67,16 @@ from app.geojson import (
     zone_from_feature,
     zone_to_feature,
 )
-from app.service import MAX_DISTANCE_M, MAX_TIME, MAX_US, MIN_TIME, MIN_US, check_zone, parse_zones
+from app.service import (
+    MAX_DISTANCE_M,
+    MAX_TIME,
+    MAX_US,
+    MIN_TIME,
+    MIN_US,
+    check_zone,
+    parse_zones,
+    to_us,
+)
 
 __all__ = [
     "ACLED_COLUMNS",
@@ -932,9 +941,7 @@ class ReportTable:
     @classmethod
     def from_reports(cls, path: Path, reports: Sequence[Report]) -> ReportTable:
         """A table over reports already parsed (GeoJSON), labelled by feature index."""
-        us = np.array(
-            [(r.observed_at - _EPOCH) // pd.Timedelta(1, "us") for r in reports], dtype=np.int64
-        )
+        us = np.array([to_us(r.observed_at) for r in reports], dtype=np.int64)
         return cls(
             path=path,
             lon=np.array([r.lon for r in reports], dtype=np.float64),
@@ -950,7 +957,6 @@ class ReportTable:
         )
 
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=MIN_TIME.tzinfo)
 _STRINGS = np.dtypes.StringDType(na_object=None)
 
 
