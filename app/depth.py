@@ -44,9 +44,9 @@ from app.geodesy import (
     subdivide,
 )
 
-# Nearest samples asked of the KD-tree for every point; the few points they do not settle go to
-# an exact search of the segments within reach.
-NEIGHBOURS = 8
+# Nearest samples asked of the KD-tree: a few for every point, more for the few points those do
+# not settle; what is still unsettled gets an exact R-tree search of the segments within reach.
+NEIGHBOURS = (8, 48)
 # Spacing (m) of the sample points indexed along segments: any point of a segment is within half
 # of it of an indexed sample, which bounds how much closer a segment not found can be. Most
 # segments are shorter (their ends are samples); the few long ones are cut to the usual length.
@@ -115,20 +115,25 @@ class ZoneBoundary:
         if np.isfinite(limit_m):
             reach = limit_m * float(scale_spread(centre_angle.max() + 2 * limit_m / MIN_RADIUS_M))
             bound = reach + self.spacing / 2 + CHORD_SLACK_M
-        result, proven = self._nearest_samples(lon, lat, xy, centre_angle, bound)
-        todo = np.flatnonzero(~proven)
-        if len(todo):
-            nearer = self._within_reach(
-                lon[todo], lat[todo], xy[todo], centre_angle[todo], result[todo]
+        todo = np.arange(len(lon))
+        for k in NEIGHBOURS:
+            found, proven = self._nearest_samples(
+                lon[todo], lat[todo], xy[todo], centre_angle[todo], bound, k
             )
-            result[todo] = np.minimum(result[todo], nearer)
+            result[todo] = found
+            todo = todo[~proven]
+            if not len(todo):
+                return result
+        found = result[todo]
+        nearer = self._within_reach(lon[todo], lat[todo], xy[todo], centre_angle[todo], found)
+        result[todo] = np.minimum(found, nearer)
         return result
 
     def _nearest_samples(
-        self, lon: Float, lat: Float, xy: Float, centre_angle: Float, bound: float
+        self, lon: Float, lat: Float, xy: Float, centre_angle: Float, bound: float, k: int
     ) -> tuple[Float, np.ndarray]:
         """Distance through the segments of the k nearest samples, and whether that is proven."""
-        n, k = len(lon), min(NEIGHBOURS, len(self._sample_segment))
+        n, k = len(lon), min(k, len(self._sample_segment))
         sample_dist, sample = self._samples.query(
             np.ascontiguousarray(xy), k=k, distance_upper_bound=bound
         )
