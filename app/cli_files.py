@@ -344,35 +344,16 @@ def _swapped(
 
     Returns (report, zone id, how many reports look so), or None.
     """
-    if not len(index) or not len(table):
-        return None
-    boxes = np.array([z.geometry.bounds for z in index.zones], dtype=np.float64)
-    minx, miny = boxes[:, 0].min(), boxes[:, 1].min()
-    maxx, maxy = boxes[:, 2].max(), boxes[:, 3].max()
-    near = np.zeros(len(table), dtype=bool)
-    near[findings["report"].to_numpy(np.int64)] = True
-    x, y = table.lat, table.lon
-    candidates = np.flatnonzero(
-        ~near & (x != y) & (x >= minx) & (x <= maxx) & (y >= miny) & (y <= maxy)
+    reports, zones = index.swapped(
+        table.lon,
+        table.lat,
+        table.time_ns,
+        table.party,
+        findings["report"].to_numpy(np.int64),
     )
-    if not len(candidates):
+    if not len(reports):
         return None
-    frame = pd.DataFrame(
-        {
-            "lon": x[candidates],
-            "lat": y[candidates],
-            "observed_at": table.frame()["observed_at"].to_numpy()[candidates],
-            "uncertainty_m": np.zeros(len(candidates)),
-            "party": table.party[candidates],
-        }
-    )
-    frame["observed_at"] = pd.to_datetime(frame["observed_at"], utc=True)
-    found = index.check(frame)
-    found = found[found["depth_m"].to_numpy() >= 0.0]
-    if found.empty:
-        return None
-    first = found.iloc[0]
-    return int(candidates[int(first["report"])]), str(first["zone_id"]), found["report"].nunique()
+    return int(reports[0]), str(index.zone_ids[zones[0]]), len(reports)
 
 
 def _refuse_swapped(index: ZoneIndex, table: ReportTable, findings: pd.DataFrame) -> None:

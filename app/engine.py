@@ -198,6 +198,39 @@ class ZoneIndex:
             violation[order],
         )
 
+    def swapped(
+        self,
+        lon: Float,
+        lat: Float,
+        time_ns: np.ndarray,
+        party: np.ndarray,
+        judged_reports: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Reports with no finding whose (lat, lon), read as (lon, lat), lies in a zone in force.
+
+        A swap is the commonest coordinate error and would hide an incursion. `judged_reports` are
+        the reports that have a finding (`Judged.report`). Returns those reports and, for each,
+        the first zone its exchanged position lies in.
+        """
+        far = np.ones(len(lon), dtype=bool)
+        far[judged_reports] = False
+        x, y = lat, lon  # the exchanged position
+        minx, miny = self._bounds[:, :2].min(axis=0, initial=np.inf)
+        maxx, maxy = self._bounds[:, 2:].max(axis=0, initial=-np.inf)
+        candidates = np.flatnonzero(
+            far & (x != y) & (x >= minx) & (x <= maxx) & (y >= miny) & (y <= maxy)
+        )
+        found = self.judge(
+            x[candidates],
+            y[candidates],
+            time_ns[candidates],
+            party[candidates],
+            np.zeros(len(candidates)),
+        )
+        found = found.select(found.depth_m >= 0.0)
+        first = np.unique(found.report, return_index=True)[1]
+        return candidates[found.report[first]], found.zone[first]
+
     def _candidates(self, r: _Reports, max_u: float, include_outside: bool) -> list[np.ndarray]:
         """Per zone, the reports in force whose position can change its verdict."""
         n = len(r.lon)

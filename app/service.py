@@ -347,8 +347,6 @@ def _records(frame: pd.DataFrame) -> list[JSON]:
 class _Indexed:
     token: int
     index: ZoneIndex
-    # The envelope of every zone version: a swapped position outside it cannot be in a zone.
-    bounds: tuple[float, float, float, float] | None
 
 
 class Service:
@@ -382,17 +380,7 @@ class Service:
             # than its token, which only costs one more rebuild, never a stale index.
             token = self.store.zones_changed_token()
             zones = self.store.zones_for_index()
-            index = ZoneIndex(zones)
-            bounds = None
-            if zones:
-                boxes = np.array([z.geometry.bounds for z in zones], dtype=np.float64)
-                bounds = (
-                    float(boxes[:, 0].min()),
-                    float(boxes[:, 1].min()),
-                    float(boxes[:, 2].max()),
-                    float(boxes[:, 3].max()),
-                )
-            indexed = _Indexed(token, index, bounds)
+            indexed = _Indexed(token, ZoneIndex(zones))
             # Tokens only grow: never replace a newer index by an older one.
             if self._indexed is None or self._indexed.token <= token:
                 self._indexed = indexed
@@ -455,31 +443,16 @@ class Service:
         Such a report is kept as sent (it may be right), but the sender is told, since a swap is
         the commonest coordinate error and would hide an incursion.
         """
-        if indexed.bounds is None:
-            return []
-        near = np.zeros(len(batch), dtype=bool)
-        near[judged.report[judged.verdict != Verdict.OUTSIDE]] = True
-        minx, miny, maxx, maxy = indexed.bounds
-        # Swapped: the latitude becomes the longitude and the longitude the latitude.
-        x, y = batch.lat, batch.lon
-        candidates = np.flatnonzero(
-            ~near & (x != y) & (x >= minx) & (x <= maxx) & (y >= miny) & (y <= maxy)
+        index = indexed.index
+        reports, zones = index.swapped(
+            batch.lon,
+            batch.lat,
+            batch.time_ns,
+            batch.party,
+            judged.report[judged.verdict != Verdict.OUTSIDE],
         )
-        if not len(candidates):
-            return []
-        found = indexed.index.judge(
-            x[candidates],
-            y[candidates],
-            batch.time_ns[candidates],
-            batch.party[candidates],
-            np.zeros(len(candidates)),
-        )
-        found = found.select(found.depth_m >= 0.0)
-        first = np.unique(found.report, return_index=True)[1]
-        found_ids = indexed.index.zone_ids[found.zone[first]]
         warnings = []
-        for j, zone_id in zip(found.report[first].tolist(), found_ids.tolist(), strict=True):
-            i = int(candidates[j])
+        for i, zone_id in zip(reports.tolist(), index.zone_ids[zones].tolist(), strict=True):
             lon, lat = float(batch.lon[i]), float(batch.lat[i])
             warnings.append(
                 f"{batch.shape.position_path(i)}: coordinates look swapped: "

@@ -101,3 +101,15 @@ def test_every_sample_report_is_judged_and_the_parukh_group_violates(scenario, i
     ]
     assert inside_reports, "the sample track must enter the zone"
     assert {r.id for r in inside_reports} <= violating_ids
+
+
+def test_parukh_written_lat_lon_is_recognised_as_swapped(index):
+    import numpy as np
+
+    lon, lat = np.array([PARUKH[1], PARUKH[0]]), np.array([PARUKH[0], PARUKH[1]])  # swapped, right
+    time_ns = np.full(2, int(datetime(2022, 3, 25, 10, tzinfo=BAKU).timestamp() * 1e9))
+    party = np.array(["AZE", "AZE"], dtype=object)
+    judged = index.judge(lon, lat, time_ns, party, np.zeros(2))
+    reports, zones = index.swapped(lon, lat, time_ns, party, judged.report)
+    assert reports.tolist() == [0]  # the right one has a finding, so it is not suspected
+    assert index.zone_ids[zones].tolist() == ["nk-pk-zone"]
