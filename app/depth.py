@@ -12,8 +12,8 @@ straight in the zone's local stereographic projection. For every point we
    them a chance to be nearer;
 3. prove that no segment outside the candidates can be nearer by more than the tolerance: such a
    segment has no sample among the K, so its chord lies at least sqrt(d_K² − h²/4) away, h being
-   the sample spacing. The few points this does not settle get an exact R-tree search of every
-   segment within reach.
+   the sample spacing. The few points this does not settle ask for more samples, and the fewer
+   still unsettled get an exact R-tree search of every segment within reach.
 
 All of it works on whole arrays of points; nothing loops over points in Python.
 """
