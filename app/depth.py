@@ -20,6 +20,7 @@ All of it works on whole arrays of points; nothing loops over points in Python.
 
 from __future__ import annotations
 
+import math
 import os
 from functools import cached_property
 
@@ -57,7 +58,7 @@ MIN_SAMPLE_SPACING_M = 5.0
 CHORD_SLACK_M = 0.05
 
 
-def tolerance_m(distance_m: Float) -> Float:
+def tolerance_m(distance_m: Float | float) -> Float:
     """Half the contract's tolerance, max(0.5 m, 0.1 %): what a segment left unmeasured may cost."""
     return np.asarray(0.5 * np.maximum(0.5, 1e-3 * distance_m), dtype=np.float64)
 
@@ -72,7 +73,12 @@ class ZoneBoundary:
         self.centre = sphere_centre(geometry)
         self._to_plane = local_projection(*self.centre)
         self.start_xy, self.end_xy = self._project_segments(self.start_ll, self.end_ll)
-        lengths = np.hypot(*(self.end_xy - self.start_xy).T)
+        # Segments as components, for `_planar` (a zero-length segment divides by 1: t = 0).
+        self._ax, self._ay = self.start_xy.T
+        self._abx, self._aby = (self.end_xy - self.start_xy).T
+        ab2 = self._abx**2 + self._aby**2
+        self._ab2 = np.where(ab2 > 0, ab2, 1.0)
+        lengths = np.hypot(self._abx, self._aby)
         usual = np.percentile(lengths, 90) if len(lengths) else 0.0
         self.spacing = float(np.clip(usual, MIN_SAMPLE_SPACING_M, MAX_SAMPLE_SPACING_M))
         pieces = np.maximum(1, np.ceil(lengths / self.spacing)).astype(np.int64)
@@ -127,6 +133,63 @@ class ZoneBoundary:
         found = result[todo]
         nearer = self._within_reach(lon[todo], lat[todo], xy[todo], centre_angle[todo], found)
         result[todo] = np.minimum(found, nearer)
+        return result
+
+    def distance_one(self, lon: float, lat: float, limit_m: float = math.inf) -> float:
+        """`distance` for one point: the same steps on Python floats and tiny arrays.
+
+        A lone check is the API's hot path, where numpy's fixed cost per call on arrays of one
+        would be most of the time (tests hold it to `distance`).
+        """
+        if self.size == 0:
+            return math.inf
+        x, y = self._to_plane.transform(lon, lat)
+        xy = np.array([[x, y]])
+        centre_angle = math.hypot(x, y) / MIN_RADIUS_M
+        bound = math.inf
+        if math.isfinite(limit_m):
+            reach = limit_m * float(scale_spread(centre_angle + 2 * limit_m / MIN_RADIUS_M))
+            bound = reach + self.spacing / 2 + CHORD_SLACK_M
+        samples = len(self._sample_segment)
+        for k in NEIGHBOURS:
+            k = min(k, samples)
+            sample_dist, sample = self._samples.query(xy, k=k, distance_upper_bound=bound)
+            sample, d_k = sample.reshape(k), float(sample_dist.reshape(k)[-1])
+            result = self._measure_one(
+                lon, lat, xy, centre_angle, self._sample_segment[sample[sample < samples]]
+            )
+            if k == samples or math.isinf(d_k):
+                return result
+            planar_floor = math.sqrt(max(d_k**2 - self.spacing**2 / 4, 0.0)) - CHORD_SLACK_M
+            spread = float(scale_spread(centre_angle + 2 * min(d_k, 1e9) / MIN_RADIUS_M))
+            if planar_floor / spread >= result - float(tolerance_m(result)):
+                return result
+        nearer = self._within_reach(
+            np.array([lon]), np.array([lat]), xy, np.array([centre_angle]), np.array([result])
+        )
+        return min(result, float(nearer[0]))
+
+    def _measure_one(
+        self, lon: float, lat: float, xy: Float, centre_angle: float, cand: np.ndarray
+    ) -> float:
+        """`_measure` for one point and its candidate segments."""
+        if not len(cand):
+            return math.inf
+        planar, t = self._planar(float(xy[0, 0]), float(xy[0, 1]), cand)
+        best = int(np.argmin(planar))
+        seg = int(cand[best])
+        start, end, at = self.start_ll[seg], self.end_ll[seg], float(t[best])
+        foot = start + at * (end - start)
+        result = float(GEOD.inv(lon, lat, foot[0], foot[1])[2])
+        spread = float(
+            scale_spread(centre_angle + 2 * min(float(planar[best]), 1e9) / MIN_RADIUS_M)
+        )
+        chance = planar / spread < result - float(tolerance_m(result))
+        chance[best] = False
+        if chance.any():
+            n = int(chance.sum())
+            other = self._geodesic(np.full(n, lon), np.full(n, lat), cand[chance], t[chance])
+            result = min(result, float(other.min()))
         return result
 
     def _nearest_samples(
@@ -184,7 +247,7 @@ class ZoneBoundary:
         only when the projection's distortion leaves it a chance to be nearer by more than the
         tolerance.
         """
-        planar, t = self._planar(xy[:, None, :], np.maximum(cand, 0))
+        planar, t = self._planar(xy[:, 0:1], xy[:, 1:2], np.maximum(cand, 0))
         planar[cand < 0] = np.inf
         best = np.argmin(planar, axis=1)
         rows = np.arange(len(lon))
@@ -203,15 +266,14 @@ class ZoneBoundary:
             np.minimum.at(result, point, other)
         return result
 
-    def _planar(self, xy: Float, seg: np.ndarray) -> tuple[Float, Float]:
-        """Planar distance from points (n, 1, 2) to segments `seg` (n, m), and the foot's t."""
-        a, b = self.start_xy[seg], self.end_xy[seg]
-        ab = b - a
-        length2 = np.einsum("...i,...i->...", ab, ab)
-        t = np.einsum("...i,...i->...", xy - a, ab) / np.where(length2 > 0, length2, 1.0)
-        t = np.clip(t, 0.0, 1.0)
-        foot = a + t[..., None] * ab
-        return np.hypot(*np.moveaxis(xy - foot, -1, 0)), t
+    def _planar(self, x: Float | float, y: Float | float, seg: np.ndarray) -> tuple[Float, Float]:
+        """Planar distance from points (x, y) to segments `seg`, and the foot's t along each.
+
+        Shapes broadcast: points (n, 1) against segments (n, m), or one point against (m,).
+        """
+        ax, ay, abx, aby = self._ax[seg], self._ay[seg], self._abx[seg], self._aby[seg]
+        t = np.clip(((x - ax) * abx + (y - ay) * aby) / self._ab2[seg], 0.0, 1.0)
+        return np.hypot(ax + t * abx - x, ay + t * aby - y), t
 
     def _geodesic(self, lon: Float, lat: Float, seg: np.ndarray, t: Float) -> Float:
         """Geodesic distance to the point at `t` along each lon/lat segment (on the boundary)."""

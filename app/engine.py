@@ -33,6 +33,7 @@ from app.geodesy import Float, expanded_bounds
 VERDICTS = np.array([v.value for v in Verdict], dtype=object)
 INSIDE, POSSIBLE, APPROACHING, OUTSIDE = range(4)
 NS_MAX = np.iinfo(np.int64).max
+_TINY = float(np.finfo(np.float64).smallest_subnormal)
 # Below this many reports × zones, one boolean mask finds the candidates faster than sorting.
 SMALL_BATCH_CELLS = 1_000_000
 # Below this many (report, zone) candidates, threads cost more than they save.
@@ -66,6 +67,15 @@ def verdict_codes(depth_m: Float, uncertainty_m: Float, warning_m: Float) -> np.
     )
 
 
+def verdict_code(depth_m: float, uncertainty_m: float, warning_m: float) -> int:
+    """`verdict_codes` for one depth, on Python floats."""
+    if depth_m >= uncertainty_m:
+        return INSIDE
+    if depth_m > -uncertainty_m:
+        return POSSIBLE
+    return APPROACHING if -depth_m <= warning_m else OUTSIDE
+
+
 @dataclass(frozen=True, slots=True)
 class Judged:
     """Findings as parallel arrays, ordered by report then zone: the engine's own answer.
@@ -91,6 +101,17 @@ class Judged:
             self.verdict[keep],
             self.violation[keep],
         )
+
+
+def _no_findings() -> Judged:
+    none = np.empty(0, np.int64)
+    judged = Judged(none, none, np.empty(0), VERDICTS[none], np.empty(0, bool))
+    for column in (judged.report, judged.depth_m, judged.verdict, judged.violation):
+        column.setflags(write=False)  # shared by every empty answer
+    return judged
+
+
+_NO_FINDINGS = _no_findings()
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +152,10 @@ class ZoneIndex:
         shapely.prepare(self._geometries)
         self._boundaries = [ZoneBoundary(z.geometry) for z in self.zones]
         self._bounds = shapely.bounds(self._geometries).reshape(-1, 4)
+        self._extent = (
+            *self._bounds[:, :2].min(axis=0, initial=np.inf).tolist(),
+            *self._bounds[:, 2:].max(axis=0, initial=-np.inf).tolist(),
+        )
         self._valid_from = np.array([_ns(z.valid_from) for z in self.zones], dtype=np.int64)
         self._valid_to = np.array([_ns(z.valid_to) for z in self.zones], dtype=np.int64)
         self.zone_ids = np.array([z.id for z in self.zones], dtype=object)
@@ -138,6 +163,8 @@ class ZoneIndex:
         self._versions = np.array([z.version for z in self.zones], dtype=np.int64)
         self._warning = np.array([z.warning_distance_m for z in self.zones], dtype=np.float64)
         self._authorized = [np.array(sorted(z.authorized_parties), object) for z in self.zones]
+        self._allowed = [frozenset(z.authorized_parties) for z in self.zones]
+        self._last_boxes: tuple[float, Float, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.zones)
@@ -168,11 +195,10 @@ class ZoneIndex:
         """`check` on plain arrays (times as UTC nanoseconds): no pandas, for hot paths."""
         r = _Reports(lon, lat, time_ns, uncertainty_m, party)
         max_u = float(r.uncertainty_m.max(initial=0.0))
-        work = [
-            (j, idx)
-            for j, idx in enumerate(self._candidates(r, max_u, include_outside))
-            if len(idx)
-        ]
+        if len(r.lon) == 1:
+            zones = np.flatnonzero(self._near(r, max_u, include_outside)[:, 0])
+            return self._judge_one(r, zones.tolist(), include_outside)
+        work = self._candidates(r, max_u, include_outside)
 
         def judge_zone(item: tuple[int, np.ndarray]) -> tuple[np.ndarray, ...]:
             return self._judge_zone(item[0], item[1], r, max_u, include_outside)
@@ -184,8 +210,7 @@ class ZoneIndex:
         else:
             parts = [judge_zone(item) for item in work]
         if not parts:
-            none = np.empty(0, np.int64)
-            return Judged(none, none, np.empty(0), VERDICTS[none], np.empty(0, bool))
+            return _NO_FINDINGS
         report, zone, depth, verdict, violation = (
             np.concatenate(column) for column in zip(*parts, strict=True)
         )
@@ -214,12 +239,15 @@ class ZoneIndex:
         """
         far = np.ones(len(lon), dtype=bool)
         far[judged_reports] = False
+        if not far.any():
+            return judged_reports[:0], judged_reports[:0]
         x, y = lat, lon  # the exchanged position
-        minx, miny = self._bounds[:, :2].min(axis=0, initial=np.inf)
-        maxx, maxy = self._bounds[:, 2:].max(axis=0, initial=-np.inf)
+        minx, miny, maxx, maxy = self._extent
         candidates = np.flatnonzero(
             far & (x != y) & (x >= minx) & (x <= maxx) & (y >= miny) & (y <= maxy)
         )
+        if not len(candidates):
+            return candidates, candidates
         found = self.judge(
             x[candidates],
             y[candidates],
@@ -231,23 +259,19 @@ class ZoneIndex:
         first = np.unique(found.report, return_index=True)[1]
         return candidates[found.report[first]], found.zone[first]
 
-    def _candidates(self, r: _Reports, max_u: float, include_outside: bool) -> list[np.ndarray]:
-        """Per zone, the reports in force whose position can change its verdict."""
+    def _candidates(
+        self, r: _Reports, max_u: float, include_outside: bool
+    ) -> list[tuple[int, np.ndarray]]:
+        """(zone, reports) for each zone in force whose verdict some of the reports can change."""
         n = len(r.lon)
-        if include_outside:
-            return [np.flatnonzero(self._in_force(j, r.time_ns)) for j in range(len(self.zones))]
-        boxes = expanded_bounds(self._bounds, self._warning + max_u)
-        # A box that wraps around the antimeridian takes every longitude: rare, and still right.
-        wraps = (boxes[:, 0] < -180.0) | (boxes[:, 2] > 180.0)
-        if n * len(self.zones) <= SMALL_BATCH_CELLS:  # a few reports: one mask for every zone
-            lon, lat = r.lon[None, :], r.lat[None, :]
-            near = (lon >= boxes[:, 0:1]) & (lon <= boxes[:, 2:3]) | wraps[:, None]
-            near &= (lat >= boxes[:, 1:2]) & (lat <= boxes[:, 3:4])
-            return [
-                np.flatnonzero(near[j] & self._in_force(j, r.time_ns))
-                for j in range(len(self.zones))
-            ]
+        if include_outside or n * len(self.zones) <= SMALL_BATCH_CELLS:
+            zone, report = np.nonzero(self._near(r, max_u, include_outside))  # by zone, then report
+            if not len(zone):
+                return []
+            starts = np.flatnonzero(np.diff(zone, prepend=-1))
+            return list(zip(zone[starts].tolist(), np.split(report, starts[1:]), strict=True))
         # Many reports: each zone takes a slice of the reports sorted by longitude.
+        boxes, wraps = self._boxes(max_u)
         by_lon = np.argsort(r.lon)
         lon_sorted = r.lon[by_lon]
         lo = np.searchsorted(lon_sorted, boxes[:, 0], side="left")
@@ -255,14 +279,69 @@ class ZoneIndex:
         found = []
         for j in range(len(self.zones)):
             idx = np.arange(n) if wraps[j] else by_lon[lo[j] : hi[j]]
+            t = r.time_ns[idx]
             keep = (r.lat[idx] >= boxes[j, 1]) & (r.lat[idx] <= boxes[j, 3])
-            found.append(idx[keep & self._in_force(j, r.time_ns[idx])])
+            keep &= (t >= self._valid_from[j]) & (t < self._valid_to[j])
+            if keep.any():
+                found.append((j, idx[keep]))
         return found
 
-    def _in_force(self, j: int, time_ns: np.ndarray) -> np.ndarray:
-        """Whether zone `j` is in force at each time (valid_to exclusive)."""
-        in_force: np.ndarray = (time_ns >= self._valid_from[j]) & (time_ns < self._valid_to[j])
-        return in_force
+    def _near(self, r: _Reports, max_u: float, include_outside: bool) -> np.ndarray:
+        """A (zone × report) mask of the candidates of `_candidates`, for a few reports."""
+        t = r.time_ns[None, :]
+        mask: np.ndarray = (t >= self._valid_from[:, None]) & (t < self._valid_to[:, None])
+        if not include_outside:
+            boxes, wraps = self._boxes(max_u)
+            lon, lat = r.lon[None, :], r.lat[None, :]
+            mask &= (lon >= boxes[:, 0:1]) & (lon <= boxes[:, 2:3]) | wraps[:, None]
+            mask &= (lat >= boxes[:, 1:2]) & (lat <= boxes[:, 3:4])
+        return mask
+
+    def _boxes(self, max_u: float) -> tuple[Float, np.ndarray]:
+        """Zone envelopes widened by warning distance + `max_u`, and which wrap around ±180°.
+
+        The last answer is kept: single checks mostly come with the same uncertainty.
+        """
+        last = self._last_boxes
+        if last is not None and last[0] == max_u:
+            return last[1], last[2]
+        boxes = expanded_bounds(self._bounds, self._warning + max_u)
+        # A box that wraps around the antimeridian takes every longitude: rare, and still right.
+        wraps = (boxes[:, 0] < -180.0) | (boxes[:, 2] > 180.0)
+        self._last_boxes = (max_u, boxes, wraps)
+        return boxes, wraps
+
+    def _judge_one(self, r: _Reports, zones: list[int], include_outside: bool) -> Judged:
+        """`judge` of one report against its candidate `zones`, on Python floats.
+
+        A lone check is the API's hot path, where numpy's fixed cost per call on arrays of one
+        would be most of the time. The rule is the one of `_judge_zone` (tests hold the two paths
+        to the same answers).
+        """
+        lon, lat = float(r.lon[0]), float(r.lat[0])
+        u, party = float(r.uncertainty_m[0]), r.party[0]
+        found = []
+        for j in zones:
+            warning = float(self._warning[j])
+            covered = shapely.intersects_xy(self._geometries[j], lon, lat)
+            limit = np.inf if covered or include_outside else max(warning, u)
+            away = self._boundaries[j].distance_one(lon, lat, limit)
+            # Not covered is strictly outside, even one ulp away where the distance rounds to 0.
+            depth = away if covered else -max(away, _TINY)
+            code = verdict_code(depth, u, warning)
+            if code != OUTSIDE or include_outside:
+                violation = code <= POSSIBLE and party not in self._allowed[j]
+                found.append((j, depth, code, violation))
+        if not found:
+            return _NO_FINDINGS
+        zones_found, depths, codes, violations = (list(c) for c in zip(*found, strict=True))
+        return Judged(
+            np.zeros(len(found), np.int64),
+            np.array(zones_found, np.int64),
+            np.array(depths, np.float64),
+            VERDICTS[codes],
+            np.array(violations, bool),
+        )
 
     def _judge_zone(
         self, j: int, idx: np.ndarray, r: _Reports, max_u: float, include_outside: bool
@@ -277,7 +356,7 @@ class ZoneIndex:
         limit = np.inf if include_outside else max(self._warning[j], max_u)
         # Not covered is strictly outside, even one ulp away where the distance rounds to 0 m.
         away = boundary.distance(lon[outside], lat[outside], limit)
-        depth[outside] = -np.maximum(away, np.finfo(np.float64).smallest_subnormal)
+        depth[outside] = -np.maximum(away, _TINY)
         verdict = verdict_codes(depth, u, np.full(len(idx), self._warning[j]))
         keep = np.ones(len(idx), bool) if include_outside else verdict != OUTSIDE
         idx, depth, verdict = idx[keep], depth[keep], verdict[keep]

@@ -48,7 +48,7 @@ def local_projection(lon: float, lat: float) -> pyproj.Transformer:
     )
 
 
-def scale_spread(angle_rad: Float) -> Float:
+def scale_spread(angle_rad: Float | float) -> Float:
     """Bound the scale of the local projection within `angle_rad` of its centre (k ≥ 1 there).
 
     On the sphere k = 2 / (1 + cos c); on the ellipsoid PROJ's `sterea` stays within twice that

@@ -254,6 +254,7 @@ class Track:
 
 
 _UTC_NS = pd.DatetimeTZDtype("ns", "UTC")
+_FEW_TIMES = 16
 
 
 def utc_index(time_ns: np.ndarray) -> pd.DatetimeIndex:
@@ -264,6 +265,8 @@ def utc_index(time_ns: np.ndarray) -> pd.DatetimeIndex:
 def iso_utc(time_ns: np.ndarray) -> list[str]:
     """UTC times as `datetime.isoformat()` writes them ("...T02:00:00+00:00", µs when any)."""
     us = np.asarray(time_ns, dtype=np.int64) // 1000
+    if len(us) <= _FEW_TIMES:  # datetime is quicker than numpy's string formatting for a few
+        return [(_EPOCH + timedelta(microseconds=t)).isoformat() for t in us.tolist()]
     stamps = us.astype("datetime64[us]")
     whole = us % 1_000_000 == 0
     text = np.where(

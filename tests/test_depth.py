@@ -43,3 +43,23 @@ def test_with_a_limit_near_points_are_exact_and_far_ones_beyond_it():
     near = geodesic_distance_to_boundary(lon[0], lat[0], zone)
     assert near < 1000.0 and found[0] == pytest.approx(near, abs=depth_tolerance(near))
     assert found[1] > 1000.0
+
+
+@pytest.mark.parametrize(
+    "tiers", [(1,), (2, 4), (8, 48)], ids=["rtree-mostly", "two-kd-tiers", "default"]
+)
+@pytest.mark.parametrize("limit_m", [np.inf, 0.0, 300.0, 3000.0])
+def test_one_point_at_a_time_gives_the_array_distance(monkeypatch, tiers, limit_m):
+    # `distance_one` (the scalar path of single checks) repeats `distance` step for step.
+    monkeypatch.setattr(app.depth, "NEIGHBOURS", tiers)
+    boundary = ZoneBoundary(spiky_zone())
+    rng = np.random.default_rng(12)
+    lon = 46.8 + rng.uniform(-0.08, 0.08, 40)
+    lat = 40.0 + rng.uniform(-0.06, 0.06, 40)
+    together = boundary.distance(lon, lat, limit_m)
+    for x, y, d in zip(lon, lat, together, strict=True):
+        alone = boundary.distance_one(float(x), float(y), limit_m)
+        if d > limit_m:  # beyond the limit, only "beyond" is promised
+            assert alone > limit_m
+        else:
+            assert alone == pytest.approx(d, abs=1e-9)

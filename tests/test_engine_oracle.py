@@ -275,6 +275,20 @@ def test_depth_matches_geodesic_reference(zone: str, probe: str) -> None:
     assert bool(row["violation"]) == covered  # AZE is not authorized
 
 
+@pytest.mark.parametrize("zone", list(ZONES))
+def test_each_probe_alone_gets_its_batch_answer(zone: str) -> None:
+    # A lone report takes the engine's scalar path (single checks); the test above the array path.
+    together = _findings(zone)
+    for probe, (lon, lat) in _probes(zone).items():
+        frame = reports_df([(lon, lat)], ids=[probe])
+        alone = _index(zone).check(frame, include_outside=True).set_index("report_id")
+        assert len(alone) == 1
+        row, expected = alone.loc[probe], together.loc[probe]
+        assert row["verdict"] == expected["verdict"], (zone, probe)
+        assert row["violation"] == expected["violation"], (zone, probe)
+        assert row["depth_m"] == pytest.approx(expected["depth_m"], abs=1e-9), (zone, probe)
+
+
 def test_exactly_on_vertex_and_edge_is_inside_with_depth_zero() -> None:
     # Dyadic coordinates: the edge points lie exactly on the lon/lat lines.
     poly = Polygon([(30.25, 10.5), (30.75, 10.75), (30.75, 11.25), (30.25, 11.0)])

@@ -4,7 +4,8 @@
 - the sign of depth is shapely.covers on lon/lat;
 - depth agrees with the independent geodesic reference (tests/oracle.py);
 - the answer does not depend on the order of the zones nor on how reports are batched;
-- exactly the zones in force at each report's time are judged.
+- exactly the zones in force at each report's time are judged;
+- a lone report (the scalar path) gets the answer it gets in a batch (the array path).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from shapely.geometry import Polygon
 
-from app.engine import ZoneIndex
+from app.engine import ZoneIndex, verdict_code, verdict_codes
 from tests.oracle import (
     UTC,
     depth_tolerance,
@@ -293,3 +294,29 @@ def test_exactly_the_zones_in_force_are_judged(scenario) -> None:
         assert row.verdict == reference
         lon, lat = frame["lon"].iloc[row.report], frame["lat"].iloc[row.report]
         _assert_sign(zone.geometry, lon, lat, row.depth_m)
+
+
+@settings(max_examples=40, **COMMON)
+@given(scenario=scenarios(), include_outside=st.booleans())
+def test_one_report_at_a_time_is_the_batch_answer(scenario, include_outside: bool) -> None:
+    # A lone report takes the engine's scalar path; a batch takes the array path.
+    zones, frame = scenario
+    index = ZoneIndex(zones)
+    whole = index.check(frame, include_outside=include_outside)
+    alone = [
+        index.check(frame.iloc[[i]].reset_index(drop=True), include_outside=include_outside)
+        for i in range(len(frame))
+    ]
+    assert all((found["report"] == 0).all() for found in alone)
+    _assert_same(_keyed(whole), _keyed(pd.concat(alone)))
+
+
+@settings(max_examples=300, **COMMON)
+@given(
+    depth=st.floats(-1e4, 1e4) | st.sampled_from([0.0, -0.0, 5e-324, -5e-324, 100.0, -100.0]),
+    u=st.floats(0.0, 2000.0) | st.just(100.0),
+    warning=st.floats(0.0, 5000.0) | st.just(100.0),
+)
+def test_scalar_and_array_verdicts_agree(depth: float, u: float, warning: float) -> None:
+    expected = int(verdict_codes(np.array([depth]), np.array([u]), np.array([warning]))[0])
+    assert verdict_code(depth, u, warning) == expected

@@ -34,6 +34,7 @@ __all__ = [
     "ObserverKey",
     "Principal",
     "ViewerKey",
+    "authorize",
     "hash_key",
     "require_role",
 ]
@@ -93,27 +94,32 @@ api_key_header = APIKeyHeader(
 )
 
 
+def authorize(request: Request, role: Role, key: str | None) -> Principal:
+    """The principal of `key` if its role includes `role`; else 401 (no or unknown key) or 403."""
+    settings: Settings = request.app.state.settings
+    if not key:
+        if role == "viewer" and settings.public_read:
+            return ANONYMOUS
+        raise Unauthorized("an API key is required in the X-API-Key header", field="X-API-Key")
+    keyring: KeyRing = request.app.state.keyring
+    principal = keyring.identify(key)
+    if principal is None:
+        raise Unauthorized("the API key is not valid", field="X-API-Key")
+    if not principal.allows(role):
+        raise Forbidden(
+            f"this needs the {role} role; the key given has the {principal.role} role",
+            field="X-API-Key",
+        )
+    return principal
+
+
 def require_role(role: Role) -> Callable[[Request, str | None], Awaitable[Principal]]:
     """A dependency that lets through the keys whose role includes `role`."""
 
     async def dependency(
         request: Request, key: Annotated[str | None, Security(api_key_header)]
     ) -> Principal:
-        settings: Settings = request.app.state.settings
-        if not key:
-            if role == "viewer" and settings.public_read:
-                return ANONYMOUS
-            raise Unauthorized("an API key is required in the X-API-Key header", field="X-API-Key")
-        keyring: KeyRing = request.app.state.keyring
-        principal = keyring.identify(key)
-        if principal is None:
-            raise Unauthorized("the API key is not valid", field="X-API-Key")
-        if not principal.allows(role):
-            raise Forbidden(
-                f"this needs the {role} role; the key given has the {principal.role} role",
-                field="X-API-Key",
-            )
-        return principal
+        return authorize(request, role, key)
 
     return dependency
 

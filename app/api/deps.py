@@ -39,6 +39,7 @@ __all__ = [
     "page_links",
     "get_settings",
     "parse_bbox",
+    "parse_flag",
     "parse_instant",
     "parse_interval",
 ]
@@ -84,6 +85,20 @@ def parse_interval(value: str, field: str = "datetime") -> tuple[datetime | None
     if since is not None and until is not None and until <= since:
         raise InvalidParameter("the interval ends before it starts", field=field)
     return since, until
+
+
+_FLAGS = {"true": True, "1": True, "yes": True, "on": True}
+_FLAGS |= {"false": False, "0": False, "no": False, "off": False}
+
+
+def parse_flag(value: str | None, field: str) -> bool:
+    """A boolean query parameter (absent: false), spelt as FastAPI's `bool` parameters accept."""
+    if value is None:
+        return False
+    flag = _FLAGS.get(value.strip().lower())
+    if flag is None:
+        raise InvalidParameter(f"expected true or false, got {value!r}", field=field)
+    return flag
 
 
 def parse_bbox(value: str) -> BBox:

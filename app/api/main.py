@@ -68,7 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     register_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    for module in (health, zones, reports, check, incursions, tracks, admin):
+    # /check first after /health: routes are matched in order, and single checks are the hot path.
+    for module in (health, check, zones, reports, incursions, tracks, admin):
         app.include_router(module.router)
     app.include_router(map_api.router, dependencies=[Depends(require_role("viewer"))])
     map_api.mount_static(app)

@@ -696,8 +696,9 @@ class SQLiteStore(Store):
 
     def zones_changed_token(self) -> int:
         """The zone-write counter (one step per zone-writing transaction)."""
-        with self._read() as c:
-            row = c.execute("SELECT value FROM meta WHERE key = 'zones_token'").fetchone()
+        # One statement is its own read transaction (autocommit): read on every check, so no
+        # BEGIN/COMMIT around it.
+        row = self._conn().execute("SELECT value FROM meta WHERE key = 'zones_token'").fetchone()
         return int(row[0])
 
     @staticmethod

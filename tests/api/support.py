@@ -16,6 +16,8 @@ from typing import Any
 
 import httpx
 
+from app.api.models import Problem
+
 REPO = Path(__file__).resolve().parents[2]
 
 KEYS = {
@@ -189,3 +191,18 @@ def running_server(
         yield server
     finally:
         server.kill()
+
+
+PROBLEM_KEYS = {"type", "title", "status", "detail", "instance", "field", "index"}
+
+
+def assert_problem(response: Any, status: int, field: str | None = None) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = dict(response.json())
+    assert set(problem) >= PROBLEM_KEYS
+    Problem.model_validate(problem)
+    assert problem["status"] == status
+    if field is not None:
+        assert problem["field"] == field
+    return problem

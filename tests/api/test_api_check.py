@@ -12,7 +12,16 @@ from app.api.models import FindingCollection
 from app.engine import ZoneIndex
 from app.geojson import finding_to_feature
 from app.scenario import load_scenario
-from tests.api.support import FAR, PARUKH, T, auth, collection, point, square_zone
+from tests.api.support import (
+    FAR,
+    PARUKH,
+    T,
+    assert_problem,
+    auth,
+    collection,
+    point,
+    square_zone,
+)
 
 VIEWER = auth("viewer")
 
@@ -72,6 +81,20 @@ def test_include_outside_lists_every_zone_in_force(client: TestClient) -> None:
     assert {f["properties"]["zone_id"] for f in found} == {"nk-pk-zone", "nk-lachin-corridor"}
     assert all(f["properties"]["verdict"] == "outside" for f in found)
     assert all(f["properties"]["depth_m"] < -50_000 for f in found)
+
+
+@pytest.mark.parametrize(("flag", "outside"), [("1", True), ("Yes", True), ("off", False)])
+def test_include_outside_takes_the_usual_spellings(client: TestClient, flag, outside) -> None:
+    found = check(client, point(*FAR), include_outside=flag)["features"]
+    assert bool(found) is outside
+
+
+def test_include_outside_must_be_a_boolean(client: TestClient) -> None:
+    response = client.post(
+        "/check", json=point(*PARUKH), params={"include_outside": "maybe"}, headers=VIEWER
+    )
+    problem = assert_problem(response, 400)
+    assert problem["field"] == "include_outside"
 
 
 def test_findings_are_those_of_the_engine_in_finding_to_feature_shape(client: TestClient) -> None:

@@ -9,25 +9,11 @@ import orjson
 import pytest
 from fastapi.testclient import TestClient
 
-from app.api.models import Problem
 from app.store import Busy
-from tests.api.support import PARUKH, auth, collection, point, square_zone
+from tests.api.support import PARUKH, assert_problem, auth, collection, point, square_zone
 
 VIEWER = auth("viewer")
 OBSERVER = auth("observer")
-PROBLEM_KEYS = {"type", "title", "status", "detail", "instance", "field", "index"}
-
-
-def assert_problem(response: Any, status: int, field: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    problem = dict(response.json())
-    assert set(problem) >= PROBLEM_KEYS
-    Problem.model_validate(problem)
-    assert problem["status"] == status
-    if field is not None:
-        assert problem["field"] == field
-    return problem
 
 
 def test_a_body_over_the_limit_by_content_length_is_413(

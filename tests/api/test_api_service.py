@@ -124,6 +124,7 @@ def test_threads_checking_while_zones_change_all_get_answers(store: SQLiteStore)
         datetime(2022, 3, 24, 6, tzinfo=UTC) + timedelta(hours=-4),
     ],
 )
-def test_times_are_written_as_datetime_writes_them(moment: datetime) -> None:
-    ns = np.array([to_us(moment) * 1000], dtype=np.int64)
-    assert iso_utc(ns) == [moment.isoformat()]
+@pytest.mark.parametrize("n", [1, 100])  # a few are formatted by datetime, many by numpy
+def test_times_are_written_as_datetime_writes_them(moment: datetime, n: int) -> None:
+    ns = np.full(n, to_us(moment) * 1000, dtype=np.int64)
+    assert iso_utc(ns) == [moment.isoformat()] * n
