@@ -6,12 +6,10 @@ that is never stale across workers and servers, the body limits, and a big check
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -207,14 +205,12 @@ def test_a_check_of_1e5_positions_over_http(two_workers: Server) -> None:
         for i in range(100_000)
     ]
     body = orjson.dumps(collection(*features))
-    started = time.perf_counter()
     response = httpx.post(
         f"{two_workers.url}/check",
         content=body,
         headers={**VIEWER, "Content-Type": "application/geo+json"},
         timeout=60,
     )
-    elapsed = time.perf_counter() - started
     assert response.status_code == 200, response.text[:500]
     answer = orjson.loads(response.content)
     assert answer["numberReturned"] == len(answer["features"]) > 1000
@@ -222,7 +218,4 @@ def test_a_check_of_1e5_positions_over_http(two_workers: Server) -> None:
         "nk-pk-zone",
         "nk-lachin-corridor",
     }
-    # The target is 1 s on an idle machine (see bench/); this only catches a fall off a cliff,
-    # such as every feature going through the per-feature parser.
-    assert elapsed < 5.0, f"{elapsed:.2f} s"
-    print(json.dumps({"check_1e5_s": round(elapsed, 3)}))
+    # How fast is bench/bench_http.py's business (target: 1 s).

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -488,17 +487,17 @@ def test_a_writer_kept_waiting_too_long_gets_busy_and_nothing_is_stored(tmp_path
         assert store.add_reports([report("r1")], "observer") == ([report("r1")], [])
 
 
-def test_1e5_reports_are_stored_durably_within_5_seconds(store: SQLiteStore) -> None:
+def test_1e5_reports_in_one_batch_are_all_stored(tmp_path: Path) -> None:
+    # The big-batch path (a larger page cache while it writes); its speed is bench_http's.
     reports = [
         report(str(uuid.uuid4()), at=T0 + timedelta(seconds=i), unit=f"u{i % 40}")
         for i in range(100_000)
     ]
-    started = time.perf_counter()
-    stored, _ = store.add_reports(reports, "bulk")
-    elapsed = time.perf_counter() - started
-    assert len(stored) == 100_000
-    assert store.count_reports() == 100_000
-    assert elapsed <= 5.0, f"1e5 reports took {elapsed:.2f} s"
+    with SQLiteStore(tmp_path / "big.sqlite") as store:
+        stored, _ = store.add_reports(reports, "bulk")
+        assert len(stored) == 100_000
+    with SQLiteStore(tmp_path / "big.sqlite") as reopened:
+        assert reopened.count_reports() == 100_000
 
 
 # -- audit and keys ---------------------------------------------------------------------------
