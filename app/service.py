@@ -33,7 +33,7 @@ from app.engine import Judged, ZoneIndex
 from app.errors import InvalidInput, InvalidParameter, InvalidReport, InvalidZone
 from app.geojson import zones_from_geojson
 from app.scenario import GEODATA, load_scenario
-from app.store import AuditEntry, BBox, Conflict, NotFound, Store, iter_report_pages
+from app.store import AuditEntry, BBox, NotFound, Store, iter_report_pages
 from app.tracks import track_events, track_summary
 from app.validate import join_path
 
@@ -534,30 +534,12 @@ class Service:
         return self.store.audit_log(limit=limit, after=after)
 
     def load_scenario(self, directory: Path = GEODATA, actor: str = "scenario") -> bool:
-        """Load a scenario directory (default `geodata/`) into an empty database.
+        """Load a scenario directory (default `geodata/`) into an empty database, all or nothing.
 
         Returns whether it loaded anything: a database that has zones or reports is left alone,
-        and so is one that another worker starting at the same time is loading (its first write
-        wins; the loser sees a `Conflict` and stands down).
+        and of several workers starting at once on a new database, one loads it (`Store.seed`).
         """
         if self.store.list_zones() or self.store.count_reports():
-            return False
+            return False  # the common case, known without reading the scenario
         scenario = load_scenario(directory)
-        # The store numbers versions itself: create each zone's first version, then the others
-        # in order.
-        ordered = sorted(scenario.zones, key=lambda z: (z.id, z.version))
-        first: dict[str, Zone] = {}
-        later: list[Zone] = []
-        for zone in ordered:
-            if zone.id in first:
-                later.append(zone)
-            else:
-                first[zone.id] = zone
-        try:
-            self.store.add_zones(list(first.values()), actor)
-        except Conflict:
-            return False
-        for zone in later:
-            self.store.new_zone_version(zone, actor)
-        self.store.add_reports(scenario.reports, actor)
-        return True
+        return self.store.seed(scenario.zones, scenario.reports, actor)

@@ -232,6 +232,16 @@ class Store(Protocol):
         """
         ...
 
+    def seed(self, zones: Sequence[Zone], reports: Sequence[Report], actor: str) -> bool:
+        """Fill an empty store with zones (every version) and reports, in one transaction.
+
+        Each id's versions are stored in the order of their `version`, numbered from 1. Returns
+        False, and writes nothing, when the store already holds a zone or a report: of several
+        processes seeding one database at once, exactly one does it. A failure midway leaves the
+        store empty, never half-filled.
+        """
+        ...
+
     # -- reports ----------------------------------------------------------------------------
 
     def add_reports(self, reports: Sequence[Report], actor: str) -> tuple[list[Report], list[str]]:

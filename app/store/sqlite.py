@@ -570,6 +570,29 @@ class SQLiteStore(Store):
             self._bump_zones_token(c)
         return [replace(zone, version=1) for zone in zones]
 
+    def seed(self, zones: Sequence[Zone], reports: Sequence[Report], actor: str) -> bool:
+        """Fill an empty store in one transaction (see `Store.seed`)."""
+        ordered = sorted(zones, key=lambda z: (z.id, z.version))
+        zone_rows = [_zone_values(zone) for zone in ordered]
+        report_rows = [_report_values(report) for report in reports]
+        with self._write() as c:
+            # Asked inside the write transaction: no other process can seed meanwhile.
+            filled = "SELECT EXISTS (SELECT 1 FROM zones) OR EXISTS (SELECT 1 FROM reports)"
+            if c.execute(filled).fetchone()[0]:
+                return False
+            now = self._now_us()
+            versions: dict[str, int] = {}
+            for zone, row in zip(ordered, zone_rows, strict=True):
+                version = versions[zone.id] = versions.get(zone.id, 0) + 1
+                action = "zone.create" if version == 1 else "zone.version"
+                audit_id = self._audit(c, now, actor, action, zone.id, f"version {version}")
+                self._insert_zone(c, zone.id, version, row, audit_id)
+            if ordered:
+                self._bump_zones_token(c)
+            if reports:
+                self._insert_reports(c, reports, report_rows, actor)
+        return True
+
     def new_zone_version(self, zone: Zone, actor: str) -> Zone:
         """Store `zone` as the next version of its id (see `Store.new_zone_version`)."""
         row = _zone_values(zone)
@@ -757,32 +780,42 @@ class SQLiteStore(Store):
         self, reports: Sequence[Report], values: list[tuple[Any, ...]], actor: str
     ) -> tuple[list[Report], list[str]]:
         with self._write() as c:
-            # Read inside the write transaction, so no other writer can add an id meanwhile.
-            seen = self._existing(c, "SELECT id FROM reports", "id", {r.id for r in reports})
-            stored_at: list[int] = []
-            duplicates: list[str] = []
-            for index, report in enumerate(reports):
-                if report.id in seen:
-                    duplicates.append(report.id)
-                else:
-                    seen.add(report.id)
-                    stored_at.append(index)
-            audit_id = self._audit(
-                c,
-                self._now_us(),
-                actor,
-                "reports.add",
-                "reports",
-                f"stored {len(stored_at)}, duplicates {len(duplicates)}",
-            )
-            # Inserting in id order walks the primary-key index sequentially (ids are often
-            # random UUIDs): a third less time for a big batch.
-            rows = sorted(((*values[index], audit_id) for index in stored_at), key=itemgetter(0))
-            c.executemany(
-                f"INSERT INTO reports ({_REPORT_COLUMNS}, audit_id) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                rows,
-            )
+            return self._insert_reports(c, reports, values, actor)
+
+    def _insert_reports(
+        self,
+        c: sqlite3.Connection,
+        reports: Sequence[Report],
+        values: list[tuple[Any, ...]],
+        actor: str,
+    ) -> tuple[list[Report], list[str]]:
+        """Insert the reports whose ids are new, with one audit entry, in `c`'s transaction."""
+        # Read inside the write transaction, so no other writer can add an id meanwhile.
+        seen = self._existing(c, "SELECT id FROM reports", "id", {r.id for r in reports})
+        stored_at: list[int] = []
+        duplicates: list[str] = []
+        for index, report in enumerate(reports):
+            if report.id in seen:
+                duplicates.append(report.id)
+            else:
+                seen.add(report.id)
+                stored_at.append(index)
+        audit_id = self._audit(
+            c,
+            self._now_us(),
+            actor,
+            "reports.add",
+            "reports",
+            f"stored {len(stored_at)}, duplicates {len(duplicates)}",
+        )
+        # Inserting in id order walks the primary-key index sequentially (ids are often
+        # random UUIDs): a third less time for a big batch.
+        rows = sorted(((*values[index], audit_id) for index in stored_at), key=itemgetter(0))
+        c.executemany(
+            f"INSERT INTO reports ({_REPORT_COLUMNS}, audit_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
         return [reports[index] for index in stored_at], duplicates
 
     def list_reports(

@@ -500,6 +500,68 @@ def test_1e5_reports_in_one_batch_are_all_stored(tmp_path: Path) -> None:
         assert reopened.count_reports() == 100_000
 
 
+# -- seeding ----------------------------------------------------------------------------------
+
+
+def test_seed_fills_an_empty_store_numbering_versions_in_order(store: SQLiteStore) -> None:
+    token = store.zones_changed_token()
+    later = zone("pk", box(46.6, 39.7, 46.9, 39.9), valid_from=AGDAM, version=7)
+    first = zone("pk", version=3)
+    assert store.seed([later, zone("lachin"), first], [report("r1"), report("r2")], "scenario")
+    assert [(z.id, z.version) for z in store.list_zones(all_versions=True)] == [
+        ("lachin", 1),
+        ("pk", 1),
+        ("pk", 2),
+    ]
+    assert store.zone_history("pk")[1].valid_from == AGDAM
+    assert store.count_reports() == 2
+    assert store.zones_changed_token() != token
+    actions = [(e.actor, e.action, e.target) for e in store.audit_log()]
+    assert ("scenario", "zone.version", "pk") in actions
+    assert ("scenario", "reports.add", "reports") in actions
+
+
+@pytest.mark.parametrize("filled_with", ["zone", "report"])
+def test_seed_leaves_a_store_that_holds_anything_alone(store: SQLiteStore, filled_with) -> None:
+    if filled_with == "zone":
+        store.add_zones([zone("other")], "admin")
+    else:
+        store.add_reports([report("other")], "observer")
+    audit = store.audit_log()
+    assert not store.seed([zone("pk")], [report("r1")], "scenario")
+    assert store.audit_log() == audit
+    assert len(store.list_zones()) + store.count_reports() == 1
+
+
+def test_a_seed_that_fails_midway_leaves_the_store_empty(store: SQLiteStore) -> None:
+    bad = replace(report("zzz"), party=None)  # type: ignore[arg-type]  # NOT NULL on party
+    with pytest.raises(sqlite3.IntegrityError):
+        store.seed([zone("pk"), zone("lachin")], [report("r1"), bad], "scenario")
+    assert store.list_zones() == [] and store.count_reports() == 0 and store.audit_log() == []
+    assert store.seed([zone("pk")], [report("r1")], "scenario")  # and it can be seeded after
+
+
+def test_of_stores_seeding_one_database_at_once_exactly_one_does(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    SQLiteStore(path).close()  # schema in place
+    barrier = threading.Barrier(4)
+    results: list[bool] = []
+
+    def seed() -> None:
+        with SQLiteStore(path) as own:  # each its own connection, as separate processes have
+            barrier.wait()
+            results.append(own.seed([zone("pk")], [report("r1")], "scenario"))
+
+    threads = [threading.Thread(target=seed) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [False, False, False, True]
+    with SQLiteStore(path) as check:
+        assert len(check.list_zones()) == 1 and check.count_reports() == 1
+
+
 # -- audit and keys ---------------------------------------------------------------------------
 
 
