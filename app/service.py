@@ -31,9 +31,11 @@ import pandas as pd
 from app.domain import Report, Verdict, Zone, ZoneKind
 from app.engine import Judged, ZoneIndex
 from app.errors import InvalidInput, InvalidParameter, InvalidReport, InvalidZone
+from app.findings import FindingColumns
 from app.geojson import zones_from_geojson
+from app.incursions import ViolationLog
 from app.scenario import GEODATA, load_scenario
-from app.store import AuditEntry, BBox, NotFound, Store, iter_report_pages
+from app.store import AuditEntry, BBox, NotFound, Store
 from app.tracks import track_events, track_summary
 from app.validate import join_path
 
@@ -163,6 +165,18 @@ class ReportBatch:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def findings(self, judged: Judged, index: ZoneIndex) -> FindingColumns:
+        """The findings of `index.judge` on this batch, as columns."""
+        return FindingColumns.of(
+            judged,
+            index,
+            ids=self.ids,
+            lon=self.lon,
+            lat=self.lat,
+            time_ns=self.time_ns,
+            party=self.party,
+        )
+
     def reports(self) -> list[Report]:
         """The batch as domain reports (built on demand: only storing needs them)."""
         return self.build_reports()
@@ -254,65 +268,11 @@ class Track:
 
 
 _UTC_NS = pd.DatetimeTZDtype("ns", "UTC")
-_FEW_TIMES = 16
 
 
 def utc_index(time_ns: np.ndarray) -> pd.DatetimeIndex:
     """UTC nanoseconds as timezone-aware times (a view, with no parsing or conversion)."""
     return pd.DatetimeIndex(np.asarray(time_ns, dtype=np.int64).view("M8[ns]"), dtype=_UTC_NS)
-
-
-def iso_utc(time_ns: np.ndarray) -> list[str]:
-    """UTC times as `datetime.isoformat()` writes them ("...T02:00:00+00:00", µs when any)."""
-    us = np.asarray(time_ns, dtype=np.int64) // 1000
-    if len(us) <= _FEW_TIMES:  # datetime is quicker than numpy's string formatting for a few
-        return [(_EPOCH + timedelta(microseconds=t)).isoformat() for t in us.tolist()]
-    stamps = us.astype("datetime64[us]")
-    whole = us % 1_000_000 == 0
-    text = np.where(
-        whole,
-        np.datetime_as_string(stamps, unit="s"),
-        np.datetime_as_string(stamps, unit="us"),
-    )
-    return [f"{t}+00:00" for t in text.tolist()]
-
-
-def finding_features(judged: Judged, index: ZoneIndex, batch: ReportBatch) -> list[JSON]:
-    """Findings of `index.judge` on `batch` as finding features (as `finding_to_feature`)."""
-    report, zone = judged.report, judged.zone
-    columns = zip(
-        batch.lon[report].tolist(),
-        batch.lat[report].tolist(),
-        batch.ids[report].tolist(),
-        index.zone_ids[zone].tolist(),
-        index.zone_names[zone].tolist(),
-        judged.verdict.tolist(),
-        judged.violation.tolist(),
-        judged.depth_m.tolist(),
-        batch.party[report].tolist(),
-        iso_utc(batch.time_ns[report]),
-        strict=True,
-    )
-    return [
-        {
-            "type": "Feature",
-            "geometry": {"type": "Point", "coordinates": [lon, lat]},
-            "properties": {
-                "report_id": report_id,
-                "zone_id": zone_id,
-                "zone_name": zone_name,
-                "verdict": verdict,
-                "violation": violation,
-                # As finding_to_feature: centimetres, the rule is good to 0.5 m.
-                "depth_m": round(depth, 2),
-                "party": party,
-                "observed_at": when,
-            },
-        }
-        for lon, lat, report_id, zone_id, zone_name, verdict, violation, depth, party, when in (
-            columns
-        )
-    ]
 
 
 def judge(index: ZoneIndex, batch: ReportBatch, *, include_outside: bool = False) -> Judged:
@@ -363,6 +323,7 @@ class Service:
         self.store = store
         self._lock = threading.Lock()
         self._indexed: _Indexed | None = None
+        self._violations = ViolationLog(store, lambda: self._current().token, self._violations_of)
 
     # -- the index ------------------------------------------------------------------------
 
@@ -435,7 +396,7 @@ class Service:
         judged = judge(indexed.index, batch, include_outside=include_outside)
         warnings = self._swapped(indexed, batch, judged)
         return Checked(
-            finding_features(judged, indexed.index, batch),
+            batch.findings(judged, indexed.index).features(),
             warnings,
             int(judged.violation.sum()),
         )
@@ -495,23 +456,31 @@ class Service:
         until: datetime | None = None,
         party: str | None = None,
         zone: str | None = None,
-    ) -> list[JSON]:
-        """Stored reports' violations, as finding features ordered by report time.
+    ) -> FindingColumns:
+        """Stored reports' violations, ordered by report time, report id and zone id.
 
-        Computed by running the engine over the stored reports in range, against the zones as
-        they stand now (the index), so a zone corrected later corrects its incursions too.
+        Judged against the zones as they stand now, so a zone corrected later corrects its
+        incursions too (`ViolationLog` keeps them up to date between calls).
         """
-        pages = iter_report_pages(self.store, since=since, until=until, party=party)
-        reports = [report for page in pages for report in page]
-        if not reports:
-            return []
-        batch = ReportBatch.from_reports(reports)
-        index = self.index()
-        judged = judge(index, batch)
-        keep = judged.violation
+        found = self._violations.current()
+        keep = np.ones(len(found), dtype=bool)
+        if since is not None:
+            keep &= found.time_ns >= to_us(since) * 1000
+        if until is not None:
+            keep &= found.time_ns < to_us(until) * 1000
+        if party is not None:
+            keep &= found.party == party
         if zone is not None:
-            keep = keep & (index.zone_ids[judged.zone] == zone)
-        return finding_features(judged.select(keep), index, batch)
+            keep &= found.zone_id == zone
+        found = found.take(keep)
+        return found.take(np.lexsort((found.zone_id, found.report_id, found.time_ns)))
+
+    def _violations_of(self, reports: Sequence[Report]) -> tuple[int, FindingColumns]:
+        """The violations among `reports`, and the zone token of the index that found them."""
+        indexed = self._current()
+        batch = ReportBatch.from_reports(reports)
+        judged = judge(indexed.index, batch)
+        return indexed.token, batch.findings(judged.select(judged.violation), indexed.index)
 
     def track(self, party: str, unit: str) -> Track:
         """A unit's reports, its zone entries and exits, and whether it withdrew."""

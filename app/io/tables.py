@@ -13,7 +13,8 @@ import numpy.typing as npt
 import pandas as pd
 
 from app.domain import Confidence, Report, ReportKind
-from app.io.times import _NS_PER_US, _iso_utc
+from app.findings import iso_utc
+from app.io.times import _NS_PER_US
 from app.service import (
     to_us,
 )
@@ -81,7 +82,7 @@ class ReportTable:
         """Give reports without an id one derived from their content ("h-" and 20 hex digits)."""
         if self.ids is not None and not any(v is None for v in self.ids.tolist()):
             return
-        iso = _iso_utc(self.time_ns)
+        iso = np.array(iso_utc(self.time_ns), dtype=object)
         made = np.empty(len(self), dtype=object)
         columns = [self.party, iso, self.lon, self.lat, self.uncertainty_m, self.unit]
         for extra in (self.kind, self.source, self.notes):

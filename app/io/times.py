@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta, timezone
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -152,19 +152,3 @@ def _acled_times(chunk: _Chunk, column: str) -> npt.NDArray[np.int64]:
         )
     days = pd.DatetimeIndex(parsed).normalize().tz_localize("UTC")
     return _time_ns(chunk, days, np.zeros(len(text), bool), column, None)
-
-
-def _iso_utc(ns: np.ndarray) -> np.ndarray:
-    """UTC nanoseconds as ISO 8601 text with "+00:00" (microseconds only when there are some)."""
-    us = np.asarray(ns, dtype=np.int64) // _NS_PER_US
-    stamps = us.astype("datetime64[us]")
-    whole = us % 1_000_000 == 0
-    out = np.empty(len(us), dtype=object)
-    units: tuple[tuple[np.ndarray, Literal["s", "us"]], ...] = ((whole, "s"), (~whole, "us"))
-    for mask, unit in units:
-        if mask.all():
-            out[:] = [f"{t}+00:00" for t in np.datetime_as_string(stamps, unit=unit).tolist()]
-        elif mask.any():
-            text = np.datetime_as_string(stamps[mask], unit=unit).tolist()
-            out[mask] = [f"{t}+00:00" for t in text]
-    return out

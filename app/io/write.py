@@ -18,6 +18,7 @@ import pandas as pd
 import shapely
 
 from app.domain import Report, Zone
+from app.findings import iso_utc
 from app.geojson import (
     report_to_feature,
     zone_to_feature,
@@ -25,7 +26,6 @@ from app.geojson import (
 from app.io.cells import _missing
 from app.io.formats import OutFormat, output_format
 from app.io.options import ProgressFn, _no_progress
-from app.io.times import _iso_utc
 
 Float = npt.NDArray[np.float64]
 
@@ -163,7 +163,7 @@ def write_findings(
             "violation": findings["violation"].to_numpy(bool),
             "depth_m": np.round(findings["depth_m"].to_numpy(np.float64), 2),
             "party": findings["party"].to_numpy(object),
-            "observed_at": _iso_utc(observed),
+            "observed_at": iso_utc(observed),
         }
     )
     lon = findings["lon"].to_numpy(np.float64)

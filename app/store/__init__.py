@@ -13,6 +13,7 @@ from __future__ import annotations
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from app.store.base import (
+    REPORT_PAGE,
     ROLES,
     AuditEntry,
     BadCursor,
@@ -32,6 +33,7 @@ from app.store.base import (
 from app.store.sqlite import SQLiteStore
 
 __all__ = [
+    "REPORT_PAGE",
     "ROLES",
     "AuditEntry",
     "BBox",

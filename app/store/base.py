@@ -272,6 +272,15 @@ class Store(Protocol):
         """
         ...
 
+    def reports_after(self, position: int, limit: int) -> tuple[list[Report], int]:
+        """Up to `limit` reports in the order they were stored, after `position` (0: the first).
+
+        Returns them and the position to ask from next time (`position` again when there are
+        none). Positions grow in commit order: a reader that keeps its position sees every report
+        stored later exactly once, whatever other writers do meanwhile.
+        """
+        ...
+
     def get_reports_for_track(self, party: str, unit: str) -> list[Report]:
         """Every report of one unit, ordered by (observed_at, id)."""
         ...

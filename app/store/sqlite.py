@@ -866,6 +866,22 @@ class SQLiteStore(Store):
         cursor = _encode_cursor(rows[-1][2], rows[-1][0]) if more else None
         return [_report_from_row(row) for row in rows], cursor
 
+    def reports_after(self, position: int, limit: int) -> tuple[list[Report], int]:
+        """Reports by rowid after `position` (see `Store.reports_after`).
+
+        Writers are serialised by BEGIN IMMEDIATE and rows are never deleted, so rowids grow in
+        commit order.
+        """
+        with self._read() as c:
+            rows = c.execute(
+                f"SELECT rowid, {_REPORT_COLUMNS} FROM reports WHERE rowid > ? "
+                "ORDER BY rowid LIMIT ?",
+                (position, limit),
+            ).fetchall()
+        if not rows:
+            return [], position
+        return [_report_from_row(row[1:]) for row in rows], int(rows[-1][0])
+
     def get_reports_for_track(self, party: str, unit: str) -> list[Report]:
         """Every report of one unit by (observed_at, id)."""
         with self._read() as c:

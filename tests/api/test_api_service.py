@@ -12,7 +12,8 @@ import pytest
 from shapely import box
 
 from app.domain import Report, Zone, ZoneKind
-from app.service import ReportBatch, Service, iso_utc, to_us
+from app.findings import iso_utc
+from app.service import ReportBatch, Service, to_us
 from app.store import SQLiteStore
 from tests.api.support import PARUKH
 

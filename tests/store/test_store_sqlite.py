@@ -436,6 +436,22 @@ def test_a_cursor_the_store_did_not_make_is_refused(store: SQLiteStore, cursor: 
     assert caught.value.field == "after"
 
 
+def test_reports_after_gives_each_report_once_in_the_order_stored(store: SQLiteStore) -> None:
+    assert store.reports_after(0, 10) == ([], 0)
+    store.add_reports([report("m", at=T0 + timedelta(days=1)), report("a")], "observer")
+    first, position = store.reports_after(0, 10)
+    assert [r.id for r in first] == ["a", "m"]  # one batch goes in id order
+    assert store.reports_after(position, 10) == ([], position)
+    store.add_reports([report("a"), report("b", at=T0 - timedelta(days=1))], "observer")
+    later, last = store.reports_after(position, 10)
+    assert [r.id for r in later] == ["b"] and last > position  # the duplicate is not a report
+    assert later[0] == report("b", at=T0 - timedelta(days=1))
+    one, after_one = store.reports_after(0, 1)
+    assert [r.id for r in one] == ["a"]
+    rest, _ = store.reports_after(after_one, 10)
+    assert [r.id for r in rest] == ["m", "b"]
+
+
 def test_track_reports_come_in_time_order(store: SQLiteStore) -> None:
     store.add_reports(
         [

@@ -39,7 +39,7 @@ def list_incursions(
     so a corrected zone corrects its incursions.
     """
     found = service.incursions(since=times.since, until=times.until, party=party, zone=zone)
-    shown = found[page.offset : page.offset + page.limit]
+    shown = found.take(slice(page.offset, page.offset + page.limit)).features()
     more = page.offset + page.limit < len(found)
     next_params = {"offset": page.offset + page.limit, "limit": page.limit} if more else None
     return GeoJSONResponse(
