@@ -60,16 +60,8 @@ print(len(hits))
 
 
 def truce_command() -> list[str]:
-    """`truce` as installed by app.cli when it has the file commands, else app.cli_files."""
-    try:
-        from app import cli
-
-        wired = any(getattr(group, "name", None) == "import" for group in cli.cli.registered_groups)
-    except Exception:
-        wired = False
-    if wired:
-        return [sys.executable, "-c", "from app.cli import main; main()"]
-    return [sys.executable, "-m", "app.cli_files"]
+    """`truce`, as the console script runs it."""
+    return [sys.executable, "-c", "from app.cli import main; main()"]
 
 
 def run(command: list[str]) -> tuple[float, float, int, str]:

@@ -20,7 +20,7 @@ import typer
 from typer.testing import CliRunner
 
 import app.io as io_module
-from app.cli_files import register
+from app.cli import register
 from app.domain import ReportKind
 from app.geojson import reports_from_geojson
 from app.io import (
@@ -749,14 +749,11 @@ def test_keys_create_refuses_an_unknown_role(tmp_path):
 # --- as a subprocess ------------------------------------------------------------------------------
 
 
-ENTRY_POINTS = [
-    pytest.param([sys.executable, "-m", "app.cli_files"], id="cli_files"),
-    pytest.param([sys.executable, "-c", "from app.cli import main; main()"], id="app.cli"),
-]
+TRUCE = [sys.executable, "-c", "from app.cli import main; main()"]
 
 
-@pytest.mark.parametrize("command", ENTRY_POINTS)
-def test_subprocess_check_and_errors(command, tmp_path):
+def test_subprocess_check_and_errors(tmp_path):
+    command = TRUCE
     out = tmp_path / "f.gpkg"
     done = subprocess.run(
         [*command, "check", str(REPORTS), "--out", str(out), "--fail-on-violation"],
@@ -778,8 +775,8 @@ def test_subprocess_check_and_errors(command, tmp_path):
     assert "Traceback" not in done.stderr
 
 
-@pytest.mark.parametrize("command", ENTRY_POINTS)
-def test_subprocess_import_export_round_trip(command, tmp_path):
+def test_subprocess_import_export_round_trip(tmp_path):
+    command = TRUCE
     url = db(tmp_path)
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:

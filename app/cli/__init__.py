@@ -1,0 +1,72 @@
+"""`truce`: the command line, a thin layer over the engine and the service.
+
+One command (or one group of commands) a module: `serve`, `map`, `check`, `importing`
+(`import zones|reports`), `exporting` (`export zones|reports|incursions`) and `keys`; `judging`
+judges a file's reports with progress bars, and `common` holds what the commands share (output,
+errors, progress bars, options, the database). The commands over files and the database read and
+write through `app.io`, judge with `app.engine`, and store through `app.store`, so the command line
+follows the same rule and the same validation as the HTTP API.
+
+`main` is the `truce` console script.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from app import __version__
+from app.cli.check import check
+from app.cli.exporting import export_app
+from app.cli.importing import import_app
+from app.cli.keys import keys_app
+from app.cli.map import map_command
+from app.cli.serve import serve
+
+__all__ = ["cli", "main", "register"]
+
+
+cli = typer.Typer(
+    help="Truce: which reports entered which ceasefire zones, how deep, and did they withdraw.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console()
+
+
+@cli.command()
+def version() -> None:
+    """Print Truce's version."""
+    console.print(__version__)
+
+
+cli.command()(serve)
+cli.command("map")(map_command)
+
+
+# --- wiring ---------------------------------------------------------------------------------------
+
+
+def register(cli: typer.Typer) -> None:
+    """Add `check` (replacing any `check` already there), `import`, `export` and `keys` to `cli`."""
+
+    def name_of(info: Any) -> str:
+        callback = info.callback
+        return str(info.name or (callback.__name__.replace("_", "-") if callback else ""))
+
+    cli.registered_commands = [c for c in cli.registered_commands if name_of(c) != "check"]
+    cli.command("check")(check)
+    cli.add_typer(import_app, name="import")
+    cli.add_typer(export_app, name="export")
+    cli.add_typer(keys_app, name="keys")
+
+
+# check, import, export and keys: the commands over files and the database.
+register(cli)
+
+
+def main() -> None:
+    """Entry point of the `truce` console script."""
+    cli()

@@ -1,0 +1,250 @@
+"""`truce check`: judge a file of reports against zones and print what was found."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import pandas as pd
+import typer
+from rich.table import Table
+
+from app.cli.common import (
+    DEFAULT_DATABASE_URL,
+    AllowSwapped,
+    Crs,
+    DatabaseUrl,
+    IdColumn,
+    LatColumn,
+    Layer,
+    LonColumn,
+    PartyColumn,
+    PartyMap,
+    ShowProgress,
+    Steps,
+    TimeColumn,
+    TimeZone,
+    _fail,
+    _handled,
+    _note,
+    _options,
+    _store,
+    _time,
+    _when,
+    console,
+)
+from app.cli.judging import _index, _judge, _refuse_swapped
+from app.domain import Zone
+from app.io import ReadOptions, ReportTable, output_format, read_reports, read_zones, write_findings
+from app.scenario import GEODATA
+from app.tracks import track_summary
+
+
+def _load_zones(
+    zones: str, url: str, layer: str | None, crs: str | None, steps: Steps
+) -> list[Zone]:
+    if zones.strip().lower() in ("db", "database"):
+        with _store(url, create=False) as store:
+            found = store.zones_for_index()
+        if not found:
+            _fail(f"the database {url} has no zones (import some with `truce import zones`)")
+        return found
+    zone_list, notes = read_zones(Path(zones), ReadOptions(layer=layer, crs=crs), steps)
+    for note in notes[:20]:
+        _note(note)
+    if len(notes) > 20:
+        _note(f"... and {len(notes) - 20} more notes")
+    return zone_list
+
+
+def _duration(seconds: float) -> str:
+    if not np.isfinite(seconds) or seconds <= 0:
+        return "-"
+    hours = seconds / 3600.0
+    return f"{hours:,.1f} h" if hours < 48 else f"{hours / 24:,.1f} d"
+
+
+def _print_summary(table: ReportTable, findings: pd.DataFrame, top: int) -> None:
+    verdicts = findings["verdict"].value_counts()
+    violations = findings[findings["violation"].to_numpy(bool)]
+    console.print(
+        f"[bold]{len(table):,}[/bold] reports: {len(findings):,} findings "
+        f"({verdicts.get('inside', 0):,} inside, {verdicts.get('possible', 0):,} possible, "
+        f"{verdicts.get('approaching', 0):,} approaching), "
+        f"[bold red]{len(violations):,}[/bold red] violations"
+        f" by {violations['report'].nunique():,} reports"
+    )
+    if violations.empty:
+        return
+    by_zone = (
+        violations.groupby(["zone_id", "zone_name", "party"], sort=False)
+        .agg(
+            violations=("report", "size"),
+            deepest=("depth_m", "max"),
+            first=("observed_at", "min"),
+            last=("observed_at", "max"),
+        )
+        .reset_index()
+        .sort_values(["violations", "deepest"], ascending=False)
+    )
+    grid = Table(title="Violations by zone and party")
+    for name, justify in (
+        ("zone", "left"),
+        ("party", "left"),
+        ("violations", "right"),
+        ("deepest (m)", "right"),
+        ("first", "left"),
+        ("last", "left"),
+    ):
+        grid.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for row in by_zone.head(top * 2).itertuples(index=False):
+        grid.add_row(
+            f"{row.zone_name} ({row.zone_id})",
+            str(row.party),
+            f"{row.violations:,}",
+            f"{row.deepest:,.0f}",
+            _when(row.first),
+            _when(row.last),
+        )
+    if len(by_zone) > top * 2:
+        grid.caption = f"{len(by_zone) - top * 2} more (zone, party) pairs not shown"
+    console.print(grid)
+
+    deepest = violations.nlargest(top, "depth_m")
+    grid = Table(title="Deepest incursions")
+    for name in ("report", "where", "zone", "party", "observed", "depth (m)", "verdict"):
+        grid.add_column(name, justify="right" if name == "depth (m)" else "left")
+    for row in deepest.itertuples(index=False):
+        grid.add_row(
+            str(row.report_id),
+            table.where(int(row.report)),  # type: ignore[arg-type]
+            str(row.zone_id),
+            str(row.party),
+            _when(row.observed_at),
+            f"{row.depth_m:,.0f}",
+            str(row.verdict),
+        )
+    console.print(grid)
+    _print_units(table, findings, top)
+
+
+def _print_units(table: ReportTable, findings: pd.DataFrame, top: int) -> None:
+    """Units that entered a zone where their party is not authorized, not withdrawn first."""
+    with_unit = np.flatnonzero(pd.notna(table.unit))
+    if not len(with_unit):
+        return
+    violating = findings[findings["violation"].to_numpy(bool) & findings["unit"].notna()]
+    if violating.empty:
+        return
+    keys = set(zip(violating["party"], violating["unit"], violating["zone_id"], strict=True))
+    frame = table.frame().iloc[with_unit].reset_index(drop=True)
+    frame["id"] = table.report_ids(with_unit)
+    sub = findings[findings["report"].isin(with_unit)].copy()
+    sub["report"] = np.searchsorted(with_unit, sub["report"].to_numpy(np.int64))
+    summary = track_summary(frame, sub)
+    mask = [
+        (p, u, z) in keys
+        for p, u, z in zip(summary["party"], summary["unit"], summary["zone_id"], strict=True)
+    ]
+    summary = summary[mask].sort_values(["withdrawn", "entered_at"])
+    if summary.empty:
+        return
+    staying = int((~summary["withdrawn"]).sum())
+    grid = Table(
+        title=f"Units in zones where their party is not authorized: {staying} not withdrawn"
+    )
+    for name in ("party", "unit", "zone", "entered", "dwell", "withdrawn", "back at start"):
+        grid.add_column(name)
+    for row in summary.head(top * 2).itertuples(index=False):
+        grid.add_row(
+            str(row.party),
+            str(row.unit),
+            str(row.zone_id),
+            _when(row.entered_at),
+            _duration(float(row.dwell_s)),  # type: ignore[arg-type]
+            "yes" if row.withdrawn else "[bold red]no[/bold red]",
+            "yes" if row.back_at_initial else "no",
+        )
+    console.print(grid)
+
+
+def check(
+    reports: Annotated[
+        Path,
+        typer.Argument(
+            help="Reports: GeoJSON, GeoPackage, Shapefile, FlatGeobuf, CSV or an ACLED export"
+        ),
+    ],
+    zones: Annotated[
+        str,
+        typer.Option(
+            help="Zones: a file (as for REPORTS, CSV with a WKT column), or 'db' for the "
+            "zones of the database"
+        ),
+    ] = str(GEODATA / "zones.geojson"),
+    database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
+    at: Annotated[
+        str | None,
+        typer.Option(help="Time of reports that have none (ISO 8601 with offset) [default: now]"),
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Write the findings here (.geojson, .csv or .gpkg)")
+    ] = None,
+    out_format: Annotated[
+        str | None, typer.Option("--format", help="Format of --out: geojson, csv or gpkg")
+    ] = None,
+    fail_on_violation: Annotated[
+        bool, typer.Option(help="Exit with status 1 when there is a violation")
+    ] = False,
+    lon_column: LonColumn = None,
+    lat_column: LatColumn = None,
+    time_column: TimeColumn = None,
+    party_column: PartyColumn = None,
+    id_column: IdColumn = None,
+    crs: Crs = None,
+    layer: Layer = None,
+    zones_layer: Annotated[str | None, typer.Option(help="Layer of the zones file")] = None,
+    party_map: PartyMap = None,
+    timezone: TimeZone = None,
+    allow_swapped: AllowSwapped = False,
+    top: Annotated[int, typer.Option(min=1, help="Rows in each summary table")] = 10,
+    show_progress: ShowProgress = True,
+) -> None:
+    """Judge REPORTS against ZONES by the verdict rule and print what was found.
+
+    Prints violations by zone and party, the deepest incursions, and units that entered a zone
+    where their party is not authorized and have not withdrawn.
+    """
+    with _handled():
+        when = _time(at, "--at") or datetime.now(UTC)
+        options = _options(
+            lon_column=lon_column,
+            lat_column=lat_column,
+            time_column=time_column,
+            party_column=party_column,
+            id_column=id_column,
+            crs=crs,
+            layer=layer,
+            party_map=party_map,
+            at=when,
+            timezone=timezone,
+        )
+        fmt = None if out is None else output_format(out, out_format)
+        with Steps(show_progress) as steps:
+            zone_list = _load_zones(zones, database_url, zones_layer, crs, steps)
+            index = _index(zone_list, steps)
+            table = read_reports(reports, options, steps)
+            findings = _judge(index, table, steps)
+            if not allow_swapped:
+                _refuse_swapped(index, table, findings)
+            if out is not None:
+                write_findings(findings, out, fmt, steps)
+        for message in table.messages:
+            _note(message)
+        _print_summary(table, findings, top)
+        if out is not None:
+            console.print(f"{len(findings):,} findings written to {out}")
+    if fail_on_violation and findings["violation"].to_numpy(bool).any():
+        raise typer.Exit(1)

@@ -1,0 +1,131 @@
+"""`truce export zones|reports|incursions`: write what the database holds to a file."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from app.cli.common import (
+    DEFAULT_DATABASE_URL,
+    DatabaseUrl,
+    ShowProgress,
+    Steps,
+    _handled,
+    _store,
+    _time,
+    console,
+)
+from app.cli.judging import _index, _judge
+from app.engine import ZoneIndex
+from app.io import ReportTable, output_format, write_findings, write_reports, write_zones
+from app.store import Store, iter_report_pages
+
+export_app = typer.Typer(help="Export zones, reports or incursions from the database to a file.")
+
+Out = Annotated[Path, typer.Option(help="The file to write (.geojson, .csv or .gpkg)")]
+Format = Annotated[
+    str | None,
+    typer.Option("--format", help="geojson, csv or gpkg [default: from the --out extension]"),
+]
+Since = Annotated[str | None, typer.Option(help="Only reports observed at or after this time")]
+Until = Annotated[str | None, typer.Option(help="Only reports observed before this time")]
+Party = Annotated[str | None, typer.Option(help="Only this party's reports")]
+
+
+def _stored_reports(
+    store: Store,
+    since: datetime | None,
+    until: datetime | None,
+    party: str | None,
+    steps: Steps,
+) -> list[Any]:
+    reports: list[Any] = []
+    total = store.count_reports()
+    step = "reading reports from the database"
+    steps(step, 0, total)
+    for page in iter_report_pages(store, since=since, until=until, party=party):
+        reports += page
+        steps(step, len(reports), max(total, len(reports)))
+    steps(step, len(reports), len(reports))
+    return reports
+
+
+@export_app.command("zones")
+def export_zones(
+    out: Out,
+    out_format: Format = None,
+    database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
+    at: Annotated[
+        str | None,
+        typer.Option(help="Only the versions in force at this time [default: every version]"),
+    ] = None,
+    show_progress: ShowProgress = True,
+) -> None:
+    """Write the stored zones, every version (or those in force --at a time), to --out."""
+    with _handled():
+        fmt = output_format(out, out_format)
+        moment = _time(at, "--at")
+        with Steps(show_progress) as steps, _store(database_url, create=False) as store:
+            if moment is None:
+                zones = store.list_zones(all_versions=True)
+            else:
+                zones = store.list_zones(at=moment)
+            write_zones(zones, out, fmt, steps)
+        console.print(f"{len(zones)} zone version(s) written to {out}")
+
+
+@export_app.command("reports")
+def export_reports(
+    out: Out,
+    out_format: Format = None,
+    database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
+    since: Since = None,
+    until: Until = None,
+    party: Party = None,
+    show_progress: ShowProgress = True,
+) -> None:
+    """Write the stored reports (by time, party) to --out."""
+    with _handled():
+        fmt = output_format(out, out_format)
+        start, end = _time(since, "--since"), _time(until, "--until")
+        with Steps(show_progress) as steps, _store(database_url, create=False) as store:
+            reports = _stored_reports(store, start, end, party, steps)
+            write_reports(reports, out, fmt, steps)
+        console.print(f"{len(reports):,} report(s) written to {out}")
+
+
+@export_app.command("incursions")
+def export_incursions(
+    out: Out,
+    out_format: Format = None,
+    database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
+    since: Since = None,
+    until: Until = None,
+    party: Party = None,
+    zone: Annotated[str | None, typer.Option(help="Only incursions into this zone id")] = None,
+    show_progress: ShowProgress = True,
+) -> None:
+    """Write the violations of the stored reports against the stored zones to --out.
+
+    As GET /incursions: judged against the zones as they stand now.
+    """
+    with _handled():
+        fmt = output_format(out, out_format)
+        start, end = _time(since, "--since"), _time(until, "--until")
+        with Steps(show_progress) as steps, _store(database_url, create=False) as store:
+            reports = _stored_reports(store, start, end, party, steps)
+            zones = store.zones_for_index()
+            table = ReportTable.from_reports(Path("database"), reports)
+            if zones and reports:
+                findings = _judge(_index(zones, steps), table, steps)
+            else:
+                findings = _judge(ZoneIndex([]), ReportTable.from_reports(Path("-"), []), steps)
+            keep = findings["violation"].to_numpy(bool)
+            if zone is not None:
+                keep = keep & (findings["zone_id"].to_numpy(object) == zone)
+            incursions = findings[keep]
+            write_findings(incursions, out, fmt, steps)
+        console.print(f"{len(incursions):,} incursion(s) written to {out}")

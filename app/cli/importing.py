@@ -1,0 +1,199 @@
+"""`truce import zones|reports`: store the zones or reports of a file in the database."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from app.cli.common import (
+    DEFAULT_DATABASE_URL,
+    Actor,
+    AllowSwapped,
+    Crs,
+    DatabaseUrl,
+    IdColumn,
+    LatColumn,
+    Layer,
+    LonColumn,
+    PartyColumn,
+    PartyMap,
+    ShowProgress,
+    Steps,
+    TimeColumn,
+    TimeZone,
+    _actor,
+    _handled,
+    _note,
+    _options,
+    _store,
+    _time,
+    console,
+)
+from app.cli.judging import _index, _judge, _refuse_swapped
+from app.domain import Zone
+from app.io import FileProblem, ReadOptions, read_reports, read_zones
+from app.store import UnknownZone
+
+#: Reports stored per transaction when importing.
+IMPORT_BATCH = 10_000
+
+
+import_app = typer.Typer(help="Import zones or reports from a file into the database.")
+
+
+def _same_zone(a: Zone, b: Zone) -> bool:
+    """The same zone content (the version number aside)."""
+    return (
+        a.id == b.id
+        and a.name == b.name
+        and a.kind == b.kind
+        and a.valid_from == b.valid_from
+        and a.valid_to == b.valid_to
+        and a.authorized_parties == b.authorized_parties
+        and a.warning_distance_m == b.warning_distance_m
+        and (a.agreement or None) == (b.agreement or None)
+        and (a.source or None) == (b.source or None)
+        and a.geometry.geom_type == b.geometry.geom_type
+        and bool(a.geometry.equals_exact(b.geometry, 0.0))
+    )
+
+
+def _print_duplicates(duplicates: Sequence[str]) -> None:
+    """The first ten duplicates, if any."""
+    if duplicates:
+        shown = ", ".join(duplicates[:10])
+        console.print(f"duplicates: {shown}{' ...' if len(duplicates) > 10 else ''}")
+
+
+@import_app.command("zones")
+def import_zones(
+    file: Annotated[Path, typer.Argument(help="Zones: GeoJSON, GeoPackage, Shapefile, ...")],
+    database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
+    layer: Layer = None,
+    crs: Crs = None,
+    actor: Actor = None,
+    show_progress: ShowProgress = True,
+) -> None:
+    """Store the zones of FILE: new zones, and new versions of stored ones.
+
+    A version already stored with the same content is a duplicate and is skipped, so importing
+    a file twice changes nothing. A version that differs from the stored version of the same
+    number is refused (give it the next version number to file a change); nothing is stored.
+    """
+    with _handled():
+        who = _actor(actor)
+        with Steps(show_progress) as steps:
+            zones, notes = read_zones(file, ReadOptions(layer=layer, crs=crs), steps)
+        for note in notes:
+            _note(note)
+        with _store(database_url, create=True) as store:
+            by_id: dict[str, list[Zone]] = {}
+            for zone in sorted(zones, key=lambda z: (z.id, z.version)):
+                by_id.setdefault(zone.id, []).append(zone)
+            first: list[Zone] = []
+            later: list[Zone] = []
+            duplicates: list[str] = []
+            for zone_id, versions in by_id.items():
+                try:
+                    history = store.zone_history(zone_id)
+                except UnknownZone:
+                    history = []
+                latest = max((z.version for z in history), default=0)
+                fresh: list[Zone] = []
+                for zone in versions:
+                    if any(_same_zone(zone, old) for old in history):
+                        duplicates.append(f"{zone.id} v{zone.version}")
+                    elif zone.version > latest:
+                        fresh.append(zone)
+                    else:
+                        raise FileProblem(
+                            f"{file.name}: zone {zone.id!r} version {zone.version} differs from "
+                            f"the stored version {zone.version}; give the change the next "
+                            f"version number ({latest + 1}) to file it as a new version"
+                        )
+                if fresh and not history:
+                    first.append(fresh[0])
+                    fresh = fresh[1:]
+                later += fresh
+            created = store.add_zones(first, who) if first else []
+            added = [store.new_zone_version(zone, who) for zone in later]
+        console.print(
+            f"{file.name}: {len(zones)} zone version(s): {len(created)} zone(s) created, "
+            f"{len(added)} new version(s), {len(duplicates)} duplicate(s) already stored"
+        )
+        _print_duplicates(duplicates)
+
+
+@import_app.command("reports")
+def import_reports(
+    file: Annotated[
+        Path, typer.Argument(help="Reports: GeoJSON, GeoPackage, Shapefile, CSV, ACLED export")
+    ],
+    database_url: DatabaseUrl = DEFAULT_DATABASE_URL,
+    at: Annotated[
+        str | None, typer.Option(help="Time of reports that have none (else they are refused)")
+    ] = None,
+    lon_column: LonColumn = None,
+    lat_column: LatColumn = None,
+    time_column: TimeColumn = None,
+    party_column: PartyColumn = None,
+    id_column: IdColumn = None,
+    crs: Crs = None,
+    layer: Layer = None,
+    party_map: PartyMap = None,
+    timezone: TimeZone = None,
+    allow_swapped: AllowSwapped = False,
+    actor: Actor = None,
+    show_progress: ShowProgress = True,
+) -> None:
+    """Store the reports of FILE; ids already stored are duplicates and are skipped.
+
+    Reports without an id get one made from their content ("h-" and a hash), so importing the
+    same file twice stores it once. The whole file is validated before anything is stored; it
+    is then stored in batches of 10,000, each all or nothing.
+    """
+    with _handled():
+        who = _actor(actor)
+        options = _options(
+            lon_column=lon_column,
+            lat_column=lat_column,
+            time_column=time_column,
+            party_column=party_column,
+            id_column=id_column,
+            crs=crs,
+            layer=layer,
+            party_map=party_map,
+            at=_time(at, "--at"),
+            timezone=timezone,
+            storing=True,
+        )
+        with Steps(show_progress) as steps, _store(database_url, create=True) as store:
+            table = read_reports(file, options, steps)
+            zones = store.zones_for_index()
+            violations = 0
+            if zones and len(table):
+                index = _index(zones, steps)
+                findings = _judge(index, table, steps)
+                violations = int(findings["violation"].to_numpy(bool).sum())
+                if not allow_swapped:
+                    _refuse_swapped(index, table, findings)
+            stored = 0
+            duplicates: list[str] = []
+            n = len(table)
+            with steps.step(f"storing {n:,} reports", n) as advance:
+                for start in range(0, n, IMPORT_BATCH):
+                    stop = min(n, start + IMPORT_BATCH)
+                    done, dups = store.add_reports(table.reports(start, stop), who)
+                    stored += len(done)
+                    duplicates += dups
+                    advance(stop - start)
+        for message in table.messages:
+            _note(message)
+        console.print(
+            f"{file.name}: {n:,} report(s): {stored:,} stored, {len(duplicates):,} duplicate(s) "
+            f"already stored; {violations:,} violation(s) against the stored zones"
+        )
+        _print_duplicates(duplicates)
