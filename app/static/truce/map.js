@@ -1,5 +1,5 @@
 /*
- * Truce map: reports, findings and tracks drawn from the columnar payload that app/mapview.py
+ * Truce map: reports, findings and tracks drawn from the columnar payload that app/mapview/payload.py
  * writes, and a time slider over them, the zones and the reference lines.
  *
  * Needs Leaflet and Leaflet.markercluster, nothing else; never touches the network.

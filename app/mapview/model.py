@@ -1,0 +1,310 @@
+"""Step 1: what to show (`MapQuery`), what it is drawn from (`MapData`), and `prepare`, which
+filters and judges it into a `MapModel` of plain arrays and GeoJSON."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from app.domain import Party, Report, Verdict, Zone, ZoneKind
+from app.engine import FINDING_COLUMNS, ZoneIndex
+from app.mapview.layers import _bounds, _outlines, _reference_layer, _zone_layers
+from app.mapview.seconds import _EPOCH, _in_force, _overlaps, _seconds, _zone_seconds
+from app.mapview.style import AUTHORIZED_IN, FALLBACK_COLORS, PLAIN, VIOLATION, WARNING
+from app.scenario import Scenario
+from app.tracks import track_events, track_summary
+
+
+@dataclass(frozen=True, slots=True)
+class MapQuery:
+    """What to show: the `at`, `since`, `until`, `zone` and `party` of `GET /map`.
+
+    - `since`/`until` (half-open, like the store) choose the reports, and the slider's range;
+    - `at` is the moment the map opens on: the zones in force then, the reports up to then;
+      without it the map opens at the end of the range;
+    - `zone` keeps one zone (all its versions), its findings, the reports that have one, and the
+      whole track of every unit that entered or approached it;
+    - `party` keeps one party's reports.
+    """
+
+    at: datetime | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    zone: str | None = None
+    party: str | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse naive datetimes and an empty range."""
+        for name in ("at", "since", "until"):
+            value = getattr(self, name)
+            if value is not None and value.utcoffset() is None:
+                raise ValueError(f"{name} must be timezone-aware")
+        if self.since is not None and self.until is not None and self.until <= self.since:
+            raise ValueError("until must be after since")
+
+
+@dataclass(frozen=True, slots=True)
+class MapData:
+    """What the map is drawn from.
+
+    `zones` are every version the engine should know (a store's `zones_for_index()`, or a
+    scenario's zones); `layers` are the reference layers as GeoJSON dicts by name
+    (`line_of_contact`, `observation_posts`, `places`, or others, drawn plainly).
+    """
+
+    zones: Sequence[Zone]
+    reports: Sequence[Report]
+    parties: Sequence[Party] = ()
+    layers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def from_scenario(cls, scenario: Scenario) -> MapData:
+        """A scenario's zones, reports, parties and reference layers (`app.scenario`)."""
+        return cls(scenario.zones, scenario.reports, scenario.parties, scenario.layers)
+
+
+@dataclass(slots=True)
+class MapModel:
+    """Everything the map shows, as plain data (see `prepare`)."""
+
+    query: MapQuery
+    #: The slider's range and opening moment, in seconds since the epoch (UTC).
+    start: int
+    end: int
+    opening: int
+    #: Every moment the slider stops at: report times, zone and line changes, the range's ends.
+    steps: np.ndarray
+    #: Zone versions drawn (those in force at some moment of the range), by kind, as GeoJSON.
+    zones: dict[ZoneKind, dict[str, Any]]
+    #: (zone id, version) of the versions in force at `opening`.
+    zones_at_opening: list[tuple[str, int]]
+    #: Reference layers with their styles and popups, by name, as GeoJSON.
+    layers: dict[str, dict[str, Any]]
+    #: Zone boundaries and reference lines, simplified, for the outline basemap.
+    outlines: dict[str, Any]
+    parties: list[Party]
+    #: Reports in time order, as columns; `status` is one of PLAIN ... VIOLATION.
+    reports: pd.DataFrame
+    #: The engine's findings on `reports` (`report` is the row in `reports`).
+    findings: pd.DataFrame
+    events: pd.DataFrame
+    summary: pd.DataFrame
+    sources: list[str]
+    bounds: tuple[float, float, float, float] | None
+    counts: dict[str, int]
+
+
+def party_colors(parties: Sequence[Party], codes: Iterable[str]) -> list[Party]:
+    """The parties given, then one for every other code seen, with a stable fallback colour."""
+    known = {p.code: p for p in parties}
+    result = list(parties)
+    for code in sorted(set(codes) - set(known)):
+        color = FALLBACK_COLORS[zlib.crc32(code.encode("utf-8")) % len(FALLBACK_COLORS)]
+        result.append(Party(code=code, name=code, color=color))
+    return result
+
+
+def _report_frame(reports: Sequence[Report]) -> pd.DataFrame:
+    """Reports as columns; time as whole seconds and exact nanoseconds (for the engine)."""
+    columns = (
+        "id",
+        "party",
+        "us",
+        "lon",
+        "lat",
+        "uncertainty_m",
+        "kind",
+        "unit",
+        "source",
+        "confidence",
+        "notes",
+    )
+    micro = timedelta(microseconds=1)
+    rows = [
+        (
+            r.id,
+            r.party,
+            (r.observed_at - _EPOCH) // micro,
+            r.lon,
+            r.lat,
+            r.uncertainty_m,
+            r.kind.value,
+            r.unit,
+            r.source,
+            None if r.confidence is None else r.confidence.value,
+            r.notes,
+        )
+        for r in reports
+    ]
+    frame = pd.DataFrame.from_records(rows, columns=columns)
+    us = frame["us"].to_numpy(np.int64)
+    frame["observed_at"] = pd.to_datetime(us * 1000, utc=True)
+    frame["t"] = us // 1_000_000
+    return frame.drop(columns="us").astype({"lon": np.float64, "lat": np.float64})
+
+
+def prepare(
+    data: MapData, query: MapQuery | None = None, *, now: datetime | None = None
+) -> MapModel:
+    """Filter, judge and lay out everything the map shows (see `MapQuery` for the filters).
+
+    Reports are judged by the engine against every zone version in `data.zones`; tracks and
+    their events come from `app.tracks`. `now` (default: the clock) is where a map with no
+    reports and no times opens.
+    """
+    query = query or MapQuery()
+    now_s = _seconds(now or datetime.now(UTC))
+    frame = _report_frame(data.reports)
+    if query.since is not None:
+        frame = frame[frame["observed_at"] >= pd.Timestamp(query.since)]
+    if query.until is not None:
+        frame = frame[frame["observed_at"] < pd.Timestamp(query.until)]
+    if query.party is not None:
+        frame = frame[frame["party"] == query.party]
+    frame = frame.sort_values(["observed_at", "id"], kind="stable").reset_index(drop=True)
+
+    zones = list(data.zones)
+    findings = (
+        ZoneIndex(zones).check(frame)
+        if zones and len(frame)
+        else pd.DataFrame({c: [] for c in FINDING_COLUMNS})
+    )
+    if query.zone is not None:
+        frame, findings = _keep_zone(frame, findings, query.zone)
+        zones = [z for z in zones if z.id == query.zone]
+
+    start, end, opening = _range(frame["t"].to_numpy(np.int64), query, now_s, zones)
+    drawn = [z for z in zones if _overlaps(z, start, end)]
+    layers = {name: _reference_layer(name, layer) for name, layer in data.layers.items()}
+    steps = _steps(frame["t"].to_numpy(np.int64), drawn, layers, start, end, opening)
+
+    frame["status"], frame["possible"] = _status(len(frame), findings)
+    track_input = frame.assign(id=np.arange(len(frame)))
+    events = track_events(track_input, findings)
+    summary = track_summary(track_input, findings)
+    parties = party_colors(data.parties, frame["party"].unique().tolist())
+    sources = frame["source"].value_counts().index.tolist()
+
+    zone_layers = _zone_layers(drawn, parties)
+    return MapModel(
+        query=query,
+        start=start,
+        end=end,
+        opening=opening,
+        steps=steps,
+        zones=zone_layers,
+        zones_at_opening=[(z.id, z.version) for z in drawn if _in_force(z, opening)],
+        layers=layers,
+        outlines=_outlines(data.zones, data.layers),
+        parties=parties,
+        reports=frame,
+        findings=findings.reset_index(drop=True),
+        events=events,
+        summary=summary,
+        sources=sources,
+        bounds=_bounds(drawn, frame, layers),
+        counts={
+            "reports": len(frame),
+            "violations": int((frame["status"] == VIOLATION).sum()),
+            "warnings": int((frame["status"] == WARNING).sum()),
+            "possible": int(frame["possible"].sum()),
+            "zones": len(drawn),
+            "units": int(frame[["party", "unit"]].dropna().drop_duplicates().shape[0]),
+        },
+    )
+
+
+def _keep_zone(
+    frame: pd.DataFrame, findings: pd.DataFrame, zone_id: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The reports with a finding in the zone, with every report of the units among them."""
+    findings = findings[findings["zone_id"] == zone_id]
+    keep = np.zeros(len(frame), bool)
+    keep[findings["report"].to_numpy(np.int64)] = True
+    units = frame.loc[keep, ["party", "unit"]].dropna().drop_duplicates()
+    if len(units):
+        unit_rows = frame.reset_index().merge(units, on=["party", "unit"])["index"]
+        keep[unit_rows.to_numpy(np.int64)] = True
+    new_position = np.cumsum(keep) - 1
+    findings = findings.assign(report=new_position[findings["report"].to_numpy(np.int64)])
+    return frame[keep].reset_index(drop=True), findings.reset_index(drop=True)
+
+
+def _range(
+    times: np.ndarray, query: MapQuery, now_s: int, zones: Sequence[Zone]
+) -> tuple[int, int, int]:
+    """The slider's (start, end, opening) in seconds.
+
+    From `since`/`until` where given, else from the reports, widened to take in `at`. With no
+    reports and no times at all: now, if a zone is in force now; else the zones' history, from
+    the first version's start to the last one's (a map of retired zones still shows them).
+    """
+    lows: list[int] = []
+    highs: list[int] = []
+    if query.since is not None:
+        lows.append(_seconds(query.since))
+    elif len(times):
+        lows.append(int(times.min()))
+    if query.until is not None:
+        highs.append(_seconds(query.until - timedelta(microseconds=1)))
+    elif len(times):
+        highs.append(int(times.max()))
+    if query.at is not None:
+        lows.append(_seconds(query.at))
+        highs.append(_seconds(query.at))
+    if not lows and not highs:
+        starts = [_zone_seconds(z)[0] for z in zones]
+        if not starts or any(_in_force(z, now_s) for z in zones):
+            return now_s, now_s, now_s
+        return min(starts), max(starts), max(starts)
+    start = min(lows) if lows else min(highs)
+    end = max(highs) if highs else max(start, now_s)
+    end = max(end, start)
+    opening = _seconds(query.at) if query.at is not None else end
+    return start, end, opening
+
+
+def _steps(
+    times: np.ndarray,
+    zones: Sequence[Zone],
+    layers: Mapping[str, Mapping[str, Any]],
+    start: int,
+    end: int,
+    opening: int,
+) -> np.ndarray:
+    changes: list[int] = [start, end, opening]
+    for zone in zones:
+        changes.extend(t for t in _zone_seconds(zone) if t is not None)
+    for layer in layers.values():
+        for feature in layer["features"]:
+            props = feature["properties"]
+            changes.extend(t for t in (props.get("_from"), props.get("_to")) if t is not None)
+    moments = np.unique(np.concatenate([times.astype(np.int64), np.array(changes, np.int64)]))
+    return moments[(moments >= start) & (moments <= end)]
+
+
+def _status(n: int, findings: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Per report: the highest of PLAIN / AUTHORIZED_IN / WARNING / VIOLATION, and `possible`."""
+    status = np.zeros(n, np.int8)
+    possible = np.zeros(n, bool)
+    if len(findings):
+        report = findings["report"].to_numpy(np.int64)
+        verdict = findings["verdict"].to_numpy(object)
+        rank = np.select(
+            [
+                findings["violation"].to_numpy(bool),
+                verdict == Verdict.APPROACHING.value,
+                np.isin(verdict, [Verdict.INSIDE.value, Verdict.POSSIBLE.value]),
+            ],
+            [VIOLATION, WARNING, AUTHORIZED_IN],
+            default=PLAIN,
+        ).astype(np.int8)
+        np.maximum.at(status, report, rank)
+        possible[report[verdict == Verdict.POSSIBLE.value]] = True
+    return status, possible
