@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI
 
@@ -19,6 +20,7 @@ from app.api import map as map_api
 from app.api.auth import KeyRing, require_role
 from app.api.body import BodyLimit
 from app.api.errors import register_error_handlers
+from app.api.models import add_problem_schema
 from app.api.responses import ORJSONResponse
 from app.api.routers import admin, check, health, incursions, reports, tracks, zones
 from app.scenario import GEODATA
@@ -73,6 +75,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(map_api.router, dependencies=[Depends(require_role("viewer"))])
     map_api.mount_static(app)
+    make_document = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = add_problem_schema(make_document())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app
 
 

@@ -207,13 +207,24 @@ _PROBLEM_TEXT = {
 }
 
 
+#: Where `problems` points; `add_problem_schema` puts the schema there.
+_PROBLEM_SCHEMA = {"$ref": "#/components/schemas/Problem"}
+
+
+def add_problem_schema(document: dict[str, Any]) -> dict[str, Any]:
+    """The OpenAPI document with the `Problem` schema that `problems` refers to."""
+    schemas = document.setdefault("components", {}).setdefault("schemas", {})
+    schemas["Problem"] = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    return document
+
+
 def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for the problems a route may answer."""
+    # A `model` here would be filed under the route's own media type (geo+json), not problem+json.
     return {
         code: {
-            "model": Problem,
             "description": _PROBLEM_TEXT[code],
-            "content": {"application/problem+json": {}},
+            "content": {"application/problem+json": {"schema": _PROBLEM_SCHEMA}},
         }
         for code in codes
     }
