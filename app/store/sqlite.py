@@ -383,6 +383,7 @@ class SQLiteStore(Store):
         self._busy_timeout_s = busy_timeout_s
         self._local = threading.local()
         self._lock = threading.Lock()
+        self._writer = threading.Lock()
         # Every connection opened, with the process that opened it (see `close`).
         self._connections: list[tuple[int, sqlite3.Connection]] = []
         self._closed = False
@@ -433,6 +434,11 @@ class SQLiteStore(Store):
                 self._connections.append((os.getpid(), conn))
         return conn
 
+    def _busy(self) -> Busy:
+        return Busy(
+            f"the database stayed locked by another writer for {self._busy_timeout_s} s; try again"
+        )
+
     @contextmanager
     def _transaction(self, mode: str) -> Iterator[sqlite3.Connection]:
         conn = self._conn()
@@ -440,10 +446,7 @@ class SQLiteStore(Store):
             conn.execute(f"BEGIN {mode}")
         except sqlite3.OperationalError as exc:
             if _is_busy(exc):
-                raise Busy(
-                    f"the database stayed locked by another writer for {self._busy_timeout_s} s; "
-                    "try again"
-                ) from exc
+                raise self._busy() from exc
             raise
         try:
             yield conn
@@ -454,9 +457,22 @@ class SQLiteStore(Store):
                 conn.execute("ROLLBACK")
             raise
 
-    def _write(self) -> AbstractContextManager[sqlite3.Connection]:
-        """A write transaction: the write lock is taken at BEGIN (queueing on busy_timeout)."""
-        return self._transaction("IMMEDIATE")
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: the write lock is taken at BEGIN (queueing on busy_timeout).
+
+        This process's threads queue on a lock of their own first: SQLite's busy handler polls
+        with sleeps of up to 100 ms, which serves waiting writers late and in no order (p99 of a
+        single report near a second under 16 concurrent writers); the lock serves them at once,
+        in turn, and leaves the busy handler to writers in other processes.
+        """
+        if not self._writer.acquire(timeout=self._busy_timeout_s):
+            raise self._busy()
+        try:
+            with self._transaction("IMMEDIATE") as c:
+                yield c
+        finally:
+            self._writer.release()
 
     def _read(self) -> AbstractContextManager[sqlite3.Connection]:
         """A read transaction: its statements see one snapshot, and it never blocks writers."""

@@ -503,6 +503,43 @@ def test_a_writer_kept_waiting_too_long_gets_busy_and_nothing_is_stored(tmp_path
         assert store.add_reports([report("r1")], "observer") == ([report("r1")], [])
 
 
+def test_writers_in_one_process_take_turns_and_a_long_wait_is_busy(tmp_path: Path) -> None:
+    # Threads of a process queue on the store's own lock before SQLite's: served in turn, and
+    # still refused (not hung) when another holds the database too long.
+    with SQLiteStore(tmp_path / "truce.db", busy_timeout_s=0.3) as store:
+        inside = threading.Event()
+        release = threading.Event()
+
+        def long_writer() -> None:
+            with store._write() as c:
+                c.execute("UPDATE meta SET value = value WHERE key = 'zones_token'")
+                inside.set()
+                release.wait(5)
+
+        holder = threading.Thread(target=long_writer)
+        holder.start()
+        assert inside.wait(5)
+        try:
+            with pytest.raises(Busy):
+                store.add_reports([report("r1")], "observer")
+        finally:
+            release.set()
+            holder.join()
+        assert store.count_reports() == 0
+        done: list[int] = []
+        threads = [
+            threading.Thread(
+                target=lambda i=i: done.append(len(store.add_reports([report(f"t{i}")], "o")[0]))
+            )
+            for i in range(16)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert done == [1] * 16 and store.count_reports() == 16
+
+
 def test_1e5_reports_in_one_batch_are_all_stored(tmp_path: Path) -> None:
     # The big-batch path (a larger page cache while it writes); its speed is bench_http's.
     reports = [
