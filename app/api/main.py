@@ -20,6 +20,7 @@ from app.api import map as map_api
 from app.api.auth import KeyRing, require_role
 from app.api.body import BodyLimit
 from app.api.errors import register_error_handlers
+from app.api.inputs import add_schemas
 from app.api.models import add_problem_schema
 from app.api.responses import ORJSONResponse
 from app.api.routers import admin, check, health, incursions, reports, tracks, zones
@@ -79,7 +80,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = add_problem_schema(make_document())
+            app.openapi_schema = add_schemas(add_problem_schema(make_document()))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

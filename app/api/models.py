@@ -230,15 +230,15 @@ def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-def json_body(description: str, example: dict[str, Any]) -> dict[str, Any]:
-    """OpenAPI `requestBody` for a route that reads its JSON body itself."""
+def json_body(description: str, example: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    """OpenAPI `requestBody` for a route that reads its JSON body itself (`app.api.inputs`)."""
     return {
         "requestBody": {
             "required": True,
             "description": description,
             "content": {
-                "application/geo+json": {"schema": {"type": "object"}, "example": example},
-                "application/json": {"schema": {"type": "object"}},
+                "application/geo+json": {"schema": schema, "example": example},
+                "application/json": {"schema": schema},
             },
         }
     }

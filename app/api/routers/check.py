@@ -17,6 +17,7 @@ from starlette.responses import Response
 from app.api.auth import api_key_header, authorize
 from app.api.body import check_feature_count, load_json, run_sized
 from app.api.deps import parse_flag
+from app.api.inputs import REPORTS_OR_OBJECT_BODY
 from app.api.models import POINT_EXAMPLE, FindingCollection, json_body, problems
 from app.api.parsing import parse_reports
 from app.api.responses import GeoJSONResponse, dumps
@@ -44,6 +45,7 @@ _INCLUDE_OUTSIDE = {
         **json_body(
             'a Point Feature, a FeatureCollection of them, or {"lon", "lat", "party", ...}',
             POINT_EXAMPLE,
+            REPORTS_OR_OBJECT_BODY,
         ),
         "parameters": [_INCLUDE_OUTSIDE],
         "security": [{api_key_header.scheme_name: []}],

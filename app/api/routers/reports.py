@@ -20,6 +20,7 @@ from app.api.deps import (
     TimeRangeDep,
     page_links,
 )
+from app.api.inputs import REPORTS_BODY
 from app.api.models import POINT_EXAMPLE, Page, ReportsFiled, json_body, problems
 from app.api.parsing import parse_reports
 from app.api.responses import GEOJSON, GeoJSONResponse, ORJSONResponse, dumps
@@ -42,7 +43,9 @@ def _new_id(index: int | None) -> str:
         200: {"description": "nothing new was stored: every report was a duplicate"},
         **problems(400, 401, 403, 413, 422, 503),
     },
-    openapi_extra=json_body("a report Feature or a FeatureCollection of them", POINT_EXAMPLE),
+    openapi_extra=json_body(
+        "a report Feature or a FeatureCollection of them", POINT_EXAMPLE, REPORTS_BODY
+    ),
 )
 async def create_reports(
     request: Request, service: ServiceDep, settings: SettingsDep, key: ObserverKey

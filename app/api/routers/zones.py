@@ -23,6 +23,7 @@ from app.api.deps import (
     page_links,
     parse_instant,
 )
+from app.api.inputs import ZONE_BODY, ZONES_BODY
 from app.api.models import Feature, FeatureCollection, Page, ZoneCollection, json_body, problems
 from app.api.parsing import parse_zone_version, parse_zones
 from app.api.responses import GEOJSON, GeoJSONResponse, dumps
@@ -103,7 +104,9 @@ def list_zones(
     response_model=ZoneCollection,
     response_class=GeoJSONResponse,
     responses=problems(400, 401, 403, 409, 413, 422, 503),
-    openapi_extra=json_body("a zone Feature or a FeatureCollection of zones", _ZONE_EXAMPLE),
+    openapi_extra=json_body(
+        "a zone Feature or a FeatureCollection of zones", _ZONE_EXAMPLE, ZONES_BODY
+    ),
 )
 async def create_zones(
     request: Request, service: ServiceDep, settings: SettingsDep, key: AdminKey
@@ -148,7 +151,7 @@ def get_zone(zone_id: ZoneId, service: ServiceDep, _: ViewerKey) -> Response:
     response_model=ZoneCollection,
     response_class=GeoJSONResponse,
     responses=problems(400, 401, 403, 404, 413, 422, 503),
-    openapi_extra=json_body("the zone's new version, a Feature", _ZONE_EXAMPLE),
+    openapi_extra=json_body("the zone's new version, a Feature", _ZONE_EXAMPLE, ZONE_BODY),
 )
 async def put_zone(
     zone_id: ZoneId, request: Request, service: ServiceDep, key: AdminKey
