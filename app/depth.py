@@ -117,10 +117,7 @@ class ZoneBoundary:
             return result
         xy = self._project(np.column_stack([lon, lat]))
         centre_angle = np.hypot(xy[:, 0], xy[:, 1]) / MIN_RADIUS_M  # ρ ≥ R·c in stereographic
-        bound = np.inf
-        if np.isfinite(limit_m):
-            reach = limit_m * float(scale_spread(centre_angle.max() + 2 * limit_m / MIN_RADIUS_M))
-            bound = reach + self.spacing / 2 + CHORD_SLACK_M
+        bound = self._search_bound(float(centre_angle.max()), limit_m)
         todo = np.arange(len(lon))
         for k in NEIGHBOURS:
             found, proven = self._nearest_samples(
@@ -146,23 +143,15 @@ class ZoneBoundary:
         x, y = self._to_plane.transform(lon, lat)
         xy = np.array([[x, y]])
         centre_angle = math.hypot(x, y) / MIN_RADIUS_M
-        bound = math.inf
-        if math.isfinite(limit_m):
-            reach = limit_m * float(scale_spread(centre_angle + 2 * limit_m / MIN_RADIUS_M))
-            bound = reach + self.spacing / 2 + CHORD_SLACK_M
+        bound = self._search_bound(centre_angle, limit_m)
         samples = len(self._sample_segment)
-        for k in NEIGHBOURS:
-            k = min(k, samples)
+        for neighbours in NEIGHBOURS:
+            k = min(neighbours, samples)
             sample_dist, sample = self._samples.query(xy, k=k, distance_upper_bound=bound)
             sample, d_k = sample.reshape(k), float(sample_dist.reshape(k)[-1])
-            result = self._measure_one(
-                lon, lat, xy, centre_angle, self._sample_segment[sample[sample < samples]]
-            )
-            if k == samples or math.isinf(d_k):
-                return result
-            planar_floor = math.sqrt(max(d_k**2 - self.spacing**2 / 4, 0.0)) - CHORD_SLACK_M
-            spread = float(scale_spread(centre_angle + 2 * min(d_k, 1e9) / MIN_RADIUS_M))
-            if planar_floor / spread >= result - float(tolerance_m(result)):
+            cand = self._sample_segment[sample[sample < samples]]
+            result = self._measure_one(lon, lat, x, y, centre_angle, cand)
+            if k == samples or math.isinf(d_k) or self._unbeaten(d_k, centre_angle, result):
                 return result
         nearer = self._within_reach(
             np.array([lon]), np.array([lat]), xy, np.array([centre_angle]), np.array([result])
@@ -170,21 +159,18 @@ class ZoneBoundary:
         return min(result, float(nearer[0]))
 
     def _measure_one(
-        self, lon: float, lat: float, xy: Float, centre_angle: float, cand: np.ndarray
+        self, lon: float, lat: float, x: float, y: float, centre_angle: float, cand: np.ndarray
     ) -> float:
-        """`_measure` for one point and its candidate segments."""
+        """`_measure` for one point ((x, y) in the plane) and its candidate segments."""
         if not len(cand):
             return math.inf
-        planar, t = self._planar(float(xy[0, 0]), float(xy[0, 1]), cand)
+        planar, t = self._planar(x, y, cand)
         best = int(np.argmin(planar))
         seg = int(cand[best])
         start, end, at = self.start_ll[seg], self.end_ll[seg], float(t[best])
         foot = start + at * (end - start)
         result = float(GEOD.inv(lon, lat, foot[0], foot[1])[2])
-        spread = float(
-            scale_spread(centre_angle + 2 * min(float(planar[best]), 1e9) / MIN_RADIUS_M)
-        )
-        chance = planar / spread < result - float(tolerance_m(result))
+        chance = self._could_beat(planar, float(planar[best]), centre_angle, result)
         chance[best] = False
         if chance.any():
             n = int(chance.sum())
@@ -204,18 +190,47 @@ class ZoneBoundary:
         found = sample < len(self._sample_segment)
         cand = np.where(found, self._sample_segment[np.where(found, sample, 0)], -1)
         result = self._measure(lon, lat, xy, centre_angle, cand)
-        # A segment with no sample among the k lies at least sqrt(d_k² − h²/4) away in the plane,
-        # and at least that over the worst scale on the ellipsoid. If it cannot beat the result
-        # by more than the tolerance, the result stands. (No sample within the pruning bound:
-        # every segment is beyond the limit.)
+        # No sample within the pruning bound: every segment is beyond the limit.
         d_k = sample_dist[:, -1]
+        proven = (k == len(self._sample_segment)) | np.isinf(d_k)
+        proven |= self._unbeaten(d_k, centre_angle, result)
+        return result, proven
+
+    def _search_bound(self, centre_angle: float, limit_m: float) -> float:
+        """The planar radius beyond which no sample can be within `limit_m` on the ellipsoid."""
+        if not math.isfinite(limit_m):
+            return math.inf
+        reach = limit_m * float(scale_spread(centre_angle + 2 * limit_m / MIN_RADIUS_M))
+        return reach + self.spacing / 2 + CHORD_SLACK_M
+
+    def _unbeaten(
+        self, d_k: Float | float, centre_angle: Float | float, result: Float | float
+    ) -> np.ndarray | np.bool_:
+        """Whether no segment without a sample among the k nearest can beat `result`.
+
+        Such a segment lies at least sqrt(d_k² − h²/4) away in the plane (d_k: the k-th sample's
+        distance, h: the sample spacing), and at least that over the worst scale on the
+        ellipsoid; if that cannot beat the result by more than the tolerance, the result stands.
+        Floats or arrays alike (the one-point and the array paths).
+        """
         planar_floor = np.sqrt(np.maximum(d_k**2 - self.spacing**2 / 4, 0.0)) - CHORD_SLACK_M
         with np.errstate(invalid="ignore"):
             spread = scale_spread(centre_angle + 2 * np.minimum(d_k, 1e9) / MIN_RADIUS_M)
-            floor = planar_floor / spread
-            proven = (k == len(self._sample_segment)) | np.isinf(d_k)
-            proven |= floor >= result - tolerance_m(result)
-        return result, proven
+            return planar_floor / spread >= result - tolerance_m(result)
+
+    @staticmethod
+    def _could_beat(
+        planar: Float, best: Float | float, centre_angle: Float | float, result: Float | float
+    ) -> np.ndarray:
+        """Which candidates, `planar` away in the plane, could beat `result` on the ellipsoid.
+
+        The scale between the point and a candidate nearer than the best planar one is at most
+        that of the disc out to the best; shapes broadcast (one point, or points × candidates).
+        """
+        spread = scale_spread(centre_angle + 2 * np.minimum(best, 1e9) / MIN_RADIUS_M)
+        with np.errstate(invalid="ignore"):
+            chance: np.ndarray = planar / spread < result - tolerance_m(result)
+        return chance
 
     @cached_property
     def _segment_tree(self) -> shapely.STRtree:
@@ -256,9 +271,9 @@ class ZoneBoundary:
         result[has_any] = self._geodesic(
             lon[has_any], lat[has_any], cand[has_any, best[has_any]], t[has_any, best[has_any]]
         )
-        spread = scale_spread(centre_angle + 2 * np.minimum(planar[rows, best], 1e9) / MIN_RADIUS_M)
-        with np.errstate(invalid="ignore"):
-            chance = planar / spread[:, None] < (result - tolerance_m(result))[:, None]
+        chance = self._could_beat(
+            planar, planar[rows, best][:, None], centre_angle[:, None], result[:, None]
+        )
         chance[rows, best] = False
         point, which = np.nonzero(chance)
         if len(point):

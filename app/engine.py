@@ -16,6 +16,7 @@ zone (a few hundred), never per report:
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -105,13 +106,7 @@ class Judged:
 
 def _no_findings() -> Judged:
     none = np.empty(0, np.int64)
-    judged = Judged(none, none, np.empty(0), VERDICTS[none], np.empty(0, bool))
-    for column in (judged.report, judged.depth_m, judged.verdict, judged.violation):
-        column.setflags(write=False)  # shared by every empty answer
-    return judged
-
-
-_NO_FINDINGS = _no_findings()
+    return Judged(none, none.copy(), np.empty(0), VERDICTS[none], np.empty(0, bool))
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +205,7 @@ class ZoneIndex:
         else:
             parts = [judge_zone(item) for item in work]
         if not parts:
-            return _NO_FINDINGS
+            return _no_findings()
         report, zone, depth, verdict, violation = (
             np.concatenate(column) for column in zip(*parts, strict=True)
         )
@@ -264,19 +259,26 @@ class ZoneIndex:
     ) -> list[tuple[int, np.ndarray]]:
         """(zone, reports) for each zone in force whose verdict some of the reports can change."""
         n = len(r.lon)
-        if include_outside or n * len(self.zones) <= SMALL_BATCH_CELLS:
+        if n * len(self.zones) <= SMALL_BATCH_CELLS:
             zone, report = np.nonzero(self._near(r, max_u, include_outside))  # by zone, then report
             if not len(zone):
                 return []
             starts = np.flatnonzero(np.diff(zone, prepend=-1))
             return list(zip(zone[starts].tolist(), np.split(report, starts[1:]), strict=True))
+        found = []
+        if include_outside:  # every report in force, near or not
+            for j in range(len(self.zones)):
+                t = r.time_ns
+                idx = np.flatnonzero((t >= self._valid_from[j]) & (t < self._valid_to[j]))
+                if len(idx):
+                    found.append((j, idx))
+            return found
         # Many reports: each zone takes a slice of the reports sorted by longitude.
         boxes, wraps = self._boxes(max_u)
         by_lon = np.argsort(r.lon)
         lon_sorted = r.lon[by_lon]
         lo = np.searchsorted(lon_sorted, boxes[:, 0], side="left")
         hi = np.searchsorted(lon_sorted, boxes[:, 2], side="right")
-        found = []
         for j in range(len(self.zones)):
             idx = np.arange(n) if wraps[j] else by_lon[lo[j] : hi[j]]
             t = r.time_ns[idx]
@@ -287,7 +289,8 @@ class ZoneIndex:
         return found
 
     def _near(self, r: _Reports, max_u: float, include_outside: bool) -> np.ndarray:
-        """A (zone × report) mask of the candidates of `_candidates`, for a few reports."""
+        """A (zone × report) mask of the candidates of `_candidates`, for a few reports (it
+        takes zones × reports bytes)."""
         t = r.time_ns[None, :]
         mask: np.ndarray = (t >= self._valid_from[:, None]) & (t < self._valid_to[:, None])
         if not include_outside:
@@ -324,7 +327,7 @@ class ZoneIndex:
         for j in zones:
             warning = float(self._warning[j])
             covered = shapely.intersects_xy(self._geometries[j], lon, lat)
-            limit = np.inf if covered or include_outside else max(warning, u)
+            limit = math.inf if covered or include_outside else max(warning, u)
             away = self._boundaries[j].distance_one(lon, lat, limit)
             # Not covered is strictly outside, even one ulp away where the distance rounds to 0.
             depth = away if covered else -max(away, _TINY)
@@ -333,7 +336,7 @@ class ZoneIndex:
                 violation = code <= POSSIBLE and party not in self._allowed[j]
                 found.append((j, depth, code, violation))
         if not found:
-            return _NO_FINDINGS
+            return _no_findings()
         zones_found, depths, codes, violations = (list(c) for c in zip(*found, strict=True))
         return Judged(
             np.zeros(len(found), np.int64),

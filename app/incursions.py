@@ -13,6 +13,8 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from app.domain import Report
 from app.findings import FindingColumns
 from app.store import REPORT_PAGE, Store
@@ -49,7 +51,8 @@ class ViolationLog:
         self._seen: _Seen | None = None
 
     def current(self) -> FindingColumns:
-        """The violations of every stored report against the zones as they stand now."""
+        """The violations of every stored report against the zones as they stand now, ordered
+        by report time, report id and zone id."""
         with self._lock:  # one reader catches up; the others wait for its answer
             while True:
                 token = self._token()
@@ -66,6 +69,11 @@ class ViolationLog:
                     parts.append(violations)
                 if not stale:
                     if position != seen.position:
-                        seen = _Seen(token, position, FindingColumns.concat(parts))
+                        seen = _Seen(token, position, _in_order(FindingColumns.concat(parts)))
                     self._seen = seen
                     return seen.violations
+
+
+def _in_order(found: FindingColumns) -> FindingColumns:
+    """Ordered by report time, report id and zone id (reports come in storage order)."""
+    return found.take(np.lexsort((found.zone_id, found.report_id, found.time_ns)))

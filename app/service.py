@@ -462,18 +462,17 @@ class Service:
         Judged against the zones as they stand now, so a zone corrected later corrects its
         incursions too (`ViolationLog` keeps them up to date between calls).
         """
-        found = self._violations.current()
-        keep = np.ones(len(found), dtype=bool)
+        found = self._violations.current()  # in that order
+        keep = []
         if since is not None:
-            keep &= found.time_ns >= to_us(since) * 1000
+            keep.append(found.time_ns >= to_us(since) * 1000)
         if until is not None:
-            keep &= found.time_ns < to_us(until) * 1000
+            keep.append(found.time_ns < to_us(until) * 1000)
         if party is not None:
-            keep &= found.party == party
+            keep.append(found.party == party)
         if zone is not None:
-            keep &= found.zone_id == zone
-        found = found.take(keep)
-        return found.take(np.lexsort((found.zone_id, found.report_id, found.time_ns)))
+            keep.append(found.zone_id == zone)
+        return found.take(np.logical_and.reduce(keep)) if keep else found
 
     def _violations_of(self, reports: Sequence[Report]) -> tuple[int, FindingColumns]:
         """The violations among `reports`, and the zone token of the index that found them."""

@@ -29,6 +29,7 @@ from app.store import Store, hash_key
 
 __all__ = [
     "ANONYMOUS",
+    "API_KEY_HEADER",
     "AdminKey",
     "KeyRing",
     "ObserverKey",
@@ -87,8 +88,11 @@ class KeyRing:
         return Principal(role=record.role, actor=f"key:{record.id}:{record.label}")  # type: ignore[arg-type]
 
 
+#: The header that carries the key.
+API_KEY_HEADER = "X-API-Key"
+
 api_key_header = APIKeyHeader(
-    name="X-API-Key",
+    name=API_KEY_HEADER,
     auto_error=False,
     description="An API key; roles viewer (read), observer (also file reports), admin (all).",
 )

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal, cast
 
 from fastapi import Depends, Query, Request
+from pydantic import TypeAdapter, ValidationError
 
 from app.errors import InvalidParameter
 from app.service import Service, check_time
@@ -87,18 +88,17 @@ def parse_interval(value: str, field: str = "datetime") -> tuple[datetime | None
     return since, until
 
 
-_FLAGS = {"true": True, "1": True, "yes": True, "on": True}
-_FLAGS |= {"false": False, "0": False, "no": False, "off": False}
+_BOOL = TypeAdapter(bool)
 
 
 def parse_flag(value: str | None, field: str) -> bool:
-    """A boolean query parameter (absent: false), spelt as FastAPI's `bool` parameters accept."""
+    """A boolean query parameter (absent: false), read as FastAPI reads `bool` parameters."""
     if value is None:
         return False
-    flag = _FLAGS.get(value.strip().lower())
-    if flag is None:
-        raise InvalidParameter(f"expected true or false, got {value!r}", field=field)
-    return flag
+    try:
+        return _BOOL.validate_python(value)
+    except ValidationError:
+        raise InvalidParameter(f"expected true or false, got {value!r}", field=field) from None
 
 
 def parse_bbox(value: str) -> BBox:

@@ -12,8 +12,6 @@ follows the same rule and the same validation as the HTTP API.
 
 from __future__ import annotations
 
-from typing import Any
-
 import typer
 from rich.console import Console
 
@@ -50,13 +48,7 @@ cli.command("map")(map_command)
 
 
 def register(cli: typer.Typer) -> None:
-    """Add `check` (replacing any `check` already there), `import`, `export` and `keys` to `cli`."""
-
-    def name_of(info: Any) -> str:
-        callback = info.callback
-        return str(info.name or (callback.__name__.replace("_", "-") if callback else ""))
-
-    cli.registered_commands = [c for c in cli.registered_commands if name_of(c) != "check"]
+    """Add `check`, `import`, `export` and `keys` to `cli`."""
     cli.command("check")(check)
     cli.add_typer(import_app, name="import")
     cli.add_typer(export_app, name="export")

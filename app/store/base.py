@@ -276,8 +276,11 @@ class Store(Protocol):
         """Up to `limit` reports in the order they were stored, after `position` (0: the first).
 
         Returns them and the position to ask from next time (`position` again when there are
-        none). Positions grow in commit order: a reader that keeps its position sees every report
-        stored later exactly once, whatever other writers do meanwhile.
+        none). Positions must grow in commit order: a reader that keeps its position then sees
+        every report stored later exactly once, whatever other writers do meanwhile. (SQLite's
+        rowids do, as its writers are serialised. A server database whose transactions commit
+        out of order needs more than a sequence: e.g. PostgreSQL's commit order through a lock
+        taken by every writer of reports, or positions behind the oldest running transaction.)
         """
         ...
 

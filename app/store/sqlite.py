@@ -37,7 +37,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
@@ -380,10 +380,13 @@ class SQLiteStore(Store):
         self._synchronous = synchronous.upper()
         if self._synchronous not in _SYNCHRONOUS:
             raise ValueError(f"synchronous must be one of {', '.join(_SYNCHRONOUS)}")
+        if not (math.isfinite(busy_timeout_s) and busy_timeout_s >= 0):
+            raise ValueError(f"busy_timeout must be seconds >= 0, got {busy_timeout_s}")
         self._busy_timeout_s = busy_timeout_s
         self._local = threading.local()
         self._lock = threading.Lock()
         self._writer = threading.Lock()
+        self._writer_pid = os.getpid()
         # Every connection opened, with the process that opened it (see `close`).
         self._connections: list[tuple[int, sqlite3.Connection]] = []
         self._closed = False
@@ -459,20 +462,36 @@ class SQLiteStore(Store):
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: the write lock is taken at BEGIN (queueing on busy_timeout).
+        """A write transaction: the write lock is taken at BEGIN, waiting up to busy_timeout.
 
         This process's threads queue on a lock of their own first: SQLite's busy handler polls
         with sleeps of up to 100 ms, which serves waiting writers late and in no order (p99 of a
-        single report near a second under 16 concurrent writers); the lock serves them at once,
-        in turn, and leaves the busy handler to writers in other processes.
+        single report near a second under 16 concurrent writers); the lock lets them through one
+        at a time as soon as the last is done, and leaves the busy handler to other processes.
+        Both waits together stay within busy_timeout.
         """
-        if not self._writer.acquire(timeout=self._busy_timeout_s):
+        deadline = time.monotonic() + self._busy_timeout_s
+        writer = self._writer_lock()
+        if not writer.acquire(timeout=self._busy_timeout_s):
             raise self._busy()
         try:
-            with self._transaction("IMMEDIATE") as c:
-                yield c
+            conn = self._conn()
+            left_ms = int(max(deadline - time.monotonic(), 0.0) * 1000)
+            conn.execute(f"PRAGMA busy_timeout = {left_ms}")
+            try:
+                with self._transaction("IMMEDIATE") as c:
+                    yield c
+            finally:
+                with suppress(sqlite3.Error):  # never hide the transaction's own error
+                    conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
         finally:
-            self._writer.release()
+            writer.release()
+
+    def _writer_lock(self) -> threading.Lock:
+        """The process's writer lock; after fork() a new one (the parent's may be held)."""
+        if self._writer_pid != os.getpid():
+            self._writer, self._writer_pid = threading.Lock(), os.getpid()
+        return self._writer
 
     def _read(self) -> AbstractContextManager[sqlite3.Connection]:
         """A read transaction: its statements see one snapshot, and it never blocks writers."""

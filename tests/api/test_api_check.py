@@ -83,15 +83,20 @@ def test_include_outside_lists_every_zone_in_force(client: TestClient) -> None:
     assert all(f["properties"]["depth_m"] < -50_000 for f in found)
 
 
-@pytest.mark.parametrize(("flag", "outside"), [("1", True), ("Yes", True), ("off", False)])
-def test_include_outside_takes_the_usual_spellings(client: TestClient, flag, outside) -> None:
+@pytest.mark.parametrize(
+    ("flag", "outside"), [("1", True), ("Yes", True), ("t", True), ("off", False), ("f", False)]
+)
+def test_include_outside_takes_the_usual_spellings(
+    client: TestClient, flag: str, outside: bool
+) -> None:
     found = check(client, point(*FAR), include_outside=flag)["features"]
     assert bool(found) is outside
 
 
-def test_include_outside_must_be_a_boolean(client: TestClient) -> None:
+@pytest.mark.parametrize("flag", ["maybe", " true", ""])
+def test_include_outside_must_be_a_boolean(client: TestClient, flag: str) -> None:
     response = client.post(
-        "/check", json=point(*PARUKH), params={"include_outside": "maybe"}, headers=VIEWER
+        "/check", json=point(*PARUKH), params={"include_outside": flag}, headers=VIEWER
     )
     problem = assert_problem(response, 400)
     assert problem["field"] == "include_outside"

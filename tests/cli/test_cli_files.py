@@ -54,10 +54,6 @@ def build_app() -> typer.Typer:
     app = typer.Typer(no_args_is_help=True, add_completion=False)
 
     @app.command()
-    def check() -> None:  # the old command that register() must replace
-        raise SystemExit("the old check ran")
-
-    @app.command()
     def version() -> None:
         print("test")
 

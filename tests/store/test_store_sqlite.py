@@ -25,6 +25,8 @@ from app.store import (
     Store,
     UnknownKey,
     UnknownZone,
+    UnsupportedDatabase,
+    open_store,
 )
 
 T0 = datetime(2020, 11, 10, tzinfo=UTC)  # the trilateral statement
@@ -503,28 +505,18 @@ def test_a_writer_kept_waiting_too_long_gets_busy_and_nothing_is_stored(tmp_path
         assert store.add_reports([report("r1")], "observer") == ([report("r1")], [])
 
 
-def test_writers_in_one_process_take_turns_and_a_long_wait_is_busy(tmp_path: Path) -> None:
-    # Threads of a process queue on the store's own lock before SQLite's: served in turn, and
-    # still refused (not hung) when another holds the database too long.
+def test_writers_in_one_process_queue_on_its_lock_and_a_long_wait_is_busy(
+    tmp_path: Path,
+) -> None:
+    # The store's own lock, not SQLite's, is what a writer of this process waits on first: held
+    # (with the database itself unlocked), it alone makes a writer wait, and refuse in the end.
     with SQLiteStore(tmp_path / "truce.db", busy_timeout_s=0.3) as store:
-        inside = threading.Event()
-        release = threading.Event()
-
-        def long_writer() -> None:
-            with store._write() as c:
-                c.execute("UPDATE meta SET value = value WHERE key = 'zones_token'")
-                inside.set()
-                release.wait(5)
-
-        holder = threading.Thread(target=long_writer)
-        holder.start()
-        assert inside.wait(5)
+        assert store._writer_lock().acquire()
         try:
             with pytest.raises(Busy):
                 store.add_reports([report("r1")], "observer")
         finally:
-            release.set()
-            holder.join()
+            store._writer_lock().release()
         assert store.count_reports() == 0
         done: list[int] = []
         threads = [
@@ -538,6 +530,14 @@ def test_writers_in_one_process_take_turns_and_a_long_wait_is_busy(tmp_path: Pat
         for thread in threads:
             thread.join()
         assert done == [1] * 16 and store.count_reports() == 16
+
+
+@pytest.mark.parametrize("seconds", [-1.0, float("nan"), float("inf")])
+def test_a_busy_timeout_must_be_finite_seconds(tmp_path: Path, seconds: float) -> None:
+    with pytest.raises(ValueError, match="busy_timeout"):
+        SQLiteStore(tmp_path / "truce.db", busy_timeout_s=seconds)
+    with pytest.raises(UnsupportedDatabase, match="busy_timeout"):
+        open_store(f"sqlite:///{tmp_path}/truce.db?busy_timeout={seconds}")
 
 
 def test_1e5_reports_in_one_batch_are_all_stored(tmp_path: Path) -> None:

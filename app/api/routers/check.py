@@ -14,7 +14,7 @@ from typing import cast
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from app.api.auth import api_key_header, authorize
+from app.api.auth import API_KEY_HEADER, api_key_header, authorize
 from app.api.body import check_feature_count, load_json, run_sized
 from app.api.deps import parse_flag
 from app.api.inputs import REPORTS_OR_OBJECT_BODY
@@ -60,7 +60,7 @@ async def check(request: Request) -> Response:
     name the features whose coordinates look swapped (far from every zone, but inside one as
     [lat, lon]); they are judged as sent.
     """
-    authorize(request, "viewer", request.headers.get(api_key_header.model.name))
+    authorize(request, "viewer", request.headers.get(API_KEY_HEADER))
     include_outside = parse_flag(request.query_params.get("include_outside"), "include_outside")
     service = cast(Service, request.app.state.service)
     settings = cast(Settings, request.app.state.settings)

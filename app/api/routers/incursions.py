@@ -35,8 +35,8 @@ def list_incursions(
     """Stored reports that violate a zone: findings (inside or possible, party not authorized)
     as Point features, in report time order.
 
-    They are worked out from the stored reports in range against the zones as they now stand,
-    so a corrected zone corrects its incursions.
+    They are worked out against the zones as they now stand, so a corrected zone corrects its
+    incursions; each worker keeps them and judges only the reports stored since it last did.
     """
     found = service.incursions(since=times.since, until=times.until, party=party, zone=zone)
     shown = found.take(slice(page.offset, page.offset + page.limit)).features()
