@@ -6,7 +6,7 @@ PYTHON ?= python3
 PORT   ?= 8000
 BIN    := $(VENV)/bin
 
-.PHONY: install run test lint bench geodata clean assets browser
+.PHONY: install run test lint bench bench-http geodata clean assets browser
 
 install: $(VENV)/.installed
 
@@ -33,6 +33,15 @@ test: lint assets browser
 
 bench: install
 	$(BIN)/python bench/bench_engine.py
+
+# The HTTP benchmark drives its closed-loop runs with Debian's wrk (installed as root when
+# missing; without it, bench_http.py uses its own, heavier, Python client).
+bench-http: install
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; \
+	  fi; }
+	$(BIN)/python bench/bench_http.py
 
 geodata: install
 	$(BIN)/python scripts/build_geodata.py
