@@ -267,8 +267,8 @@ class ZoneIndex:
             return list(zip(zone[starts].tolist(), np.split(report, starts[1:]), strict=True))
         found = []
         if include_outside:  # every report in force, near or not
+            t = r.time_ns
             for j in range(len(self.zones)):
-                t = r.time_ns
                 idx = np.flatnonzero((t >= self._valid_from[j]) & (t < self._valid_to[j]))
                 if len(idx):
                     found.append((j, idx))

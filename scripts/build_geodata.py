@@ -27,8 +27,7 @@ from shapely.geometry.base import BaseGeometry
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO_ROOT / "geodata"
-# CI checks the project out next to ../shared, as the development machines do.
-DEFAULT_NATURAL_EARTH = REPO_ROOT.parent / "shared" / "data" / "natural-earth"
+DEFAULT_NATURAL_EARTH = REPO_ROOT / "geodata" / "sources" / "natural-earth"
 NATURAL_EARTH_FILE = "ne_10m_admin_0_disputed_areas.geojson"
 NATURAL_EARTH_NAME = "Nagorno-Karabakh"  # the BRK_NAME of the 1994-2020 extent
 
@@ -856,7 +855,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--natural-earth",
         type=Path,
         default=DEFAULT_NATURAL_EARTH,
-        help=f"directory holding {NATURAL_EARTH_FILE} (default: ../shared/data/natural-earth)",
+        help=f"directory holding {NATURAL_EARTH_FILE} (default: geodata/sources/natural-earth)",
     )
     args = parser.parse_args(argv)
     for path in build(args.out, args.natural_earth):

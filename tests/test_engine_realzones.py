@@ -1,6 +1,6 @@
 """Real zones that no one here drew: Natural Earth's Cyprus U.N. Buffer Zone and UNDOF Zone.
 
-The data lives next to the repository, in shared/data/natural-earth (not in the repo itself).
+The data is Natural Earth's public-domain layer, kept in geodata/sources/natural-earth.
 Seeded random points inside and near each zone are judged by the engine and compared with the
 independent geodesic reference (tests/oracle.py) and with shapely.covers.
 """
@@ -26,16 +26,10 @@ from tests.oracle import (
     reports_df,
 )
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "natural-earth"
+DATA = Path(__file__).resolve().parents[1] / "geodata" / "sources" / "natural-earth"
 DISPUTED = DATA / "ne_10m_admin_0_disputed_areas.geojson"
 NAMES = ["Cyprus U.N. Buffer Zone", "UNDOF Zone"]
 AUTHORIZED = {"Cyprus U.N. Buffer Zone": "UNFICYP", "UNDOF Zone": "UNDOF"}
-
-pytestmark = pytest.mark.skipif(
-    not DISPUTED.is_file(),
-    reason=f"Natural Earth disputed areas not found at {DISPUTED} (shared/ data sits beside the "
-    "repository checkout)",
-)
 
 
 @cache

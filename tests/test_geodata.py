@@ -24,7 +24,7 @@ from shapely.geometry.base import BaseGeometry
 REPO = Path(__file__).resolve().parents[1]
 GEODATA = REPO / "geodata"
 BUILD_SCRIPT = REPO / "scripts" / "build_geodata.py"
-NATURAL_EARTH = REPO.parent / "shared" / "data" / "natural-earth"
+NATURAL_EARTH = REPO / "geodata" / "sources" / "natural-earth"
 GENERATED = (
     "zones.geojson",
     "line_of_contact.geojson",
@@ -385,8 +385,6 @@ def test_peacekeepers_report_at_parukh_is_inside_and_authorized() -> None:
 
 
 def test_build_script_reproduces_the_committed_files(tmp_path: Path) -> None:
-    if not (NATURAL_EARTH / "ne_10m_admin_0_disputed_areas.geojson").exists():
-        pytest.skip(f"Natural Earth input not found at {NATURAL_EARTH} (../shared of the repo)")
     subprocess.run(
         [
             sys.executable,
