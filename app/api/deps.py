@@ -9,6 +9,7 @@ depends on the instant). `datetime` follows OGC API – Features: an instant, or
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -66,8 +67,15 @@ ServiceDep = Annotated[Service, Depends(get_service)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
+_OFFSET_SPACE = re.compile(r" (\d{2}:?\d{2})$")
+
+
 def parse_instant(value: str, field: str) -> datetime:
-    """An RFC 3339 time with an offset, within the range the engine holds."""
+    """An RFC 3339 time with an offset, within the range the engine holds.
+
+    An unencoded "+04:00" in a query string arrives as " 04:00": it is read as meant.
+    """
+    value = _OFFSET_SPACE.sub(r"+\1", value.strip())
     moment = parse_timestamp(value, field, error=InvalidParameter)
     check_time(moment, field)
     return moment

@@ -20,7 +20,6 @@ browser cannot quietly depend on the internet.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, cast
@@ -30,6 +29,7 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from app import assets
+from app.api.deps import parse_instant
 from app.api.models import problems
 from app.errors import InvalidParameter
 from app.mapview import (
@@ -42,7 +42,6 @@ from app.mapview import (
 )
 from app.scenario import GEODATA
 from app.store.base import Store
-from app.validate import parse_timestamp
 
 __all__ = [
     "MAX_MAP_REPORTS",
@@ -57,7 +56,6 @@ __all__ = [
 
 router = APIRouter(tags=["map"])
 
-_OFFSET_SPACE = re.compile(r" (\d{2}:?\d{2})$")
 
 
 async def get_store(request: Request) -> Store:
@@ -92,10 +90,7 @@ def mount_static(app: FastAPI, path: str = "/static") -> None:
 
 
 def _instant(value: str | None, field: str) -> datetime | None:
-    if value is None or not value.strip():
-        return None
-    # An unencoded "+04:00" in a query string arrives as " 04:00"; read it as meant.
-    return parse_timestamp(_OFFSET_SPACE.sub(r"+\1", value.strip()), field, error=InvalidParameter)
+    return None if value is None or not value.strip() else parse_instant(value, field)
 
 
 def content_security_policy(tiles: str | None) -> str:

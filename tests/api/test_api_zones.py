@@ -31,6 +31,11 @@ def test_zones_in_force_at_a_time(client: TestClient) -> None:
         "nk-handover-lachin",
         "nk-pk-zone",
     ]
+    # An unencoded "+" in a query string arrives as a space: read as meant.
+    raw = client.get("/zones?at=2020-11-15T12:00:00+04:00", headers=VIEWER)
+    assert [f["id"] for f in raw.json()["features"]] == zone_ids(
+        client, at="2020-11-15T12:00:00+04:00"
+    )
     versions = client.get("/zones", params={"at": T}, headers=VIEWER).json()["features"]
     assert {f["id"]: f["properties"]["version"] for f in versions} == {
         "nk-lachin-corridor": 1,
