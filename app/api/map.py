@@ -57,7 +57,6 @@ __all__ = [
 router = APIRouter(tags=["map"])
 
 
-
 async def get_store(request: Request) -> Store:
     """The app's store: `app.state.store`, else `app.state.service.store`."""
     store = getattr(request.app.state, "store", None)

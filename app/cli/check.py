@@ -26,16 +26,16 @@ from app.cli.common import (
     Steps,
     TimeColumn,
     TimeZone,
-    _fail,
-    _handled,
-    _note,
-    _options,
-    _store,
-    _time,
-    _when,
     console,
+    fail,
+    format_time,
+    handled_errors,
+    open_database,
+    parse_time,
+    print_note,
+    read_options,
 )
-from app.cli.judging import _index, _judge, _refuse_swapped
+from app.cli.judging import index_zones, judge_reports, refuse_swapped
 from app.domain import Zone
 from app.io import ReadOptions, ReportTable, output_format, read_reports, read_zones, write_findings
 from app.scenario import GEODATA
@@ -46,16 +46,16 @@ def _load_zones(
     zones: str, url: str, layer: str | None, crs: str | None, steps: Steps
 ) -> list[Zone]:
     if zones.strip().lower() in ("db", "database"):
-        with _store(url, create=False) as store:
+        with open_database(url, create=False) as store:
             found = store.zones_for_index()
         if not found:
-            _fail(f"the database {url} has no zones (import some with `truce import zones`)")
+            fail(f"the database {url} has no zones (import some with `truce import zones`)")
         return found
     zone_list, notes = read_zones(Path(zones), ReadOptions(layer=layer, crs=crs), steps)
     for note in notes[:20]:
-        _note(note)
+        print_note(note)
     if len(notes) > 20:
-        _note(f"... and {len(notes) - 20} more notes")
+        print_note(f"... and {len(notes) - 20} more notes")
     return zone_list
 
 
@@ -105,8 +105,8 @@ def _print_summary(table: ReportTable, findings: pd.DataFrame, top: int) -> None
             str(row.party),
             f"{row.violations:,}",
             f"{row.deepest:,.0f}",
-            _when(row.first),
-            _when(row.last),
+            format_time(row.first),
+            format_time(row.last),
         )
     if len(by_zone) > top * 2:
         grid.caption = f"{len(by_zone) - top * 2} more (zone, party) pairs not shown"
@@ -122,7 +122,7 @@ def _print_summary(table: ReportTable, findings: pd.DataFrame, top: int) -> None
             table.where(int(row.report)),  # type: ignore[arg-type]
             str(row.zone_id),
             str(row.party),
-            _when(row.observed_at),
+            format_time(row.observed_at),
             f"{row.depth_m:,.0f}",
             str(row.verdict),
         )
@@ -162,7 +162,7 @@ def _print_units(table: ReportTable, findings: pd.DataFrame, top: int) -> None:
             str(row.party),
             str(row.unit),
             str(row.zone_id),
-            _when(row.entered_at),
+            format_time(row.entered_at),
             _duration(float(row.dwell_s)),  # type: ignore[arg-type]
             "yes" if row.withdrawn else "[bold red]no[/bold red]",
             "yes" if row.back_at_initial else "no",
@@ -217,9 +217,9 @@ def check(
     Prints violations by zone and party, the deepest incursions, and units that entered a zone
     where their party is not authorized and have not withdrawn.
     """
-    with _handled():
-        when = _time(at, "--at") or datetime.now(UTC)
-        options = _options(
+    with handled_errors():
+        when = parse_time(at, "--at") or datetime.now(UTC)
+        options = read_options(
             lon_column=lon_column,
             lat_column=lat_column,
             time_column=time_column,
@@ -234,15 +234,15 @@ def check(
         fmt = None if out is None else output_format(out, out_format)
         with Steps(show_progress) as steps:
             zone_list = _load_zones(zones, database_url, zones_layer, crs, steps)
-            index = _index(zone_list, steps)
+            index = index_zones(zone_list, steps)
             table = read_reports(reports, options, steps)
-            findings = _judge(index, table, steps)
+            findings = judge_reports(index, table, steps)
             if not allow_swapped:
-                _refuse_swapped(index, table, findings)
+                refuse_swapped(index, table, findings)
             if out is not None:
                 write_findings(findings, out, fmt, steps)
         for message in table.messages:
-            _note(message)
+            print_note(message)
         _print_summary(table, findings, top)
         if out is not None:
             console.print(f"{len(findings):,} findings written to {out}")

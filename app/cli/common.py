@@ -2,8 +2,8 @@
 
 Bad input ends a command with one line on stderr, "error: FILE: row N: problem", and exit code 2,
 never a traceback (set TRUCE_DEBUG=1 to see one for an unexpected error): commands run their work
-inside `_handled()`. Progress bars (rich, on stderr) follow every step that can take more than a
-second: reading, validating, checking and writing; `Steps` draws them.
+inside `handled_errors()`. Progress bars (rich, on stderr) follow every step that can take more
+than a second: reading, validating, checking and writing; `Steps` draws them.
 """
 
 from __future__ import annotations
@@ -56,33 +56,35 @@ console = _stdout()
 # --- errors and progress --------------------------------------------------------------------------
 
 
-def _fail(message: str) -> NoReturn:
+def fail(message: str) -> NoReturn:
+    """Print "error: MESSAGE" on stderr and end the command with exit code 2."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(2)
 
 
-def _note(message: str, kind: str = "note") -> None:
+def print_note(message: str, kind: str = "note") -> None:
+    """Print "KIND: MESSAGE" (a note by default) on stderr."""
     typer.echo(f"{kind}: {message}", err=True)
 
 
 @contextmanager
-def _handled() -> Iterator[None]:
+def handled_errors() -> Iterator[None]:
     """Turn every error into one line on stderr and exit code 2."""
     try:
         yield
     except (typer.Exit, click.exceptions.Exit, click.ClickException, click.Abort):
         raise
     except TruceError as exc:
-        _fail(exc.detail)
+        fail(exc.detail)
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
-        _fail(f"{where}{exc.strerror or exc}")
+        fail(f"{where}{exc.strerror or exc}")
     except KeyboardInterrupt:
-        _fail("interrupted")
+        fail("interrupted")
     except Exception as exc:
         if os.environ.get("TRUCE_DEBUG"):
             raise
-        _fail(
+        fail(
             f"unexpected {type(exc).__name__}: {exc} "
             "(please report it; TRUCE_DEBUG=1 shows the traceback)"
         )
@@ -192,7 +194,8 @@ ShowProgress = Annotated[
 ]
 
 
-def _actor(given: str | None) -> str:
+def actor_name(given: str | None) -> str:
+    """Who the audit log names: `given`, else "cli:<user>" (or "cli" with no user name)."""
     if given:
         return given
     try:
@@ -201,7 +204,8 @@ def _actor(given: str | None) -> str:
         return "cli"
 
 
-def _time(value: str | None, option: str) -> datetime | None:
+def parse_time(value: str | None, option: str) -> datetime | None:
+    """The moment an option gives (a timestamp or "now"), or None; bad input names `option`."""
     if value is None:
         return None
     if value.strip().lower() == "now":
@@ -221,19 +225,19 @@ def _sqlite_path(url: str) -> Path | None:
 
 
 @contextmanager
-def _store(url: str, *, create: bool) -> Iterator[Store]:
+def open_database(url: str, *, create: bool) -> Iterator[Store]:
     """The store at `url`; a SQLite file (and its directory) is created only when `create`."""
     path = _sqlite_path(url)
     if path is not None:
         if create:
             path.parent.mkdir(parents=True, exist_ok=True)
         elif not path.exists():
-            _fail(f"no database at {url} (import zones first, or give --database-url)")
+            fail(f"no database at {url} (import zones first, or give --database-url)")
     with closing(open_store(url)) as store:
         yield store
 
 
-def _options(
+def read_options(
     *,
     lon_column: str | None = None,
     lat_column: str | None = None,
@@ -247,6 +251,7 @@ def _options(
     timezone: str | None = None,
     storing: bool = False,
 ) -> ReadOptions:
+    """The `ReadOptions` of a command's file options; `storing` keeps extras and content ids."""
     return ReadOptions(
         columns=CsvColumns(
             lon=lon_column, lat=lat_column, time=time_column, party=party_column, id=id_column
@@ -264,7 +269,8 @@ def _options(
 # --- table cells ----------------------------------------------------------------------------------
 
 
-def _when(value: Any) -> str:
+def format_time(value: Any) -> str:
+    """A table cell for a moment: "YYYY-MM-DD HH:MM", or "-" when there is none."""
     if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NaT:
         return "-"
     stamp = pd.Timestamp(value)

@@ -13,12 +13,12 @@ from app.cli.common import (
     DatabaseUrl,
     ShowProgress,
     Steps,
-    _handled,
-    _store,
-    _time,
     console,
+    handled_errors,
+    open_database,
+    parse_time,
 )
-from app.cli.judging import _index, _judge
+from app.cli.judging import index_zones, judge_reports
 from app.engine import ZoneIndex
 from app.io import ReportTable, output_format, write_findings, write_reports, write_zones
 from app.store import Store, iter_report_pages
@@ -65,10 +65,10 @@ def export_zones(
     show_progress: ShowProgress = True,
 ) -> None:
     """Write the stored zones, every version (or those in force --at a time), to --out."""
-    with _handled():
+    with handled_errors():
         fmt = output_format(out, out_format)
-        moment = _time(at, "--at")
-        with Steps(show_progress) as steps, _store(database_url, create=False) as store:
+        moment = parse_time(at, "--at")
+        with Steps(show_progress) as steps, open_database(database_url, create=False) as store:
             if moment is None:
                 zones = store.list_zones(all_versions=True)
             else:
@@ -88,10 +88,10 @@ def export_reports(
     show_progress: ShowProgress = True,
 ) -> None:
     """Write the stored reports (by time, party) to --out."""
-    with _handled():
+    with handled_errors():
         fmt = output_format(out, out_format)
-        start, end = _time(since, "--since"), _time(until, "--until")
-        with Steps(show_progress) as steps, _store(database_url, create=False) as store:
+        start, end = parse_time(since, "--since"), parse_time(until, "--until")
+        with Steps(show_progress) as steps, open_database(database_url, create=False) as store:
             reports = _stored_reports(store, start, end, party, steps)
             write_reports(reports, out, fmt, steps)
         console.print(f"{len(reports):,} report(s) written to {out}")
@@ -112,17 +112,19 @@ def export_incursions(
 
     As GET /incursions: judged against the zones as they stand now.
     """
-    with _handled():
+    with handled_errors():
         fmt = output_format(out, out_format)
-        start, end = _time(since, "--since"), _time(until, "--until")
-        with Steps(show_progress) as steps, _store(database_url, create=False) as store:
+        start, end = parse_time(since, "--since"), parse_time(until, "--until")
+        with Steps(show_progress) as steps, open_database(database_url, create=False) as store:
             reports = _stored_reports(store, start, end, party, steps)
             zones = store.zones_for_index()
             table = ReportTable.from_reports(Path("database"), reports)
             if zones and reports:
-                findings = _judge(_index(zones, steps), table, steps)
+                findings = judge_reports(index_zones(zones, steps), table, steps)
             else:
-                findings = _judge(ZoneIndex([]), ReportTable.from_reports(Path("-"), []), steps)
+                findings = judge_reports(
+                    ZoneIndex([]), ReportTable.from_reports(Path("-"), []), steps
+                )
             keep = findings["violation"].to_numpy(bool)
             if zone is not None:
                 keep = keep & (findings["zone_id"].to_numpy(object) == zone)

@@ -24,15 +24,15 @@ from app.cli.common import (
     Steps,
     TimeColumn,
     TimeZone,
-    _actor,
-    _handled,
-    _note,
-    _options,
-    _store,
-    _time,
+    actor_name,
     console,
+    handled_errors,
+    open_database,
+    parse_time,
+    print_note,
+    read_options,
 )
-from app.cli.judging import _index, _judge, _refuse_swapped
+from app.cli.judging import index_zones, judge_reports, refuse_swapped
 from app.domain import Zone
 from app.io import FileProblem, ReadOptions, read_reports, read_zones
 from app.store import UnknownZone
@@ -83,13 +83,13 @@ def import_zones(
     a file twice changes nothing. A version that differs from the stored version of the same
     number is refused (give it the next version number to file a change); nothing is stored.
     """
-    with _handled():
-        who = _actor(actor)
+    with handled_errors():
+        who = actor_name(actor)
         with Steps(show_progress) as steps:
             zones, notes = read_zones(file, ReadOptions(layer=layer, crs=crs), steps)
         for note in notes:
-            _note(note)
-        with _store(database_url, create=True) as store:
+            print_note(note)
+        with open_database(database_url, create=True) as store:
             by_id: dict[str, list[Zone]] = {}
             for zone in sorted(zones, key=lambda z: (z.id, z.version)):
                 by_id.setdefault(zone.id, []).append(zone)
@@ -155,9 +155,9 @@ def import_reports(
     same file twice stores it once. The whole file is validated before anything is stored; it
     is then stored in batches of 10,000, each all or nothing.
     """
-    with _handled():
-        who = _actor(actor)
-        options = _options(
+    with handled_errors():
+        who = actor_name(actor)
+        options = read_options(
             lon_column=lon_column,
             lat_column=lat_column,
             time_column=time_column,
@@ -166,20 +166,20 @@ def import_reports(
             crs=crs,
             layer=layer,
             party_map=party_map,
-            at=_time(at, "--at"),
+            at=parse_time(at, "--at"),
             timezone=timezone,
             storing=True,
         )
-        with Steps(show_progress) as steps, _store(database_url, create=True) as store:
+        with Steps(show_progress) as steps, open_database(database_url, create=True) as store:
             table = read_reports(file, options, steps)
             zones = store.zones_for_index()
             violations = 0
             if zones and len(table):
-                index = _index(zones, steps)
-                findings = _judge(index, table, steps)
+                index = index_zones(zones, steps)
+                findings = judge_reports(index, table, steps)
                 violations = int(findings["violation"].to_numpy(bool).sum())
                 if not allow_swapped:
-                    _refuse_swapped(index, table, findings)
+                    refuse_swapped(index, table, findings)
             stored = 0
             duplicates: list[str] = []
             n = len(table)
@@ -191,7 +191,7 @@ def import_reports(
                     duplicates += dups
                     advance(stop - start)
         for message in table.messages:
-            _note(message)
+            print_note(message)
         console.print(
             f"{file.name}: {n:,} report(s): {stored:,} stored, {len(duplicates):,} duplicate(s) "
             f"already stored; {violations:,} violation(s) against the stored zones"

@@ -18,12 +18,13 @@ from app.io import FileProblem, ReportTable
 CHECK_CHUNK = 500_000
 
 
-def _index(zones: list[Zone], steps: Steps) -> ZoneIndex:
+def index_zones(zones: list[Zone], steps: Steps) -> ZoneIndex:
+    """A `ZoneIndex` of `zones`, built as a progress step."""
     with steps.step(f"indexing {len(zones)} zone versions"):
         return ZoneIndex(zones)
 
 
-def _judge(index: ZoneIndex, table: ReportTable, steps: Steps) -> pd.DataFrame:
+def judge_reports(index: ZoneIndex, table: ReportTable, steps: Steps) -> pd.DataFrame:
     """Findings for every report of `table`, with `report_id`, `unit`, `lon` and `lat` added."""
     n = len(table)
     parts = []
@@ -64,7 +65,8 @@ def _swapped(
     return int(reports[0]), str(index.zone_ids[zones[0]]), len(reports)
 
 
-def _refuse_swapped(index: ZoneIndex, table: ReportTable, findings: pd.DataFrame) -> None:
+def refuse_swapped(index: ZoneIndex, table: ReportTable, findings: pd.DataFrame) -> None:
+    """Raise `FileProblem` when longitude and latitude look swapped (see `_swapped`)."""
     swapped = _swapped(index, table, findings)
     if swapped is None:
         return

@@ -14,11 +14,11 @@ from app.cli.common import (
     DEFAULT_DATABASE_URL,
     Actor,
     DatabaseUrl,
-    _actor,
-    _handled,
-    _store,
-    _when,
+    actor_name,
     console,
+    format_time,
+    handled_errors,
+    open_database,
 )
 from app.store import ROLES, hash_key
 
@@ -44,10 +44,12 @@ def keys_create(
     actor: Actor = None,
 ) -> None:
     """Create an API key and print it once: only its SHA-256 hash is stored."""
-    with _handled():
+    with handled_errors():
         secret = secrets.token_urlsafe(32)
-        with _store(database_url, create=True) as store:
-            record = store.add_key(hash_key(secret), role.value, label or role.value, _actor(actor))
+        with open_database(database_url, create=True) as store:
+            record = store.add_key(
+                hash_key(secret), role.value, label or role.value, actor_name(actor)
+            )
         typer.echo(
             f"created key {record.id} (role {record.role}, label {record.label!r}); "
             "it is shown only this once, store it now:",
@@ -59,8 +61,8 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(database_url: DatabaseUrl = DEFAULT_DATABASE_URL) -> None:
     """List the stored keys (never their secrets), revoked ones included."""
-    with _handled():
-        with _store(database_url, create=False) as store:
+    with handled_errors():
+        with open_database(database_url, create=False) as store:
             records = store.list_keys()
         grid = Table(title=f"{len(records)} stored key(s)")
         for name in ("id", "role", "label", "created", "by", "revoked"):
@@ -70,9 +72,9 @@ def keys_list(database_url: DatabaseUrl = DEFAULT_DATABASE_URL) -> None:
                 str(record.id),
                 record.role,
                 record.label,
-                _when(record.created_at),
+                format_time(record.created_at),
                 record.created_by,
-                "active" if record.active else f"[red]{_when(record.revoked_at)}[/red]",
+                "active" if record.active else f"[red]{format_time(record.revoked_at)}[/red]",
             )
         console.print(grid)
         configured = [k for k in os.environ.get("TRUCE_API_KEYS", "").split(",") if k.strip()]
@@ -87,7 +89,7 @@ def keys_revoke(
     actor: Actor = None,
 ) -> None:
     """Revoke a stored key; it stops working at once, and stays listed as revoked."""
-    with _handled():
-        with _store(database_url, create=False) as store:
-            record = store.revoke_key(key_id, _actor(actor))
+    with handled_errors():
+        with open_database(database_url, create=False) as store:
+            record = store.revoke_key(key_id, actor_name(actor))
         console.print(f"key {record.id} ({record.role}, {record.label!r}) revoked")

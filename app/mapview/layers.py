@@ -12,12 +12,15 @@ import pandas as pd
 import shapely
 
 from app.domain import Party, Zone, ZoneKind
-from app.mapview.popups import _e, _reference_popup, place_label, zone_popup
-from app.mapview.seconds import _time_or_none, _zone_seconds
+from app.mapview.popups import escape, place_label, reference_popup, zone_popup
+from app.mapview.seconds import seconds_or_none, zone_seconds
 from app.mapview.style import OUTLINE_COLOR, REFERENCE_STYLES, ZONE_STYLES
 
 
-def _zone_layers(zones: Sequence[Zone], parties: Sequence[Party]) -> dict[ZoneKind, dict[str, Any]]:
+def zone_layers_by_kind(
+    zones: Sequence[Zone], parties: Sequence[Party]
+) -> dict[ZoneKind, dict[str, Any]]:
+    """Zone versions as styled GeoJSON by kind, with popups, labels and validity `_from`/`_to`."""
     layers: dict[ZoneKind, dict[str, Any]] = {}
     for kind in ZoneKind:
         of_kind = [z for z in zones if z.kind == kind]
@@ -26,7 +29,7 @@ def _zone_layers(zones: Sequence[Zone], parties: Sequence[Party]) -> dict[ZoneKi
         geometries = shapely.to_geojson(np.array([z.geometry for z in of_kind], dtype=object))
         features = []
         for zone, geometry in zip(of_kind, geometries, strict=True):
-            begin, stop = _zone_seconds(zone)
+            begin, stop = zone_seconds(zone)
             features.append(
                 {
                     "type": "Feature",
@@ -40,7 +43,7 @@ def _zone_layers(zones: Sequence[Zone], parties: Sequence[Party]) -> dict[ZoneKi
                         "_from": begin,
                         "_to": stop,
                         # Tooltips are HTML: escaped here like the popups.
-                        "_label": _e(f"{zone.name} ({kind.value})"),
+                        "_label": escape(f"{zone.name} ({kind.value})"),
                         "_popup": zone_popup(zone, parties),
                         "style": ZONE_STYLES[kind].leaflet(),
                     },
@@ -50,7 +53,7 @@ def _zone_layers(zones: Sequence[Zone], parties: Sequence[Party]) -> dict[ZoneKi
     return layers
 
 
-def _reference_layer(name: str, layer: Mapping[str, Any]) -> dict[str, Any]:
+def reference_layer(name: str, layer: Mapping[str, Any]) -> dict[str, Any]:
     """A reference layer with `style`, `_popup`, `_label` and validity `_from`/`_to` added."""
     style = REFERENCE_STYLES.get(name, REFERENCE_STYLES["other"])
     features = []
@@ -60,14 +63,14 @@ def _reference_layer(name: str, layer: Mapping[str, Any]) -> dict[str, Any]:
         if name == "places":
             props["_html"] = (
                 f'<div class="truce-place-label"><span class="truce-place-dot"></span>'
-                f"{_e(label)}</div>"
+                f"{escape(label)}</div>"
             )
         props.update(
             {
-                "_from": _time_or_none(props.get("valid_from")),
-                "_to": _time_or_none(props.get("valid_to")),
-                "_label": _e(label),
-                "_popup": _reference_popup(name, props),
+                "_from": seconds_or_none(props.get("valid_from")),
+                "_to": seconds_or_none(props.get("valid_to")),
+                "_label": escape(label),
+                "_popup": reference_popup(name, props),
                 "style": style,
             }
         )
@@ -75,7 +78,7 @@ def _reference_layer(name: str, layer: Mapping[str, Any]) -> dict[str, Any]:
     return {"type": "FeatureCollection", "features": features}
 
 
-def _outlines(zones: Sequence[Zone], layers: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+def outlines(zones: Sequence[Zone], layers: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """Every zone boundary and reference line once, simplified: a basemap for orientation."""
     geometries = [z.geometry for z in zones]
     for layer in layers.values():
@@ -101,9 +104,10 @@ def _outlines(zones: Sequence[Zone], layers: Mapping[str, Mapping[str, Any]]) ->
     }
 
 
-def _bounds(
+def bounds(
     zones: Sequence[Zone], frame: pd.DataFrame, layers: Mapping[str, Mapping[str, Any]]
 ) -> tuple[float, float, float, float] | None:
+    """(west, south, east, north) of zones and reports, else of the reference layers; or None."""
     boxes = [shapely.bounds(z.geometry) for z in zones]
     if len(frame):
         boxes.append(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app.domain import ReportKind, ZoneKind
 from app.mapview.model import MapModel
-from app.mapview.popups import _e
+from app.mapview.popups import escape
 from app.mapview.style import (
     OUTLINE_COLOR,
     PLAIN,
@@ -42,7 +42,7 @@ def legend_html(model: MapModel) -> str:
     items.append(
         (
             "Zones (in force at the slider's time)",
-            [(_zone_swatch(ZONE_STYLES[k]), _e(ZONE_STYLES[k].label)) for k in kinds_shown],
+            [(_zone_swatch(ZONE_STYLES[k]), escape(ZONE_STYLES[k].label)) for k in kinds_shown],
         )
     )
     reference = [(_line_swatch(OUTLINE_COLOR, 1.2), "Outlines: every zone and line (basemap)")]
@@ -64,8 +64,8 @@ def legend_html(model: MapModel) -> str:
             "Parties (marker colour)",
             [
                 (
-                    marker_svg(REPORT_SHAPES[ReportKind.TROOPS], _e(p.color), "1", "", PLAIN),
-                    _e(f"{p.code}: {p.name}"),
+                    marker_svg(REPORT_SHAPES[ReportKind.TROOPS], escape(p.color), "1", "", PLAIN),
+                    escape(f"{p.code}: {p.name}"),
                 )
                 for p in model.parties
             ],
@@ -75,7 +75,7 @@ def legend_html(model: MapModel) -> str:
         (
             "Report kinds (marker shape)",
             [
-                (marker_svg(REPORT_SHAPES[k], "#bbbbbb", "1", "", PLAIN), _e(k.value))
+                (marker_svg(REPORT_SHAPES[k], "#bbbbbb", "1", "", PLAIN), escape(k.value))
                 for k in ReportKind
             ],
         )
@@ -93,7 +93,7 @@ def legend_html(model: MapModel) -> str:
                             SOURCE_DASHES[min(i, len(SOURCE_DASHES) - 1)],
                             PLAIN,
                         ),
-                        _e(source),
+                        escape(source),
                     )
                     for i, source in enumerate(model.sources)
                 ],
@@ -127,7 +127,7 @@ def legend_html(model: MapModel) -> str:
         )
     )
     sections = "".join(
-        f'<div class="truce-legend-section"><h5>{_e(title)}</h5>'
+        f'<div class="truce-legend-section"><h5>{escape(title)}</h5>'
         + "".join(
             f'<div class="truce-legend-row"><span class="truce-legend-key">{key}</span>'
             f"<span>{text}</span></div>"

@@ -14,8 +14,8 @@ import pandas as pd
 
 from app.domain import Party, Report, Verdict, Zone, ZoneKind
 from app.engine import FINDING_COLUMNS, ZoneIndex
-from app.mapview.layers import _bounds, _outlines, _reference_layer, _zone_layers
-from app.mapview.seconds import _EPOCH, _in_force, _overlaps, _seconds, _zone_seconds
+from app.mapview.layers import bounds, outlines, reference_layer, zone_layers_by_kind
+from app.mapview.seconds import EPOCH, in_force, overlaps, to_seconds, zone_seconds
 from app.mapview.style import AUTHORIZED_IN, FALLBACK_COLORS, PLAIN, VIOLATION, WARNING
 from app.scenario import Scenario
 from app.tracks import track_events, track_summary
@@ -130,7 +130,7 @@ def _report_frame(reports: Sequence[Report]) -> pd.DataFrame:
         (
             r.id,
             r.party,
-            (r.observed_at - _EPOCH) // micro,
+            (r.observed_at - EPOCH) // micro,
             r.lon,
             r.lat,
             r.uncertainty_m,
@@ -159,7 +159,7 @@ def prepare(
     reports and no times opens.
     """
     query = query or MapQuery()
-    now_s = _seconds(now or datetime.now(UTC))
+    now_s = to_seconds(now or datetime.now(UTC))
     frame = _report_frame(data.reports)
     if query.since is not None:
         frame = frame[frame["observed_at"] >= pd.Timestamp(query.since)]
@@ -180,8 +180,8 @@ def prepare(
         zones = [z for z in zones if z.id == query.zone]
 
     start, end, opening = _range(frame["t"].to_numpy(np.int64), query, now_s, zones)
-    drawn = [z for z in zones if _overlaps(z, start, end)]
-    layers = {name: _reference_layer(name, layer) for name, layer in data.layers.items()}
+    drawn = [z for z in zones if overlaps(z, start, end)]
+    layers = {name: reference_layer(name, layer) for name, layer in data.layers.items()}
     steps = _steps(frame["t"].to_numpy(np.int64), drawn, layers, start, end, opening)
 
     frame["status"], frame["possible"] = _status(len(frame), findings)
@@ -191,7 +191,7 @@ def prepare(
     parties = party_colors(data.parties, frame["party"].unique().tolist())
     sources = frame["source"].value_counts().index.tolist()
 
-    zone_layers = _zone_layers(drawn, parties)
+    zone_layers = zone_layers_by_kind(drawn, parties)
     return MapModel(
         query=query,
         start=start,
@@ -199,16 +199,16 @@ def prepare(
         opening=opening,
         steps=steps,
         zones=zone_layers,
-        zones_at_opening=[(z.id, z.version) for z in drawn if _in_force(z, opening)],
+        zones_at_opening=[(z.id, z.version) for z in drawn if in_force(z, opening)],
         layers=layers,
-        outlines=_outlines(data.zones, data.layers),
+        outlines=outlines(data.zones, data.layers),
         parties=parties,
         reports=frame,
         findings=findings.reset_index(drop=True),
         events=events,
         summary=summary,
         sources=sources,
-        bounds=_bounds(drawn, frame, layers),
+        bounds=bounds(drawn, frame, layers),
         counts={
             "reports": len(frame),
             "violations": int((frame["status"] == VIOLATION).sum()),
@@ -248,25 +248,25 @@ def _range(
     lows: list[int] = []
     highs: list[int] = []
     if query.since is not None:
-        lows.append(_seconds(query.since))
+        lows.append(to_seconds(query.since))
     elif len(times):
         lows.append(int(times.min()))
     if query.until is not None:
-        highs.append(_seconds(query.until - timedelta(microseconds=1)))
+        highs.append(to_seconds(query.until - timedelta(microseconds=1)))
     elif len(times):
         highs.append(int(times.max()))
     if query.at is not None:
-        lows.append(_seconds(query.at))
-        highs.append(_seconds(query.at))
+        lows.append(to_seconds(query.at))
+        highs.append(to_seconds(query.at))
     if not lows and not highs:
-        starts = [_zone_seconds(z)[0] for z in zones]
-        if not starts or any(_in_force(z, now_s) for z in zones):
+        starts = [zone_seconds(z)[0] for z in zones]
+        if not starts or any(in_force(z, now_s) for z in zones):
             return now_s, now_s, now_s
         return min(starts), max(starts), max(starts)
     start = min(lows) if lows else min(highs)
     end = max(highs) if highs else max(start, now_s)
     end = max(end, start)
-    opening = _seconds(query.at) if query.at is not None else end
+    opening = to_seconds(query.at) if query.at is not None else end
     return start, end, opening
 
 
@@ -280,7 +280,7 @@ def _steps(
 ) -> np.ndarray:
     changes: list[int] = [start, end, opening]
     for zone in zones:
-        changes.extend(t for t in _zone_seconds(zone) if t is not None)
+        changes.extend(t for t in zone_seconds(zone) if t is not None)
     for layer in layers.values():
         for feature in layer["features"]:
             props = feature["properties"]

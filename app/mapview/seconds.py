@@ -7,21 +7,23 @@ from datetime import UTC, datetime, timedelta
 
 from app.domain import Zone
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECOND = timedelta(seconds=1)
 
 
-def _seconds(moment: datetime) -> int:
-    return (moment - _EPOCH) // _SECOND
+def to_seconds(moment: datetime) -> int:
+    """Whole seconds since the epoch of a timezone-aware moment."""
+    return (moment - EPOCH) // _SECOND
 
 
-def _iso(seconds: float | None) -> str:
+def format_seconds(seconds: float | None) -> str:
+    """Seconds since the epoch as "YYYY-MM-DD HH:MM UTC"; "open" for None or NaN."""
     if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
         return "open"
     return datetime.fromtimestamp(int(seconds), UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _time_or_none(value: object) -> int | None:
+def seconds_or_none(value: object) -> int | None:
     """Seconds of an ISO 8601 string or datetime in a reference layer's properties, or None."""
     if value is None:
         return None
@@ -31,18 +33,21 @@ def _time_or_none(value: object) -> int | None:
         return None
     if moment.utcoffset() is None:
         moment = moment.replace(tzinfo=UTC)
-    return _seconds(moment)
+    return to_seconds(moment)
 
 
-def _zone_seconds(zone: Zone) -> tuple[int, int | None]:
-    return _seconds(zone.valid_from), None if zone.valid_to is None else _seconds(zone.valid_to)
+def zone_seconds(zone: Zone) -> tuple[int, int | None]:
+    """A zone version's validity in seconds: (from, to), `to` None when open-ended."""
+    return to_seconds(zone.valid_from), None if zone.valid_to is None else to_seconds(zone.valid_to)
 
 
-def _in_force(zone: Zone, t: int) -> bool:
-    begin, stop = _zone_seconds(zone)
+def in_force(zone: Zone, t: int) -> bool:
+    """Whether the zone version is in force at second `t`."""
+    begin, stop = zone_seconds(zone)
     return begin <= t and (stop is None or t < stop)
 
 
-def _overlaps(zone: Zone, start: int, end: int) -> bool:
-    begin, stop = _zone_seconds(zone)
+def overlaps(zone: Zone, start: int, end: int) -> bool:
+    """Whether the zone version is in force at some second from `start` to `end` (inclusive)."""
+    begin, stop = zone_seconds(zone)
     return begin <= end and (stop is None or stop > start)
