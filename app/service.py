@@ -10,9 +10,9 @@ uncertainties, parties): what the engine takes, built once per request. Domain `
 only made when the batch is stored, so a stateless check of 1e5 positions never builds 1e5 Python
 objects beyond the parsed JSON.
 
-Findings go out as GeoJSON Point features with the properties of DESIGN.md, in the same shape as
-`app.geojson.finding_to_feature` (tested to be identical), but written from the engine's columns
-in one pass.
+Findings go out as GeoJSON Point features written from the engine's columns
+(`app.findings.FindingColumns`). Stored incursions come from a `ViolationLog`, which keeps them up
+to date between calls instead of judging every stored report again.
 """
 
 from __future__ import annotations
