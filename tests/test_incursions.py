@@ -68,7 +68,7 @@ def service(tmp_path: Path) -> Iterator[Service]:
 
 def from_scratch(service: Service) -> set[tuple[str, str, float]]:
     """(report id, zone id, depth) of every violation, by the engine on every stored report."""
-    reports = [r for r, _ in _all_reports(service.store)]
+    reports = list(_all_reports(service.store))
     index = ZoneIndex(service.store.zones_for_index())
     rows = index.check(reports_frame(reports))
     rows = rows[rows["violation"]]
@@ -80,13 +80,13 @@ def from_scratch(service: Service) -> set[tuple[str, str, float]]:
     }
 
 
-def _all_reports(store: Store) -> Iterator[tuple[Report, int]]:
+def _all_reports(store: Store) -> Iterator[Report]:
     position = 0
     while True:
         reports, position = store.reports_after(position, 1_000)
         if not reports:
             return
-        yield from ((r, position) for r in reports)
+        yield from reports
 
 
 def kept(found: FindingColumns) -> set[tuple[str, str, float]]:
@@ -124,7 +124,7 @@ def test_filters_select_from_the_same_violations(service: Service) -> None:
 
 def test_only_reports_stored_since_the_last_read_are_judged(service: Service) -> None:
     counting = CountingStore(service.store)
-    log = ViolationLog(counting, service._violations._token, service._violations._judge)  # type: ignore[arg-type]
+    log = ViolationLog(counting, lambda: service._current().token, service._violations_of)  # type: ignore[arg-type]
     service.store.add_reports(random_reports(1_500, seed=3, prefix="c"), "observer")
     first = log.current()
     stored = service.store.count_reports()
