@@ -388,6 +388,20 @@ def percentiles(latencies: list[float] | np.ndarray) -> dict[str, float]:
     return {"p50": float(p50), "p90": float(p90), "p99": float(p99), "max": float(a.max())}
 
 
+def finish(
+    conns: list[Connection], latencies: list[float], errors: int, seconds: float
+) -> dict[str, Any]:
+    """Close the connections; the run's figures."""
+    for c in conns:
+        c.writer.close()
+    return {
+        "requests": len(latencies),
+        "seconds": seconds,
+        "errors": errors,
+        "latencies_ms": percentiles(latencies),
+    }
+
+
 async def closed_loop(spec: dict[str, Any]) -> dict[str, Any]:
     """`connections` connections, each sending its next request as soon as the last answered."""
     make = request_maker(spec)
@@ -414,15 +428,7 @@ async def closed_loop(spec: dict[str, Any]) -> dict[str, Any]:
 
     began = time.perf_counter()
     await asyncio.gather(*(run(c) for c in conns))
-    seconds = time.perf_counter() - began
-    for c in conns:
-        c.writer.close()
-    return {
-        "requests": len(latencies),
-        "seconds": seconds,
-        "errors": errors,
-        "latencies_ms": percentiles(latencies),
-    }
+    return finish(conns, latencies, errors, time.perf_counter() - began)
 
 
 async def open_loop(spec: dict[str, Any]) -> dict[str, Any]:
@@ -474,15 +480,7 @@ async def open_loop(spec: dict[str, Any]) -> dict[str, Any]:
     workers = [asyncio.create_task(worker(c)) for c in conns]
     await scheduler()
     await asyncio.gather(*workers)
-    seconds = time.perf_counter() - t0
-    for c in conns:
-        c.writer.close()
-    return {
-        "requests": len(latencies),
-        "seconds": seconds,
-        "errors": errors,
-        "latencies_ms": percentiles(latencies),
-    }
+    return finish(conns, latencies, errors, time.perf_counter() - t0)
 
 
 def client_main(spec_path: str) -> int:
