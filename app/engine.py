@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import shapely
 
+from app.batch import ReportBatch
 from app.depth import ZoneBoundary
 from app.domain import Finding, Report, Verdict, Zone
 from app.geodesy import Float, expanded_bounds
@@ -40,19 +41,20 @@ SMALL_BATCH_CELLS = 1_000_000
 # Below this many (report, zone) candidates, threads cost more than they save.
 PARALLEL_MIN_PAIRS = 20_000
 
-FINDING_COLUMNS = [
-    "report",
+#: What a finding says, as the files and the API write it (and `Finding` holds it).
+FINDING_FIELDS = (
     "report_id",
-    "zone",
     "zone_id",
-    "zone_version",
     "zone_name",
     "verdict",
     "violation",
     "depth_m",
     "party",
     "observed_at",
-]
+)
+#: The columns of `ZoneIndex.check`: `FINDING_FIELDS` with the report's and zone's positions in
+#: the inputs, and the zone version.
+FINDING_COLUMNS = ["report", "report_id", "zone", "zone_id", "zone_version", *FINDING_FIELDS[2:]]
 
 
 def _ns(at: datetime | None) -> int:
@@ -109,33 +111,6 @@ def _no_findings() -> Judged:
     return Judged(none, none.copy(), np.empty(0), VERDICTS[none], np.empty(0, bool))
 
 
-@dataclass(frozen=True, slots=True)
-class _Reports:
-    """The columns of a report frame that the rule needs, as plain arrays."""
-
-    lon: Float
-    lat: Float
-    time_ns: np.ndarray
-    uncertainty_m: Float
-    party: np.ndarray
-
-    @classmethod
-    def from_frame(cls, frame: pd.DataFrame) -> _Reports:
-        observed = pd.to_datetime(frame["observed_at"])
-        if observed.dt.tz is None:
-            raise ValueError("observed_at must be timezone-aware")
-        has_u = "uncertainty_m" in frame
-        return cls(
-            lon=frame["lon"].to_numpy(np.float64),
-            lat=frame["lat"].to_numpy(np.float64),
-            time_ns=pd.DatetimeIndex(observed).as_unit("ns").asi8,
-            uncertainty_m=frame["uncertainty_m"].to_numpy(np.float64)
-            if has_u
-            else np.zeros(len(frame)),
-            party=frame["party"].to_numpy(object),
-        )
-
-
 class ZoneIndex:
     """Every zone version, indexed for the verdict rule. Immutable: rebuild when zones change."""
 
@@ -171,24 +146,11 @@ class ZoneIndex:
         `uncertainty_m` (default 0) and `id` (default: the row position) are optional. With
         `include_outside`, every in-force pair is returned, `outside` ones included.
         """
-        r = _Reports.from_frame(reports)
-        judged = self.judge(
-            r.lon, r.lat, r.time_ns, r.party, r.uncertainty_m, include_outside=include_outside
-        )
-        return self._frame(reports, r, judged)
+        r = ReportBatch.from_frame(reports)
+        return self._frame(r, self.judge(r, include_outside=include_outside))
 
-    def judge(
-        self,
-        lon: Float,
-        lat: Float,
-        time_ns: np.ndarray,
-        party: np.ndarray,
-        uncertainty_m: Float,
-        *,
-        include_outside: bool = False,
-    ) -> Judged:
-        """`check` on plain arrays (times as UTC nanoseconds): no pandas, for hot paths."""
-        r = _Reports(lon, lat, time_ns, uncertainty_m, party)
+    def judge(self, r: ReportBatch, *, include_outside: bool = False) -> Judged:
+        """`check` on a batch's columns, as positions into it: no pandas, for hot paths."""
         max_u = float(r.uncertainty_m.max(initial=0.0))
         if len(r.lon) == 1:
             zones = np.flatnonzero(self._near(r, max_u, include_outside)[:, 0])
@@ -219,12 +181,7 @@ class ZoneIndex:
         )
 
     def swapped(
-        self,
-        lon: Float,
-        lat: Float,
-        time_ns: np.ndarray,
-        party: np.ndarray,
-        judged_reports: np.ndarray,
+        self, reports: ReportBatch, judged_reports: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         """Reports with no finding whose (lat, lon), read as (lon, lat), lies in a zone in force.
 
@@ -232,30 +189,27 @@ class ZoneIndex:
         the reports that have a finding (`Judged.report`). Returns those reports and, for each,
         the first zone its exchanged position lies in.
         """
-        far = np.ones(len(lon), dtype=bool)
+        far = np.ones(len(reports), dtype=bool)
         far[judged_reports] = False
         if not far.any():
             return judged_reports[:0], judged_reports[:0]
-        x, y = lat, lon  # the exchanged position
+        exchanged = reports.swapped()
+        x, y = exchanged.lon, exchanged.lat
         minx, miny, maxx, maxy = self._extent
         candidates = np.flatnonzero(
             far & (x != y) & (x >= minx) & (x <= maxx) & (y >= miny) & (y <= maxy)
         )
         if not len(candidates):
             return candidates, candidates
-        found = self.judge(
-            x[candidates],
-            y[candidates],
-            time_ns[candidates],
-            party[candidates],
-            np.zeros(len(candidates)),
-        )
+        near = exchanged.take(candidates)
+        near.uncertainty_m = np.zeros(len(candidates))  # where it would lie, not where it may
+        found = self.judge(near)
         found = found.select(found.depth_m >= 0.0)
         first = np.unique(found.report, return_index=True)[1]
         return candidates[found.report[first]], found.zone[first]
 
     def _candidates(
-        self, r: _Reports, max_u: float, include_outside: bool
+        self, r: ReportBatch, max_u: float, include_outside: bool
     ) -> list[tuple[int, np.ndarray]]:
         """(zone, reports) for each zone in force whose verdict some of the reports can change."""
         n = len(r.lon)
@@ -288,7 +242,7 @@ class ZoneIndex:
                 found.append((j, idx[keep]))
         return found
 
-    def _near(self, r: _Reports, max_u: float, include_outside: bool) -> np.ndarray:
+    def _near(self, r: ReportBatch, max_u: float, include_outside: bool) -> np.ndarray:
         """A (zone × report) mask of the candidates of `_candidates`, for a few reports (it
         takes zones × reports bytes)."""
         t = r.time_ns[None, :]
@@ -314,7 +268,7 @@ class ZoneIndex:
         self._last_boxes = (max_u, boxes, wraps)
         return boxes, wraps
 
-    def _judge_one(self, r: _Reports, zones: list[int], include_outside: bool) -> Judged:
+    def _judge_one(self, r: ReportBatch, zones: list[int], include_outside: bool) -> Judged:
         """`judge` of one report against its candidate `zones`, on Python floats.
 
         A lone check is the API's hot path, where numpy's fixed cost per call on arrays of one
@@ -347,7 +301,7 @@ class ZoneIndex:
         )
 
     def _judge_zone(
-        self, j: int, idx: np.ndarray, r: _Reports, max_u: float, include_outside: bool
+        self, j: int, idx: np.ndarray, r: ReportBatch, max_u: float, include_outside: bool
     ) -> tuple[np.ndarray, ...]:
         """(report indices, zone indices, depths, verdict codes, violations) for zone `j`."""
         lon, lat, u = r.lon[idx], r.lat[idx], r.uncertainty_m[idx]
@@ -367,18 +321,13 @@ class ZoneIndex:
         violation = unauthorized & (verdict <= POSSIBLE)
         return idx, np.full(len(idx), j), depth, verdict, violation.astype(bool)
 
-    def _frame(self, reports: pd.DataFrame, r: _Reports, judged: Judged) -> pd.DataFrame:
+    def _frame(self, r: ReportBatch, judged: Judged) -> pd.DataFrame:
         """The findings frame of `check`."""
         report, zone = judged.report, judged.zone
-        ids = (
-            reports["id"].to_numpy(object)[report].astype(str)
-            if "id" in reports
-            else report.astype(str)
-        )
         return pd.DataFrame(
             {
                 "report": report,
-                "report_id": ids.astype(object),
+                "report_id": r.report_ids(report).astype(str).astype(object),
                 "zone": zone,
                 "zone_id": self.zone_ids[zone],
                 "zone_version": self._versions[zone],
@@ -395,12 +344,18 @@ class ZoneIndex:
     def findings(
         self, reports: Sequence[Report], *, include_outside: bool = False
     ) -> list[Finding]:
-        """`check` for domain reports, as domain findings."""
-        rows = self.check(reports_frame(reports), include_outside=include_outside)
+        """Findings for domain reports, as domain `Finding` objects.
+
+        Part of the Python API for scripts and notebooks (the service and the command line use
+        `judge` and `check` on columns instead): `check` for a few reports, one object each.
+        """
+        rows = self.check(
+            ReportBatch.from_reports(reports).frame(), include_outside=include_outside
+        )
         return self.as_findings(rows, reports)
 
     def as_findings(self, rows: pd.DataFrame, reports: Sequence[Report]) -> list[Finding]:
-        """Rows of `check` (run on `reports_frame(reports)`) as domain findings."""
+        """Rows of `check` (run on `reports`, in that order) as domain findings (Python API)."""
         columns = (rows[c].tolist() for c in ("report", "zone", "verdict", "violation", "depth_m"))
         found = []
         for i, j, verdict, violation, depth in zip(*columns, strict=True):
@@ -420,19 +375,3 @@ class ZoneIndex:
                 )
             )
         return found
-
-
-def reports_frame(reports: Iterable[Report]) -> pd.DataFrame:
-    """The input frame of `ZoneIndex.check` built from domain reports."""
-    reports = list(reports)
-    return pd.DataFrame(
-        {
-            "id": [r.id for r in reports],
-            "lon": np.array([r.lon for r in reports], dtype=np.float64),
-            "lat": np.array([r.lat for r in reports], dtype=np.float64),
-            "observed_at": pd.to_datetime([r.observed_at for r in reports], utc=True),
-            "uncertainty_m": np.array([r.uncertainty_m for r in reports], dtype=np.float64),
-            "party": [r.party for r in reports],
-            "unit": [r.unit for r in reports],
-        }
-    )

@@ -10,33 +10,16 @@ identical), in one pass.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 
+from app.batch import ReportBatch
 from app.engine import Judged, ZoneIndex
 from app.geodesy import Float
+from app.limits import iso_utc
 
-__all__ = ["FindingColumns", "iso_utc"]
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_FEW_TIMES = 16
-
-
-def iso_utc(time_ns: np.ndarray) -> list[str]:
-    """UTC times as `datetime.isoformat()` writes them ("...T02:00:00+00:00", µs when any)."""
-    us = np.asarray(time_ns, dtype=np.int64) // 1000
-    if len(us) <= _FEW_TIMES:  # datetime is quicker than numpy's string formatting for a few
-        return [(_EPOCH + timedelta(microseconds=t)).isoformat() for t in us.tolist()]
-    stamps = us.astype("datetime64[us]")
-    whole = us % 1_000_000 == 0
-    text = np.where(
-        whole,
-        np.datetime_as_string(stamps, unit="s"),
-        np.datetime_as_string(stamps, unit="us"),
-    )
-    return [f"{t}+00:00" for t in text.tolist()]
+__all__ = ["FindingColumns"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,25 +38,15 @@ class FindingColumns:
     depth_m: Float
 
     @classmethod
-    def of(
-        cls,
-        judged: Judged,
-        index: ZoneIndex,
-        *,
-        ids: np.ndarray,
-        lon: Float,
-        lat: Float,
-        time_ns: np.ndarray,
-        party: np.ndarray,
-    ) -> FindingColumns:
-        """The findings of `index.judge` on reports given as columns."""
+    def of(cls, judged: Judged, index: ZoneIndex, reports: ReportBatch) -> FindingColumns:
+        """The findings of `index.judge(reports)`, as columns."""
         report, zone = judged.report, judged.zone
         return cls(
-            report_id=ids[report],
-            lon=lon[report],
-            lat=lat[report],
-            time_ns=time_ns[report],
-            party=party[report],
+            report_id=reports.report_ids(report),
+            lon=reports.lon[report],
+            lat=reports.lat[report],
+            time_ns=reports.time_ns[report],
+            party=reports.party[report],
             zone_id=index.zone_ids[zone],
             zone_name=index.zone_names[zone],
             verdict=judged.verdict,

@@ -35,6 +35,7 @@ from app.errors import (
     InvalidZone,
     TruceError,
 )
+from app.limits import check_zone
 from app.validate import (
     check_latitude,
     check_longitude,
@@ -55,6 +56,7 @@ from app.validate import (
 __all__ = [
     "finding_to_feature",
     "geometry_to_geojson",
+    "parse_zones",
     "report_from_feature",
     "report_from_object",
     "report_to_feature",
@@ -302,6 +304,21 @@ def zones_from_geojson(obj: Mapping[str, Any]) -> tuple[list[Zone], list[str]]:
             )
         zones.append(zone)
         notes += zone_notes
+    return zones, notes
+
+
+def parse_zones(obj: Any) -> tuple[list[Zone], list[str]]:
+    """`zones_from_geojson`, also held to `app.limits` (times and distances the engine can hold).
+
+    This is how every front end (HTTP, files) reads zones.
+
+    Raises:
+        InvalidGeoJSON, InvalidGeometry, InvalidZone: naming the field and feature index.
+    """
+    zones, notes = zones_from_geojson(obj)
+    collection = isinstance(obj, Mapping) and obj.get("type") == "FeatureCollection"
+    for i, zone in enumerate(zones):
+        check_zone(zone, i if collection else None)
     return zones, notes
 
 

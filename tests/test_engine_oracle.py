@@ -17,8 +17,9 @@ import shapely
 from pyproj import CRS, Transformer
 from shapely.geometry import MultiPolygon, Point, Polygon
 
+from app.batch import ReportBatch
 from app.domain import Report
-from app.engine import ZoneIndex, reports_frame
+from app.engine import ZoneIndex
 from tests.oracle import (
     AT,
     EPOCH,
@@ -494,7 +495,7 @@ def test_versions_answer_for_their_own_period() -> None:
         assert abs(found.loc[label, "depth_m"] - reference) <= depth_tolerance(reference)
 
 
-def test_reports_frame_from_domain_reports() -> None:
+def test_batch_frame_of_domain_reports_is_judged_by_check() -> None:
     lon, lat = _at_depth(250.0)
     reports = [
         Report(id="p1", party="AZE", observed_at=AT, lon=lon, lat=lat, uncertainty_m=0.0),
@@ -502,7 +503,9 @@ def test_reports_frame_from_domain_reports() -> None:
         Report(id="p3", party="AZE", observed_at=FROM - timedelta(days=1), lon=lon, lat=lat),
     ]
     zone = make_zone(SQUARE, "lachin", valid_from=FROM)
-    found = ZoneIndex([zone]).check(reports_frame(reports)).set_index("report_id")
+    found = (
+        ZoneIndex([zone]).check(ReportBatch.from_reports(reports).frame()).set_index("report_id")
+    )
     assert sorted(found.index) == ["p1", "p2"]
     assert found.loc["p1", "verdict"] == "inside"
     assert bool(found.loc["p1", "violation"])

@@ -15,8 +15,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from app.batch import ReportBatch
 from app.domain import Report
-from app.engine import ZoneIndex, reports_frame
+from app.engine import ZoneIndex
 from app.findings import FindingColumns
 from app.incursions import ViolationLog
 from app.service import Service
@@ -70,7 +71,7 @@ def from_scratch(service: Service) -> set[tuple[str, str, float]]:
     """(report id, zone id, depth) of every violation, by the engine on every stored report."""
     reports = list(_all_reports(service.store))
     index = ZoneIndex(service.store.zones_for_index())
-    rows = index.check(reports_frame(reports))
+    rows = index.check(ReportBatch.from_reports(reports).frame())
     rows = rows[rows["violation"]]
     return {
         (str(report_id), str(zone_id), round(float(depth), 6))

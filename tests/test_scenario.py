@@ -5,6 +5,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import shapely
 
+from app.batch import ReportBatch
 from app.domain import Report, Verdict
 from app.engine import ZoneIndex
 from app.scenario import load_scenario
@@ -109,7 +110,8 @@ def test_parukh_written_lat_lon_is_recognised_as_swapped(index):
     lon, lat = np.array([PARUKH[1], PARUKH[0]]), np.array([PARUKH[0], PARUKH[1]])  # swapped, right
     time_ns = np.full(2, int(datetime(2022, 3, 25, 10, tzinfo=BAKU).timestamp() * 1e9))
     party = np.array(["AZE", "AZE"], dtype=object)
-    judged = index.judge(lon, lat, time_ns, party, np.zeros(2))
-    reports, zones = index.swapped(lon, lat, time_ns, party, judged.report)
+    batch = ReportBatch(lon, lat, time_ns, np.zeros(2), party, np.full(2, None, object))
+    judged = index.judge(batch)
+    reports, zones = index.swapped(batch, judged.report)
     assert reports.tolist() == [0]  # the right one has a finding, so it is not suspected
     assert index.zone_ids[zones].tolist() == ["nk-pk-zone"]

@@ -8,8 +8,9 @@ import pytest
 from pyproj import Geod
 from shapely.geometry import box
 
+from app.batch import ReportBatch
 from app.domain import Report, Zone, ZoneKind
-from app.engine import ZoneIndex, reports_frame
+from app.engine import ZoneIndex
 from app.tracks import track_events, track_summary
 
 T0 = datetime(2022, 3, 24, tzinfo=UTC)
@@ -41,7 +42,7 @@ def track(*steps, unit="u1", party="AZE"):
 
 
 def analyse(reports, zones=(ZONE,), **kwargs):
-    frame = reports_frame(reports)
+    frame = ReportBatch.from_reports(reports).frame()
     findings = ZoneIndex(list(zones)).check(frame)
     return track_events(frame, findings), track_summary(frame, findings, **kwargs)
 

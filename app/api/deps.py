@@ -19,7 +19,8 @@ from fastapi import Depends, Query, Request
 from pydantic import TypeAdapter, ValidationError
 
 from app.errors import InvalidParameter
-from app.service import Service, check_time
+from app.limits import check_time
+from app.service import Service
 from app.settings import Settings
 from app.store import BBox
 from app.validate import parse_timestamp

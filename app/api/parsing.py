@@ -20,18 +20,11 @@ from typing import Any
 
 import numpy as np
 
+from app.batch import ReportBatch, Shape
 from app.domain import Confidence, Report, ReportKind, Zone
 from app.errors import InvalidGeoJSON, InvalidReport, TruceError
-from app.geojson import reports_from_geojson
-from app.service import (
-    MAX_DISTANCE_M,
-    MAX_US,
-    MIN_US,
-    ReportBatch,
-    Shape,
-    parse_zones,
-    to_us,
-)
+from app.geojson import parse_zones, reports_from_geojson
+from app.limits import NS_PER_US, first_breach, to_us
 from app.validate import describe, parse_enum
 
 __all__ = ["IdFactory", "index_ids", "parse_reports", "parse_zones"]
@@ -163,7 +156,7 @@ def _columns(  # noqa: C901 - one straight pass over the columns reads best as o
     uncertainty[np.isnan(uncertainty)] = 0.0
     if not (np.isfinite(uncertainty).all() and (uncertainty >= 0).all()):
         return None
-    if ((us < MIN_US) | (us >= MAX_US)).any() or (uncertainty > MAX_DISTANCE_M).any():
+    if first_breach(us, uncertainty) is not None:
         return None  # the careful path names the report and the limit
 
     kinds = [p.get("kind") for p in props]
@@ -232,11 +225,11 @@ def _columns(  # noqa: C901 - one straight pass over the columns reads best as o
         ids=np.array(ids, dtype=object),
         lon=lon,
         lat=lat,
-        time_ns=us * 1000,
+        time_ns=us * NS_PER_US,
         uncertainty_m=uncertainty,
         party=np.array(parties, dtype=object),
         unit=np.array(units, dtype=object),
-        shape=Shape.COLLECTION,
+        origin=Shape.COLLECTION,
         build_reports=build,
     )
 

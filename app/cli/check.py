@@ -11,6 +11,7 @@ import pandas as pd
 import typer
 from rich.table import Table
 
+from app.batch import ReportBatch
 from app.cli.common import (
     DEFAULT_DATABASE_URL,
     AllowSwapped,
@@ -37,7 +38,7 @@ from app.cli.common import (
 )
 from app.cli.judging import index_zones, judge_reports, refuse_swapped
 from app.domain import Zone
-from app.io import ReadOptions, ReportTable, output_format, read_reports, read_zones, write_findings
+from app.io import ReadOptions, output_format, read_reports, read_zones, write_findings
 from app.scenario import GEODATA
 from app.tracks import track_summary
 
@@ -66,7 +67,7 @@ def _duration(seconds: float) -> str:
     return f"{hours:,.1f} h" if hours < 48 else f"{hours / 24:,.1f} d"
 
 
-def _print_summary(table: ReportTable, findings: pd.DataFrame, top: int) -> None:
+def _print_summary(table: ReportBatch, findings: pd.DataFrame, top: int) -> None:
     verdicts = findings["verdict"].value_counts()
     violations = findings[findings["violation"].to_numpy(bool)]
     console.print(
@@ -130,7 +131,7 @@ def _print_summary(table: ReportTable, findings: pd.DataFrame, top: int) -> None
     _print_units(table, findings, top)
 
 
-def _print_units(table: ReportTable, findings: pd.DataFrame, top: int) -> None:
+def _print_units(table: ReportBatch, findings: pd.DataFrame, top: int) -> None:
     """Units that entered a zone where their party is not authorized, not withdrawn first."""
     with_unit = np.flatnonzero(pd.notna(table.unit))
     if not len(with_unit):

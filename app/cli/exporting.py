@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
+from app.batch import ReportBatch
 from app.cli.common import (
     DEFAULT_DATABASE_URL,
     DatabaseUrl,
@@ -20,7 +21,7 @@ from app.cli.common import (
 )
 from app.cli.judging import index_zones, judge_reports
 from app.engine import ZoneIndex
-from app.io import ReportTable, output_format, write_findings, write_reports, write_zones
+from app.io import output_format, write_findings, write_reports, write_zones
 from app.store import Store, iter_report_pages
 
 export_app = typer.Typer(help="Export zones, reports or incursions from the database to a file.")
@@ -118,13 +119,11 @@ def export_incursions(
         with Steps(show_progress) as steps, open_database(database_url, create=False) as store:
             reports = _stored_reports(store, start, end, party, steps)
             zones = store.zones_for_index()
-            table = ReportTable.from_reports(Path("database"), reports)
+            table = ReportBatch.from_reports(reports)
             if zones and reports:
                 findings = judge_reports(index_zones(zones, steps), table, steps)
             else:
-                findings = judge_reports(
-                    ZoneIndex([]), ReportTable.from_reports(Path("-"), []), steps
-                )
+                findings = judge_reports(ZoneIndex([]), ReportBatch.from_reports([]), steps)
             keep = findings["violation"].to_numpy(bool)
             if zone is not None:
                 keep = keep & (findings["zone_id"].to_numpy(object) == zone)

@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from app.batch import ReportBatch
 from app.cli.common import Steps
 from app.domain import Zone
 from app.engine import FINDING_COLUMNS, ZoneIndex
-from app.io import FileProblem, ReportTable
 
 #: Reports judged per engine call: bounds memory and lets the progress bar move.
 CHECK_CHUNK = 500_000
@@ -24,7 +24,7 @@ def index_zones(zones: list[Zone], steps: Steps) -> ZoneIndex:
         return ZoneIndex(zones)
 
 
-def judge_reports(index: ZoneIndex, table: ReportTable, steps: Steps) -> pd.DataFrame:
+def judge_reports(index: ZoneIndex, table: ReportBatch, steps: Steps) -> pd.DataFrame:
     """Findings for every report of `table`, with `report_id`, `unit`, `lon` and `lat` added."""
     n = len(table)
     parts = []
@@ -47,25 +47,19 @@ def judge_reports(index: ZoneIndex, table: ReportTable, steps: Steps) -> pd.Data
 
 
 def _swapped(
-    index: ZoneIndex, table: ReportTable, findings: pd.DataFrame
+    index: ZoneIndex, table: ReportBatch, findings: pd.DataFrame
 ) -> tuple[int, str, int] | None:
     """The first report far from every zone that would lie in one with lon and lat exchanged.
 
     Returns (report, zone id, how many reports look so), or None.
     """
-    reports, zones = index.swapped(
-        table.lon,
-        table.lat,
-        table.time_ns,
-        table.party,
-        findings["report"].to_numpy(np.int64),
-    )
+    reports, zones = index.swapped(table, findings["report"].to_numpy(np.int64))
     if not len(reports):
         return None
     return int(reports[0]), str(index.zone_ids[zones[0]]), len(reports)
 
 
-def refuse_swapped(index: ZoneIndex, table: ReportTable, findings: pd.DataFrame) -> None:
+def refuse_swapped(index: ZoneIndex, table: ReportBatch, findings: pd.DataFrame) -> None:
     """Raise `FileProblem` when longitude and latitude look swapped (see `_swapped`)."""
     swapped = _swapped(index, table, findings)
     if swapped is None:
@@ -73,9 +67,10 @@ def refuse_swapped(index: ZoneIndex, table: ReportTable, findings: pd.DataFrame)
     i, zone_id, count = swapped
     lon, lat = float(table.lon[i]), float(table.lat[i])
     more = f" ({count - 1} more report(s) look the same)" if count > 1 else ""
-    raise FileProblem(
-        f"{table.path.name}: {table.where(i)}: longitude and latitude look swapped: "
+    raise table.origin.fail(
+        i,
+        "longitude and latitude look swapped: "
         f"lon {lon:g}, lat {lat:g} is far from every zone, but lon {lat:g}, lat {lon:g} lies in "
         f"zone {zone_id!r}{more}; fix the file (or name the columns with --lon-column and "
-        "--lat-column), or pass --allow-swapped to take the positions as written"
+        "--lat-column), or pass --allow-swapped to take the positions as written",
     )

@@ -36,24 +36,25 @@ with every digit, and zone `authorized_parties` as codes joined by commas.
 
 The package holds one concern a module: `formats` (extensions and sniffing), `crs`, `columns`
 (CSV headers and column names), `cells`, `times` and `chunks` (column-by-column validation),
-`csv`, `geojson` and `vector` (reports from each kind of file), `acled`, `tables`
-(`ReportTable`), `reports` and `zones` (the readers), `write` (the writers), `options` and
-`errors`. This module re-exports their public names.
+`csv`, `geojson_files` and `vector` (reports from each kind of file), `acled`, `rows`
+(`FileRows`: where in the file each report of an `app.batch.ReportBatch` came from), `reports`
+and `zones` (the readers), `write` (the writers), `options` and `problems` (`FileProblem`). This
+module re-exports their public names.
 """
 
 from app.io.acled import ACLED_COLUMNS, ACLED_KINDS, ACLED_UNCERTAINTY_M, parse_party_map
 from app.io.columns import CSV_NAMES
 from app.io.csv import CHUNK_ROWS as CHUNK_ROWS
-from app.io.errors import FileProblem
 from app.io.formats import OUT_FORMATS, input_format, output_format
 from app.io.formats import InFormat as InFormat
 from app.io.formats import OutFormat as OutFormat
 from app.io.options import CsvColumns, ProgressFn, ReadOptions
+from app.io.problems import FileProblem
 from app.io.reports import read_reports
-from app.io.tables import ReportTable
-from app.io.write import FINDINGS_COLUMNS, write_findings, write_reports, write_zones
+from app.io.rows import FileRows
 from app.io.write import GPKG_CHUNK as GPKG_CHUNK
 from app.io.write import WRITE_CHUNK as WRITE_CHUNK
+from app.io.write import write_findings, write_reports, write_zones
 from app.io.zones import read_zones
 
 __all__ = [
@@ -61,13 +62,12 @@ __all__ = [
     "ACLED_KINDS",
     "ACLED_UNCERTAINTY_M",
     "CSV_NAMES",
-    "FINDINGS_COLUMNS",
     "OUT_FORMATS",
     "CsvColumns",
     "FileProblem",
     "ProgressFn",
     "ReadOptions",
-    "ReportTable",
+    "FileRows",
     "input_format",
     "output_format",
     "parse_party_map",

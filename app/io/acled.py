@@ -12,7 +12,7 @@ from pathlib import Path
 import orjson
 
 from app.domain import ReportKind
-from app.io.errors import FileProblem
+from app.io.problems import FileProblem
 
 #: The 31 columns of an ACLED CSV export.
 ACLED_COLUMNS: tuple[str, ...] = (
@@ -50,7 +50,7 @@ ACLED_COLUMNS: tuple[str, ...] = (
 )
 
 
-_ACLED_REQUIRED = (
+ACLED_REQUIRED = (
     "event_id_cnty",
     "event_date",
     "actor1",
@@ -60,7 +60,7 @@ _ACLED_REQUIRED = (
 )
 
 
-_ACLED_MARKERS = frozenset({"event_id_cnty", "event_date", "actor1", "latitude", "longitude"})
+ACLED_MARKERS = frozenset({"event_id_cnty", "event_date", "actor1", "latitude", "longitude"})
 
 
 #: ACLED `geo_precision` to an uncertainty radius in metres. ACLED's codebook: 1 = the event's
@@ -87,7 +87,8 @@ ACLED_KINDS: dict[str, ReportKind] = {
 }
 
 
-def _party_mapper(mapping: Mapping[str, str] | None) -> Callable[[str], str | None]:
+def party_mapper(mapping: Mapping[str, str] | None) -> Callable[[str], str | None]:
+    """The party code of an actor by `mapping`: exact, then case-folded, then glob patterns."""
     exact = dict(mapping or {})
     folded = {k.strip().casefold(): v for k, v in exact.items()}
     patterns = [(k.strip().casefold(), v) for k, v in exact.items() if any(c in k for c in "*?[")]

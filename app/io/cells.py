@@ -11,12 +11,12 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from app.io.errors import FileProblem, _problem
+from app.io.problems import FileProblem, file_problem
 
 Float = npt.NDArray[np.float64]
 
 
-def _plain(value: Any) -> Any:
+def plain_value(value: Any) -> Any:
     """A table cell as a JSON-like value: NaN and NaT to None, numpy scalars to Python."""
     if value is None:
         return None
@@ -35,7 +35,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-class _Interner:
+class Interner:
     """Maps the values of many chunks to one shared object per distinct value (less memory)."""
 
     def __init__(self) -> None:
@@ -43,10 +43,11 @@ class _Interner:
         self.values: list[Any] = []
 
     def add(self, values: np.ndarray) -> npt.NDArray[np.int32]:
+        """Codes of `values` in this interner, adding the values not seen yet."""
         codes, uniques = pd.factorize(values, use_na_sentinel=False)
         mapped = np.empty(len(uniques), dtype=np.int32)
         for j, value in enumerate(uniques.tolist()):
-            key = None if _missing(value) else value
+            key = None if is_missing(value) else value
             code = self.codes.get(key)
             if code is None:
                 code = self.codes[key] = len(self.values)
@@ -55,22 +56,25 @@ class _Interner:
         return mapped[codes]
 
     def take(self, codes: Sequence[np.ndarray]) -> np.ndarray:
+        """The values of the codes of every chunk, joined, as one object array."""
         table = np.empty(len(self.values), dtype=object)
         table[:] = self.values
         joined = np.concatenate(codes) if codes else np.empty(0, np.int32)
         return np.asarray(table[joined], dtype=object)
 
 
-def _missing(value: Any) -> bool:
+def is_missing(value: Any) -> bool:
+    """Whether a cell is empty: None, NaN or pandas NA."""
     return value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA
 
 
-def _shown(value: Any) -> str:
+def shown(value: Any) -> str:
+    """A cell value quoted for a message, cut to 40 characters."""
     text = str(value)
     return repr(text if len(text) <= 40 else text[:37] + "...")
 
 
-class _Chunk:
+class Chunk:
     """One chunk of a table being validated; errors name `where(i)` for its row `i`."""
 
     def __init__(self, path: Path, frame: pd.DataFrame, where: Callable[[int], str]) -> None:
@@ -78,8 +82,10 @@ class _Chunk:
         self.frame = frame
         self.where = where
 
-    def fail(self, i: int, message: str) -> FileProblem:
-        return _problem(self.path, message, self.where(i))
+    def fail(self, i: int, message: str, field: str | None = None) -> FileProblem:
+        """The `FileProblem` for row `i` of this chunk, or its `field` (raise it)."""
+        text = message if field is None else f"{field} {message}"
+        return file_problem(self.path, text, self.where(i))
 
     def numbers(self, column: str, *, empty: float | None = None) -> Float:
         """A numeric column as float64; text, NaN or (without `empty`) blanks are refused."""
@@ -100,7 +106,7 @@ class _Chunk:
             bad = np.flatnonzero(np.isnan(values) & ~missing)
             if len(bad):
                 i = int(bad[0])
-                raise self.fail(i, f"column {column!r}: {_shown(text.iloc[i])} is not a number")
+                raise self.fail(i, f"column {column!r}: {shown(text.iloc[i])} is not a number")
         if missing.any():
             if empty is None:
                 raise self.fail(int(np.flatnonzero(missing)[0]), f"column {column!r} is empty")

@@ -1,6 +1,6 @@
 """Validating reports chunk by chunk with numpy, never row by row, and joining the chunks.
 
-The joined columns make a `ReportTable`.
+The joined columns make a `ReportBatch` whose origin is the file's rows (`FileRows`).
 """
 
 from __future__ import annotations
@@ -16,21 +16,15 @@ import numpy.typing as npt
 import pandas as pd
 from pyproj import Transformer
 
+from app.batch import ReportBatch
 from app.domain import Confidence, ReportKind
 from app.io.acled import ACLED_KINDS, ACLED_UNCERTAINTY_M
-from app.io.cells import _Chunk, _Interner, _plain, _shown
-from app.io.columns import _Plan
-from app.io.errors import _problem
+from app.io.cells import Chunk, Interner, plain_value, shown
+from app.io.columns import ColumnPlan
 from app.io.options import ReadOptions
-from app.io.tables import ReportTable
-from app.io.times import _NS_PER_US, _acled_times, _times
-from app.service import (
-    MAX_DISTANCE_M,
-    MAX_TIME,
-    MAX_US,
-    MIN_TIME,
-    MIN_US,
-)
+from app.io.rows import FileRows
+from app.io.times import acled_times, parse_times
+from app.limits import NS_PER_US, check_batch_limits
 
 Float = npt.NDArray[np.float64]
 
@@ -38,42 +32,21 @@ Float = npt.NDArray[np.float64]
 _STRINGS = np.dtypes.StringDType(na_object=None)
 
 
-def _check_limits(
-    path: Path, us: np.ndarray, uncertainty: np.ndarray, where: Callable[[int], str]
-) -> None:
-    """Refuse the first time or uncertainty that the service cannot hold, as the API does."""
-    bad_time = (us < MIN_US) | (us >= MAX_US)
-    bad_u = uncertainty > MAX_DISTANCE_M
-    bad = np.flatnonzero(bad_time | bad_u)
-    if not len(bad):
-        return
-    i = int(bad[0])
-    if bad_time[i]:
-        raise _problem(
-            path,
-            f"observed_at is out of the supported range [{MIN_TIME.date()}, {MAX_TIME.date()})",
-            where(i),
-        )
-    raise _problem(
-        path,
-        f"uncertainty_m must be at most {MAX_DISTANCE_M:.0f} m (half the equator), "
-        f"got {uncertainty[i]:g}",
-        where(i),
-    )
-
-
-def _positions(chunk: _Chunk, plan: _Plan, transformer: Transformer | None) -> tuple[Float, Float]:
+def _positions(
+    chunk: Chunk, plan: ColumnPlan, transformer: Transformer | None
+) -> tuple[Float, Float]:
     lon = chunk.numbers(plan.lon)
     lat = chunk.numbers(plan.lat)
     if transformer is not None:
         lon, lat = (np.asarray(a, dtype=np.float64) for a in transformer.transform(lon, lat))
-    _check_positions(chunk, lon, lat, plan, projected_hint=transformer is None)
+    check_positions(chunk, lon, lat, plan, projected_hint=transformer is None)
     return lon, lat
 
 
-def _check_positions(
-    chunk: _Chunk, lon: Float, lat: Float, plan: _Plan | None, *, projected_hint: bool
+def check_positions(
+    chunk: Chunk, lon: Float, lat: Float, plan: ColumnPlan | None, *, projected_hint: bool
 ) -> None:
+    """Refuse the first position out of range, saying when lon and lat look swapped."""
     bad_lat = np.abs(lat) > 90.0
     bad_lon = np.abs(lon) > 180.0
     bad = np.flatnonzero(bad_lat | bad_lon)
@@ -97,7 +70,7 @@ def _check_positions(
 
 
 def _enum_codes(
-    chunk: _Chunk, values: np.ndarray, column: str | None, allowed: Iterable[str]
+    chunk: Chunk, values: np.ndarray, column: str | None, allowed: Iterable[str]
 ) -> np.ndarray:
     """Lower-cased enum values; the first one not in `allowed` is refused."""
     allowed = list(allowed)
@@ -107,13 +80,13 @@ def _enum_codes(
     if len(wrong):
         i = int(wrong[0])
         raise chunk.fail(
-            i, f"column {column!r}: {_shown(values[i])} is not one of {', '.join(allowed)}"
+            i, f"column {column!r}: {shown(values[i])} is not one of {', '.join(allowed)}"
         )
     return lowered
 
 
 @dataclasses.dataclass
-class _Columns:
+class ChunkColumns:
     """Per-chunk validated columns, gathered before they are joined."""
 
     lon: list[Float] = dataclasses.field(default_factory=list)
@@ -122,45 +95,50 @@ class _Columns:
     uncertainty: list[Float] = dataclasses.field(default_factory=list)
     ids: list[np.ndarray] = dataclasses.field(default_factory=list)
     labels: list[np.ndarray] = dataclasses.field(default_factory=list)
-    party: _Interner = dataclasses.field(default_factory=_Interner)
+    party: Interner = dataclasses.field(default_factory=Interner)
     party_codes: list[np.ndarray] = dataclasses.field(default_factory=list)
-    small: dict[str, _Interner] = dataclasses.field(default_factory=dict)
+    small: dict[str, Interner] = dataclasses.field(default_factory=dict)
     small_codes: dict[str, list[np.ndarray]] = dataclasses.field(default_factory=dict)
     big: dict[str, list[np.ndarray]] = dataclasses.field(default_factory=dict)
 
     def add_small(self, name: str, values: np.ndarray) -> None:
-        interner = self.small.setdefault(name, _Interner())
+        """Add a chunk of a column with few distinct values (interned)."""
+        interner = self.small.setdefault(name, Interner())
         self.small_codes.setdefault(name, []).append(interner.add(values))
 
     def add_big(self, name: str, values: np.ndarray) -> None:
+        """Add a chunk of a column with many distinct values (kept as is)."""
         self.big.setdefault(name, []).append(values)
 
     def small_column(self, name: str) -> np.ndarray | None:
+        """The joined column `name` added by `add_small`, or None."""
         if name not in self.small:
             return None
         return self.small[name].take(self.small_codes[name])
 
     def big_column(self, name: str) -> np.ndarray | None:
+        """The joined column `name` added by `add_big`, or None."""
         if name not in self.big:
             return None
         parts = self.big[name]
         return np.concatenate(parts) if parts else np.empty(0, dtype=object)
 
 
-def _validate_chunk(
-    chunk: _Chunk,
-    plan: _Plan,
+def validate_chunk(
+    chunk: Chunk,
+    plan: ColumnPlan,
     options: ReadOptions,
-    out: _Columns,
+    out: ChunkColumns,
     transformer: Transformer | None,
     party_of: Callable[[str], str | None],
     unmapped: dict[str, int],
     positions: tuple[Float, Float] | None = None,
 ) -> None:
+    """Validate one chunk of reports by `plan` and add its columns to `out`."""
     lon, lat = positions if positions is not None else _positions(chunk, plan, transformer)
     party = chunk.texts(plan.party, required=True)
     if plan.acled:
-        time = _acled_times(chunk, str(plan.time))
+        time = acled_times(chunk, str(plan.time))
         precision = chunk.numbers(str(plan.geo_precision))
         radius = np.full(len(precision), np.nan)
         for level, metres in ACLED_UNCERTAINTY_M.items():
@@ -192,7 +170,7 @@ def _validate_chunk(
         kinds = kind_of[codes]
         out.add_small("kind", kinds)
     else:
-        time = _times(chunk, plan.time, options)
+        time = parse_times(chunk, plan.time, options)
         uncertainty = (
             np.zeros(len(lon))
             if plan.uncertainty is None
@@ -222,7 +200,7 @@ def _validate_chunk(
                 ),
             )
         out.add_small("unit", chunk.texts(plan.unit))
-    _check_limits(chunk.path, time // _NS_PER_US, uncertainty, chunk.where)
+    check_batch_limits(time // NS_PER_US, uncertainty, chunk.fail)
     out.lon.append(lon)
     out.lat.append(lat)
     out.time.append(time)
@@ -258,10 +236,12 @@ def _validate_chunk(
 
 def _extra_values(series: pd.Series) -> np.ndarray:
     values = series.astype(object).tolist()
-    return np.array([_plain(v) for v in values], dtype=object)
+    return np.array([plain_value(v) for v in values], dtype=object)
 
 
-def _assemble(path: Path, out: _Columns, label: str) -> ReportTable:
+def assemble(path: Path, out: ChunkColumns, label: str) -> ReportBatch:
+    """The batch of every validated chunk, its rows labelled `label` ("row", "feature")."""
+
     def joined(parts: list[np.ndarray], dtype: Any) -> np.ndarray:
         return np.concatenate(parts) if parts else np.empty(0, dtype=dtype)
 
@@ -271,8 +251,7 @@ def _assemble(path: Path, out: _Columns, label: str) -> ReportTable:
             column = out.big_column(name)
             if column is not None:
                 extra[name.removeprefix("extra:")] = column
-    return ReportTable(
-        path=path,
+    return ReportBatch(
         lon=joined(out.lon, np.float64),
         lat=joined(out.lat, np.float64),
         time_ns=joined(out.time, np.int64),
@@ -280,8 +259,7 @@ def _assemble(path: Path, out: _Columns, label: str) -> ReportTable:
         party=out.party.take(out.party_codes),
         unit=_or_none_column(out.small_column("unit"), sum(len(a) for a in out.lon)),
         ids=joined(out.ids, _STRINGS) if out.ids else None,
-        labels=joined(out.labels, np.int64),
-        label=label,
+        origin=FileRows(path, label, joined(out.labels, np.int64)),
         kind=out.small_column("kind"),
         source=out.small_column("source"),
         confidence=out.small_column("confidence"),

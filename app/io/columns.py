@@ -7,9 +7,9 @@ import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
-from app.io.acled import _ACLED_MARKERS, _ACLED_REQUIRED
-from app.io.errors import _problem
+from app.io.acled import ACLED_MARKERS, ACLED_REQUIRED
 from app.io.options import ReadOptions
+from app.io.problems import file_problem
 
 #: Column names looked for in a CSV (and in the attribute table of a point file), first match
 #: wins, compared without letter case and surrounding spaces.
@@ -44,13 +44,15 @@ CSV_NAMES: dict[str, tuple[str, ...]] = {
 }
 
 
-def _csv_header(path: Path) -> tuple[str, list[str]]:
+def csv_header(path: Path) -> tuple[str, list[str]]:
     """The delimiter and the column names of a CSV file."""
     try:
         with path.open("r", encoding="utf-8-sig", newline="") as handle:
             first = handle.readline()
     except UnicodeDecodeError as exc:
-        raise _problem(path, f"is not UTF-8 text (byte {exc.start} of the first line)") from None
+        raise file_problem(
+            path, f"is not UTF-8 text (byte {exc.start} of the first line)"
+        ) from None
     counts = {d: first.count(d) for d in (",", ";", "\t", "|")}
     delimiter = max(counts, key=lambda d: counts[d])
     if counts[delimiter] == 0:
@@ -58,11 +60,12 @@ def _csv_header(path: Path) -> tuple[str, list[str]]:
     header = next(csv.reader([first], delimiter=delimiter), [])
     header = [name.strip() for name in header]
     if not any(header):
-        raise _problem(path, "has no header row: the first line must name the columns")
+        raise file_problem(path, "has no header row: the first line must name the columns")
     return delimiter, header
 
 
-def _find_column(header: Sequence[str], names: Sequence[str]) -> str | None:
+def find_column(header: Sequence[str], names: Sequence[str]) -> str | None:
+    """The first header name matching one of `names` (lower case, blanks ignored)."""
     lookup: dict[str, str] = {}
     for name in header:
         lookup.setdefault(name.strip().lower(), name)
@@ -72,20 +75,21 @@ def _find_column(header: Sequence[str], names: Sequence[str]) -> str | None:
     return None
 
 
-def _resolve(path: Path, header: Sequence[str], given: str | None, field: str) -> str | None:
+def resolve_column(path: Path, header: Sequence[str], given: str | None, field: str) -> str | None:
+    """The column for `field`: the one given (which must exist), else by `CSV_NAMES`."""
     if given is not None:
-        found = _find_column(header, [given.strip().lower()])
+        found = find_column(header, [given.strip().lower()])
         if found is None:
-            raise _problem(
+            raise file_problem(
                 path,
                 f"has no column {given!r} (given for {field}); its columns: {', '.join(header)}",
             )
         return found
-    return _find_column(header, CSV_NAMES[field])
+    return find_column(header, CSV_NAMES[field])
 
 
 @dataclasses.dataclass
-class _Plan:
+class ColumnPlan:
     """Which CSV column gives which report field, and how."""
 
     lon: str
@@ -105,6 +109,7 @@ class _Plan:
     numeric_extra: frozenset[str] = frozenset()
 
     def columns(self) -> list[str]:
+        """The file columns the plan reads."""
         named = [
             self.lon,
             self.lat,
@@ -123,18 +128,19 @@ class _Plan:
         return list(dict.fromkeys(c for c in named if c is not None))
 
 
-def _csv_plan(path: Path, header: list[str], options: ReadOptions) -> _Plan:
+def csv_plan(path: Path, header: list[str], options: ReadOptions) -> ColumnPlan:
+    """Which CSV column is which report field (ACLED exports by their own names)."""
     lowered = {name.strip().lower() for name in header}
     given = options.columns
-    if lowered >= _ACLED_MARKERS:
-        missing = [c for c in _ACLED_REQUIRED if c not in lowered]
+    if lowered >= ACLED_MARKERS:
+        missing = [c for c in ACLED_REQUIRED if c not in lowered]
         if missing:
-            raise _problem(
+            raise file_problem(
                 path, f"looks like an ACLED export but lacks column(s) {', '.join(missing)}"
             )
 
         def col(name: str) -> str | None:
-            return _find_column(header, [name])
+            return find_column(header, [name])
 
         named = {"event_id_cnty", "event_date", "actor1", "latitude", "longitude"}
         named |= {"geo_precision", "source", "notes", "sub_event_type"}
@@ -142,7 +148,7 @@ def _csv_plan(path: Path, header: list[str], options: ReadOptions) -> _Plan:
         extra = [c for c in header if c.strip().lower() not in named or c in kept]
         if not options.keep_extra:  # checking needs none of them
             extra = []
-        return _Plan(
+        return ColumnPlan(
             lon=col("longitude") or "longitude",
             lat=col("latitude") or "latitude",
             party=col("actor1") or "actor1",
@@ -162,31 +168,31 @@ def _csv_plan(path: Path, header: list[str], options: ReadOptions) -> _Plan:
             ),
         )
     found = {
-        field: _resolve(path, header, getattr(given, field), field)
+        field: resolve_column(path, header, getattr(given, field), field)
         for field in ("lon", "lat", "time", "party", "id", "uncertainty", "unit")
     }
     for field, what in (("lon", "longitude"), ("lat", "latitude"), ("party", "party")):
         if found[field] is None:
             names = "/".join(CSV_NAMES[field])
             option = {"lon": "--lon-column", "lat": "--lat-column", "party": "--party-column"}
-            raise _problem(
+            raise file_problem(
                 path,
                 f"has no {what} column (looked for {names}; name it with {option[field]}); "
                 f"its columns: {', '.join(header)}",
             )
     if found["time"] is None and options.default_observed_at is None:
-        raise _problem(
+        raise file_problem(
             path,
             f"has no time column (looked for {'/'.join(CSV_NAMES['time'])}; name it with "
             f"--time-column, or give --at for every report); its columns: {', '.join(header)}",
         )
-    kind = _find_column(header, CSV_NAMES["kind"])
-    source = _find_column(header, CSV_NAMES["source"])
-    confidence = _find_column(header, CSV_NAMES["confidence"])
-    notes = _find_column(header, CSV_NAMES["notes"])
+    kind = find_column(header, CSV_NAMES["kind"])
+    source = find_column(header, CSV_NAMES["source"])
+    confidence = find_column(header, CSV_NAMES["confidence"])
+    notes = find_column(header, CSV_NAMES["notes"])
     used = {c for c in (*found.values(), kind, source, confidence, notes) if c is not None}
     extra = [c for c in header if c not in used] if options.keep_extra else []
-    return _Plan(
+    return ColumnPlan(
         lon=str(found["lon"]),
         lat=str(found["lat"]),
         party=str(found["party"]),

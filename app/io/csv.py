@@ -13,15 +13,15 @@ import pandas as pd
 from pyproj import Transformer
 
 import app.io
+from app.batch import ReportBatch
 from app.errors import TruceError
-from app.io.acled import _party_mapper
-from app.io.cells import _Chunk
-from app.io.chunks import _assemble, _Columns, _validate_chunk
-from app.io.columns import _csv_header, _csv_plan
-from app.io.crs import _is_wgs84, _parse_crs
-from app.io.errors import _problem
+from app.io.acled import party_mapper
+from app.io.cells import Chunk
+from app.io.chunks import ChunkColumns, assemble, validate_chunk
+from app.io.columns import csv_header, csv_plan
+from app.io.crs import is_wgs84, parse_crs
 from app.io.options import ProgressFn, ReadOptions
-from app.io.tables import ReportTable
+from app.io.problems import file_problem
 
 #: Rows per CSV chunk: large enough for numpy to pay off, small enough to show progress.
 CHUNK_ROWS = 200_000
@@ -32,13 +32,14 @@ def _rows_of(frame: pd.DataFrame) -> np.ndarray:
     return np.asarray(frame.index, dtype=np.int64) + 2
 
 
-def _read_csv_reports(path: Path, options: ReadOptions, progress: ProgressFn) -> ReportTable:
-    delimiter, header = _csv_header(path)
-    plan = _csv_plan(path, header, options)
+def read_csv_reports(path: Path, options: ReadOptions, progress: ProgressFn) -> ReportBatch:
+    """Reports from a CSV (or ACLED export), read and validated chunk by chunk."""
+    delimiter, header = csv_header(path)
+    plan = csv_plan(path, header, options)
     transformer = None
     if options.crs is not None:
-        crs = _parse_crs(options.crs, path)
-        if not _is_wgs84(crs):
+        crs = parse_crs(options.crs, path)
+        if not is_wgs84(crs):
             transformer = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
     text_columns = [
         c
@@ -52,9 +53,9 @@ def _read_csv_reports(path: Path, options: ReadOptions, progress: ProgressFn) ->
             dtypes.setdefault(name, str)
     size = path.stat().st_size
     step = f"reading {path.name}"
-    out = _Columns()
+    out = ChunkColumns()
     unmapped: dict[str, int] = {}
-    party_of = _party_mapper(options.party_map)
+    party_of = party_mapper(options.party_map)
     progress(step, 0, size)
     try:
         with path.open("rb") as handle:
@@ -76,20 +77,20 @@ def _read_csv_reports(path: Path, options: ReadOptions, progress: ProgressFn) ->
                     frame, rows = frame[~blank], rows[~blank]
                     frame = frame.reset_index(drop=True)
                 if len(frame):
-                    chunk = _Chunk(path, frame, _row_label(rows))
-                    _validate_chunk(chunk, plan, options, out, transformer, party_of, unmapped)
+                    chunk = Chunk(path, frame, _row_label(rows))
+                    validate_chunk(chunk, plan, options, out, transformer, party_of, unmapped)
                     out.labels.append(rows)
                 progress(step, handle.tell(), size)
     except UnicodeDecodeError as exc:
-        raise _problem(path, f"is not UTF-8 text (at byte {exc.start} of a block)") from None
+        raise file_problem(path, f"is not UTF-8 text (at byte {exc.start} of a block)") from None
     except (pd.errors.ParserError, csv.Error) as exc:
-        raise _problem(path, f"cannot be read as CSV: {_parser_message(exc)}") from None
+        raise file_problem(path, f"cannot be read as CSV: {_parser_message(exc)}") from None
     except ValueError as exc:
         if isinstance(exc, TruceError):
             raise
-        raise _problem(path, f"cannot be read as CSV: {_parser_message(exc)}") from None
+        raise file_problem(path, f"cannot be read as CSV: {_parser_message(exc)}") from None
     progress(step, size, size)
-    table = _assemble(path, out, "row")
+    table = assemble(path, out, "row")
     if unmapped:
         listed = ", ".join(
             f"{actor!r} ({count})"

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from app.io.errors import FileProblem, _problem
+from app.io.problems import FileProblem, file_problem
 
 InFormat = Literal["geojson", "gpkg", "shp", "fgb", "csv"]
 
@@ -53,7 +53,9 @@ def input_format(path: Path) -> InFormat:
     found = _IN_SUFFIXES.get(path.suffix.lower())
     if found is None:
         known = ", ".join(sorted(_IN_SUFFIXES))
-        raise _problem(path, f"unknown file type {path.suffix or '(no extension)'!r}; use {known}")
+        raise file_problem(
+            path, f"unknown file type {path.suffix or '(no extension)'!r}; use {known}"
+        )
     return found
 
 
@@ -69,7 +71,7 @@ def output_format(path: Path, fmt: str | None = None) -> OutFormat:
         raise FileProblem(f"unknown output format {fmt!r}; use one of {', '.join(OUT_FORMATS)}")
     found = _OUT_SUFFIXES.get(path.suffix.lower())
     if found is None:
-        raise _problem(
+        raise file_problem(
             path,
             f"cannot tell the output format from {path.suffix or 'no extension'!r}; "
             "use .geojson, .csv or .gpkg, or give the format",
@@ -110,28 +112,28 @@ def _looks_like(head: bytes) -> str:
     return "text"
 
 
-def _sniff(path: Path, fmt: InFormat) -> bytes:
+def sniff(path: Path, fmt: InFormat) -> bytes:
     """Refuse a missing or empty file, or one whose content is not what its extension says."""
     if not path.exists():
-        raise _problem(path, "no such file")
+        raise file_problem(path, "no such file")
     if path.is_dir():
-        raise _problem(path, "is a directory, not a file")
+        raise file_problem(path, "is a directory, not a file")
     try:
         with path.open("rb") as handle:
             head = handle.read(65536)
     except OSError as exc:
-        raise _problem(path, f"cannot be read: {exc.strerror or exc}") from None
+        raise file_problem(path, f"cannot be read: {exc.strerror or exc}") from None
     if not head.strip(b" \t\r\n\xef\xbb\xbf"):
-        raise _problem(path, "the file is empty")
+        raise file_problem(path, "the file is empty")
     what = _looks_like(head)
     name = _FORMAT_NAMES[fmt]
     magic = _EXPECTED_MAGIC.get(fmt)
     if magic is not None and not head.startswith(magic):
-        raise _problem(path, f"is not a {name} file: it looks like {what}")
+        raise file_problem(path, f"is not a {name} file: it looks like {what}")
     if fmt == "geojson" and what != "JSON text":
-        raise _problem(path, f"is not a GeoJSON file: it looks like {what}")
+        raise file_problem(path, f"is not a GeoJSON file: it looks like {what}")
     if fmt == "csv" and what not in ("text", "JSON text"):
-        raise _problem(path, f"is not a CSV file: it looks like {what}")
+        raise file_problem(path, f"is not a CSV file: it looks like {what}")
     if fmt == "csv" and what == "JSON text":
-        raise _problem(path, "is not a CSV file: it looks like JSON text (name it .geojson?)")
+        raise file_problem(path, "is not a CSV file: it looks like JSON text (name it .geojson?)")
     return head

@@ -10,7 +10,8 @@ from datetime import datetime
 ProgressFn = Callable[[str, int, int | None], None]
 
 
-def _no_progress(step: str, done: int, total: int | None) -> None:
+def no_progress(step: str, done: int, total: int | None) -> None:
+    """A `ProgressFn` that shows nothing."""
     return None
 
 

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.io.csv import _read_csv_reports
-from app.io.formats import _sniff, input_format
-from app.io.geojson import _declares_other_crs, _geojson_reports, _load_json
-from app.io.options import ProgressFn, ReadOptions, _no_progress
-from app.io.tables import ReportTable
-from app.io.vector import _vector_reports
+from app.batch import ReportBatch
+from app.io.csv import read_csv_reports
+from app.io.formats import input_format, sniff
+from app.io.geojson_files import declares_other_crs, geojson_reports, load_json
+from app.io.options import ProgressFn, ReadOptions, no_progress
+from app.io.vector import vector_reports
 
 
 def read_reports(
     path: Path, options: ReadOptions | None = None, progress: ProgressFn | None = None
-) -> ReportTable:
+) -> ReportBatch:
     """Reports from a file, validated as the HTTP API validates them.
 
     For a CSV, columns are found by `CSV_NAMES` or by `options.columns`; `lon`, `lat` and
@@ -37,19 +37,19 @@ def read_reports(
         FileProblem: naming the file, the row or feature, and the problem.
     """
     options = options or ReadOptions()
-    progress = progress or _no_progress
+    progress = progress or no_progress
     fmt = input_format(path)
-    _sniff(path, fmt)
+    sniff(path, fmt)
     if fmt == "csv":
-        table = _read_csv_reports(path, options, progress)
+        table = read_csv_reports(path, options, progress)
     elif fmt == "geojson":
-        obj = _load_json(path, progress)
-        if _declares_other_crs(obj):
-            table = _vector_reports(path, options, progress)
+        obj = load_json(path, progress)
+        if declares_other_crs(obj):
+            table = vector_reports(path, options, progress)
         else:
-            table = _geojson_reports(path, obj, options)
+            table = geojson_reports(path, obj, options)
     else:
-        table = _vector_reports(path, options, progress)
+        table = vector_reports(path, options, progress)
     if options.content_ids:
         table.ensure_content_ids()
     return table

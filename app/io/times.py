@@ -10,28 +10,20 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from app.io.cells import _Chunk, _shown
+from app.io.cells import Chunk, shown
 from app.io.options import ReadOptions
-from app.service import (
-    MAX_TIME,
-    MAX_US,
-    MIN_TIME,
-    MIN_US,
-)
-
-_NS_PER_US = 1000
-
+from app.limits import MAX_US, MIN_US, NS_PER_US, time_problem
 
 _OFFSET = r"(?:[zZ]|[+-]\d\d(?::?\d\d)?)$"
 
 
-def _times(chunk: _Chunk, column: str | None, options: ReadOptions) -> npt.NDArray[np.int64]:
+def parse_times(chunk: Chunk, column: str | None, options: ReadOptions) -> npt.NDArray[np.int64]:
     """A time column as UTC nanoseconds: ISO 8601 with an offset (or `options.timezone`)."""
     n = len(chunk.frame)
     default = options.default_observed_at
     default_ns = None if default is None else int(pd.Timestamp(default).as_unit("ns").value)
     if column is None:
-        if default_ns is None:  # _csv_plan refused this already
+        if default_ns is None:  # csv_plan refused this already
             raise chunk.fail(0, "no time column")
         return np.full(n, default_ns, dtype=np.int64)
     series = chunk.frame[column]
@@ -57,7 +49,7 @@ def _times(chunk: _Chunk, column: str | None, options: ReadOptions) -> npt.NDArr
         i = int(bad[0])
         raise chunk.fail(
             i,
-            f"column {column!r}: {_shown(cleaned.iloc[i])} is not an ISO 8601 date-time "
+            f"column {column!r}: {shown(cleaned.iloc[i])} is not an ISO 8601 date-time "
             "such as 2022-03-24T06:00:00+04:00",
         )
     naive = _naive_times(cleaned, missing)
@@ -66,7 +58,7 @@ def _times(chunk: _Chunk, column: str | None, options: ReadOptions) -> npt.NDArr
             i = int(np.flatnonzero(naive)[0])
             raise chunk.fail(
                 i,
-                f"column {column!r}: {_shown(cleaned.iloc[i])} has no UTC offset; add one "
+                f"column {column!r}: {shown(cleaned.iloc[i])} has no UTC offset; add one "
                 "(Z, +04:00) or say the zone of such times with --timezone",
             )
         local = pd.to_datetime(cleaned[naive], format="ISO8601", errors="coerce")
@@ -104,7 +96,7 @@ def _tz(name: str) -> Any:
 
 
 def _time_ns(
-    chunk: _Chunk,
+    chunk: Chunk,
     stamps: pd.DatetimeIndex,
     missing: np.ndarray,
     column: str,
@@ -117,18 +109,14 @@ def _time_ns(
     out_of_range = ~missing & ((us < MIN_US) | (us >= MAX_US))
     if out_of_range.any():
         i = int(np.flatnonzero(out_of_range)[0])
-        raise chunk.fail(
-            i,
-            f"column {column!r}: {stamps[i].isoformat()} is out of the supported range "
-            f"[{MIN_TIME.date()}, {MAX_TIME.date()})",
-        )
-    ns = us * _NS_PER_US
+        raise chunk.fail(i, f"column {column!r}: {time_problem(stamps[i].to_pydatetime())}")
+    ns = us * NS_PER_US
     if missing.any() and default_ns is not None:
         ns[missing] = default_ns
     return ns.astype(np.int64)
 
 
-def _acled_times(chunk: _Chunk, column: str) -> npt.NDArray[np.int64]:
+def acled_times(chunk: Chunk, column: str) -> npt.NDArray[np.int64]:
     """ACLED `event_date` (ISO or "24 March 2022") as midnight UTC of that day."""
     text = chunk.texts(column, required=True)
     series = pd.Series(text, dtype=object)
@@ -147,7 +135,7 @@ def _acled_times(chunk: _Chunk, column: str) -> npt.NDArray[np.int64]:
         i = int(np.flatnonzero(retry)[0])
         raise chunk.fail(
             i,
-            f"column {column!r}: {_shown(text[i])} is not a date "
+            f"column {column!r}: {shown(text[i])} is not a date "
             "such as 2022-03-24 or 24 March 2022",
         )
     days = pd.DatetimeIndex(parsed).normalize().tz_localize("UTC")

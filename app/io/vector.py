@@ -13,25 +13,25 @@ import pyogrio
 import shapely
 from pyproj import CRS, Transformer
 
-from app.io.acled import _party_mapper
-from app.io.cells import _Chunk
-from app.io.chunks import _assemble, _check_positions, _Columns, _validate_chunk
-from app.io.columns import CSV_NAMES, _find_column, _Plan, _resolve
-from app.io.crs import _fits_lonlat, _is_wgs84, _parse_crs, _range_text
-from app.io.errors import _problem
+from app.batch import ReportBatch
+from app.io.acled import party_mapper
+from app.io.cells import Chunk
+from app.io.chunks import ChunkColumns, assemble, check_positions, validate_chunk
+from app.io.columns import CSV_NAMES, ColumnPlan, find_column, resolve_column
+from app.io.crs import fits_lonlat, is_wgs84, parse_crs, range_text
 from app.io.options import ProgressFn, ReadOptions
-from app.io.tables import ReportTable
+from app.io.problems import file_problem
 
 
 def _choose_layer(path: Path, wanted: str, layer: str | None) -> str | None:
     try:
         layers = pyogrio.list_layers(path)
     except Exception as exc:
-        raise _problem(path, f"cannot be read: {_gdal_message(exc)}") from None
+        raise file_problem(path, f"cannot be read: {_gdal_message(exc)}") from None
     names = [str(row[0]) for row in layers]
     if layer is not None:
         if layer not in names:
-            raise _problem(path, f"has no layer {layer!r}; its layers: {', '.join(names)}")
+            raise file_problem(path, f"has no layer {layer!r}; its layers: {', '.join(names)}")
         return layer
     if len(names) <= 1:
         return names[0] if names else None
@@ -40,7 +40,7 @@ def _choose_layer(path: Path, wanted: str, layer: str | None) -> str | None:
     if len(fitting) == 1:
         return fitting[0]
     listed = ", ".join(f"{row[0]} ({row[1]})" for row in layers)
-    raise _problem(path, f"has several layers ({listed}); say which with --layer")
+    raise file_problem(path, f"has several layers ({listed}); say which with --layer")
 
 
 def _gdal_message(exc: BaseException) -> str:
@@ -48,7 +48,7 @@ def _gdal_message(exc: BaseException) -> str:
     return text.replace("; It might help to specify the correct driver", "")
 
 
-def _read_vector(
+def read_vector(
     path: Path, wanted: str, options: ReadOptions, progress: ProgressFn
 ) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
     """Attributes (without geometry), geometries in WGS84 lon/lat, and notes."""
@@ -58,30 +58,30 @@ def _read_vector(
     try:
         frame = pyogrio.read_dataframe(path, layer=layer, datetime_as_string=True)
     except Exception as exc:
-        raise _problem(path, f"cannot be read: {_gdal_message(exc)}") from None
+        raise file_problem(path, f"cannot be read: {_gdal_message(exc)}") from None
     progress(step, 1, 1)
     notes: list[str] = []
     geometry = np.asarray(frame.geometry.array, dtype=object) if "geometry" in frame else None
     if geometry is None:
-        raise _problem(path, "has no geometry column")
+        raise file_problem(path, "has no geometry column")
     crs = frame.crs
     bounds = shapely.total_bounds(geometry)
     if crs is None:
         if options.crs is not None:
-            crs = _parse_crs(options.crs, path)
-        elif _fits_lonlat(bounds):
+            crs = parse_crs(options.crs, path)
+        elif fits_lonlat(bounds):
             notes.append(
                 f"{path.name}: declares no CRS; its coordinates fit longitudes and latitudes, "
                 "so they are taken as WGS84"
             )
         else:
-            raise _problem(
+            raise file_problem(
                 path,
-                f"declares no CRS and its coordinates ({_range_text(bounds)}) are not longitudes "
+                f"declares no CRS and its coordinates ({range_text(bounds)}) are not longitudes "
                 "and latitudes; give the file a CRS (a .prj for a Shapefile) or pass --crs, "
                 "such as --crs EPSG:32638",
             )
-    if crs is not None and not _is_wgs84(CRS.from_user_input(crs)):
+    if crs is not None and not is_wgs84(CRS.from_user_input(crs)):
         transformer = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
         geometry = shapely.transform(
             geometry,
@@ -89,16 +89,17 @@ def _read_vector(
         )
         coords = shapely.get_coordinates(geometry)
         if len(coords) and not np.isfinite(coords).all():
-            raise _problem(path, f"some coordinates cannot be transformed from {crs} to WGS84")
+            raise file_problem(path, f"some coordinates cannot be transformed from {crs} to WGS84")
         notes.append(f"{path.name}: transformed from {CRS.from_user_input(crs).name} to WGS84")
     attributes = pd.DataFrame(frame.drop(columns="geometry"))
     return attributes, geometry, notes
 
 
-def _vector_reports(path: Path, options: ReadOptions, progress: ProgressFn) -> ReportTable:
-    attributes, geometry, notes = _read_vector(path, "reports", options, progress)
+def vector_reports(path: Path, options: ReadOptions, progress: ProgressFn) -> ReportBatch:
+    """Reports from a GDAL layer (GeoPackage, Shapefile, FlatGeobuf, GeoJSON with a CRS)."""
+    attributes, geometry, notes = read_vector(path, "reports", options, progress)
     n = len(attributes)
-    chunk = _Chunk(path, attributes.reset_index(drop=True), lambda i: f"feature {i}")
+    chunk = Chunk(path, attributes.reset_index(drop=True), lambda i: f"feature {i}")
     types = shapely.get_type_id(geometry) if n else np.empty(0, np.int64)
     not_point = np.flatnonzero((types != 0) | shapely.is_empty(geometry))
     if len(not_point):
@@ -107,20 +108,20 @@ def _vector_reports(path: Path, options: ReadOptions, progress: ProgressFn) -> R
         raise chunk.fail(i, f"a report must be a Point, got {got}")
     lon = shapely.get_x(geometry).astype(np.float64)
     lat = shapely.get_y(geometry).astype(np.float64)
-    _check_positions(chunk, lon, lat, None, projected_hint=False)
+    check_positions(chunk, lon, lat, None, projected_hint=False)
     header = [str(c) for c in attributes.columns]
     found = {
-        field: _resolve(path, header, getattr(options.columns, field, None), field)
+        field: resolve_column(path, header, getattr(options.columns, field, None), field)
         for field in ("time", "party", "id", "uncertainty", "unit")
     }
     if found["party"] is None:
-        raise _problem(path, f"has no party column (looked for {'/'.join(CSV_NAMES['party'])})")
+        raise file_problem(path, f"has no party column (looked for {'/'.join(CSV_NAMES['party'])})")
     if found["time"] is None and options.default_observed_at is None:
-        raise _problem(
+        raise file_problem(
             path, f"has no time column (looked for {'/'.join(CSV_NAMES['time'])}); give --at"
         )
     used = {c for c in found.values() if c is not None}
-    plan = _Plan(
+    plan = ColumnPlan(
         lon="(geometry)",
         lat="(geometry)",
         party=str(found["party"]),
@@ -128,22 +129,22 @@ def _vector_reports(path: Path, options: ReadOptions, progress: ProgressFn) -> R
         id=found["id"],
         uncertainty=found["uncertainty"],
         unit=found["unit"],
-        kind=_find_column(header, CSV_NAMES["kind"]),
-        source=_find_column(header, CSV_NAMES["source"]),
-        confidence=_find_column(header, CSV_NAMES["confidence"]),
-        notes=_find_column(header, CSV_NAMES["notes"]),
+        kind=find_column(header, CSV_NAMES["kind"]),
+        source=find_column(header, CSV_NAMES["source"]),
+        confidence=find_column(header, CSV_NAMES["confidence"]),
+        notes=find_column(header, CSV_NAMES["notes"]),
         extra=[],
     )
     used |= {c for c in (plan.kind, plan.source, plan.confidence, plan.notes) if c is not None}
     if options.keep_extra:
         plan.extra = [c for c in header if c not in used]
-    out = _Columns()
+    out = ChunkColumns()
     step = f"validating reports of {path.name}"
     progress(step, 0, n)
     if n:
-        _validate_chunk(chunk, plan, options, out, None, _party_mapper(None), {}, (lon, lat))
+        validate_chunk(chunk, plan, options, out, None, party_mapper(None), {}, (lon, lat))
         out.labels.append(np.arange(n))
     progress(step, n, n)
-    table = _assemble(path, out, "feature")
+    table = assemble(path, out, "feature")
     table.messages += notes
     return table

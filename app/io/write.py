@@ -18,14 +18,15 @@ import pandas as pd
 import shapely
 
 from app.domain import Report, Zone
-from app.findings import iso_utc
+from app.engine import FINDING_FIELDS
 from app.geojson import (
     report_to_feature,
     zone_to_feature,
 )
-from app.io.cells import _missing
+from app.io.cells import is_missing
 from app.io.formats import OutFormat, output_format
-from app.io.options import ProgressFn, _no_progress
+from app.io.options import ProgressFn, no_progress
+from app.limits import iso_utc
 
 Float = npt.NDArray[np.float64]
 
@@ -36,19 +37,6 @@ WRITE_CHUNK = 100_000
 
 #: Features per GeoPackage write: each append reopens the file and updates its spatial index.
 GPKG_CHUNK = 500_000
-
-
-#: Columns of the findings written by `write_findings` (CSV adds lon and lat first).
-FINDINGS_COLUMNS = [
-    "report_id",
-    "zone_id",
-    "zone_name",
-    "verdict",
-    "violation",
-    "depth_m",
-    "party",
-    "observed_at",
-]
 
 
 @contextmanager
@@ -101,7 +89,7 @@ def _gpkg_column(values: Any) -> np.ndarray:
     if array.dtype.kind in "fiub":
         return array
     out = np.empty(len(array), dtype=object)
-    out[:] = [None if _missing(v) else v for v in array.tolist()]
+    out[:] = [None if is_missing(v) else v for v in array.tolist()]
     return out
 
 
@@ -144,12 +132,12 @@ def write_findings(
     fmt: OutFormat | None = None,
     progress: ProgressFn | None = None,
 ) -> None:
-    """Write findings: a frame with `FINDINGS_COLUMNS` (observed_at UTC), `lon` and `lat`.
+    """Write findings: a frame with `app.engine.FINDING_FIELDS` (observed_at UTC), `lon` and `lat`.
 
     GeoJSON: Point features with the properties of DESIGN.md; CSV: lon, lat and the properties;
     GeoPackage: a Point layer "findings". `depth_m` is rounded to centimetres.
     """
-    progress = progress or _no_progress
+    progress = progress or no_progress
     fmt = fmt or output_format(path)
     n = len(findings)
     step = f"writing {path.name}"
@@ -164,7 +152,8 @@ def write_findings(
             "depth_m": np.round(findings["depth_m"].to_numpy(np.float64), 2),
             "party": findings["party"].to_numpy(object),
             "observed_at": iso_utc(observed),
-        }
+        },
+        columns=list(FINDING_FIELDS),
     )
     lon = findings["lon"].to_numpy(np.float64)
     lat = findings["lat"].to_numpy(np.float64)
@@ -229,7 +218,7 @@ def write_zones(
     progress: ProgressFn | None = None,
 ) -> None:
     """Write zone versions: GeoJSON as the API writes them, CSV with WKT, a GeoPackage layer."""
-    progress = progress or _no_progress
+    progress = progress or no_progress
     fmt = fmt or output_format(path)
     step = f"writing {path.name}"
     if fmt == "geojson":
@@ -258,7 +247,7 @@ def write_reports(
     The keys of `Report.extra` become columns after the report's fields (values that are not
     text or numbers as JSON text).
     """
-    progress = progress or _no_progress
+    progress = progress or no_progress
     fmt = fmt or output_format(path)
     step = f"writing {path.name}"
     if fmt == "geojson":

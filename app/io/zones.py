@@ -22,21 +22,16 @@ from shapely.geometry import mapping
 
 from app.domain import Zone
 from app.errors import TruceError
-from app.geojson import (
-    zone_from_feature,
-)
-from app.io.cells import _plain
-from app.io.columns import _csv_header
-from app.io.crs import _is_wgs84, _parse_crs
-from app.io.errors import _problem
-from app.io.formats import _sniff, input_format
-from app.io.geojson import _declares_other_crs, _load_json
-from app.io.options import ProgressFn, ReadOptions, _no_progress
-from app.io.vector import _read_vector
-from app.service import (
-    check_zone,
-    parse_zones,
-)
+from app.geojson import parse_zones, zone_from_feature
+from app.io.cells import plain_value
+from app.io.columns import csv_header
+from app.io.crs import is_wgs84, parse_crs
+from app.io.formats import input_format, sniff
+from app.io.geojson_files import declares_other_crs, load_json
+from app.io.options import ProgressFn, ReadOptions, no_progress
+from app.io.problems import file_problem
+from app.io.vector import read_vector
+from app.limits import check_zone
 
 _ZONE_FIELDS: dict[str, tuple[str, ...]] = {
     "id": ("id", "zone_id"),
@@ -70,27 +65,27 @@ def read_zones(
         FileProblem: naming the file, the feature or row, and the problem.
     """
     options = options or ReadOptions()
-    progress = progress or _no_progress
+    progress = progress or no_progress
     fmt = input_format(path)
-    _sniff(path, fmt)
+    sniff(path, fmt)
     if fmt == "geojson":
-        obj = _load_json(path, progress)
-        if not _declares_other_crs(obj):
+        obj = load_json(path, progress)
+        if not declares_other_crs(obj):
             try:
                 zones, notes = parse_zones(obj)
             except TruceError as exc:
-                raise _problem(path, exc.detail) from None
+                raise file_problem(path, exc.detail) from None
             return zones, [f"{path.name}: {note}" for note in notes]
     if fmt == "csv":
         attributes, geometry, notes = _read_wkt_csv(path, options, progress)
         where = "row"
         labels = np.arange(len(attributes)) + 2
     else:
-        attributes, geometry, notes = _read_vector(path, "zones", options, progress)
+        attributes, geometry, notes = read_vector(path, "zones", options, progress)
         where = "feature"
         labels = np.arange(len(attributes))
     if not len(attributes):
-        raise _problem(path, "has no zone (no features)")
+        raise file_problem(path, "has no zone (no features)")
     zones, more = _zones_from_table(path, attributes, geometry, where, labels, progress)
     return zones, notes + more
 
@@ -99,11 +94,11 @@ def _read_wkt_csv(
     path: Path, options: ReadOptions, progress: ProgressFn
 ) -> tuple[pd.DataFrame, np.ndarray, list[str]]:
     """Zones from a CSV with a WKT geometry column (as `write_zones` writes it)."""
-    delimiter, header = _csv_header(path)
+    delimiter, header = csv_header(path)
     lookup = {name.strip().lower(): name for name in header}
     column = next((lookup[n] for n in _WKT_NAMES if n in lookup), None)
     if column is None:
-        raise _problem(
+        raise file_problem(
             path, f"has no geometry column for zones: expected one of {', '.join(_WKT_NAMES)} (WKT)"
         )
     progress(f"reading {path.name}", 0, None)
@@ -119,21 +114,21 @@ def _read_wkt_csv(
             skip_blank_lines=False,
         )
     except (ValueError, UnicodeDecodeError, csv.Error) as exc:
-        raise _problem(path, f"cannot be read as CSV: {exc}") from None
+        raise file_problem(path, f"cannot be read as CSV: {exc}") from None
     progress(f"reading {path.name}", 1, 1)
     text = frame[column].to_numpy(object)
     geometry = np.empty(len(text), dtype=object)
     for i, value in enumerate(text.tolist()):
         if not isinstance(value, str):
-            raise _problem(path, f"column {column!r} is empty", f"row {i + 2}")
+            raise file_problem(path, f"column {column!r} is empty", f"row {i + 2}")
         try:
             geometry[i] = shapely.from_wkt(value)
         except shapely.errors.GEOSException as exc:
-            raise _problem(path, f"column {column!r}: not WKT: {exc}", f"row {i + 2}") from None
+            raise file_problem(path, f"column {column!r}: not WKT: {exc}", f"row {i + 2}") from None
     notes: list[str] = []
     if options.crs is not None:
-        crs = _parse_crs(options.crs, path)
-        if not _is_wgs84(crs):
+        crs = parse_crs(options.crs, path)
+        if not is_wgs84(crs):
             transformer = Transformer.from_crs(crs, "EPSG:4326", always_xy=True)
             geometry = shapely.transform(
                 geometry, lambda xy: np.column_stack(transformer.transform(xy[:, 0], xy[:, 1]))
@@ -154,7 +149,7 @@ def _zone_columns(attributes: pd.DataFrame) -> dict[str, str]:
 
 def _timestamp_value(value: Any) -> Any:
     """A time cell as an aware datetime when it is one, else as it is (for the message)."""
-    value = _plain(value)
+    value = plain_value(value)
     if isinstance(value, str):
         text = value.strip()
         try:
@@ -171,7 +166,7 @@ def _timestamp_value(value: Any) -> Any:
 
 
 def _parties_value(value: Any) -> Any:
-    value = _plain(value)
+    value = plain_value(value)
     if value is None:
         return []
     if isinstance(value, str):
@@ -183,12 +178,12 @@ def _parties_value(value: Any) -> Any:
                 return value
         return [p.strip() for p in re.split(r"[,;]", text) if p.strip()]
     if isinstance(value, list | tuple | np.ndarray):
-        return [_plain(v) for v in value]
+        return [plain_value(v) for v in value]
     return value
 
 
 def _id_value(value: Any) -> Any:
-    value = _plain(value)
+    value = plain_value(value)
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -212,7 +207,7 @@ def _zones_from_table(
         "id": _id_value,
     }
     values = {
-        field: [converters.get(field, _plain)(v) for v in attributes[column].tolist()]
+        field: [converters.get(field, plain_value)(v) for v in attributes[column].tolist()]
         for field, column in columns.items()
     }
     fast = _fast_geometries(geometry)
@@ -230,7 +225,7 @@ def _zones_from_table(
         if good is not None:
             feature["geometry"] = _TRIANGLE
         elif geometry[i] is None or shapely.is_empty(geometry[i]):
-            raise _problem(path, "has no geometry; a zone needs a Polygon or MultiPolygon", at)
+            raise file_problem(path, "has no geometry; a zone needs a Polygon or MultiPolygon", at)
         else:
             feature["geometry"] = mapping(geometry[i])
         try:
@@ -239,10 +234,10 @@ def _zones_from_table(
                 zone = dataclasses.replace(zone, geometry=good)
             check_zone(zone)
         except TruceError as exc:
-            raise _problem(path, _table_detail(exc), at) from None
+            raise file_problem(path, _table_detail(exc), at) from None
         first = seen.setdefault((zone.id, zone.version), i)
         if first != i:
-            raise _problem(
+            raise file_problem(
                 path,
                 f"zone {zone.id!r} version {zone.version} is also {where} {labels[first]}",
                 at,

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 
 import app.api.parsing as parsing
 from app.api.parsing import _fast_collection, parse_reports
+from app.batch import ReportBatch, Shape
 from app.errors import TruceError
 from app.geojson import reports_from_geojson
-from app.service import ReportBatch, Shape
 from tests.api.support import collection, point
 
 NOW = datetime(2024, 5, 1, 12, tzinfo=UTC)

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 from shapely import box
 
+from app.batch import ReportBatch
 from app.domain import Report, Zone, ZoneKind
-from app.findings import iso_utc
-from app.service import ReportBatch, Service, to_us
+from app.limits import iso_utc, to_us
+from app.service import Service
 from app.store import SQLiteStore
 from tests.api.support import PARUKH
 

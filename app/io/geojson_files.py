@@ -13,19 +13,16 @@ import numpy as np
 import orjson
 from pyproj import CRS
 
+from app.batch import ReportBatch
 from app.errors import TruceError
-from app.geojson import (
-    reports_from_geojson,
-)
-from app.io.chunks import _check_limits
-from app.io.crs import _is_wgs84
-from app.io.errors import _problem
+from app.geojson import reports_from_geojson
+from app.io.crs import is_wgs84
 from app.io.options import ProgressFn, ReadOptions
-from app.io.tables import ReportTable
-from app.io.times import _NS_PER_US
+from app.io.problems import file_problem
+from app.io.rows import FileRows
 
 
-def _declares_other_crs(obj: Any) -> bool:
+def declares_other_crs(obj: Any) -> bool:
     """Whether a GeoJSON object has a legacy `crs` member naming a CRS other than WGS84."""
     crs = obj.get("crs") if isinstance(obj, Mapping) else None
     if not isinstance(crs, Mapping):
@@ -35,25 +32,27 @@ def _declares_other_crs(obj: Any) -> bool:
     if not isinstance(name, str):
         return False
     try:
-        return not _is_wgs84(CRS.from_user_input(name))
+        return not is_wgs84(CRS.from_user_input(name))
     except Exception:
         return True  # GDAL will say what it makes of it
 
 
-def _load_json(path: Path, progress: ProgressFn) -> Any:
+def load_json(path: Path, progress: ProgressFn) -> Any:
+    """A JSON file parsed, refused as a `FileProblem` when unreadable."""
     step = f"reading {path.name}"
     progress(step, 0, None)
     try:
         obj = orjson.loads(path.read_bytes())
     except orjson.JSONDecodeError as exc:
-        raise _problem(path, f"is not valid JSON: {exc}") from None
+        raise file_problem(path, f"is not valid JSON: {exc}") from None
     except OSError as exc:
-        raise _problem(path, f"cannot be read: {exc.strerror or exc}") from None
+        raise file_problem(path, f"cannot be read: {exc.strerror or exc}") from None
     progress(step, 1, 1)
     return obj
 
 
-def _geojson_reports(path: Path, obj: Any, options: ReadOptions) -> ReportTable:
+def geojson_reports(path: Path, obj: Any, options: ReadOptions) -> ReportBatch:
+    """The reports of a parsed GeoJSON object, named by JSON pointer ("features/3")."""
     placeholder = "\x00"
 
     def assign(index: int | None) -> str:
@@ -66,15 +65,14 @@ def _geojson_reports(path: Path, obj: Any, options: ReadOptions) -> ReportTable:
             obj, default_observed_at=options.default_observed_at, assign_id=assign
         )
     except TruceError as exc:
-        raise _problem(path, exc.detail) from None
-    table = ReportTable.from_reports(path, reports)
-    _check_limits(path, table.time_ns // _NS_PER_US, table.uncertainty_m, table.where)
+        raise file_problem(path, exc.detail) from None
+    table = ReportBatch.from_reports(reports, FileRows(path, "features/", np.arange(len(reports))))
     bad = np.flatnonzero((np.abs(table.lat) > 90) | (np.abs(table.lon) > 180))
     if len(bad):  # the parser refused these already; kept as a guard
-        raise _problem(path, "coordinates out of range", table.where(int(bad[0])))
+        raise file_problem(path, "coordinates out of range", table.where(int(bad[0])))
     if options.content_ids and any(r.id == placeholder for r in reports):
         table.ids = np.array([None if r.id == placeholder else r.id for r in reports], object)
-        table.parsed = None
+        table.build_reports = None
         table.kind = np.array([r.kind.value for r in reports], dtype=object)
         table.source = np.array([r.source for r in reports], dtype=object)
         table.confidence = np.array(

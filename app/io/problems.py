@@ -13,5 +13,6 @@ class FileProblem(InvalidInput):
     title = "Unreadable file"
 
 
-def _problem(path: Path, message: str, where: str | None = None) -> FileProblem:
+def file_problem(path: Path, message: str, where: str | None = None) -> FileProblem:
+    """The `FileProblem` "name.csv: row 7: message" (or "name.csv: message" without `where`)."""
     return FileProblem(f"{path.name}: {where}: {message}" if where else f"{path.name}: {message}")
