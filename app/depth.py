@@ -22,16 +22,12 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 
-# pykdtree parallelises every query with OpenMP; for the per-zone batches here the team's start-up
-# costs more than it saves (6x slower on a loaded 2-core machine), and the engine already spreads
-# zones over threads. An explicit OMP_NUM_THREADS from the user still wins.
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-
-import numpy as np  # noqa: E402
-import shapely  # noqa: E402
-from pykdtree.kdtree import KDTree  # noqa: E402
+import numpy as np
+import shapely
 from shapely.geometry.base import BaseGeometry
 
 from app.geodesy import (
@@ -44,6 +40,29 @@ from app.geodesy import (
     sphere_centre,
     subdivide,
 )
+
+
+@contextmanager
+def _omp_threads_unless_chosen(threads: str) -> Iterator[None]:
+    """Set `OMP_NUM_THREADS` for the block only, unless the user set it; then put it back."""
+    chosen = os.environ.get("OMP_NUM_THREADS")
+    if chosen is None:
+        os.environ["OMP_NUM_THREADS"] = threads
+    try:
+        yield
+    finally:
+        if chosen is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+
+
+# pykdtree parallelises every query with OpenMP; for the per-zone batches here the team's start-up
+# costs more than it saves (6x slower on a loaded 2-core machine), and the engine already spreads
+# zones over threads. pykdtree carries its own copy of libgomp, which reads OMP_NUM_THREADS once,
+# when it is loaded: so one thread is asked for during the import only, and the user's environment
+# (and every other OpenMP library) is left as it was. An OMP_NUM_THREADS the user set still wins;
+# so does whatever pykdtree started with if something imported it before this module.
+with _omp_threads_unless_chosen("1"):
+    from pykdtree.kdtree import KDTree
 
 # Nearest samples asked of the KD-tree: a few for every point, more for the few points those do
 # not settle; what is still unsettled gets an exact R-tree search of the segments within reach.

@@ -111,7 +111,12 @@ class Report:
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """The answer for one (report, zone) pair."""
+    """The answer for one (report, zone) pair, one object each.
+
+    Python API, for scripts and notebooks: `ZoneIndex.findings` gives these and
+    `app.geojson.finding_to_feature` writes them. The service, the HTTP API and the command line
+    keep findings as columns instead (`app.findings.FindingColumns`, `ZoneIndex.check` frames).
+    """
 
     report_id: str
     zone_id: str
@@ -123,15 +128,3 @@ class Finding:
     observed_at: datetime
     lon: float
     lat: float
-
-
-@dataclass(frozen=True, slots=True)
-class TrackEvent:
-    """A unit entering or leaving a zone, at the time of the report that showed it."""
-
-    party: str
-    unit: str
-    zone_id: str
-    kind: TrackEventKind
-    at: datetime
-    report_id: str

@@ -512,7 +512,11 @@ def check_uncertainty(value: object, field: str) -> float:
 
 
 def validate_report(report: Report, *, path: str = "") -> None:
-    """Check a `Report` built in code (e.g. from CSV) as the GeoJSON parser checks its input."""
+    """Check a `Report` built in code as the GeoJSON parser checks its input.
+
+    Python API, for scripts that make reports themselves: the HTTP API and the file readers
+    validate as they parse (`app.geojson`, `app.io`) and do not call it.
+    """
     required_string(report.id, join_path(path, "id"), error=InvalidReport)
     check_party(report.party, join_path(path, "party"))
     parse_timestamp(report.observed_at, join_path(path, "observed_at"), error=InvalidReport)

@@ -791,7 +791,7 @@ def main(argv: list[str] | None = None) -> int:
             from importlib.metadata import version
 
             versions[name] = version(name)
-        except Exception:  # noqa: BLE001
+        except Exception:
             versions[name] = "absent"
     if tool == "wrk":
         wrk_v = subprocess.run(["wrk", "--version"], capture_output=True, text=True)

@@ -35,7 +35,7 @@ import shapely
 if __package__ in (None, ""):  # run as a script or imported from bench/: make `app` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from app.domain import Zone, ZoneKind  # noqa: E402
+from app.domain import Zone, ZoneKind
 
 CENTRE_LON = 46.5
 CENTRE_LAT = 40.0

@@ -63,9 +63,9 @@ class FeatureCollection(BaseModel):
 class Page(FeatureCollection):
     """One page of a listing, OGC API – Features style: follow the `next` link for more."""
 
-    numberReturned: int  # noqa: N815 - the OGC API name
-    numberMatched: int | None = None  # noqa: N815
-    timeStamp: datetime  # noqa: N815
+    numberReturned: int  # camelCase: the OGC API names
+    numberMatched: int | None = None
+    timeStamp: datetime
     links: list[Link]
 
 
@@ -108,7 +108,7 @@ class FindingCollection(BaseModel):
 
     type: Literal["FeatureCollection"] = "FeatureCollection"
     features: list[FindingFeature]
-    numberReturned: int  # noqa: N815
+    numberReturned: int
     violations: int
     warnings: list[str]
 

@@ -103,7 +103,7 @@ def _types(values: list[Any]) -> set[type]:
     return set(map(type, values))
 
 
-def _columns(  # noqa: C901 - one straight pass over the columns reads best as one function
+def _columns(  # one straight pass over the columns reads best as one function
     features: list[Any], default_observed_at: datetime | None, assign_id: IdFactory
 ) -> ReportBatch | None:
     n = len(features)

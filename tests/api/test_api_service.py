@@ -100,7 +100,7 @@ def test_threads_checking_while_zones_change_all_get_answers(store: SQLiteStore)
         try:
             while not stop.is_set():
                 service.check(at(*PARUKH))
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:  # reported below
             errors.append(exc)
 
     threads = [threading.Thread(target=check) for _ in range(4)]

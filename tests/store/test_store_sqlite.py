@@ -479,7 +479,7 @@ def test_threads_sharing_one_store_lose_nothing(store: SQLiteStore) -> None:
                     [report(f"w{worker}-{batch}-{i}") for i in range(50)], f"thread-{worker}"
                 )
                 store.list_reports(limit=10)
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as exc:  # reported by the assertion below
             errors.append(exc)
 
     threads = [threading.Thread(target=write, args=(w,)) for w in range(4)]
