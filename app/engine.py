@@ -2,8 +2,8 @@
 
 `ZoneIndex` is built once from every zone version. `check` takes a frame of reports and returns one
 row per (report, zone in force) pair that is not `outside`: which zone, how deep, which verdict,
-whether it is a violation (`judge` does the same on plain arrays, for hot paths). The work is per
-zone (a few hundred), never per report:
+whether it is a violation. `judge` does the same on an `app.batch.ReportBatch`'s columns,
+without pandas, for hot paths. The work is per zone (a few hundred), never per report:
 
 - candidates: reports whose time falls in the zone's validity and whose position lies in the zone's
   envelope widened by its warning distance and the largest uncertainty (a sorted-longitude slice
