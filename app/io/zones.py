@@ -58,8 +58,8 @@ def read_zones(
 ) -> tuple[list[Zone], list[str]]:
     """Zones (every version in the file) and notes on what was repaired, assumed or transformed.
 
-    Zones are validated as the HTTP API validates them (`app.geojson.zone_from_feature` and the
-    service's limits); a file with no zone is refused.
+    Zones are validated as the HTTP API validates them (`app.geojson.zone_from_feature` and
+    `app.limits`); a file with no zone is refused.
 
     Raises:
         FileProblem: naming the file, the feature or row, and the problem.
