@@ -70,11 +70,6 @@ class Track:
     summary: list[JSON]
 
 
-def judge(index: ZoneIndex, batch: ReportBatch, *, include_outside: bool = False) -> Judged:
-    """The engine's findings for a batch, straight from its columns."""
-    return index.judge(batch, include_outside=include_outside)
-
-
 def _records(frame: pd.DataFrame) -> list[JSON]:
     """A frame as JSON records: times in ISO 8601, NaN and NaT as null, numpy scalars as Python."""
     out: dict[str, list[Any]] = {}
@@ -181,7 +176,7 @@ class Service:
         indexed = self._current()
         if not len(batch):
             return Checked([], [], 0)
-        judged = judge(indexed.index, batch, include_outside=include_outside)
+        judged = indexed.index.judge(batch, include_outside=include_outside)
         warnings = self._swapped(indexed, batch, judged)
         return Checked(
             FindingColumns.of(judged, indexed.index, batch).features(),
@@ -260,7 +255,7 @@ class Service:
         """The violations among `reports`, and the zone token of the index that found them."""
         indexed = self._current()
         batch = ReportBatch.from_reports(reports)
-        judged = judge(indexed.index, batch)
+        judged = indexed.index.judge(batch)
         violations = judged.select(judged.violation)
         return indexed.token, FindingColumns.of(violations, indexed.index, batch)
 
