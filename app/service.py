@@ -35,9 +35,10 @@ from app.findings import FindingColumns
 from app.geojson import zones_from_geojson
 from app.incursions import ViolationLog
 from app.scenario import GEODATA, load_scenario
-from app.store import AuditEntry, BBox, NotFound, Store
+from app.store import AuditEntry, BBox, NotFound, Store, UnknownZone
 from app.tracks import track_events, track_summary
 from app.validate import join_path
+from app.zone_import import ZoneImport, plan_zone_import
 
 __all__ = [
     "MAX_DISTANCE_M",
@@ -385,6 +386,24 @@ class Service:
         """Retire a zone from `at` on; its history stays."""
         check_time(at, "at")
         return self.store.retire_zone(zone_id, at, actor)
+
+    def import_zones(self, zones: Sequence[Zone], actor: str) -> ZoneImport:
+        """Store zones read from a file: new zones, and new versions of stored ones.
+
+        Versions already stored are skipped as duplicates, and a changed version that reuses a
+        stored number is refused (`Conflict`) before anything is stored: the rule of
+        `app.zone_import`, which `truce import zones` follows.
+        """
+        histories: dict[str, list[Zone]] = {}
+        for zone_id in sorted({zone.id for zone in zones}):
+            try:
+                histories[zone_id] = self.store.zone_history(zone_id)
+            except UnknownZone:
+                histories[zone_id] = []
+        plan = plan_zone_import(zones, histories)
+        created = self.add_zones(plan.create, actor) if plan.create else []
+        added = [self.new_zone_version(zone, actor) for zone in plan.add]
+        return ZoneImport(created, added, plan.duplicates)
 
     # -- reports --------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import pandas as pd
 import typer
 
 from app.cli.common import (
@@ -16,11 +17,11 @@ from app.cli.common import (
     console,
     handled_errors,
     open_database,
+    open_service,
     parse_time,
 )
-from app.cli.judging import index_zones, judge_reports
-from app.engine import ZoneIndex
-from app.io import ReportTable, output_format, write_findings, write_reports, write_zones
+from app.findings import FindingColumns
+from app.io import output_format, write_findings, write_reports, write_zones
 from app.store import Store, iter_report_pages
 
 export_app = typer.Typer(help="Export zones, reports or incursions from the database to a file.")
@@ -33,6 +34,24 @@ Format = Annotated[
 Since = Annotated[str | None, typer.Option(help="Only reports observed at or after this time")]
 Until = Annotated[str | None, typer.Option(help="Only reports observed before this time")]
 Party = Annotated[str | None, typer.Option(help="Only this party's reports")]
+
+
+def _findings_frame(found: FindingColumns) -> pd.DataFrame:
+    """Finding columns as the frame that `write_findings` writes."""
+    return pd.DataFrame(
+        {
+            "report_id": found.report_id,
+            "zone_id": found.zone_id,
+            "zone_name": found.zone_name,
+            "verdict": found.verdict,
+            "violation": found.violation,
+            "depth_m": found.depth_m,
+            "party": found.party,
+            "observed_at": pd.to_datetime(found.time_ns, utc=True),
+            "lon": found.lon,
+            "lat": found.lat,
+        }
+    )
 
 
 def _stored_reports(
@@ -68,11 +87,8 @@ def export_zones(
     with handled_errors():
         fmt = output_format(out, out_format)
         moment = parse_time(at, "--at")
-        with Steps(show_progress) as steps, open_database(database_url, create=False) as store:
-            if moment is None:
-                zones = store.list_zones(all_versions=True)
-            else:
-                zones = store.list_zones(at=moment)
+        with Steps(show_progress) as steps, open_service(database_url, create=False) as service:
+            zones = service.list_zones(moment, all_versions=moment is None)
             write_zones(zones, out, fmt, steps)
         console.print(f"{len(zones)} zone version(s) written to {out}")
 
@@ -110,24 +126,14 @@ def export_incursions(
 ) -> None:
     """Write the violations of the stored reports against the stored zones to --out.
 
-    As GET /incursions: judged against the zones as they stand now.
+    As GET /incursions (the same service call): judged against the zones as they stand now.
     """
     with handled_errors():
         fmt = output_format(out, out_format)
         start, end = parse_time(since, "--since"), parse_time(until, "--until")
-        with Steps(show_progress) as steps, open_database(database_url, create=False) as store:
-            reports = _stored_reports(store, start, end, party, steps)
-            zones = store.zones_for_index()
-            table = ReportTable.from_reports(Path("database"), reports)
-            if zones and reports:
-                findings = judge_reports(index_zones(zones, steps), table, steps)
-            else:
-                findings = judge_reports(
-                    ZoneIndex([]), ReportTable.from_reports(Path("-"), []), steps
-                )
-            keep = findings["violation"].to_numpy(bool)
-            if zone is not None:
-                keep = keep & (findings["zone_id"].to_numpy(object) == zone)
-            incursions = findings[keep]
+        with Steps(show_progress) as steps, open_service(database_url, create=False) as service:
+            with steps.step("finding the incursions of the stored reports"):
+                found = service.incursions(since=start, until=end, party=party, zone=zone)
+            incursions = _findings_frame(found)
             write_findings(incursions, out, fmt, steps)
         console.print(f"{len(incursions):,} incursion(s) written to {out}")
