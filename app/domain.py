@@ -123,15 +123,3 @@ class Finding:
     observed_at: datetime
     lon: float
     lat: float
-
-
-@dataclass(frozen=True, slots=True)
-class TrackEvent:
-    """A unit entering or leaving a zone, at the time of the report that showed it."""
-
-    party: str
-    unit: str
-    zone_id: str
-    kind: TrackEventKind
-    at: datetime
-    report_id: str

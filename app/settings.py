@@ -5,7 +5,8 @@ Every setting has a working default, so `truce serve` runs with none set:
 - `TRUCE_DATABASE_URL`: ``sqlite:///data/truce.sqlite`` (relative to the working directory; the
   directory is created on first start);
 - `TRUCE_API_KEYS`: ``key:role,key:role`` with the roles of `app.roles` (``viewer``,
-  ``observer``, ``admin``; default none: only keys stored in the database, and public reads if allowed);
+  ``observer``, ``admin``; default none: only keys stored in the database, and public reads if
+  allowed);
 - `TRUCE_PUBLIC_READ`: whether reads need no key (default false);
 - `TRUCE_MAX_BODY_BYTES` (32 MiB) and `TRUCE_MAX_FEATURES` (100,000): larger requests get 413;
 - `TRUCE_TILES`: the map's basemap: ``offline`` (default: outlines and place names drawn from

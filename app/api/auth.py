@@ -41,6 +41,7 @@ __all__ = [
     "require_role",
 ]
 
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     """Who is asking: their role (None when anonymous) and the name the audit log gives them."""

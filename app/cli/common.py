@@ -3,8 +3,9 @@
 Bad input ends a command with one line on stderr, "error: FILE: row N: problem", and exit code 2,
 never a traceback (set TRUCE_DEBUG=1 to see one for an unexpected error): commands run their work
 inside `handled_errors()`, and reach the database through `open_service` (the `Service` that the
-HTTP API uses) or, for keys and plain listings, `open_database`. Progress bars (rich, on stderr) follow every step that can take more
-than a second: reading, validating, checking and writing; `Steps` draws them.
+HTTP API uses) or, for keys and plain listings, `open_database`. Progress bars (rich, on stderr)
+follow every step that can take more than a second: reading, validating, checking and writing;
+`Steps` draws them.
 """
 
 from __future__ import annotations
