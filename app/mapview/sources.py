@@ -10,7 +10,7 @@ from app.domain import Report
 from app.mapview.model import MapData
 from app.scenario import GEODATA, load_scenario
 from app.service import Service
-from app.store import REPORT_PAGE
+from app.store import iter_report_pages
 
 #: The most reports one map page carries; past this the page says it is truncated.
 MAX_MAP_REPORTS = 250_000
@@ -32,14 +32,12 @@ def map_data_from_service(
     build of its own.
     """
     reports: list[Report] = []
-    cursor: str | None = None
-    more = True
-    while more and len(reports) < MAX_MAP_REPORTS:
-        page, cursor = service.list_reports(
-            since=since, until=until, party=party, limit=REPORT_PAGE, after=cursor
-        )
+    # Service.list_reports is the store's listing as it is: walked here a page at a time.
+    pages = iter_report_pages(service.store, since=since, until=until, party=party)
+    for page in pages:
         reports += page
-        more = cursor is not None
+        if len(reports) >= MAX_MAP_REPORTS:
+            break
     try:
         scenario = load_scenario(geodata)
         parties, layers = scenario.parties, scenario.layers
@@ -53,4 +51,4 @@ def map_data_from_service(
         layers=layers,
         index=index,
     )
-    return data, len(reports) > MAX_MAP_REPORTS or more
+    return data, len(reports) > MAX_MAP_REPORTS or next(pages, None) is not None

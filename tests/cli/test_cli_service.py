@@ -17,7 +17,7 @@ from app.cli import cli
 from app.scenario import GEODATA
 from app.service import Service
 from app.settings import Settings
-from tests.api.support import API_KEYS, auth
+from tests.api.support import API_KEYS, auth, square_zone
 
 ZONES = GEODATA / "zones.geojson"
 REPORTS = GEODATA / "reports.geojson"
@@ -41,22 +41,6 @@ def client(url: str) -> Iterator[TestClient]:
     settings = Settings(_env_file=None, database_url=url, api_keys=API_KEYS)
     with TestClient(create_app(settings)) as client:
         yield client
-
-
-def buffer_zone(zone_id: str, lon: float, lat: float, size: float) -> dict[str, Any]:
-    """A square buffer zone that authorizes nobody, in force since 2020."""
-    ring = [[lon, lat], [lon + size, lat], [lon + size, lat + size], [lon, lat + size], [lon, lat]]
-    return {
-        "type": "Feature",
-        "id": zone_id,
-        "geometry": {"type": "Polygon", "coordinates": [ring]},
-        "properties": {
-            "name": f"Buffer {zone_id}",
-            "kind": "buffer",
-            "valid_from": "2020-01-01T00:00:00+00:00",
-            "authorized_parties": [],
-        },
-    }
 
 
 def history(client: TestClient, zone_id: str) -> list[tuple[int, str, str | None]]:
@@ -113,9 +97,8 @@ def test_export_incursions_answers_as_get_incursions(
     truce("import", "zones", str(ZONES), "--database-url", url)
     truce("import", "reports", str(REPORTS), "--database-url", url)
     # A zone added over HTTP, around Parukh, gives incursions by several parties.
-    response = client.post(
-        "/zones", json=buffer_zone("parukh-buffer", 46.78, 39.99, 0.05), headers=auth("admin")
-    )
+    buffer = square_zone("parukh-buffer", 46.78, 39.99, 0.05, authorized=[])
+    response = client.post("/zones", json=buffer, headers=auth("admin"))
     assert response.status_code == 201, response.text
     for options in (
         {},
