@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from app.batch import ReportBatch
 from app.engine import Judged, ZoneIndex
@@ -72,6 +73,23 @@ class FindingColumns:
     def take(self, rows: np.ndarray | slice) -> FindingColumns:
         """The rows at `rows` (positions, a boolean mask or a slice)."""
         return FindingColumns(*(getattr(self, f.name)[rows] for f in fields(self)))
+
+    def frame(self) -> pd.DataFrame:
+        """The findings as the frame that `app.io.write_findings` writes."""
+        return pd.DataFrame(
+            {
+                "report_id": self.report_id,
+                "zone_id": self.zone_id,
+                "zone_name": self.zone_name,
+                "verdict": self.verdict,
+                "violation": self.violation,
+                "depth_m": self.depth_m,
+                "party": self.party,
+                "observed_at": pd.to_datetime(self.time_ns, utc=True),
+                "lon": self.lon,
+                "lat": self.lat,
+            }
+        )
 
     def features(self) -> list[dict[str, Any]]:
         """Point features with the properties of a finding (as `finding_to_feature`)."""

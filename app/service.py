@@ -32,8 +32,9 @@ from app.findings import FindingColumns
 from app.incursions import ViolationLog
 from app.limits import check_time, check_zone, to_us
 from app.scenario import GEODATA, load_scenario
-from app.store import AuditEntry, BBox, NotFound, Store
+from app.store import AuditEntry, BBox, NotFound, Store, UnknownZone
 from app.tracks import track_events, track_summary
+from app.zone_import import ZoneImport, plan_zone_import
 
 __all__ = ["Checked", "Filed", "Service", "Track"]
 
@@ -168,6 +169,24 @@ class Service:
         """Retire a zone from `at` on; its history stays."""
         check_time(at, "at")
         return self.store.retire_zone(zone_id, at, actor)
+
+    def import_zones(self, zones: Sequence[Zone], actor: str) -> ZoneImport:
+        """Store zones read from a file: new zones, and new versions of stored ones.
+
+        Versions already stored are skipped as duplicates, and a changed version that reuses a
+        stored number is refused (`Conflict`) before anything is stored: the rule of
+        `app.zone_import`, which `truce import zones` follows.
+        """
+        histories: dict[str, list[Zone]] = {}
+        for zone_id in sorted({zone.id for zone in zones}):
+            try:
+                histories[zone_id] = self.store.zone_history(zone_id)
+            except UnknownZone:
+                histories[zone_id] = []
+        plan = plan_zone_import(zones, histories)
+        created = self.add_zones(plan.create, actor) if plan.create else []
+        added = [self.new_zone_version(zone, actor) for zone in plan.add]
+        return ZoneImport(created, added, plan.duplicates)
 
     # -- reports --------------------------------------------------------------------------
 

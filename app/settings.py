@@ -4,8 +4,9 @@ Every setting has a working default, so `truce serve` runs with none set:
 
 - `TRUCE_DATABASE_URL`: ``sqlite:///data/truce.sqlite`` (relative to the working directory; the
   directory is created on first start);
-- `TRUCE_API_KEYS`: ``key:role,key:role`` with roles ``viewer``, ``observer``, ``admin``
-  (default none: only keys stored in the database, and public reads if allowed);
+- `TRUCE_API_KEYS`: ``key:role,key:role`` with the roles of `app.roles` (``viewer``,
+  ``observer``, ``admin``; default none: only keys stored in the database, and public reads if
+  allowed);
 - `TRUCE_PUBLIC_READ`: whether reads need no key (default false);
 - `TRUCE_MAX_BODY_BYTES` (32 MiB) and `TRUCE_MAX_FEATURES` (100,000): larger requests get 413;
 - `TRUCE_TILES`: the map's basemap: ``offline`` (default: outlines and place names drawn from
@@ -20,18 +21,16 @@ API keys are kept as `SecretStr`, so printing or logging the settings never show
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["MIB", "ApiKey", "Role", "Settings", "parse_api_keys"]
+from app.roles import ROLES, Role
+
+__all__ = ["MIB", "ApiKey", "Settings", "parse_api_keys"]
 
 MIB = 1024 * 1024
-
-#: Roles, weakest first; each includes the ones before it (admin ⊇ observer ⊇ viewer).
-Role = Literal["viewer", "observer", "admin"]
-_ROLES: tuple[str, ...] = get_args(Role)
 
 
 class ApiKey(BaseModel):
@@ -58,11 +57,11 @@ def parse_api_keys(value: str) -> list[ApiKey]:
         secret, role = secret.strip(), role.strip().lower()
         if not colon or not secret:
             raise ValueError(f"API key entry {position} must read key:role")
-        if role not in _ROLES:
+        if role not in ROLES:
             raise ValueError(
-                f"API key entry {position}: role {role!r} is not one of {', '.join(_ROLES)}"
+                f"API key entry {position}: role {role!r} is not one of {', '.join(ROLES)}"
             )
-        keys.append(ApiKey(key=SecretStr(secret), role=role))  # type: ignore[arg-type]
+        keys.append(ApiKey(key=SecretStr(secret), role=Role(role)))
     return keys
 
 

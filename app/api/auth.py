@@ -18,13 +18,14 @@ import hashlib
 import hmac
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Annotated, get_args
+from typing import Annotated
 
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
 from app.errors import Forbidden, Unauthorized
-from app.settings import ApiKey, Role, Settings
+from app.roles import ROLES, Role
+from app.settings import ApiKey, Settings
 from app.store import Store, hash_key
 
 __all__ = [
@@ -40,8 +41,6 @@ __all__ = [
     "require_role",
 ]
 
-_RANK: dict[str, int] = {role: rank for rank, role in enumerate(get_args(Role))}
-
 
 @dataclass(frozen=True, slots=True)
 class Principal:
@@ -52,7 +51,7 @@ class Principal:
 
     def allows(self, role: Role) -> bool:
         """Whether this principal's role includes `role`."""
-        return self.role is not None and _RANK[self.role] >= _RANK[role]
+        return self.role is not None and self.role.includes(role)
 
 
 #: A reader without a key, when the settings allow public reading.
@@ -83,9 +82,9 @@ class KeyRing:
         if found is not None:
             return found
         record = self._store.find_key(digest.hex())
-        if record is None or record.role not in _RANK:
+        if record is None or record.role not in ROLES:
             return None
-        return Principal(role=record.role, actor=f"key:{record.id}:{record.label}")  # type: ignore[arg-type]
+        return Principal(role=Role(record.role), actor=f"key:{record.id}:{record.label}")
 
 
 #: The header that carries the key.
@@ -102,7 +101,7 @@ def authorize(request: Request, role: Role, key: str | None) -> Principal:
     """The principal of `key` if its role includes `role`; else 401 (no or unknown key) or 403."""
     settings: Settings = request.app.state.settings
     if not key:
-        if role == "viewer" and settings.public_read:
+        if role is Role.VIEWER and settings.public_read:
             return ANONYMOUS
         raise Unauthorized("an API key is required in the X-API-Key header", field="X-API-Key")
     keyring: KeyRing = request.app.state.keyring
@@ -128,6 +127,6 @@ def require_role(role: Role) -> Callable[[Request, str | None], Awaitable[Princi
     return dependency
 
 
-ViewerKey = Annotated[Principal, Depends(require_role("viewer"))]
-ObserverKey = Annotated[Principal, Depends(require_role("observer"))]
-AdminKey = Annotated[Principal, Depends(require_role("admin"))]
+ViewerKey = Annotated[Principal, Depends(require_role(Role.VIEWER))]
+ObserverKey = Annotated[Principal, Depends(require_role(Role.OBSERVER))]
+AdminKey = Annotated[Principal, Depends(require_role(Role.ADMIN))]

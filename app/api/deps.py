@@ -34,6 +34,7 @@ __all__ = [
     "PageDep",
     "ServiceDep",
     "SettingsDep",
+    "SinceUntilDep",
     "TimeRange",
     "TimeRangeDep",
     "ZoneTime",
@@ -180,13 +181,27 @@ class TimeRange:
     until: datetime | None
 
 
-async def time_range_query(
+async def _since_until_params(
     since: Annotated[
         str | None, Query(description="RFC 3339; reports observed at or after this time")
     ] = None,
     until: Annotated[
         str | None, Query(description="RFC 3339; reports observed before this time")
     ] = None,
+) -> tuple[str | None, str | None]:
+    """The `since` and `until` parameters as given (declared once for every route)."""
+    return since, until
+
+
+def _since_until(since: str | None, until: str | None) -> TimeRange:
+    start = None if since is None else parse_instant(since, "since")
+    end = None if until is None else parse_instant(until, "until")
+    if start is not None and end is not None and end <= start:
+        raise InvalidParameter("must be after since", field="until")
+    return TimeRange(start, end)
+
+
+async def _datetime_param(
     interval: Annotated[
         str | None,
         Query(
@@ -196,21 +211,34 @@ async def time_range_query(
             examples=["2022-03-24T00:00:00Z/2022-03-29T00:00:00Z", "../2022-03-25T00:00:00Z"],
         ),
     ] = None,
+) -> str | None:
+    """The OGC `datetime` parameter as given."""
+    return interval
+
+
+async def since_until_query(
+    params: Annotated[tuple[str | None, str | None], Depends(_since_until_params)],
+) -> TimeRange:
+    """`since`/`until` only (for routes that take no OGC `datetime`, such as the map)."""
+    return _since_until(*params)
+
+
+async def time_range_query(
+    params: Annotated[tuple[str | None, str | None], Depends(_since_until_params)],
+    interval: Annotated[str | None, Depends(_datetime_param)],
 ) -> TimeRange:
     """`since`/`until`, or `datetime`."""
+    since, until = params
     if interval is not None:
         if since is not None or until is not None:
             raise InvalidParameter(
                 "give either datetime or since/until, not both", field="datetime"
             )
         return TimeRange(*parse_interval(interval))
-    start = None if since is None else parse_instant(since, "since")
-    end = None if until is None else parse_instant(until, "until")
-    if start is not None and end is not None and end <= start:
-        raise InvalidParameter("must be after since", field="until")
-    return TimeRange(start, end)
+    return _since_until(since, until)
 
 
+SinceUntilDep = Annotated[TimeRange, Depends(since_until_query)]
 TimeRangeDep = Annotated[TimeRange, Depends(time_range_query)]
 
 

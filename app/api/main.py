@@ -24,6 +24,7 @@ from app.api.inputs import add_schemas
 from app.api.models import add_problem_schema
 from app.api.responses import ORJSONResponse
 from app.api.routers import admin, check, health, incursions, reports, tracks, zones
+from app.roles import Role
 from app.scenario import GEODATA
 from app.service import Service
 from app.settings import Settings
@@ -74,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # /check first after /health: routes are matched in order, and single checks are the hot path.
     for module in (health, check, zones, reports, incursions, tracks, admin):
         app.include_router(module.router)
-    app.include_router(map_api.router, dependencies=[Depends(require_role("viewer"))])
+    app.include_router(map_api.router, dependencies=[Depends(require_role(Role.VIEWER))])
     map_api.mount_static(app)
     make_document = app.openapi
 

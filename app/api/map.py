@@ -1,17 +1,18 @@
 """`GET /map`: the interactive map as one HTML page, and its assets under `/static`.
 
-The router only fetches: zones (every version, `Store.zones_for_index`) and the reports of the
-range from the store, parties and reference layers from `geodata/`; `app.mapview` does the rest.
-Wire it into an app with::
+The router only fetches, through the app's `Service` (`app.state.service`, as every router): its
+current zone index (rebuilt only when the zones change) and the stored reports of the range, with
+parties and reference layers from `geodata/`; `app.mapview` does the rest. Wire it into an app
+with::
 
     from app.api import map as map_api
 
-    app.include_router(map_api.router, dependencies=[Depends(require_role("viewer"))])
+    app.include_router(map_api.router, dependencies=[Depends(require_role(Role.VIEWER))])
     map_api.mount_static(app)
-    app.dependency_overrides[map_api.get_store] = ...  # only if app.state holds no store
+    app.state.service = Service(store)
 
-`get_store` finds the store at `app.state.store`, or `app.state.service.store`; `get_tiles`
-reads `app.state.settings.tiles` (None, "", "none" or "offline": the offline outline basemap).
+`get_tiles` reads `app.state.settings.tiles` (None, "", "none" or "offline": the offline outline
+basemap).
 
 The page is served with a Content-Security-Policy that lets the browser load nothing from
 another host (only the tile server, when one is configured), so a map that works in the test
@@ -20,7 +21,6 @@ browser cannot quietly depend on the internet.
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, cast
 
@@ -29,42 +29,28 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from app import assets
-from app.api.deps import parse_instant
+from app.api.deps import ServiceDep, SinceUntilDep, parse_instant
 from app.api.models import problems
-from app.errors import InvalidParameter
 from app.mapview import (
     MAX_MAP_REPORTS,
     MapQuery,
     is_offline,
-    map_data_from_store,
+    map_data_from_service,
     map_html,
     prepare,
 )
 from app.scenario import GEODATA
-from app.store.base import Store
 
 __all__ = [
     "MAX_MAP_REPORTS",
-    "StoreDep",
     "TilesDep",
     "content_security_policy",
-    "get_store",
     "get_tiles",
     "mount_static",
     "router",
 ]
 
 router = APIRouter(tags=["map"])
-
-
-async def get_store(request: Request) -> Store:
-    """The app's store: `app.state.store`, else `app.state.service.store`."""
-    store = getattr(request.app.state, "store", None)
-    if store is None:
-        store = getattr(getattr(request.app.state, "service", None), "store", None)
-    if store is None:
-        raise RuntimeError("no store: set app.state.store or override get_store")
-    return cast(Store, store)
 
 
 async def get_tiles(request: Request) -> str | None:
@@ -78,7 +64,6 @@ async def get_geodata(request: Request) -> Path:
     return cast(Path, getattr(settings, "geodata_dir", None) or GEODATA)
 
 
-StoreDep = Annotated[Store, Depends(get_store)]
 TilesDep = Annotated[str | None, Depends(get_tiles)]
 GeodataDep = Annotated[Path, Depends(get_geodata)]
 
@@ -86,10 +71,6 @@ GeodataDep = Annotated[Path, Depends(get_geodata)]
 def mount_static(app: FastAPI, path: str = "/static") -> None:
     """Serve the map's assets (`app/static`: our own and the npm vendor copies) at `path`."""
     app.mount(path, StaticFiles(directory=assets.STATIC_DIR, check_dir=False), name="static")
-
-
-def _instant(value: str | None, field: str) -> datetime | None:
-    return None if value is None or not value.strip() else parse_instant(value, field)
 
 
 def content_security_policy(tiles: str | None) -> str:
@@ -115,9 +96,10 @@ def content_security_policy(tiles: str | None) -> str:
 )
 def get_map(
     request: Request,
-    store: StoreDep,
+    service: ServiceDep,
     tiles: TilesDep,
     geodata: GeodataDep,
+    times: SinceUntilDep,
     at: Annotated[
         str | None,
         Query(
@@ -125,12 +107,6 @@ def get_map(
             "up to then); default the end of the range",
             examples=["2022-03-25T12:00:00+04:00"],
         ),
-    ] = None,
-    since: Annotated[
-        str | None, Query(description="RFC 3339; reports observed at or after this time")
-    ] = None,
-    until: Annotated[
-        str | None, Query(description="RFC 3339; reports observed before this time")
     ] = None,
     zone: Annotated[
         str | None,
@@ -143,13 +119,7 @@ def get_map(
     a time slider, a legend and a layer control. Works with no internet: every script and style
     sheet comes from `/static`.
     """
-    moments = {
-        "at": _instant(at, "at"),
-        "since": _instant(since, "since"),
-        "until": _instant(until, "until"),
-    }
-    if moments["since"] and moments["until"] and moments["until"] <= moments["since"]:
-        raise InvalidParameter("must be after since", field="until")
+    opening = None if at is None or not at.strip() else parse_instant(at, "at")
     missing = assets.missing_assets()
     if missing:
         return HTMLResponse(
@@ -158,11 +128,11 @@ def get_map(
             status_code=503,
         )
     if zone is not None:
-        store.get_zone(zone)  # UnknownZone (404) for a zone that was never stored
-    data, truncated = map_data_from_store(
-        store, since=moments["since"], until=moments["until"], party=party, geodata=geodata
+        service.get_zone(zone)  # UnknownZone (404) for a zone that was never stored
+    data, truncated = map_data_from_service(
+        service, since=times.since, until=times.until, party=party, geodata=geodata
     )
-    query = MapQuery(zone=zone, party=party, **moments)
+    query = MapQuery(at=opening, since=times.since, until=times.until, zone=zone, party=party)
     title = "Truce map" + (f" (first {MAX_MAP_REPORTS:,} reports)" if truncated else "")
     static_url = request.scope.get("root_path", "").rstrip("/") + "/static"
     page = map_html(prepare(data, query), tiles=tiles, static_url=static_url, title=title)

@@ -123,7 +123,11 @@ class ReportsFiled(BaseModel):
 
 
 class TrackEventOut(BaseModel):
-    """A unit entering or leaving a zone."""
+    """A unit entering or leaving a zone, at the time of the report that showed it.
+
+    The one definition of a track event's shape: the rows of `app.tracks.track_events`
+    (`EVENT_COLUMNS`), which the API writes as they are.
+    """
 
     party: str
     unit: str

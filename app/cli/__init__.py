@@ -4,8 +4,9 @@ One command (or one group of commands) a module: `serve`, `map`, `check`, `impor
 (`import zones|reports`), `exporting` (`export zones|reports|incursions`) and `keys`; `judging`
 judges a file's reports with progress bars, and `common` holds what the commands share (output,
 errors, progress bars, options, the database). The commands over files and the database read and
-write through `app.io`, judge with `app.engine`, and store through `app.store`, so the command line
-follows the same rule and the same validation as the HTTP API.
+write files through `app.io` and reach the database through `app.service.Service`, the layer the
+HTTP API uses (importing zones, exporting incursions, the map), so the command line follows the
+same rules and the same validation as the HTTP API.
 
 `main` is the `truce` console script.
 """

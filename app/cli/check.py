@@ -31,33 +31,33 @@ from app.cli.common import (
     fail,
     format_time,
     handled_errors,
-    open_database,
+    open_service,
     parse_time,
     print_note,
     read_options,
 )
 from app.cli.judging import index_zones, judge_reports, refuse_swapped
-from app.domain import Zone
+from app.engine import ZoneIndex
 from app.io import ReadOptions, output_format, read_reports, read_zones, write_findings
 from app.scenario import GEODATA
 from app.tracks import track_summary
 
 
-def _load_zones(
+def _load_index(
     zones: str, url: str, layer: str | None, crs: str | None, steps: Steps
-) -> list[Zone]:
+) -> ZoneIndex:
     if zones.strip().lower() in ("db", "database"):
-        with open_database(url, create=False) as store:
-            found = store.zones_for_index()
-        if not found:
+        with open_service(url, create=False) as service, steps.step("indexing the stored zones"):
+            index = service.index()  # the index the HTTP API judges with
+        if not len(index):
             fail(f"the database {url} has no zones (import some with `truce import zones`)")
-        return found
+        return index
     zone_list, notes = read_zones(Path(zones), ReadOptions(layer=layer, crs=crs), steps)
     for note in notes[:20]:
         print_note(note)
     if len(notes) > 20:
         print_note(f"... and {len(notes) - 20} more notes")
-    return zone_list
+    return index_zones(zone_list, steps)
 
 
 def _duration(seconds: float) -> str:
@@ -234,8 +234,7 @@ def check(
         )
         fmt = None if out is None else output_format(out, out_format)
         with Steps(show_progress) as steps:
-            zone_list = _load_zones(zones, database_url, zones_layer, crs, steps)
-            index = index_zones(zone_list, steps)
+            index = _load_index(zones, database_url, zones_layer, crs, steps)
             table = read_reports(reports, options, steps)
             findings = judge_reports(index, table, steps)
             if not allow_swapped:

@@ -2,8 +2,10 @@
 
 Bad input ends a command with one line on stderr, "error: FILE: row N: problem", and exit code 2,
 never a traceback (set TRUCE_DEBUG=1 to see one for an unexpected error): commands run their work
-inside `handled_errors()`. Progress bars (rich, on stderr) follow every step that can take more
-than a second: reading, validating, checking and writing; `Steps` draws them.
+inside `handled_errors()`, and reach the database through `open_service` (the `Service` that the
+HTTP API uses) or, for keys and plain listings, `open_database`. Progress bars (rich, on stderr)
+follow every step that can take more than a second: reading, validating, checking and writing;
+`Steps` draws them.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from rich.progress import (
 
 from app.errors import InvalidParameter, TruceError
 from app.io import CsvColumns, ReadOptions, parse_party_map
+from app.service import Service
 from app.store import Store, open_store
 from app.validate import parse_timestamp
 
@@ -235,6 +238,14 @@ def open_database(url: str, *, create: bool) -> Iterator[Store]:
             fail(f"no database at {url} (import zones first, or give --database-url)")
     with closing(open_store(url)) as store:
         yield store
+
+
+@contextmanager
+def open_service(url: str, *, create: bool) -> Iterator[Service]:
+    """The `Service` over the store at `url` (see `open_database`): the commands that read or
+    write zones, incursions or the map go through it, so they follow the HTTP API's rules."""
+    with open_database(url, create=create) as store:
+        yield Service(store)
 
 
 def read_options(

@@ -6,9 +6,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import pandas as pd
 import typer
 
-from app.batch import ReportBatch
 from app.cli.common import (
     DEFAULT_DATABASE_URL,
     DatabaseUrl,
@@ -17,10 +17,9 @@ from app.cli.common import (
     console,
     handled_errors,
     open_database,
+    open_service,
     parse_time,
 )
-from app.cli.judging import index_zones, judge_reports
-from app.engine import ZoneIndex
 from app.io import output_format, write_findings, write_reports, write_zones
 from app.store import Store, iter_report_pages
 
@@ -69,11 +68,8 @@ def export_zones(
     with handled_errors():
         fmt = output_format(out, out_format)
         moment = parse_time(at, "--at")
-        with Steps(show_progress) as steps, open_database(database_url, create=False) as store:
-            if moment is None:
-                zones = store.list_zones(all_versions=True)
-            else:
-                zones = store.list_zones(at=moment)
+        with Steps(show_progress) as steps, open_service(database_url, create=False) as service:
+            zones = service.list_zones(moment, all_versions=moment is None)
             write_zones(zones, out, fmt, steps)
         console.print(f"{len(zones)} zone version(s) written to {out}")
 
@@ -111,22 +107,14 @@ def export_incursions(
 ) -> None:
     """Write the violations of the stored reports against the stored zones to --out.
 
-    As GET /incursions: judged against the zones as they stand now.
+    As GET /incursions (the same service call): judged against the zones as they stand now.
     """
     with handled_errors():
         fmt = output_format(out, out_format)
         start, end = parse_time(since, "--since"), parse_time(until, "--until")
-        with Steps(show_progress) as steps, open_database(database_url, create=False) as store:
-            reports = _stored_reports(store, start, end, party, steps)
-            zones = store.zones_for_index()
-            table = ReportBatch.from_reports(reports)
-            if zones and reports:
-                findings = judge_reports(index_zones(zones, steps), table, steps)
-            else:
-                findings = judge_reports(ZoneIndex([]), ReportBatch.from_reports([]), steps)
-            keep = findings["violation"].to_numpy(bool)
-            if zone is not None:
-                keep = keep & (findings["zone_id"].to_numpy(object) == zone)
-            incursions = findings[keep]
+        with Steps(show_progress) as steps, open_service(database_url, create=False) as service:
+            with steps.step("finding the incursions of the stored reports"):
+                found = service.incursions(since=start, until=end, party=party, zone=zone)
+            incursions = found.frame()
             write_findings(incursions, out, fmt, steps)
         console.print(f"{len(incursions):,} incursion(s) written to {out}")

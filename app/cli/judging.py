@@ -1,7 +1,7 @@
 """Judging a file's reports against zones, in chunks, with a progress bar.
 
-Used by `check`, `import reports` (to count violations and refuse swapped coordinates) and
-`export incursions`.
+Used by `check` and `import reports` (to count violations and refuse swapped coordinates);
+`export incursions` asks the service instead, as `GET /incursions` does.
 """
 
 from __future__ import annotations

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import secrets
-from enum import StrEnum
 from typing import Annotated
 
 import typer
@@ -20,20 +19,10 @@ from app.cli.common import (
     handled_errors,
     open_database,
 )
-from app.store import ROLES, hash_key
+from app.roles import Role
+from app.store import hash_key
 
 keys_app = typer.Typer(help="API keys stored in the database (hashed), beside TRUCE_API_KEYS.")
-
-
-class Role(StrEnum):
-    """API key roles, weakest first."""
-
-    VIEWER = "viewer"
-    OBSERVER = "observer"
-    ADMIN = "admin"
-
-
-assert tuple(r.value for r in Role) == ROLES
 
 
 @keys_app.command("create")

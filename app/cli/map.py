@@ -35,7 +35,8 @@ def map_command(
 ) -> None:
     """Write the interactive map as one standalone HTML file that opens without internet."""
     from app.assets import MissingAssets
-    from app.mapview import MapData, MapQuery, map_data_from_store, write_map_html
+    from app.mapview import MapData, MapQuery, map_data_from_service, write_map_html
+    from app.service import Service
     from app.store import open_store
 
     moments = {"at": _aware(at), "since": _aware(since), "until": _aware(until)}
@@ -43,8 +44,8 @@ def map_command(
         data = MapData.from_scenario(load_scenario(scenario))
     else:
         with closing(open_store(database_url)) as store:
-            data, truncated = map_data_from_store(
-                store,
+            data, truncated = map_data_from_service(
+                Service(store),
                 since=moments["since"],
                 until=moments["until"],
                 party=party,

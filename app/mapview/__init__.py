@@ -33,7 +33,8 @@ The package, one concern a module (the arrows point down: each imports only thos
 - `render`: step 2, the folium elements, `build_map`, `map_html`, `write_map_html`;
 - `legend`: the legend's HTML;
 - `payload`: the columnar JSON for map.js (reports, findings, tracks);
-- `store`: `map_data_from_store`, the map's data from a store and `geodata/`;
+- `sources`: `map_data_from_service`, the map's data from the service (its zone index and
+  stored reports) and `geodata/`;
 - `model`: step 1, `MapQuery`, `MapData`, `MapModel` and `prepare`;
 - `layers`: zones and reference layers as styled GeoJSON, the outline basemap, the bounds;
 - `popups`: the escaped HTML of popups and place labels;
@@ -44,7 +45,7 @@ The package, one concern a module (the arrows point down: each imports only thos
 from app.mapview.model import MapData, MapModel, MapQuery, prepare
 from app.mapview.popups import place_label
 from app.mapview.render import OFFLINE_TILES, build_map, is_offline, map_html, write_map_html
-from app.mapview.store import MAX_MAP_REPORTS, map_data_from_store
+from app.mapview.sources import MAX_MAP_REPORTS, map_data_from_service
 from app.mapview.style import (
     REPORT_SHAPES,
     VIOLATION,
@@ -69,7 +70,7 @@ __all__ = [
     "ZoneStyle",
     "build_map",
     "is_offline",
-    "map_data_from_store",
+    "map_data_from_service",
     "map_html",
     "marker_svg",
     "place_label",

@@ -55,13 +55,16 @@ class MapData:
 
     `zones` are every version the engine should know (a store's `zones_for_index()`, or a
     scenario's zones); `layers` are the reference layers as GeoJSON dicts by name
-    (`line_of_contact`, `observation_posts`, `places`, or others, drawn plainly).
+    (`line_of_contact`, `observation_posts`, `places`, or others, drawn plainly). `index`, when
+    given, is a `ZoneIndex` of exactly `zones` (the service's current one) that `prepare` judges
+    with instead of building its own.
     """
 
     zones: Sequence[Zone]
     reports: Sequence[Report]
     parties: Sequence[Party] = ()
     layers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    index: ZoneIndex | None = None
 
     @classmethod
     def from_scenario(cls, scenario: Scenario) -> MapData:
@@ -154,7 +157,8 @@ def prepare(
 ) -> MapModel:
     """Filter, judge and lay out everything the map shows (see `MapQuery` for the filters).
 
-    Reports are judged by the engine against every zone version in `data.zones`; tracks and
+    Reports are judged by the engine against every zone version in `data.zones` (with
+    `data.index` when there is one, else an index built here); tracks and
     their events come from `app.tracks`. `now` (default: the clock) is where a map with no
     reports and no times opens.
     """
@@ -170,11 +174,11 @@ def prepare(
     frame = frame.sort_values(["observed_at", "id"], kind="stable").reset_index(drop=True)
 
     zones = list(data.zones)
-    findings = (
-        ZoneIndex(zones).check(frame)
-        if zones and len(frame)
-        else pd.DataFrame({c: [] for c in FINDING_COLUMNS})
-    )
+    if zones and len(frame):
+        index = data.index if data.index is not None else ZoneIndex(zones)
+        findings = index.check(frame)
+    else:
+        findings = pd.DataFrame({c: [] for c in FINDING_COLUMNS})
     if query.zone is not None:
         frame, findings = _keep_zone(frame, findings, query.zone)
         zones = [z for z in zones if z.id == query.zone]

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from app.api.map import mount_static, router
 from app.domain import Confidence, Party, Report, ReportKind, Zone
 from app.scenario import Scenario
+from app.service import Service
 from app.store import SQLiteStore
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,11 +35,11 @@ def load_into(store: SQLiteStore, scenario: Scenario) -> None:
 
 
 def map_app(store: SQLiteStore, tiles: str | None = None) -> FastAPI:
-    """The smallest app that serves the map: the router, the static assets, a store."""
+    """The smallest app that serves the map: the router, the static assets, a service."""
     app = FastAPI()
     app.include_router(router)
     mount_static(app)
-    app.state.store = store
+    app.state.service = Service(store)
     app.state.settings = type("Settings", (), {"tiles": tiles})()
     return app
 

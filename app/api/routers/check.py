@@ -21,6 +21,7 @@ from app.api.inputs import REPORTS_OR_OBJECT_BODY
 from app.api.models import POINT_EXAMPLE, FindingCollection, json_body, problems
 from app.api.parsing import parse_reports
 from app.api.responses import GeoJSONResponse, dumps
+from app.roles import Role
 from app.service import Service
 from app.settings import Settings
 
@@ -60,7 +61,7 @@ async def check(request: Request) -> Response:
     name the features whose coordinates look swapped (far from every zone, but inside one as
     [lat, lon]); they are judged as sent.
     """
-    authorize(request, "viewer", request.headers.get(API_KEY_HEADER))
+    authorize(request, Role.VIEWER, request.headers.get(API_KEY_HEADER))
     include_outside = parse_flag(request.query_params.get("include_outside"), "include_outside")
     service = cast(Service, request.app.state.service)
     settings = cast(Settings, request.app.state.settings)

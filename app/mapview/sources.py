@@ -1,5 +1,5 @@
-"""The map's data from a store: every zone version, the reports of a range (capped), and the
-parties and reference layers from `geodata/`."""
+"""Where the map's data comes from: the service's zone index and stored reports (capped), and
+the parties and reference layers of `geodata/`."""
 
 from __future__ import annotations
 
@@ -9,25 +9,31 @@ from pathlib import Path
 from app.domain import Report
 from app.mapview.model import MapData
 from app.scenario import GEODATA, load_scenario
-from app.store.base import Store, iter_report_pages
+from app.service import Service
+from app.store import iter_report_pages
 
 #: The most reports one map page carries; past this the page says it is truncated.
 MAX_MAP_REPORTS = 250_000
 
 
-def map_data_from_store(
-    store: Store,
+def map_data_from_service(
+    service: Service,
     *,
     since: datetime | None = None,
     until: datetime | None = None,
     party: str | None = None,
     geodata: Path = GEODATA,
 ) -> tuple[MapData, bool]:
-    """Every zone version and the reports of the range from `store`, parties and reference
-    layers from `geodata` (none when it is missing, as in an installed wheel); and whether the
-    reports were cut at `MAX_MAP_REPORTS`."""
+    """The service's current zone index (with every zone version in it) and the stored reports
+    of the range; parties and reference layers from `geodata` (none when it is missing, as in an
+    installed wheel); and whether the reports were cut at `MAX_MAP_REPORTS`.
+
+    The index is `Service.index()`, rebuilt only when the zones changed, so a map costs no index
+    build of its own.
+    """
     reports: list[Report] = []
-    pages = iter_report_pages(store, since=since, until=until, party=party)
+    # Service.list_reports is the store's listing as it is: walked here a page at a time.
+    pages = iter_report_pages(service.store, since=since, until=until, party=party)
     for page in pages:
         reports += page
         if len(reports) >= MAX_MAP_REPORTS:
@@ -37,10 +43,12 @@ def map_data_from_store(
         parties, layers = scenario.parties, scenario.layers
     except FileNotFoundError:
         parties, layers = [], {}
+    index = service.index()
     data = MapData(
-        zones=store.zones_for_index(),
+        zones=index.zones,
         reports=reports[:MAX_MAP_REPORTS],
         parties=parties,
         layers=layers,
+        index=index,
     )
     return data, len(reports) > MAX_MAP_REPORTS or next(pages, None) is not None
