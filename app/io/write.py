@@ -146,7 +146,7 @@ def write_findings(
 ) -> None:
     """Write findings: a frame with `FINDINGS_COLUMNS` (observed_at UTC), `lon` and `lat`.
 
-    GeoJSON: Point features with the properties of DESIGN.md; CSV: lon, lat and the properties;
+    GeoJSON: Point features of docs/data-model.md; CSV: lon, lat and the properties;
     GeoPackage: a Point layer "findings". `depth_m` is rounded to centimetres.
     """
     progress = progress or _no_progress

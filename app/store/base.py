@@ -47,7 +47,7 @@ from typing import Protocol, runtime_checkable
 from app.domain import Report, Zone, ZoneKind
 from app.errors import InvalidInput, TruceError, UnknownZone
 
-#: Roles an API key may have (DESIGN.md, "HTTP API (v1)"), weakest first.
+#: Roles an API key may have (docs/api.md, "Keys and roles"), weakest first.
 ROLES: tuple[str, ...] = ("viewer", "observer", "admin")
 
 #: A bounding box in lon/lat: (min lon, min lat, max lon, max lat). A box whose min lon is
