@@ -46,7 +46,7 @@ class Confidence(StrEnum):
 
 
 class Verdict(StrEnum):
-    """Where a report's uncertainty disc lies with respect to a zone (DESIGN.md, "The rule")."""
+    """Where a report's uncertainty disc lies with respect to a zone (docs/rule.md)."""
 
     INSIDE = "inside"
     POSSIBLE = "possible"

@@ -1,4 +1,4 @@
-"""The verdict rule of DESIGN.md applied to whole arrays of reports at once.
+"""The verdict rule of docs/rule.md applied to whole arrays of reports at once.
 
 `ZoneIndex` is built once from every zone version. `check` takes a frame of reports and returns one
 row per (report, zone in force) pair that is not `outside`: which zone, how deep, which verdict,

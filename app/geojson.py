@@ -570,7 +570,7 @@ def report_to_feature(report: Report) -> JSON:
 
 
 def finding_to_feature(finding: Finding) -> JSON:
-    """A finding as a Point Feature at its report, with the properties of DESIGN.md.
+    """A finding as a Point Feature at its report, with the properties of docs/data-model.md.
 
     `depth_m` is rounded to centimetres: the rule is only good to 0.5 m, and more digits would
     read as precision that is not there. Python API (with `ZoneIndex.findings`); the service

@@ -295,7 +295,7 @@ def _split_at_antimeridian(part: _Part, state: _Parse) -> list[Polygon]:
         for i, (ring, flat) in enumerate(zip(part.rings, unwrapped, strict=True))
     ]
     try:
-        # great_circle=False: edges are straight in lon/lat (DESIGN.md), so the crossing
+        # great_circle=False: edges are straight in lon/lat (docs/rule.md), so the crossing
         # latitude is interpolated linearly, exactly where the unwrapped edge meets ±180.
         fixed = antimeridian.fix_polygon(
             Polygon(rings[0], rings[1:]), great_circle=False, fix_winding=True

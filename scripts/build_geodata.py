@@ -1,7 +1,7 @@
 """Build geodata/: the founding scenario (Nagorno-Karabakh, November 2020 - September 2023).
 
-Every source coordinate sits in the plain tables below, each cited to ../shared/scenario/FACTS.md
-(or, where FACTS has no coordinate, to the public page it came from). Every derived geometry - the
+Every source coordinate sits in the plain tables below, each cited to docs/scenario-sources.md
+(which names the public source of each one). Every derived geometry - the
 5 km Lachin corridor, the districts handed over, the line of contact - is computed here, so that
 
     .venv/bin/python scripts/build_geodata.py [--out DIR] [--natural-earth DIR]
@@ -32,27 +32,27 @@ NATURAL_EARTH_FILE = "ne_10m_admin_0_disputed_areas.geojson"
 NATURAL_EARTH_NAME = "Nagorno-Karabakh"  # the BRK_NAME of the 1994-2020 extent
 
 DECIMALS = 6  # 1e-6 degree is about 0.1 m: far below every error stated in the README
-CORRIDOR_HALF_WIDTH_M = 2500.0  # FACTS.md, point 6: "the Lachin corridor, 5 km wide"
+CORRIDOR_HALF_WIDTH_M = 2500.0  # the statement, point 6: "the Lachin corridor, 5 km wide"
 BUFFER_QUAD_SEGS = 16  # arcs of the buffer stay within 5 m of the true 2.5 km circle
 WGS84 = CRS.from_epsg(4326)
 
-LatLon = tuple[float, float]  # FACTS.md writes (lat, lon); the tables keep its order
+LatLon = tuple[float, float]  # the sources write (lat, lon); the tables keep that order
 Feature = dict[str, Any]
 
 # --- Times (RFC 3339 with offset; local time in the region is UTC+4) -------------------------
-# FACTS.md: the trilateral statement is in force from 10 Nov 2020, 00:00 Moscow time.
+# The trilateral statement, point 1: in force from 10 Nov 2020, 00:00 Moscow time.
 CEASEFIRE_2020 = "2020-11-10T00:00:00+03:00"
-# FACTS.md timeline. Hand-overs are taken at local midnight: the hour is not public.
+# docs/scenario-sources.md, "Dates". Hand-overs are taken at local midnight: the hour is not public.
 AGHDAM_HANDOVER = "2020-11-20T00:00:00+04:00"
 KALBAJAR_HANDOVER = "2020-11-25T00:00:00+04:00"
 LACHIN_HANDOVER = "2020-12-01T00:00:00+04:00"
 HIN_TAGHER_DROPPED = "2020-12-14T00:00:00+04:00"
 CORRIDOR_ROUTE_1_END = "2022-08-26T00:00:00+04:00"
 CORRIDOR_ROUTE_2_START = "2022-08-30T00:00:00+04:00"
-# FACTS.md heads the zone "Nov 2020 - Sep 2023"; it ends with the ceasefire of 20 Sep 2023, 13:00,
+# The zone ran "Nov 2020 - Sep 2023"; it ends with the ceasefire of 20 Sep 2023, 13:00,
 # after which the local forces disarmed and there was no line left to keep.
 ZONE_END = "2023-09-20T13:00:00+04:00"
-# FACTS.md: the pre-2020 line is valid from the Bishkek ceasefire (12 May 1994).
+# The pre-2020 line is valid from the Bishkek ceasefire (12 May 1994).
 BISHKEK_CEASEFIRE = "1994-05-12T00:00:00+04:00"
 PARUKH_POST_OPENED = "2022-03-28T00:00:00+04:00"
 
@@ -73,10 +73,10 @@ PARTIES: list[dict[str, str]] = [
     },
 ]
 
-# --- Places: FACTS.md, "Places (lat, lon)" ----------------------------------------------------
-# (Armenian-side name, Azerbaijani name, lat, lon, note). FACTS.md lists two rows the other way
-# round (Khojaly / Ivanyan, Kalbajar / Karvachar); here each name sits under its own language.
-# Where FACTS.md gives one name, the other side's usual name is added only when well attested
+# --- Places: docs/scenario-sources.md, "Places" -------------------------------------------------
+# (Armenian-side name, Azerbaijani name, lat, lon, note). Each name sits under its own language
+# (Ivanyan and Karvachar are Armenian-side names, Khojaly and Kalbajar Azerbaijani).
+# Where a source gives one name, the other side's usual name is added only when well attested
 # (Akna, Asgaran, Farrukh heights); otherwise both columns carry the same name.
 PLACES: list[tuple[str, str, float, float, str]] = [
     ("Stepanakert", "Khankendi", 39.8153, 46.7519, "peacekeepers' HQ"),
@@ -88,14 +88,14 @@ PLACES: list[tuple[str, str, float, float, str]] = [
         "Farrukh",
         40.0194,
         46.8011,
-        "entered 24 Mar 2022; Farukh in FACTS.md, Furukh in the Russian MoD statement",
+        "entered 24 Mar 2022; also spelled Farukh; Furukh in the Russian MoD statement",
     ),
     (
         "Karaglukh heights",
         "Farrukh heights",
         40.005,
         46.797,
-        "estimate, +-1.5 km (FACTS.md)",
+        "estimate, +-1.5 km",
     ),
     ("Ivanyan", "Khojaly", 39.9111, 46.7892, "peacekeepers' base"),
     ("Stepanakert airport", "Khojaly airport", 39.9014, 46.7869, "next to the base"),
@@ -115,7 +115,7 @@ PLACES: list[tuple[str, str, float, float, str]] = [
         "Hakari bridge",
         39.55,
         46.56,
-        "estimate, +-1.5 km (FACTS.md); Azerbaijani checkpoint from 23 Apr 2023",
+        "estimate, +-1.5 km; Azerbaijani checkpoint from 23 Apr 2023",
     ),
     ("Lisagor", "Turshsu", 39.6875, 46.6431, "corridor post"),
     ("Mets Shen", "Boyuk Galadarasi", 39.6583, 46.6019, "on the second corridor route"),
@@ -132,7 +132,7 @@ PLACES: list[tuple[str, str, float, float, str]] = [
     ("Shosh", "Shushakend", 39.7700, 46.7847, "inside, just east of Shusha"),
 ]
 
-# --- Zone of responsibility: FACTS.md, "The zone of responsibility, Nov 2020 - Sep 2023" -------
+# --- Zone of responsibility: docs/scenario-sources.md, "The zone of responsibility" -------------
 # The 23-vertex approximation, clockwise from the north-west, typical error 3-8 km.
 ZONE_OF_RESPONSIBILITY: list[LatLon] = [
     (40.31, 46.42), (40.30, 46.58), (40.30, 46.68), (40.29, 46.75), (40.27, 46.82),
@@ -142,7 +142,7 @@ ZONE_OF_RESPONSIBILITY: list[LatLon] = [
     (40.00, 46.45), (40.10, 46.36), (40.20, 46.33),
 ]  # fmt: skip
 # Until 14 Dec 2020 the zone also held a salient south to Hin Tagher (39.5075, 46.8236) and
-# Khtsaberd (FACTS.md: "dropped from the peacekeepers' map 14 Dec 2020"). No outline is public:
+# Khtsaberd ("dropped from the peacekeepers' map 14 Dec 2020"). No outline is public:
 # this one is drawn by hand about 6 km wide around both villages, error about 5 km. It is inserted
 # into the clockwise ring after SALIENT_AFTER and rejoins it on the next edge, at (39.745, 46.825).
 SALIENT_AFTER: LatLon = (39.73, 46.90)
@@ -155,7 +155,7 @@ HIN_TAGHER_SALIENT: list[LatLon] = [
 # Kalbajar and Lachin districts, held by the Armenian side until they were handed over.
 LINE_OF_CONTACT_END: LatLon = (39.78, 46.755)
 
-# --- Lachin corridor: FACTS.md, "The Lachin corridor is 5 km wide" ---------------------------
+# --- Lachin corridor: docs/scenario-sources.md, "The Lachin corridor" ----------------------------
 CORRIDOR_ROUTE_1: list[LatLon] = [
     (39.800, 46.745),  # Stepanakert
     (39.775, 46.725),
@@ -176,7 +176,7 @@ CORRIDOR_ROUTE_2: list[LatLon] = [
     (39.5481, 46.5311),  # Kornidzor
 ]
 
-# --- Districts handed over (FACTS.md, points 2 and 6 and the timeline) ------------------------
+# --- Districts handed over: docs/scenario-sources.md, "The districts handed over" --------------
 # Coarse hand-drawn outlines, error +-10 km. They are deliberately generous: the build keeps only
 # what lies inside the 1994-2020 line (Natural Earth) and outside the zone of responsibility, so
 # the outer edges follow Natural Earth and the inner edge follows the zone exactly.
@@ -190,8 +190,8 @@ DISTRICT_OUTLINES: dict[str, list[LatLon]] = {
     ],
 }  # fmt: skip
 
-# --- Observation posts: FACTS.md, "Observation posts" (all illustrative) -----------------------
-# (id, name, lat, lon, valid_from, valid_to, note). FACTS.md gives no coordinates for Zarysly,
+# --- Observation posts: docs/scenario-sources.md, "Observation posts" (all illustrative) -------
+# (id, name, lat, lon, valid_from, valid_to, note). No post has public coordinates: for Zarysly,
 # Dadivank and Janyatag: those are the village or monastery coordinates of their Wikipedia pages.
 # Ids name both names of a place in alphabetical order, as place ids do.
 OBSERVATION_POSTS: list[tuple[str, str, float, float, str, str | None, str]] = [
@@ -247,7 +247,7 @@ OBSERVATION_POSTS: list[tuple[str, str, float, float, str, str | None, str]] = [
         46.6761,
         CEASEFIRE_2020,
         None,
-        "temporary corridor post from 10 Nov 2020; coordinates from Wikipedia, not FACTS.md",
+        "temporary corridor post from 10 Nov 2020; coordinates from Wikipedia",
     ),
     (
         "op-dadivank",
@@ -278,7 +278,7 @@ OBSERVATION_POSTS: list[tuple[str, str, float, float, str, str | None, str]] = [
     ),
 ]
 
-# --- Reports, 24-28 March 2022 (FACTS.md, timeline; wording from the statements) -------------
+# --- Reports, 24-28 March 2022 (docs/scenario-sources.md; wording from the statements) --------
 # One feature per claim and per source, never merged. No source gave coordinates: each point is
 # placed by us from the words of the claim (see `placement`), and its uncertainty says how far.
 # An id is <date of the statement>-<source>-<n>; `observed_at` is the time the claim is about.
@@ -327,7 +327,7 @@ REPORTS: list[dict[str, Any]] = [
         "source": "Armenian side",
         "confidence": "medium",
         "notes": "Fighting for the Karaglukh heights; Azerbaijani units hold positions there.",
-        "placement": "Karaglukh heights estimate of FACTS.md (+-1.5 km)",
+        "placement": "Karaglukh heights estimate (+-1.5 km)",
     },
     {
         "id": "2022-03-25-arm-side-2",
@@ -457,7 +457,7 @@ REPORTS: list[dict[str, Any]] = [
         "source": "Armenian side",
         "confidence": "low",
         "notes": "Azerbaijani troops still on one slope of Karaglukh.",
-        "placement": "Karaglukh heights estimate of FACTS.md (+-1.5 km)",
+        "placement": "Karaglukh heights estimate (+-1.5 km)",
     },
     {
         "id": "2022-03-28-arm-side-2",
@@ -471,7 +471,7 @@ REPORTS: list[dict[str, Any]] = [
         "confidence": "medium",
         "notes": "Parukh is under the control of the Russian peacekeepers, who set up an "
         "observation post in the village.",
-        "placement": "village coordinates of FACTS.md",
+        "placement": "village coordinates",
     },
 ]
 
@@ -480,7 +480,7 @@ REPORTS: list[dict[str, Any]] = [
 
 
 def lonlat(points: Iterable[LatLon]) -> list[tuple[float, float]]:
-    """Swap FACTS.md's (lat, lon) into the (lon, lat) order of GeoJSON and shapely."""
+    """Swap the tables' (lat, lon) into the (lon, lat) order of GeoJSON and shapely."""
     return [(lon, lat) for lat, lon in points]
 
 
@@ -639,7 +639,8 @@ def build_zones(natural_earth_dir: Path) -> list[Feature]:
             version=1,
             valid_from=CEASEFIRE_2020,
             valid_to=HIN_TAGHER_DROPPED,
-            source="approximation after FACTS.md (23 vertices, typical error 3-8 km, +-2 km "
+            source="approximation of docs/scenario-sources.md (23 vertices, typical error 3-8 km, "
+            "+-2 km "
             "near Stepanakert/Shusha and Parukh/Askeran) plus a hand-drawn salient around "
             "Hin Tagher and Khtsaberd (error about 5 km)",
             geometry=zor_v1,
@@ -649,7 +650,8 @@ def build_zones(natural_earth_dir: Path) -> list[Feature]:
             version=2,
             valid_from=HIN_TAGHER_DROPPED,
             valid_to=ZONE_END,
-            source="approximation after FACTS.md (23 vertices, typical error 3-8 km, +-2 km "
+            source="approximation of docs/scenario-sources.md (23 vertices, typical error 3-8 km, "
+            "+-2 km "
             "near Stepanakert/Shusha and Parukh/Askeran), about 2,500 km2",
             geometry=zor_v2,
         ),
@@ -692,7 +694,8 @@ def build_zones(natural_earth_dir: Path) -> list[Feature]:
             valid_from=LACHIN_HANDOVER,
             valid_to=CORRIDOR_ROUTE_1_END,
             agreement=f"{STATEMENT}, point 6",
-            source="route 1 of FACTS.md (centre line good to about 1 km) buffered 2.5 km each "
+            source="route 1 of docs/scenario-sources.md (centre line good to about 1 km) buffered "
+            "2.5 km each "
             "side in metres, minus the zone of responsibility",
             geometry=corridor(CORRIDOR_ROUTE_1),
         ),
@@ -702,7 +705,8 @@ def build_zones(natural_earth_dir: Path) -> list[Feature]:
             valid_from=CORRIDOR_ROUTE_2_START,
             valid_to=ZONE_END,
             agreement=f"{STATEMENT}, point 6 (new route, opened 30 Aug 2022)",
-            source="route 2 of FACTS.md (centre line good to about 2 km) buffered 2.5 km each "
+            source="route 2 of docs/scenario-sources.md (centre line good to about 2 km) buffered "
+            "2.5 km each "
             "side in metres, minus the zone of responsibility",
             geometry=corridor(CORRIDOR_ROUTE_2),
         ),
@@ -733,7 +737,7 @@ def place_id(name_hy: str, name_az: str) -> str:
 
 
 def build_places() -> list[Feature]:
-    """Every place of FACTS.md's table, with both names."""
+    """Every place of the PLACES table, with both names."""
     return [
         point_feature(
             place_id(name_hy, name_az),
@@ -786,7 +790,7 @@ def build_line_of_contact() -> list[Feature]:
                     "name": "Line of contact"
                     + (" (with the Hin Tagher salient)" if with_salient else ""),
                     "source": "north, east and south edge of the zone of responsibility "
-                    f"v{1 if with_salient else 2} (FACTS.md), typical error 3-8 km; in the "
+                    f"v{1 if with_salient else 2}, typical error 3-8 km; in the "
                     "Aghdam sector the line of 10-20 Nov 2020 ran further east, see README",
                     "valid_from": valid_from,
                     "valid_to": valid_to,

@@ -1,4 +1,4 @@
-"""An independent geodesic reference for the engine's rule (DESIGN.md, "The rule").
+"""An independent geodesic reference for the engine's rule (docs/rule.md, "How the tests check it").
 
 Nothing here imports the engine. The distance from a point P to a zone's boundary is computed the
 slow, obvious way: every boundary edge is the straight line X(t) = A + t (B - A) in lon/lat (as

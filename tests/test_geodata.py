@@ -1,6 +1,6 @@
-"""The founding scenario in geodata/ keeps the facts of ../shared/scenario/FACTS.md.
+"""The founding scenario in geodata/ keeps the facts of docs/scenario-sources.md.
 
-Coordinates below are copied from FACTS.md, not read from geodata/, so that they check the data
+Coordinates below are copied from those sources, not read from geodata/, so that they check the data
 rather than repeat it. Only shapely, pyproj and json: the engine is tested elsewhere.
 """
 
@@ -39,7 +39,7 @@ ZONE_KINDS = {"peacekeeping", "buffer", "demilitarized", "corridor", "control", 
 REPORT_KINDS = {"troops", "vehicle", "strike", "drone", "artillery", "fortification", "other"}
 CONFIDENCES = {"low", "medium", "high"}
 
-# FACTS.md, "The zone of responsibility": (lat, lon) of the places inside and outside it.
+# The sources, "The zone of responsibility": (lat, lon) of the places inside and outside it.
 INSIDE_ZONE = {
     "Stepanakert": (39.8153, 46.7519),
     "Askeran": (39.9367, 46.8328),
@@ -68,7 +68,7 @@ OUTSIDE_ZONE = {
 }
 HIN_TAGHER = OUTSIDE_ZONE["Hin Tagher"]
 LACHIN_TOWN = OUTSIDE_ZONE["Lachin"]
-# Midpoints of straight stretches of the corridor's centre lines (FACTS.md), far from the zone
+# Midpoints of straight stretches of the corridor's centre lines (the sources), far from the zone
 # of responsibility and from bends: Berdzor -> Aghavno (route 1), Mets Shen -> (39.60, 46.58).
 CORRIDOR_STRETCHES = {
     1: ((39.641, 46.547), (39.590, 46.543)),

@@ -415,7 +415,7 @@ def test_ring_across_the_antimeridian_is_split_into_parts_touching_180(
 
 
 def test_antimeridian_cut_follows_the_straight_lon_lat_edge() -> None:
-    # DESIGN.md: edges are straight in lon/lat, so the edge (170, 0) -> (190, 40) meets 180 at
+    # docs/rule.md: edges are straight in lon/lat, so the edge (170, 0) -> (190, 40) meets 180 at
     # latitude 20 exactly; a great-circle cut would put it elsewhere.
     ring = [[170, 0], [-170, 40], [-165, 40], [-165, 0], [170, 0]]
     geometry, _ = validate_zone_geometry(polygon(ring))

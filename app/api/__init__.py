@@ -1,1 +1,1 @@
-"""The HTTP API (v1 of DESIGN.md): `create_app(settings)` assembles it from the routers."""
+"""The HTTP API (v1, docs/api.md): `create_app(settings)` assembles it from the routers."""

@@ -27,7 +27,7 @@ Ring = Annotated[list[Position], Field(min_length=4, description="closed: last =
 
 
 class ReportPropertiesIn(BaseModel):
-    """What a report says besides where (DESIGN.md, "Words"); other properties are kept as sent."""
+    """What a report says besides where (docs/data-model.md); other properties are kept as sent."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -89,7 +89,7 @@ class MultiPolygonIn(BaseModel):
 
 
 class ZonePropertiesIn(BaseModel):
-    """A zone's fields (DESIGN.md, "Words"); its id is the Feature's `id` or `properties.id`."""
+    """A zone's fields (docs/data-model.md); its id is the Feature's `id` or `properties.id`."""
 
     id: str | None = None
     name: str = Field(min_length=1)

@@ -1,4 +1,4 @@
-"""The app factory: `create_app(settings)` assembles the HTTP API of DESIGN.md.
+"""The app factory: `create_app(settings)` assembles the HTTP API of docs/api.md.
 
 At start-up (the lifespan) the store is opened, the founding scenario loaded into an empty
 database if the settings ask for it, and the zone index built; at shutdown the store is closed.

@@ -83,7 +83,7 @@ class PointGeometry(BaseModel):
 
 
 class FindingProperties(BaseModel):
-    """A finding: one report against one zone (DESIGN.md, "HTTP API")."""
+    """A finding: one report against one zone (docs/data-model.md, "Findings")."""
 
     report_id: str = Field(description="the report's id, else its index in the input")
     zone_id: str

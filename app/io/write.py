@@ -134,7 +134,7 @@ def write_findings(
 ) -> None:
     """Write findings: a frame with `app.engine.FINDING_FIELDS` (observed_at UTC), `lon` and `lat`.
 
-    GeoJSON: Point features with the properties of DESIGN.md; CSV: lon, lat and the properties;
+    GeoJSON: Point features of docs/data-model.md; CSV: lon, lat and the properties;
     GeoPackage: a Point layer "findings". `depth_m` is rounded to centimetres.
     """
     progress = progress or no_progress
