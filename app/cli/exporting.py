@@ -6,7 +6,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-import pandas as pd
 import typer
 
 from app.cli.common import (
