@@ -38,11 +38,12 @@ from app.geodesy import (
     GEOD,
     MIN_RADIUS_M,
     Float,
+    UnjudgeableZone,
     boundary_segments,
     local_projection,
     scale_spread,
-    sphere_centre,
     subdivide,
+    zone_reach,
 )
 
 # Nearest samples asked of the KD-tree: a few for every point, more for the few points those do
@@ -67,12 +68,25 @@ class ZoneBoundary:
     """One zone's boundary, ready to measure geodesic distances from many points at once."""
 
     def __init__(self, geometry: BaseGeometry) -> None:
-        """Project the densified boundary segments once and index points sampled along them."""
+        """Project the densified boundary segments once and index points sampled along them.
+
+        Raises:
+            UnjudgeableZone: the zone reaches too far from its centre (`zone_reach`), or its
+                boundary does not project to finite, distinct points.
+        """
+        reach = zone_reach(geometry)
+        if not reach.judgeable:
+            raise UnjudgeableZone(reach.reason())
         segments = boundary_segments(geometry)
         self.start_ll, self.end_ll = segments.start, segments.end
-        self.centre = sphere_centre(geometry)
+        self.centre = reach.centre
         self._to_plane = local_projection(*self.centre)
         self.start_xy, self.end_xy = self._project_segments(self.start_ll, self.end_ll)
+        if not self.size or not (
+            np.isfinite(self.start_xy).all() and np.isfinite(self.end_xy).all()
+        ):
+            # Within the reach this cannot happen; a failure here must still name itself.
+            raise UnjudgeableZone("the zone's boundary does not project to finite points")
         # Segments as components, for `_planar` (a zero-length segment divides by 1: t = 0).
         self._ax, self._ay = self.start_xy.T
         self._abx, self._aby = (self.end_xy - self.start_xy).T

@@ -8,6 +8,7 @@ pieces of that which know about the Earth and nothing about zones or reports.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +31,21 @@ MIN_RADIUS_M = 6_335_439.0
 # that a chord stays within centimetres of the curve it stands for.
 DENSIFY_DEG = 0.01
 
+# How far (great-circle degrees) a zone's boundary may reach from the centre of its projection.
+# The depth search leans on the stereographic scale bounds of `scale_spread`, measured up to about
+# 54° (6,000 km); 45° (5,000 km) leaves room for every report that is still near the zone. A zone
+# inside such a cap is also sure to lie on the cap's side of its boundary: the cap cannot hold both
+# poles, and no lon/lat polygon holds a pole in its interior. The contract asks for zones up to
+# 1,000 km across; a hemisphere, the world or a ring from pole to pole reaches 90° or more.
+MAX_REACH_DEG = 45.0
+# Boundary samples for the reach: far closer than the limit's own precision needs.
+REACH_SAMPLE_DEG = 0.1
+
 Float = NDArray[np.float64]
+
+
+class UnjudgeableZone(ValueError):
+    """A zone whose depth the engine cannot measure; validation refuses such zones up front."""
 
 
 def local_projection(lon: float, lat: float) -> pyproj.Transformer:
@@ -67,6 +82,56 @@ def sphere_centre(geometry: BaseGeometry) -> tuple[float, float]:
     return float(np.degrees(np.arctan2(v[1], v[0]))), float(
         np.degrees(np.arctan2(v[2], np.hypot(v[0], v[1])))
     )
+
+
+def angle_from_deg(centre: tuple[float, float], lon: Float, lat: Float) -> Float:
+    """Great-circle angle (degrees, on the sphere) from `centre` (lon, lat) to each point."""
+    lon0, lat0 = np.radians(centre)
+    lon1, lat1 = np.radians(lon), np.radians(lat)
+    # The haversine form stays accurate for small angles, where the cosine form does not.
+    h = (
+        np.sin((lat1 - lat0) / 2) ** 2
+        + np.cos(lat0) * np.cos(lat1) * np.sin((lon1 - lon0) / 2) ** 2
+    )
+    return np.asarray(np.degrees(2 * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))), dtype=np.float64)
+
+
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """How far a zone's boundary goes from its projection's centre, and where it goes farthest."""
+
+    centre: tuple[float, float]
+    angle_deg: float
+    farthest: tuple[float, float]
+
+    @property
+    def judgeable(self) -> bool:
+        """Whether the engine can measure depths for the zone (the same test everywhere)."""
+        return bool(self.angle_deg <= MAX_REACH_DEG)
+
+    def reason(self) -> str:
+        """Why the zone cannot be judged, for messages and logs."""
+        return (
+            f"the zone reaches {self.angle_deg:.1f}° (about {self.angle_deg * 111.2:,.0f} km)"
+            f" from its centre (lon {self.centre[0]:.2f}, lat {self.centre[1]:.2f}), at"
+            f" lon {self.farthest[0]:.6g}, lat {self.farthest[1]:.6g}; depths can be measured"
+            f" only for zones within {MAX_REACH_DEG:g}° (about 5,000 km) of their centre, so a"
+            " hemisphere, the world or a zone from pole to pole cannot be judged"
+        )
+
+
+def zone_reach(geometry: BaseGeometry) -> Reach:
+    """The `Reach` of a zone: its boundary, sampled every `REACH_SAMPLE_DEG`, from its centre.
+
+    Validation and the engine both decide with this, so they agree on which zones can be judged.
+    """
+    centre = sphere_centre(geometry)
+    xy = shapely.get_coordinates(shapely.segmentize(geometry, REACH_SAMPLE_DEG))
+    angle = angle_from_deg(centre, xy[:, 0], xy[:, 1])
+    if not len(angle) or not np.isfinite(angle).all():
+        return Reach(centre, math.inf, centre)
+    far = int(np.argmax(angle))
+    return Reach(centre, float(angle[far]), (float(xy[far, 0]), float(xy[far, 1])))
 
 
 @dataclass(frozen=True, slots=True)
