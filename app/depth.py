@@ -183,7 +183,8 @@ class ZoneBoundary:
         seg = int(cand[best])
         start, end, at = self.start_ll[seg], self.end_ll[seg], float(t[best])
         foot = start + at * (end - start)
-        result = float(GEOD.inv(lon, lat, foot[0], foot[1])[2])
+        # Rounding may put a foot on an edge ending at a pole an ulp past it: Geod answers NaN.
+        result = float(GEOD.inv(lon, lat, foot[0], min(max(foot[1], -90.0), 90.0))[2])
         chance = self._could_beat(planar, float(planar[best]), centre_angle, result)
         chance[best] = False
         if chance.any():
@@ -307,5 +308,6 @@ class ZoneBoundary:
     def _geodesic(self, lon: Float, lat: Float, seg: np.ndarray, t: Float) -> Float:
         """Geodesic distance to the point at `t` along each lon/lat segment (on the boundary)."""
         foot = self.start_ll[seg] + t[:, None] * (self.end_ll[seg] - self.start_ll[seg])
-        _, _, dist = GEOD.inv(lon, lat, foot[:, 0], foot[:, 1])
+        # Rounding may put a foot on an edge ending at a pole an ulp past it: Geod answers NaN.
+        _, _, dist = GEOD.inv(lon, lat, foot[:, 0], np.clip(foot[:, 1], -90.0, 90.0))
         return np.asarray(dist, dtype=np.float64)

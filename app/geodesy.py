@@ -155,18 +155,30 @@ def boundary_segments(geometry: BaseGeometry) -> Segments:
     """Every ring's edges, densified, without the cuts that RFC 7946 puts along the antimeridian.
 
     A polygon split at ±180° has edges along the meridian that are not a real boundary: a point
-    next to the cut is deep inside the zone, so those edges must not count for the depth.
+    next to the cut is deep inside the zone, so those edges must not count for the depth. An edge
+    along ±180° is such a cut only where the zone goes on across it, that is where it also covers
+    the same place seen from the other side (-lon); a zone that only touches ±180° (or whose
+    parts meet along only some of it) keeps the rest as boundary, to the piece (`DENSIFY_DEG`).
     """
     coords, ring_index = shapely.get_coordinates(
         shapely.get_rings(shapely.get_parts(geometry)), return_index=True
     )
     same_ring = ring_index[1:] == ring_index[:-1]
     start, end = coords[:-1][same_ring], coords[1:][same_ring]
-    on_cut = (np.abs(start[:, 0]) == 180.0) & (start[:, 0] == end[:, 0])
-    keep = ~on_cut & np.any(start != end, axis=1)
+    keep = np.any(start != end, axis=1)
     start, end = start[keep], end[keep]
     pieces = np.ceil(np.abs(end - start).max(axis=1, initial=0.0) / DENSIFY_DEG)
     start, end, _ = subdivide(start, end, np.maximum(pieces, 1).astype(np.int64))
+    # Steps summed towards a pole may overshoot it by an ulp, where projections and Geod fail.
+    start[:, 1] = np.clip(start[:, 1], -90.0, 90.0)
+    end[:, 1] = np.clip(end[:, 1], -90.0, 90.0)
+    along = np.flatnonzero((np.abs(start[:, 0]) == 180.0) & (start[:, 0] == end[:, 0]))
+    if len(along):
+        middle = (start[along, 1] + end[along, 1]) / 2
+        across = shapely.intersects_xy(geometry, -start[along, 0], middle)
+        keep = np.ones(len(start), dtype=bool)
+        keep[along[across]] = False
+        start, end = start[keep], end[keep]
     return Segments(start=start, end=end)
 
 
