@@ -153,7 +153,7 @@ def _prepare(zone: Zone) -> ZoneBoundary:
     """The zone's boundary, after checking everything else the index reads from it."""
     if not isinstance(zone.geometry, Polygon | MultiPolygon) or zone.geometry.is_empty:
         raise UnjudgeableZone(f"not a polygon or multipolygon: {zone.geometry.geom_type}")
-    if not np.isfinite(shapely.bounds(zone.geometry)).all():
+    if not np.isfinite(shapely.get_coordinates(zone.geometry)).all():
         raise UnjudgeableZone("the geometry has coordinates that are not finite numbers")
     # The index keeps both times as nanoseconds: a time out of that range fails here, not later.
     _ns(zone.valid_from)

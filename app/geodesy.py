@@ -148,7 +148,10 @@ def subdivide(start: Float, end: Float, pieces: np.ndarray) -> tuple[Float, Floa
     k = np.arange(len(owner)) - np.repeat(np.cumsum(pieces) - pieces, pieces)
     step = (end - start)[owner] / pieces[owner, None]
     first = start[owner] + k[:, None] * step
-    return first, first + step, owner
+    last = first + step
+    # The last piece ends exactly where its segment does, not an ulp off (past a pole, say).
+    last[np.cumsum(pieces)[pieces > 0] - 1] = end[pieces > 0]
+    return first, last, owner
 
 
 def boundary_segments(geometry: BaseGeometry) -> Segments:
