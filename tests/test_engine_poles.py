@@ -24,6 +24,8 @@ from app.depth import ZoneBoundary
 from app.engine import ZoneIndex
 from app.errors import InvalidGeometry
 from app.geodesy import MAX_REACH_DEG, UnjudgeableZone, zone_reach
+from app.io.errors import FileProblem
+from app.io.zones import read_zones
 from app.validate import validate_zone_geometry
 from tests.oracle import depth_tolerance, make_zone, oracle_covers, oracle_depth, reports_df
 
@@ -205,3 +207,20 @@ def test_every_accepted_zone_is_indexed_and_measured_as_the_reference_says(
         for (lon, lat), found in zip(points, depth, strict=True):
             reference = oracle_depth(lon, lat, geometry)
             assert abs(found - reference) <= depth_tolerance(reference), (lon, lat, found)
+
+
+# -- zones read from files take the same test ------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["world", "hemisphere"])
+def test_zone_file_beyond_reach_is_refused(tmp_path, name: str) -> None:
+    path = tmp_path / "zones.csv"
+    wkt = Polygon(UNJUDGEABLE[name]).wkt
+    path.write_text(
+        "id,name,kind,valid_from,wkt\n"
+        f'far,Far,buffer,2020-01-01T00:00:00+00:00,"{wkt}"\n'
+        f'near,Near,buffer,2020-01-01T00:00:00+00:00,"{box(46.5, 39.8, 47.0, 40.2).wkt}"\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(FileProblem, match="cannot be judged"):
+        read_zones(path)
