@@ -132,3 +132,13 @@ def test_health_is_plain_ok_when_every_zone_is_indexed(client: TestClient) -> No
     assert response.status_code == 200
     assert response.json()["status"] == "ok"
     assert "zones_set_aside" not in response.json()
+
+
+def test_new_version_beyond_reach_is_refused_and_the_zone_keeps_its_history(
+    client: TestClient,
+) -> None:
+    assert client.post("/zones", json=square_zone("sq"), headers=auth("admin")).status_code == 201
+    history = client.get("/zones/sq/history", headers=auth("viewer")).json()
+    response = client.put("/zones/sq", json=zone_feature("sq", HEMISPHERE), headers=auth("admin"))
+    assert_problem(response, 422, "geometry/coordinates/0/2")
+    assert client.get("/zones/sq/history", headers=auth("viewer")).json() == history
