@@ -6,7 +6,9 @@ unambiguous, and every repair is reported as a note: an unclosed ring is closed,
 consecutive positions and altitudes are dropped, a ring crossing the antimeridian is split at ±180
 (RFC 7946 §3.1.9). Rings in either winding order are accepted and written counter-clockwise.
 Anything ambiguous, such as a self-intersecting ring, is refused rather than guessed at with
-`make_valid`.
+`make_valid`. A zone the engine cannot judge (one reaching more than `MAX_REACH_DEG` from its
+centre: the world, a hemisphere, pole to pole) is refused naming its farthest position; the engine
+decides with the same `zone_reach`, so the two never disagree.
 """
 
 from __future__ import annotations

@@ -272,9 +272,9 @@ def _fast_geometries(geometry: np.ndarray) -> list[Any]:
     That is: a Polygon or MultiPolygon without altitudes, every coordinate a finite longitude
     and latitude, no repeated consecutive position, no edge jumping more than 180° of longitude
     (the antimeridian), valid by GEOS, every polygon of positive area, and within the engine's
-    reach (`zone_reach`). The result is
-    oriented as the validation orients it (exteriors counter-clockwise). Anything else goes
-    through the full validation, which repairs it or says exactly what is wrong.
+    reach (`zone_reach`). The result is oriented as the validation orients it (exteriors
+    counter-clockwise). Anything else goes through the full validation, which repairs it or says
+    exactly what is wrong.
     """
     found: list[Any] = [None] * len(geometry)
     if not len(geometry):
