@@ -34,11 +34,12 @@ from app.geodesy import (
     GEOD,
     MIN_RADIUS_M,
     Float,
+    UnjudgeableZone,
     boundary_segments,
     local_projection,
     scale_spread,
-    sphere_centre,
     subdivide,
+    zone_reach,
 )
 
 
@@ -86,12 +87,25 @@ class ZoneBoundary:
     """One zone's boundary, ready to measure geodesic distances from many points at once."""
 
     def __init__(self, geometry: BaseGeometry) -> None:
-        """Project the densified boundary segments once and index points sampled along them."""
+        """Project the densified boundary segments once and index points sampled along them.
+
+        Raises:
+            UnjudgeableZone: the zone reaches too far from its centre (`zone_reach`), or its
+                boundary does not project to finite, distinct points.
+        """
+        reach = zone_reach(geometry)
+        if not reach.judgeable:
+            raise UnjudgeableZone(reach.reason())
         segments = boundary_segments(geometry)
         self.start_ll, self.end_ll = segments.start, segments.end
-        self.centre = sphere_centre(geometry)
+        self.centre = reach.centre
         self._to_plane = local_projection(*self.centre)
         self.start_xy, self.end_xy = self._project_segments(self.start_ll, self.end_ll)
+        if not self.size or not (
+            np.isfinite(self.start_xy).all() and np.isfinite(self.end_xy).all()
+        ):
+            # Within the reach this cannot happen; a failure here must still name itself.
+            raise UnjudgeableZone("the zone's boundary does not project to finite points")
         # Segments as components, for `_planar` (a zero-length segment divides by 1: t = 0).
         self._ax, self._ay = self.start_xy.T
         self._abx, self._aby = (self.end_xy - self.start_xy).T
@@ -188,7 +202,8 @@ class ZoneBoundary:
         seg = int(cand[best])
         start, end, at = self.start_ll[seg], self.end_ll[seg], float(t[best])
         foot = start + at * (end - start)
-        result = float(GEOD.inv(lon, lat, foot[0], foot[1])[2])
+        # Rounding may put a foot on an edge ending at a pole an ulp past it: Geod answers NaN.
+        result = float(GEOD.inv(lon, lat, foot[0], min(max(foot[1], -90.0), 90.0))[2])
         chance = self._could_beat(planar, float(planar[best]), centre_angle, result)
         chance[best] = False
         if chance.any():
@@ -312,5 +327,6 @@ class ZoneBoundary:
     def _geodesic(self, lon: Float, lat: Float, seg: np.ndarray, t: Float) -> Float:
         """Geodesic distance to the point at `t` along each lon/lat segment (on the boundary)."""
         foot = self.start_ll[seg] + t[:, None] * (self.end_ll[seg] - self.start_ll[seg])
-        _, _, dist = GEOD.inv(lon, lat, foot[:, 0], foot[:, 1])
+        # Rounding may put a foot on an edge ending at a pole an ulp past it: Geod answers NaN.
+        _, _, dist = GEOD.inv(lon, lat, foot[:, 0], np.clip(foot[:, 1], -90.0, 90.0))
         return np.asarray(dist, dtype=np.float64)

@@ -16,6 +16,7 @@ without pandas, for hot paths. The work is per zone (a few hundred), never per r
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections.abc import Sequence
@@ -26,11 +27,14 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 import shapely
+from shapely.geometry import MultiPolygon, Polygon
 
 from app.batch import ReportBatch
 from app.depth import ZoneBoundary
 from app.domain import Finding, Report, Verdict, Zone
-from app.geodesy import Float, expanded_bounds
+from app.geodesy import Float, UnjudgeableZone, expanded_bounds
+
+log = logging.getLogger("truce.engine")
 
 VERDICTS = np.array([v.value for v in Verdict], dtype=object)
 INSIDE, POSSIBLE, APPROACHING, OUTSIDE = range(4)
@@ -111,16 +115,55 @@ def _no_findings() -> Judged:
     return Judged(none, none.copy(), np.empty(0), VERDICTS[none], np.empty(0, bool))
 
 
+@dataclass(frozen=True, slots=True)
+class SetAside:
+    """A zone version the index could not prepare, and why: it takes part in no check."""
+
+    zone_id: str
+    version: int
+    reason: str
+
+
+def _prepare(zone: Zone) -> ZoneBoundary:
+    """The zone's boundary, after checking everything else the index reads from it."""
+    if not isinstance(zone.geometry, Polygon | MultiPolygon) or zone.geometry.is_empty:
+        raise UnjudgeableZone(f"not a polygon or multipolygon: {zone.geometry.geom_type}")
+    if not np.isfinite(shapely.get_coordinates(zone.geometry)).all():
+        raise UnjudgeableZone("the geometry has coordinates that are not finite numbers")
+    # The index keeps both times as nanoseconds: a time out of that range fails here, not later.
+    _ns(zone.valid_from)
+    _ns(zone.valid_to)
+    return ZoneBoundary(zone.geometry)
+
+
 class ZoneIndex:
     """Every zone version, indexed for the verdict rule. Immutable: rebuild when zones change."""
 
     def __init__(self, zones: Sequence[Zone], *, threads: int | None = None) -> None:
-        """Prepare each zone's polygon and boundary once; `threads` work on zones in parallel."""
-        self.zones: tuple[Zone, ...] = tuple(zones)
+        """Prepare each zone's polygon and boundary once; `threads` work on zones in parallel.
+
+        A zone that cannot be prepared (validation refuses such zones, but a store may hold one
+        written before that or by hand) is set aside: logged, listed in `set_aside`, and left
+        out, so that it can stop neither start-up nor any other zone's checks.
+        """
+        kept: list[Zone] = []
+        self._boundaries: list[ZoneBoundary] = []
+        set_aside: list[SetAside] = []
+        for zone in zones:
+            try:
+                boundary = _prepare(zone)
+            except Exception as exc:  # any failure of one zone must not take the others down
+                reason = str(exc) or type(exc).__name__
+                set_aside.append(SetAside(str(zone.id), zone.version, reason))
+                log.error("zone %r version %s set aside: %s", zone.id, zone.version, reason)
+                continue
+            kept.append(zone)
+            self._boundaries.append(boundary)
+        self.zones: tuple[Zone, ...] = tuple(kept)
+        self.set_aside: tuple[SetAside, ...] = tuple(set_aside)
         self._threads = threads or min(4, os.cpu_count() or 1)
         self._geometries = np.array([z.geometry for z in self.zones], dtype=object)
         shapely.prepare(self._geometries)
-        self._boundaries = [ZoneBoundary(z.geometry) for z in self.zones]
         self._bounds = shapely.bounds(self._geometries).reshape(-1, 4)
         self._extent = (
             *self._bounds[:, :2].min(axis=0, initial=np.inf).tolist(),

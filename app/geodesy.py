@@ -8,6 +8,7 @@ pieces of that which know about the Earth and nothing about zones or reports.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -30,7 +31,21 @@ MIN_RADIUS_M = 6_335_439.0
 # that a chord stays within centimetres of the curve it stands for.
 DENSIFY_DEG = 0.01
 
+# How far (great-circle degrees) a zone's boundary may reach from the centre of its projection.
+# The depth search leans on the stereographic scale bounds of `scale_spread`, measured up to about
+# 54° (6,000 km); 45° (5,000 km) leaves room for every report that is still near the zone. A zone
+# inside such a cap is also sure to lie on the cap's side of its boundary: the cap cannot hold both
+# poles, and no lon/lat polygon holds a pole in its interior. The contract asks for zones up to
+# 1,000 km across; a hemisphere, the world or a ring from pole to pole reaches 90° or more.
+MAX_REACH_DEG = 45.0
+# Boundary samples for the reach: far closer than the limit's own precision needs.
+REACH_SAMPLE_DEG = 0.1
+
 Float = NDArray[np.float64]
+
+
+class UnjudgeableZone(ValueError):
+    """A zone whose depth the engine cannot measure; validation refuses such zones up front."""
 
 
 def local_projection(lon: float, lat: float) -> pyproj.Transformer:
@@ -69,6 +84,56 @@ def sphere_centre(geometry: BaseGeometry) -> tuple[float, float]:
     )
 
 
+def angle_from_deg(centre: tuple[float, float], lon: Float, lat: Float) -> Float:
+    """Great-circle angle (degrees, on the sphere) from `centre` (lon, lat) to each point."""
+    lon0, lat0 = np.radians(centre)
+    lon1, lat1 = np.radians(lon), np.radians(lat)
+    # The haversine form stays accurate for small angles, where the cosine form does not.
+    h = (
+        np.sin((lat1 - lat0) / 2) ** 2
+        + np.cos(lat0) * np.cos(lat1) * np.sin((lon1 - lon0) / 2) ** 2
+    )
+    return np.asarray(np.degrees(2 * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))), dtype=np.float64)
+
+
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """How far a zone's boundary goes from its projection's centre, and where it goes farthest."""
+
+    centre: tuple[float, float]
+    angle_deg: float
+    farthest: tuple[float, float]
+
+    @property
+    def judgeable(self) -> bool:
+        """Whether the engine can measure depths for the zone (the same test everywhere)."""
+        return bool(self.angle_deg <= MAX_REACH_DEG)
+
+    def reason(self) -> str:
+        """Why the zone cannot be judged, for messages and logs."""
+        return (
+            f"the zone reaches {self.angle_deg:.1f}° (about {self.angle_deg * 111.2:,.0f} km)"
+            f" from its centre (lon {self.centre[0]:.2f}, lat {self.centre[1]:.2f}), at"
+            f" lon {self.farthest[0]:.6g}, lat {self.farthest[1]:.6g}; depths can be measured"
+            f" only for zones within {MAX_REACH_DEG:g}° (about 5,000 km) of their centre, so a"
+            " hemisphere, the world or a zone from pole to pole cannot be judged"
+        )
+
+
+def zone_reach(geometry: BaseGeometry) -> Reach:
+    """The `Reach` of a zone: its boundary, sampled every `REACH_SAMPLE_DEG`, from its centre.
+
+    Validation and the engine both decide with this, so they agree on which zones can be judged.
+    """
+    centre = sphere_centre(geometry)
+    xy = shapely.get_coordinates(shapely.segmentize(geometry, REACH_SAMPLE_DEG))
+    angle = angle_from_deg(centre, xy[:, 0], xy[:, 1])
+    if not len(angle) or not np.isfinite(angle).all():
+        return Reach(centre, math.inf, centre)
+    far = int(np.argmax(angle))
+    return Reach(centre, float(angle[far]), (float(xy[far, 0]), float(xy[far, 1])))
+
+
 @dataclass(frozen=True, slots=True)
 class Segments:
     """A zone's boundary as straight lon/lat segments from `start` to `end` (arrays (n, 2))."""
@@ -83,25 +148,40 @@ def subdivide(start: Float, end: Float, pieces: np.ndarray) -> tuple[Float, Floa
     k = np.arange(len(owner)) - np.repeat(np.cumsum(pieces) - pieces, pieces)
     step = (end - start)[owner] / pieces[owner, None]
     first = start[owner] + k[:, None] * step
-    return first, first + step, owner
+    last = first + step
+    # The last piece ends exactly where its segment does, not an ulp off (past a pole, say).
+    last[np.cumsum(pieces)[pieces > 0] - 1] = end[pieces > 0]
+    return first, last, owner
 
 
 def boundary_segments(geometry: BaseGeometry) -> Segments:
     """Every ring's edges, densified, without the cuts that RFC 7946 puts along the antimeridian.
 
     A polygon split at ±180° has edges along the meridian that are not a real boundary: a point
-    next to the cut is deep inside the zone, so those edges must not count for the depth.
+    next to the cut is deep inside the zone, so those edges must not count for the depth. An edge
+    along ±180° is such a cut only where the zone goes on across it, that is where it also covers
+    the same place seen from the other side (-lon); a zone that only touches ±180° (or whose
+    parts meet along only some of it) keeps the rest as boundary, to the piece (`DENSIFY_DEG`).
     """
     coords, ring_index = shapely.get_coordinates(
         shapely.get_rings(shapely.get_parts(geometry)), return_index=True
     )
     same_ring = ring_index[1:] == ring_index[:-1]
     start, end = coords[:-1][same_ring], coords[1:][same_ring]
-    on_cut = (np.abs(start[:, 0]) == 180.0) & (start[:, 0] == end[:, 0])
-    keep = ~on_cut & np.any(start != end, axis=1)
+    keep = np.any(start != end, axis=1)
     start, end = start[keep], end[keep]
     pieces = np.ceil(np.abs(end - start).max(axis=1, initial=0.0) / DENSIFY_DEG)
     start, end, _ = subdivide(start, end, np.maximum(pieces, 1).astype(np.int64))
+    # Steps summed towards a pole may overshoot it by an ulp, where projections and Geod fail.
+    start[:, 1] = np.clip(start[:, 1], -90.0, 90.0)
+    end[:, 1] = np.clip(end[:, 1], -90.0, 90.0)
+    along = np.flatnonzero((np.abs(start[:, 0]) == 180.0) & (start[:, 0] == end[:, 0]))
+    if len(along):
+        middle = (start[along, 1] + end[along, 1]) / 2
+        across = shapely.intersects_xy(geometry, -start[along, 0], middle)
+        keep = np.ones(len(start), dtype=bool)
+        keep[along[across]] = False
+        start, end = start[keep], end[keep]
     return Segments(start=start, end=end)
 
 

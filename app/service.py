@@ -27,7 +27,7 @@ import pandas as pd
 
 from app.batch import ReportBatch
 from app.domain import Report, Verdict, Zone, ZoneKind
-from app.engine import Judged, ZoneIndex
+from app.engine import Judged, SetAside, ZoneIndex
 from app.findings import FindingColumns
 from app.incursions import ViolationLog
 from app.limits import check_time, check_zone, to_us
@@ -114,6 +114,11 @@ class Service:
     def index(self) -> ZoneIndex:
         """The zone index, rebuilt first if any process changed the zones since it was built."""
         return self._current().index
+
+    def zones_set_aside(self) -> tuple[SetAside, ...]:
+        """Zones the latest index had to leave out (`ZoneIndex.set_aside`); reads no store."""
+        indexed = self._indexed
+        return () if indexed is None else indexed.index.set_aside
 
     def _current(self) -> _Indexed:
         token = self.store.zones_changed_token()

@@ -6,7 +6,9 @@ unambiguous, and every repair is reported as a note: an unclosed ring is closed,
 consecutive positions and altitudes are dropped, a ring crossing the antimeridian is split at ±180
 (RFC 7946 §3.1.9). Rings in either winding order are accepted and written counter-clockwise.
 Anything ambiguous, such as a self-intersecting ring, is refused rather than guessed at with
-`make_valid`.
+`make_valid`. A zone the engine cannot judge (one reaching more than `MAX_REACH_DEG` from its
+centre: the world, a hemisphere, pole to pole) is refused naming its farthest position; the engine
+decides with the same `zone_reach`, so the two never disagree.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from shapely import LinearRing, MultiPolygon, Polygon
 
 from app.domain import Report
 from app.errors import InvalidGeometry, InvalidInput, InvalidReport, InvalidZone
+from app.geodesy import angle_from_deg, zone_reach
 
 __all__ = [
     "check_longitude",
@@ -166,6 +169,8 @@ class _Part:
 
     rings: list[Coords]
     path: str
+    # For each ring, the input index of each of its positions (repeats dropped, closure added).
+    origins: list[npt.NDArray[np.intp]]
 
 
 def _positions(value: object, path: str, state: _Parse) -> Coords:
@@ -181,20 +186,22 @@ def _positions(value: object, path: str, state: _Parse) -> Coords:
     return np.array(rows, dtype=np.float64).reshape(-1, 2)
 
 
-def _ring(value: object, path: str, state: _Parse) -> Coords:
+def _ring(value: object, path: str, state: _Parse) -> tuple[Coords, npt.NDArray[np.intp]]:
+    """The ring, repaired, and the input index of each of its positions."""
     ring = _positions(value, path, state)
+    origin = np.arange(len(ring))
     if len(ring) == 0:
         raise InvalidGeometry("linear ring is empty", field=path)
     repeated = np.concatenate([[False], np.all(ring[1:] == ring[:-1], axis=1)])
     if repeated.any():
         # A repeated position adds no edge; dropping it changes nothing but the vertex count.
-        ring = ring[~repeated]
+        ring, origin = ring[~repeated], origin[~repeated]
         state.notes.append(
             f"{path}: removed {int(repeated.sum())} repeated consecutive position(s)"
         )
     if len(ring) > 1 and not np.array_equal(ring[0], ring[-1]):
         # RFC 7946 asks for closed rings; repeating the first position is the only closure.
-        ring = np.vstack([ring, ring[:1]])
+        ring, origin = np.vstack([ring, ring[:1]]), np.append(origin, origin[0])
         state.notes.append(f"{path}: ring was not closed; closed it with its first position")
     distinct = len(np.unique(ring, axis=0))
     if len(ring) < 4 or distinct < 3:
@@ -203,7 +210,7 @@ def _ring(value: object, path: str, state: _Parse) -> Coords:
             f"got {len(ring)} with {distinct} distinct",
             field=path,
         )
-    return ring
+    return ring, origin
 
 
 def _polygon(value: object, path: str, state: _Parse) -> _Part:
@@ -213,7 +220,8 @@ def _polygon(value: object, path: str, state: _Parse) -> _Part:
         )
     if len(value) == 0:
         raise InvalidGeometry("a polygon needs at least its exterior ring, got none", field=path)
-    return _Part([_ring(ring, join_path(path, i), state) for i, ring in enumerate(value)], path)
+    rings = [_ring(ring, join_path(path, i), state) for i, ring in enumerate(value)]
+    return _Part([r for r, _ in rings], path, [o for _, o in rings])
 
 
 def _invalid(reason: str, path: str, *, suffix: str = "") -> InvalidGeometry:
@@ -348,6 +356,21 @@ def _check_parts_apart(polygons: list[Polygon], origin: list[int], path: str) ->
     raise _invalid(reason, path)
 
 
+def _check_reach(geometry: Polygon | MultiPolygon, parts: list[_Part]) -> None:
+    """Refuse a zone the engine cannot judge (`zone_reach`), naming its farthest position."""
+    reach = zone_reach(geometry)
+    if reach.judgeable:
+        return
+    where, farthest = "", -1.0
+    for part in parts:
+        for i, (ring, origin) in enumerate(zip(part.rings, part.origins, strict=True)):
+            angle = angle_from_deg(reach.centre, ring[:, 0], ring[:, 1])
+            k = int(np.argmax(angle))
+            if angle[k] > farthest:
+                where, farthest = join_path(part.path, i, int(origin[k])), float(angle[k])
+    raise InvalidGeometry(reach.reason(), field=where)
+
+
 def validate_zone_geometry(
     geometry: Mapping[str, Any], *, path: str = ""
 ) -> tuple[Polygon | MultiPolygon, list[str]]:
@@ -404,6 +427,7 @@ def validate_zone_geometry(
     else:
         _check_parts_apart(polygons, origin, where)
         result = MultiPolygon(polygons)
+    _check_reach(result, parts)
     if state.altitudes:
         state.notes.append(
             f"{where}: dropped the altitude of {state.altitudes} position(s); zones are 2D"

@@ -78,7 +78,8 @@ def boundary_edges(geometry: BaseGeometry) -> tuple[np.ndarray, np.ndarray]:
 def _distance_along(lon: float, lat: float, a: np.ndarray, b: np.ndarray, t: np.ndarray):
     """Geodesic distance from P to X(t) = a + t (b - a), elementwise over rows of a, b, t."""
     x = a[:, 0] + t * (b[:, 0] - a[:, 0])
-    y = a[:, 1] + t * (b[:, 1] - a[:, 1])
+    # Rounding may put X(t) on an edge ending at a pole an ulp past it, where Geod gives NaN.
+    y = np.clip(a[:, 1] + t * (b[:, 1] - a[:, 1]), -90.0, 90.0)
     return geodesic_inv(lon, lat, x, y)
 
 

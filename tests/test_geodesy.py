@@ -1,5 +1,7 @@
 """The projection bounds the depth search relies on, checked against PROJ's own scale factors."""
 
+import math
+
 import numpy as np
 import pandas as pd
 import pyproj
@@ -9,12 +11,14 @@ from shapely.geometry import Polygon, box
 
 from app.engine import ZoneIndex
 from app.geodesy import (
+    MAX_REACH_DEG,
     MIN_RADIUS_M,
     boundary_segments,
     expanded_bounds,
     local_projection,
     scale_spread,
     sphere_centre,
+    zone_reach,
 )
 from tests.oracle import make_zone
 
@@ -45,6 +49,46 @@ def test_boundary_segments_drop_the_antimeridian_cut():
     on_cut = (np.abs(segments.start[:, 0]) == 180) & (segments.start[:, 0] == segments.end[:, 0])
     assert not on_cut.any()
     assert len(segments.start) > 0
+
+
+def test_boundary_segments_keep_an_edge_on_180_with_nothing_across_it():
+    # The zone ends at +180: its edge there is a real boundary, not a cut.
+    segments = boundary_segments(box(170.0, -10.0, 180.0, 10.0))
+    on_180 = (segments.start[:, 0] == 180) & (segments.end[:, 0] == 180)
+    assert on_180.any()
+    covered = segments.start[on_180, 1].min(), segments.end[on_180, 1].max()
+    assert min(covered) == -10.0 and max(covered) == 10.0
+
+
+def test_boundary_segments_never_pass_a_pole():
+    # 0.01° steps summed from 80 to 90 overshoot 90 by an ulp unless clipped.
+    segments = boundary_segments(box(0.0, 80.0, 90.0, 90.0))
+    assert segments.start[:, 1].max() == 90.0
+    assert segments.end[:, 1].max() == 90.0
+
+
+@pytest.mark.parametrize(
+    ("geometry", "judgeable"),
+    [
+        (box(46.5, 39.5, 47.0, 40.0), True),
+        (box(0.0, 80.0, 90.0, 90.0), True),  # touches the north pole: judged
+        (box(10.0, -20.0, 40.0, 20.0), True),  # about 3,300 km from its centre at the corners
+        (box(-180.0, -90.0, 180.0, 90.0), False),
+        (box(0.0, -90.0, 180.0, 90.0), False),
+        (box(10.0, -90.0, 20.0, 90.0), False),  # a thin strip from pole to pole
+        (box(0.0, -40.0, 90.0, 40.0), False),
+    ],
+)
+def test_zone_reach_measures_the_boundary_from_the_projection_centre(geometry, judgeable):
+    reach = zone_reach(geometry)
+    assert reach.judgeable is judgeable
+    assert (reach.angle_deg <= MAX_REACH_DEG) is judgeable
+    # The farthest point is on the boundary and as far as reported.
+    assert shapely.distance(geometry.boundary, shapely.Point(reach.farthest)) < 1e-9
+    lon0, lat0 = np.radians(reach.centre)
+    lon1, lat1 = np.radians(reach.farthest)
+    _, _, metres = pyproj.Geod(ellps="WGS84").inv(*reach.centre, *reach.farthest)
+    assert math.degrees(metres / 6_371_008.8) == pytest.approx(reach.angle_deg, abs=0.3)
 
 
 def test_sphere_centre_of_a_zone_across_the_antimeridian_lies_on_it():

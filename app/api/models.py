@@ -180,11 +180,20 @@ class AuditPage(BaseModel):
     links: list[Link]
 
 
-class Health(BaseModel):
-    """Liveness."""
+class ZoneSetAside(BaseModel):
+    """A stored zone version that the engine could not prepare, so judges nothing against."""
 
-    status: Literal["ok"]
+    id: str
+    version: int
+    reason: str
+
+
+class Health(BaseModel):
+    """Liveness; `degraded` names the zones set aside (the service still answers for the rest)."""
+
+    status: Literal["ok", "degraded"]
     version: str
+    zones_set_aside: list[ZoneSetAside] | None = None
 
 
 class Problem(BaseModel):

@@ -22,6 +22,7 @@ from shapely.geometry import mapping
 
 from app.domain import Zone
 from app.errors import TruceError
+from app.geodesy import zone_reach
 from app.geojson import parse_zones, zone_from_feature
 from app.io.cells import plain_value
 from app.io.columns import csv_header
@@ -265,9 +266,10 @@ def _fast_geometries(geometry: np.ndarray) -> list[Any]:
 
     That is: a Polygon or MultiPolygon without altitudes, every coordinate a finite longitude
     and latitude, no repeated consecutive position, no edge jumping more than 180° of longitude
-    (the antimeridian), valid by GEOS, and every polygon of positive area. The result is
-    oriented as the validation orients it (exteriors counter-clockwise). Anything else goes
-    through the full validation, which repairs it or says exactly what is wrong.
+    (the antimeridian), valid by GEOS, every polygon of positive area, and within the engine's
+    reach (`zone_reach`). The result is oriented as the validation orients it (exteriors
+    counter-clockwise). Anything else goes through the full validation, which repairs it or says
+    exactly what is wrong.
     """
     found: list[Any] = [None] * len(geometry)
     if not len(geometry):
@@ -296,5 +298,6 @@ def _fast_geometries(geometry: np.ndarray) -> list[Any]:
     candidates = np.flatnonzero(ok)
     valid = shapely.is_valid(geoms[candidates])
     for j in candidates[valid]:
-        found[int(idx[j])] = shapely.orient_polygons(geoms[j], exterior_cw=False)
+        if zone_reach(geoms[j]).judgeable:  # else the full validation refuses it, saying why
+            found[int(idx[j])] = shapely.orient_polygons(geoms[j], exterior_cw=False)
     return found
