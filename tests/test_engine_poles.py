@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 import shapely
-from app.io.errors import FileProblem
+from app.io import FileProblem
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shapely.geometry import MultiPolygon, Point, Polygon, box
