@@ -212,7 +212,9 @@ def test_restore_refuses_a_damaged_backup_and_leaves_the_store_alone(tmp_path: P
     not_truce = tmp_path / "other.sqlite"
     with sqlite3.connect(not_truce) as conn:
         conn.execute("CREATE TABLE t (x)")
-    assert integrity_problems(not_truce) == [f"{not_truce} is a SQLite file but not a Truce database"]
+    assert integrity_problems(not_truce) == [
+        f"{not_truce} is a SQLite file but not a Truce database"
+    ]
 
 
 def test_restore_into_a_new_place_and_backup_of_nothing(tmp_path: Path) -> None:
