@@ -24,6 +24,11 @@ Choices, and why:
   ingest): fast when it matches often or with since/until, a full scan when it matches nothing.
 - **Immutability in the schema**: triggers refuse UPDATE and DELETE on zones, reports and the
   audit log, so "nothing is ever overwritten" does not rest on this module alone.
+- **Storage failures by name**: a full disk, a read-only file, a lock held too long and a failing
+  disk are raised as `StorageFull`, `ReadOnlyStorage`, `Busy` and `StorageIOError` (the HTTP
+  layer answers 507/503 with `Retry-After`); nothing is kept of the failed transaction, reads go
+  on, and the same connections write again once the cause is gone. `check_writable` proves a
+  write for `/ready`. Online copies are in `app.store.sqlite_backup`.
 - **Schema migrations**: a `schema_version` table and the `MIGRATIONS` list; a file from a newer
   Truce is refused instead of being misread.
 """

@@ -239,11 +239,10 @@ def in_use(path: Path) -> bool:
         conn.execute("PRAGMA locking_mode = EXCLUSIVE")
         conn.execute("BEGIN EXCLUSIVE")
         conn.execute("ROLLBACK")
-    except sqlite3.OperationalError as exc:
+    except sqlite3.DatabaseError as exc:
         code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
-        if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-            return True
-        raise
+        # Anything but a lock (a file that is not a database at all) is no server's store.
+        return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
     finally:
         conn.close()
     return False

@@ -256,3 +256,18 @@ def test_in_use_sees_another_process_and_not_a_closed_file(tmp_path: Path) -> No
     finally:
         holder.communicate(b"", timeout=30)
     assert not in_use(db)
+
+
+def test_restore_replaces_a_file_that_is_not_a_database(tmp_path: Path) -> None:
+    db = tmp_path / "truce.sqlite"
+    filled_store(db, 10)
+    copy = tmp_path / "copy.sqlite"
+    backup(db, copy)
+    garbage = tmp_path / "garbage.sqlite"
+    garbage.write_bytes(b"not a database at all " * 300)
+    assert not in_use(garbage)
+    result = runner.invoke(
+        cli, ["restore", str(copy), "--database-url", f"sqlite:///{garbage}", "--no-progress"]
+    )
+    assert result.exit_code == 0, result.output
+    assert ids_in(garbage) == ids_in(db)
