@@ -9,8 +9,14 @@ batch, the index of the feature at fault:
 
 Status codes: 400 for a request that cannot be read (not JSON, a bad parameter or cursor), 422 for
 a body that is JSON but not acceptable, 401/403 for keys and roles, 404, 409, 413 for bodies over
-the limits, 503 when the database stays locked. Anything else is a bug: a 500 problem that says
-nothing about the inside, while the traceback goes to the server's log.
+the limits. When the storage fails, the answer names the cause (its `cause` member) and says when
+to retry (`Retry-After`): 507 when the disk is full, 503 when the database is read-only, locked
+or failing. Anything else is a bug: a 500 problem that says nothing about the inside, while the
+traceback goes to the server's log.
+
+Every 5xx problem and every 413 carries `Connection: close`: the server closes the connection
+cleanly after the answer (rather than a client reusing a connection whose request body was not
+read, or retrying at once on a server that cannot serve it).
 """
 
 from __future__ import annotations
@@ -37,10 +43,12 @@ from app.errors import (
     Unauthorized,
     UnknownZone,
 )
-from app.store import BadCursor, Busy, Conflict, NotFound, StoreError
+from app.store import BadCursor, Conflict, NotFound, StoreError
+from app.store.base import StorageFull, Unavailable
 
 __all__ = [
     "STATUS",
+    "closing_headers",
     "problem",
     "problem_body",
     "register_error_handlers",
@@ -61,7 +69,8 @@ STATUS: dict[type[Exception], int] = {
     NotFound: 404,
     Conflict: 409,
     PayloadTooLarge: 413,
-    Busy: 503,
+    StorageFull: 507,
+    Unavailable: 503,
     StoreError: 500,
     TruceError: 500,
 }
@@ -117,15 +126,18 @@ def problem(
 def truce_problem(exc: TruceError, instance: str | None) -> ProblemResponse:
     """The answer to a `TruceError`."""
     status = status_of(exc)
-    headers = {}
+    headers = closing_headers(status)
     if isinstance(exc, Unauthorized):
         headers["WWW-Authenticate"] = AUTHENTICATE
-    if isinstance(exc, Busy):
-        headers["Retry-After"] = "1"
     if status == 500:
         # An error class with no status of its own is a bug: say nothing of the inside.
         log.error("unexpected %s: %s", type(exc).__name__, exc.detail)
-        return problem(status, instance=instance)
+        return problem(status, headers=headers, instance=instance)
+    extra: dict[str, Any] = {}
+    if isinstance(exc, Unavailable):
+        headers["Retry-After"] = str(exc.retry_after)
+        extra["cause"] = exc.cause
+        log.warning("storage unavailable (%s) on %s: %s", exc.cause, instance, exc.detail)
     return problem(
         status,
         headers=headers,
@@ -135,7 +147,13 @@ def truce_problem(exc: TruceError, instance: str | None) -> ProblemResponse:
         instance=instance,
         field=exc.field,
         index=exc.index,
+        **extra,
     )
+
+
+def closing_headers(status: int) -> dict[str, str]:
+    """`Connection: close` for a 5xx or a 413 answer (see the module docstring), else nothing."""
+    return {"Connection": "close"} if status >= 500 or status == 413 else {}
 
 
 def _field(loc: Sequence[Any]) -> str:
@@ -187,7 +205,7 @@ async def _on_http_error(request: Request, exc: Exception) -> Response:
 
 async def _on_unexpected(request: Request, exc: Exception) -> Response:
     # Starlette logs the traceback after this answer is sent; the client learns nothing inside.
-    return problem(500, instance=request.url.path)
+    return problem(500, headers=closing_headers(500), instance=request.url.path)
 
 
 def register_error_handlers(app: FastAPI) -> None:

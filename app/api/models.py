@@ -216,7 +216,9 @@ _PROBLEM_TEXT = {
     409: "conflicts with what is stored",
     413: "the body is over the size or feature limit",
     422: "the body is JSON but not acceptable; `field` and `index` say where",
-    503: "the database stayed locked; retry",
+    503: "the database is locked, read-only or failing (`cause` says which); retry after "
+    "`Retry-After` seconds",
+    507: "the database's disk is full; retry after `Retry-After` seconds",
 }
 
 

@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 
 from app import __version__
+from app.cli import backup
 from app.cli.check import check
 from app.cli.exporting import export_app
 from app.cli.importing import import_app
@@ -54,6 +55,7 @@ def register(cli: typer.Typer) -> None:
     cli.add_typer(import_app, name="import")
     cli.add_typer(export_app, name="export")
     cli.add_typer(keys_app, name="keys")
+    backup.add_commands(cli)  # backup, restore
 
 
 # check, import, export and keys: the commands over files and the database.

@@ -31,9 +31,13 @@ Promises every implementation keeps:
   ("stored 0, duplicates n"), an empty batch leaves none.
 - **Time.** Datetimes must be timezone-aware (naive ones raise `ValueError`); they come back
   in UTC. Report time filters are half-open like validity periods: ``since <= t < until``.
-- **Errors.** `UnknownZone` (from `app.errors`), `Conflict`, `UnknownKey`, `BadCursor`, `Busy`;
-  `ValueError` for arguments that no caller should pass (naive datetimes, a zone that ends
-  before it starts, a bad bbox, an unknown role).
+- **Errors.** `UnknownZone` (from `app.errors`), `Conflict`, `UnknownKey`, `BadCursor`; and
+  `Unavailable` when the storage itself fails, by cause: `Busy` (locked by other writers),
+  `StorageFull` (no space left), `ReadOnlyStorage` (the file or its file system cannot be
+  written), `StorageIOError` (the disk failed or the file cannot be opened). Nothing of a write
+  that raises is stored, and reads keep working where the cause allows (they do when full or
+  read-only). `ValueError` for arguments that no caller should pass (naive datetimes, a zone
+  that ends before it starts, a bad bbox, an unknown role).
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import ClassVar, Protocol, runtime_checkable
 
 from app.domain import Report, Zone, ZoneKind
 from app.errors import InvalidInput, TruceError, UnknownZone
@@ -61,8 +65,12 @@ __all__ = [
     "Conflict",
     "KeyRecord",
     "NotFound",
+    "ReadOnlyStorage",
     "Store",
+    "StorageFull",
+    "StorageIOError",
     "StoreError",
+    "Unavailable",
     "UnknownKey",
     "UnknownZone",
     "UnsupportedDatabase",
@@ -101,10 +109,48 @@ class BadCursor(InvalidInput):
     title = "Invalid cursor"
 
 
-class Busy(StoreError):
+class Unavailable(StoreError):
+    """The storage cannot serve the request for now; the operator (or time) has to fix it.
+
+    `cause` is a short name for clients and monitoring; `retry_after` says, in seconds, when
+    trying again makes sense.
+    """
+
+    title = "Storage unavailable"
+    cause: ClassVar[str] = "unavailable"
+    retry_after: ClassVar[int] = 30
+
+
+class Busy(Unavailable):
     """The database stayed locked by other writers for longer than the store waits; retry."""
 
     title = "Database busy"
+    cause = "busy"
+    retry_after = 1
+
+
+class StorageFull(Unavailable):
+    """The database's disk (or quota) is full: no write can succeed until space is freed."""
+
+    title = "Insufficient storage"
+    cause = "disk-full"
+    retry_after = 60
+
+
+class ReadOnlyStorage(Unavailable):
+    """The database file, or the file system holding it, cannot be written."""
+
+    title = "Database is read-only"
+    cause = "read-only"
+    retry_after = 60
+
+
+class StorageIOError(Unavailable):
+    """The disk failed (an I/O error), or the database file cannot be opened."""
+
+    title = "Storage I/O error"
+    cause = "io-error"
+    retry_after = 30
 
 
 class UnsupportedDatabase(StoreError):
@@ -315,6 +361,16 @@ class Store(Protocol):
 
     def revoke_key(self, key_id: int, actor: str) -> KeyRecord:
         """Revoke a key; revoking a revoked key changes nothing. Raises `UnknownKey`."""
+        ...
+
+    # -- readiness --------------------------------------------------------------------------
+
+    def check_writable(self) -> None:
+        """Prove that a write can be stored now, with a real (tiny) write.
+
+        Raises an `Unavailable` that names the cause (disk full, read-only, busy, I/O error);
+        returns None when the store can take writes.
+        """
         ...
 
     # -- lifetime ---------------------------------------------------------------------------

@@ -24,6 +24,11 @@ Choices, and why:
   ingest): fast when it matches often or with since/until, a full scan when it matches nothing.
 - **Immutability in the schema**: triggers refuse UPDATE and DELETE on zones, reports and the
   audit log, so "nothing is ever overwritten" does not rest on this module alone.
+- **Storage failures by name**: a full disk, a read-only file, a lock held too long and a failing
+  disk are raised as `StorageFull`, `ReadOnlyStorage`, `Busy` and `StorageIOError` (the HTTP
+  layer answers 507/503 with `Retry-After`); nothing is kept of the failed transaction, reads go
+  on, and the same connections write again once the cause is gone. `check_writable` proves a
+  write for `/ready`. Online copies are in `app.store.sqlite_backup`.
 - **Schema migrations**: a `schema_version` table and the `MIGRATIONS` list; a file from a newer
   Truce is refused instead of being misread.
 """
@@ -33,6 +38,7 @@ from __future__ import annotations
 import base64
 import math
 import os
+import shutil
 import sqlite3
 import threading
 import time
@@ -56,8 +62,12 @@ from app.store.base import (
     Busy,
     Conflict,
     KeyRecord,
+    ReadOnlyStorage,
+    StorageFull,
+    StorageIOError,
     Store,
     StoreError,
+    Unavailable,
     UnknownKey,
     UnknownZone,
 )
@@ -346,6 +356,48 @@ def _is_busy(exc: sqlite3.OperationalError) -> bool:
     return code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
+def _unavailable(exc: sqlite3.Error) -> Unavailable | None:
+    """The `Unavailable` that a failure of the storage itself stands for, else None.
+
+    Only causes outside the request are translated (a full disk, a read-only file, a lock held
+    too long, a failing disk): the client can do nothing but wait, and the answer says so. Other
+    errors (a constraint, a bug in a statement) stay what they are.
+    """
+    code = getattr(exc, "sqlite_errorcode", 0) & 0xFF
+    if code == sqlite3.SQLITE_FULL:
+        return StorageFull(
+            "the database's disk is full: nothing can be written until space is freed "
+            "(reads still work)"
+        )
+    if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM):
+        return ReadOnlyStorage(
+            "the database is read-only (its file or file system cannot be written): "
+            "nothing can be written (reads still work)"
+        )
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return Busy("the database is locked by another writer; try again")
+    if code in (sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN):
+        return StorageIOError(f"the database's disk failed ({exc}); try again later")
+    return None
+
+
+@contextmanager
+def _storage_errors() -> Iterator[None]:
+    """Raise SQLite's failures of the storage itself as `Unavailable` (see `_unavailable`)."""
+    try:
+        yield
+    except sqlite3.Error as exc:
+        translated = _unavailable(exc)
+        if translated is None:
+            raise
+        raise translated from exc
+
+
+#: Below this many free bytes on the database's file system, `check_writable` reports the disk
+#: full: a WAL that must grow, or a checkpoint, would fail soon, even if a tiny write still fits.
+MIN_FREE_BYTES = 1 << 20
+
+
 def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -444,21 +496,23 @@ class SQLiteStore(Store):
 
     @contextmanager
     def _transaction(self, mode: str) -> Iterator[sqlite3.Connection]:
-        conn = self._conn()
-        try:
-            conn.execute(f"BEGIN {mode}")
-        except sqlite3.OperationalError as exc:
-            if _is_busy(exc):
-                raise self._busy() from exc
-            raise
-        try:
-            yield conn
-            conn.execute("COMMIT")
-        except BaseException:
-            # Some errors (disk full, I/O) end the transaction themselves.
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+        # A full disk, a read-only file or a failing disk becomes an `Unavailable` that names it.
+        with _storage_errors():
+            conn = self._conn()
+            try:
+                conn.execute(f"BEGIN {mode}")
+            except sqlite3.OperationalError as exc:
+                if _is_busy(exc):
+                    raise self._busy() from exc
+                raise
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                # Some errors (disk full, I/O) end the transaction themselves.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -545,6 +599,53 @@ class SQLiteStore(Store):
             return 0
         return int(c.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0])
 
+    # -- readiness ------------------------------------------------------------------------
+
+    def check_writable(self, timeout_s: float = 2.0) -> None:
+        """Prove that the store can take a write now (see `Store.check_writable`).
+
+        Three checks, cheapest first: the file system is not mounted read-only; it has at least
+        `MIN_FREE_BYTES` free (a tiny write can still fit in a WAL that was reset while a batch
+        cannot); and a real write is committed, with its fsync, to a row kept for this purpose
+        (`meta.ready_probe`, the time of the last probe), which finds read-only files, locks
+        and disk errors. The probe waits at most `timeout_s` for other writers (then `Busy`):
+        a readiness probe must answer quickly.
+        """
+        try:
+            stat = os.statvfs(self.path.parent)
+            free = shutil.disk_usage(self.path.parent).free
+        except OSError as exc:
+            raise StorageIOError(f"the database's file system cannot be read ({exc})") from exc
+        if stat.f_flag & os.ST_RDONLY:
+            raise ReadOnlyStorage(
+                "the database's file system is mounted read-only: nothing can be written "
+                "(reads still work)"
+            )
+        if free < MIN_FREE_BYTES:
+            raise StorageFull(
+                f"the database's disk is full ({free} bytes free, {MIN_FREE_BYTES} needed): "
+                "nothing can be written until space is freed (reads still work)"
+            )
+        writer = self._writer_lock()
+        if not writer.acquire(timeout=timeout_s):
+            raise Busy(f"other writers held the database for {timeout_s} s; try again")
+        try:
+            with _storage_errors():
+                conn = self._conn()
+                conn.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
+                try:
+                    with self._transaction("IMMEDIATE") as c:
+                        c.execute(
+                            "INSERT INTO meta (key, value) VALUES ('ready_probe', ?) "
+                            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                            (self._now_us(),),
+                        )
+                finally:
+                    with suppress(sqlite3.Error):
+                        conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
+        finally:
+            writer.release()
+
     def close(self) -> None:
         """Close every connection this store opened, in every thread."""
         with self._lock:
@@ -610,9 +711,14 @@ class SQLiteStore(Store):
         ordered = sorted(zones, key=lambda z: (z.id, z.version))
         zone_rows = [_zone_values(zone) for zone in ordered]
         report_rows = [_report_values(report) for report in reports]
+        filled = "SELECT EXISTS (SELECT 1 FROM zones) OR EXISTS (SELECT 1 FROM reports)"
+        # Asked first without the write lock: a filled store (the usual start) needs no write,
+        # so a server can still start, and serve reads, over a read-only database.
+        with self._read() as c:
+            if c.execute(filled).fetchone()[0]:
+                return False
         with self._write() as c:
-            # Asked inside the write transaction: no other process can seed meanwhile.
-            filled = "SELECT EXISTS (SELECT 1 FROM zones) OR EXISTS (SELECT 1 FROM reports)"
+            # Asked again inside the write transaction: no other process can seed meanwhile.
             if c.execute(filled).fetchone()[0]:
                 return False
             now = self._now_us()

@@ -33,6 +33,7 @@ class Endpoint:
 
 ENDPOINTS = [
     Endpoint("health", "GET", "/health", None, 200),
+    Endpoint("ready", "GET", "/ready", None, 200),
     Endpoint("listZones", "GET", "/zones?at=all", "viewer", 200),
     Endpoint("createZones", "POST", "/zones", "admin", 201, lambda u: square_zone(f"new-{u}")),
     Endpoint("getZone", "GET", "/zones/nk-pk-zone", "viewer", 200),
