@@ -41,7 +41,7 @@ _INCLUDE_OUTSIDE = {
     operation_id="check",
     response_model=FindingCollection,
     response_class=GeoJSONResponse,
-    responses=problems(400, 401, 403, 413, 422),
+    responses=problems(400, 401, 403, 413, 422, 503),
     openapi_extra={
         **json_body(
             'a Point Feature, a FeatureCollection of them, or {"lon", "lat", "party", ...}',
