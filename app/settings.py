@@ -9,6 +9,18 @@ Every setting has a working default, so `truce serve` runs with none set:
   allowed);
 - `TRUCE_PUBLIC_READ`: whether reads need no key (default false);
 - `TRUCE_MAX_BODY_BYTES` (32 MiB) and `TRUCE_MAX_FEATURES` (100,000): larger requests get 413;
+- `TRUCE_MAX_HEADER_BYTES` (16 KiB): a request line and headers over it get 431;
+- `TRUCE_READ_TIMEOUT_S` (30): a request head must arrive whole, and a body must not pause,
+  for longer than this (else 408 and the connection is closed);
+- `TRUCE_KEEP_ALIVE_S` (75): idle keep-alive connections are kept this long, longer than
+  the pools of common clients keep them, so that a client never reuses a closed one;
+- `TRUCE_HEAVY_REQUESTS` (2), `TRUCE_HEAVY_WAIT_S` (2), `TRUCE_HEAVY_BODY_BYTES` (64 KiB): at
+  most this many heavy requests (`/map`, `/incursions`, checks and report batches with bodies
+  over the size) run at once in a process; others wait this long, then get 503;
+- `TRUCE_AUTH_FAILURES` (20) in `TRUCE_AUTH_WINDOW_S` (60): wrong keys from one address
+  allowed in the window, after which its keyed requests get 429 until the window has passed;
+- `TRUCE_IDEMPOTENCY_HOURS` (24): how long the answer to a write with an `Idempotency-Key`
+  is kept for its retries;
 - `TRUCE_TILES`: the map's basemap: ``offline`` (default: outlines and place names drawn from
   `geodata/`, no tiles), a folium provider name, or the URL template of a tile server;
 - `TRUCE_LOAD_SCENARIO`: load the founding scenario from `geodata/` into an empty database;
@@ -90,6 +102,37 @@ class Settings(BaseSettings):
         default=32 * MIB, ge=1, description="largest request body, in bytes"
     )
     max_features: int = Field(default=100_000, ge=1, description="most features in one request")
+    max_header_bytes: int = Field(
+        default=16 * 1024, ge=1024, description="largest request line and headers, in bytes"
+    )
+    read_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="seconds for a request head to arrive whole, and that a body may pause",
+    )
+    keep_alive_s: int = Field(
+        default=75, ge=1, description="seconds an idle keep-alive connection is kept open"
+    )
+    heavy_requests: int = Field(
+        default=2, ge=1, description="heavy requests (map, incursions, big bodies) run at once"
+    )
+    heavy_wait_s: float = Field(
+        default=2.0, ge=0, description="seconds a heavy request waits for its turn before 503"
+    )
+    heavy_body_bytes: int = Field(
+        default=64 * 1024,
+        ge=1,
+        description="a check or report batch with a body over this size is a heavy request",
+    )
+    auth_failures: int = Field(
+        default=20, ge=1, description="wrong API keys allowed from one address in the window"
+    )
+    auth_window_s: float = Field(
+        default=60.0, gt=0, description="the window of TRUCE_AUTH_FAILURES, in seconds"
+    )
+    idempotency_hours: float = Field(
+        default=24.0, gt=0, description="hours an Idempotency-Key's answer is kept"
+    )
     tiles: str = Field(
         default="offline",
         description="map tiles: 'offline' (outlines and place names from geodata/), "

@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 import shapely
-from app.io import FileProblem
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from shapely.geometry import MultiPolygon, Point, Polygon, box
@@ -25,6 +24,7 @@ from app.depth import ZoneBoundary
 from app.engine import ZoneIndex
 from app.errors import InvalidGeometry
 from app.geodesy import MAX_REACH_DEG, UnjudgeableZone, zone_reach
+from app.io import FileProblem
 from app.io.zones import read_zones
 from app.validate import validate_zone_geometry
 from tests.oracle import depth_tolerance, make_zone, oracle_covers, oracle_depth, reports_df

@@ -7,6 +7,10 @@ time, so the answer's timing tells nothing about how much of a key was right. Ke
 and never echoed in an answer: the audit log names a settings key by a short prefix of its hash and
 a stored key by its id and label.
 
+A client address that sends too many wrong keys is refused for a while (429, see
+`app.api.limits.AuthThrottle`), and keys of the settings shorter than `MIN_KEY_CHARS` are
+warned about at start.
+
 Roles nest: admin ⊇ observer ⊇ viewer. Writes always need a key with the role; reads need a
 viewer key unless the settings allow public reading. A missing or unknown key is 401 (with
 `WWW-Authenticate: ApiKey`), a key with too weak a role is 403.
@@ -16,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated
@@ -23,6 +28,7 @@ from typing import Annotated
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 
+from app.api.limits import AuthThrottle
 from app.errors import Forbidden, Unauthorized
 from app.roles import ROLES, Role
 from app.settings import ApiKey, Settings
@@ -39,7 +45,13 @@ __all__ = [
     "authorize",
     "hash_key",
     "require_role",
+    "warn_short_keys",
 ]
+
+log = logging.getLogger("truce.api")
+
+#: Settings keys shorter than this are warned about at start (a guessable secret).
+MIN_KEY_CHARS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +99,32 @@ class KeyRing:
         return Principal(role=Role(record.role), actor=f"key:{record.id}:{record.label}")
 
 
+def warn_short_keys(keys: Sequence[ApiKey]) -> list[int]:
+    """Log a warning for each settings key under `MIN_KEY_CHARS` characters; their positions.
+
+    The warning names the entry's position and role, never the key.
+    """
+    short = []
+    for position, key in enumerate(keys, start=1):
+        length = len(key.key.get_secret_value())
+        if length < MIN_KEY_CHARS:
+            short.append(position)
+            log.warning(
+                "TRUCE_API_KEYS entry %d (%s) is only %d characters: use at least %d random "
+                "characters (e.g. `truce keys create`), or it can be guessed",
+                position,
+                key.role,
+                length,
+                MIN_KEY_CHARS,
+            )
+    return short
+
+
+def client_address(request: Request) -> str:
+    """The client's address as the server sees it (the proxy's, behind one)."""
+    return request.client.host if request.client is not None else "unknown"
+
+
 #: The header that carries the key.
 API_KEY_HEADER = "X-API-Key"
 
@@ -105,8 +143,14 @@ def authorize(request: Request, role: Role, key: str | None) -> Principal:
             return ANONYMOUS
         raise Unauthorized("an API key is required in the X-API-Key header", field="X-API-Key")
     keyring: KeyRing = request.app.state.keyring
+    # Wrong keys are counted per address; over the limit, no key is even looked at (429).
+    throttle: AuthThrottle | None = getattr(request.app.state, "throttle", None)
+    if throttle is not None:
+        throttle.check(client_address(request))
     principal = keyring.identify(key)
     if principal is None:
+        if throttle is not None:
+            throttle.failed(client_address(request))
         raise Unauthorized("the API key is not valid", field="X-API-Key")
     if not principal.allows(role):
         raise Forbidden(

@@ -17,10 +17,18 @@ from fastapi import Depends, FastAPI
 
 from app import __version__
 from app.api import map as map_api
-from app.api.auth import KeyRing, require_role
+from app.api.auth import KeyRing, require_role, warn_short_keys
 from app.api.body import BodyLimit
 from app.api.errors import register_error_handlers
+from app.api.idempotency import register_idempotency_handlers
 from app.api.inputs import add_schemas
+from app.api.limits import (
+    AuthThrottle,
+    ReadTimeout,
+    heavy_turn,
+    register_limit_handlers,
+    store_auditor,
+)
 from app.api.models import add_problem_schema
 from app.api.responses import ORJSONResponse
 from app.api.routers import admin, check, health, incursions, reports, tracks, zones
@@ -58,6 +66,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             service.index()  # built now rather than on the first request
             app.state.service = service
             app.state.keyring = KeyRing(settings.api_keys, store)
+            app.state.throttle = AuthThrottle(
+                settings.auth_failures, settings.auth_window_s, store_auditor(store)
+            )
+            warn_short_keys(settings.api_keys)
             yield
         finally:
             store.close()
@@ -71,11 +83,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     register_error_handlers(app)
+    register_limit_handlers(app)
+    register_idempotency_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    # Outside the size limit: a body that stops arriving is refused whatever its size.
+    app.add_middleware(ReadTimeout, timeout_s=settings.read_timeout_s)
     # /check first after /health: routes are matched in order, and single checks are the hot path.
-    for module in (health, check, zones, reports, incursions, tracks, admin):
+    for module in (health, check, zones, reports, tracks, admin):
         app.include_router(module.router)
-    app.include_router(map_api.router, dependencies=[Depends(require_role(Role.VIEWER))])
+    # Heavy routes take a turn (app.api.limits) after the key is checked.
+    heavy = Depends(heavy_turn)
+    app.include_router(incursions.router, dependencies=[heavy])
+    app.include_router(map_api.router, dependencies=[Depends(require_role(Role.VIEWER)), heavy])
     map_api.mount_static(app)
     make_document = app.openapi
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 from contextlib import closing
-from typing import Annotated
+from importlib.util import find_spec
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -12,7 +13,29 @@ from rich.console import Console
 from app import __version__
 from app.scenario import GEODATA
 
+if TYPE_CHECKING:
+    from app.settings import Settings
+
 console = Console()
+
+
+def uvicorn_options(settings: Settings) -> dict[str, Any]:
+    """uvicorn's options for the limits of the settings (see `app.api.protocol`).
+
+    The keep-alive outlasts the pools of common clients (uvicorn's 5 s default closed idle
+    connections while clients reused them, a reset on a request that never reached the app).
+    Without httptools, h11 takes the head size limit (it answers 400 rather than 431, and has
+    no head timeout).
+    """
+    options: dict[str, Any] = {"timeout_keep_alive": settings.keep_alive_s}
+    if find_spec("httptools") is not None:
+        from app.api.protocol import PROTOCOL
+
+        options["http"] = PROTOCOL
+    else:  # pragma: no cover - httptools comes with uvicorn[standard]
+        options["http"] = "h11"
+        options["h11_max_incomplete_event_size"] = settings.max_header_bytes
+    return options
 
 
 def serve(
@@ -81,4 +104,5 @@ def serve(
         port=port,
         workers=workers,
         log_level="info",
+        **uvicorn_options(settings),
     )

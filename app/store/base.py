@@ -63,6 +63,7 @@ __all__ = [
     "BadCursor",
     "Busy",
     "Conflict",
+    "IdempotentAnswer",
     "KeyRecord",
     "NotFound",
     "ReadOnlyStorage",
@@ -165,7 +166,8 @@ class AuditEntry:
 
     `id` increases with every entry and is the cursor for `Store.audit_log(after=...)`.
     Actions: ``zone.create``, ``zone.version``, ``zone.retire``, ``reports.add``,
-    ``key.create``, ``key.revoke``.
+    ``key.create``, ``key.revoke``, ``auth.throttle`` (a client address sent too many wrong
+    keys; the target is the address).
     """
 
     id: int
@@ -198,6 +200,22 @@ class KeyRecord:
     def active(self) -> bool:
         """Whether the key may still be used."""
         return self.revoked_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotentAnswer:
+    """What a write sent with an `Idempotency-Key` was answered (or that it is still running).
+
+    `fingerprint` identifies the request (method, path and body) that first used the key;
+    `status` is None while that request is still running, and then `body` and `headers` are
+    empty.
+    """
+
+    fingerprint: str
+    created_at: datetime
+    status: int | None = None
+    body: bytes = b""
+    headers: tuple[tuple[str, str], ...] = ()
 
 
 @runtime_checkable
@@ -340,6 +358,45 @@ class Store(Protocol):
 
     def audit_log(self, limit: int = 100, after: int | None = None) -> list[AuditEntry]:
         """Audit entries oldest first; `after` is the `id` of the last entry already seen."""
+        ...
+
+    def add_audit_entry(
+        self, actor: str, action: str, target: str, detail: str | None = None
+    ) -> AuditEntry:
+        """Append an audit entry for something that is not a write of the store (such as
+        ``auth.throttle``), and return it."""
+        ...
+
+    # -- idempotency keys -------------------------------------------------------------------
+    # The answers to writes sent with an `Idempotency-Key` header, kept for their retries. Not
+    # part of the record: entries expire, and the HTTP layer owns what they mean.
+
+    def claim_idempotency_key(
+        self, actor: str, key: str, fingerprint: str, expire_before: datetime
+    ) -> IdempotentAnswer | None:
+        """Claim `key` of `actor` for a request, or return what it is already claimed by.
+
+        First forgets every entry created before `expire_before`. Then, when (actor, key) is
+        not stored, stores it as running (with `fingerprint`) and returns None: the caller
+        runs the request and then calls `finish_idempotency_key` or `release_idempotency_key`.
+        Otherwise returns the stored entry, unchanged. Of concurrent claims, exactly one
+        gets None.
+        """
+        ...
+
+    def finish_idempotency_key(
+        self,
+        actor: str,
+        key: str,
+        status: int,
+        body: bytes,
+        headers: Sequence[tuple[str, str]],
+    ) -> None:
+        """Store the answer of the request that claimed (actor, key)."""
+        ...
+
+    def release_idempotency_key(self, actor: str, key: str) -> None:
+        """Forget a running claim (its request failed, so a retry must run it again)."""
         ...
 
     # -- API keys ---------------------------------------------------------------------------

@@ -61,6 +61,7 @@ from app.store.base import (
     BBox,
     Busy,
     Conflict,
+    IdempotentAnswer,
     KeyRecord,
     ReadOnlyStorage,
     StorageFull,
@@ -1120,3 +1121,92 @@ class SQLiteStore(Store):
                     f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)
                 ).fetchone()
         return _key_from_row(row)
+
+    # -- audit entries of the HTTP layer and idempotency keys ---------------------------------
+    # The idempotency table is a cache of answers that expire, not part of the record: it is
+    # created on first use rather than by a migration, and may be dropped at any time (retries
+    # older than that are then run again, which a report with an id survives as a duplicate).
+
+    def add_audit_entry(
+        self, actor: str, action: str, target: str, detail: str | None = None
+    ) -> AuditEntry:
+        """Append one audit entry (see `Store.add_audit_entry`)."""
+        with self._write() as c:
+            now = self._now_us()
+            entry_id = self._audit(c, now, actor, action, target, detail)
+        return AuditEntry(
+            id=entry_id, at=_from_us(now), actor=actor, action=action, target=target, detail=detail
+        )
+
+    _IDEMPOTENCY_TABLE = """CREATE TABLE IF NOT EXISTS idempotency (
+        actor TEXT NOT NULL,
+        key TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        status INTEGER,
+        body BLOB,
+        headers TEXT,
+        PRIMARY KEY (actor, key)
+    )"""
+
+    def _idempotency(self, c: sqlite3.Connection) -> None:
+        """Create the table and its expiry index in `c`'s transaction, unless they exist."""
+        c.execute(self._IDEMPOTENCY_TABLE)
+        c.execute("CREATE INDEX IF NOT EXISTS idempotency_by_age ON idempotency (created_at)")
+
+    def claim_idempotency_key(
+        self, actor: str, key: str, fingerprint: str, expire_before: datetime
+    ) -> IdempotentAnswer | None:
+        """Claim (actor, key), or return its entry (see `Store.claim_idempotency_key`)."""
+        with self._write() as c:
+            self._idempotency(c)
+            c.execute(
+                "DELETE FROM idempotency WHERE created_at < ?",
+                (_to_us(expire_before, "expire_before"),),
+            )
+            row = c.execute(
+                "SELECT fingerprint, created_at, status, body, headers FROM idempotency "
+                "WHERE actor = ? AND key = ?",
+                (actor, key),
+            ).fetchone()
+            if row is None:
+                c.execute(
+                    "INSERT INTO idempotency (actor, key, fingerprint, created_at) "
+                    "VALUES (?, ?, ?, ?)",
+                    (actor, key, fingerprint, self._now_us()),
+                )
+                return None
+        headers = orjson.loads(row[4]) if row[4] else []
+        return IdempotentAnswer(
+            fingerprint=row[0],
+            created_at=_from_us(row[1]),
+            status=row[2],
+            body=bytes(row[3] or b""),
+            headers=tuple((str(name), str(value)) for name, value in headers),
+        )
+
+    def finish_idempotency_key(
+        self,
+        actor: str,
+        key: str,
+        status: int,
+        body: bytes,
+        headers: Sequence[tuple[str, str]],
+    ) -> None:
+        """Store the answer of a claimed key (see `Store.finish_idempotency_key`)."""
+        with self._write() as c:
+            self._idempotency(c)
+            c.execute(
+                "UPDATE idempotency SET status = ?, body = ?, headers = ? "
+                "WHERE actor = ? AND key = ?",
+                (status, body, orjson.dumps([list(h) for h in headers]).decode(), actor, key),
+            )
+
+    def release_idempotency_key(self, actor: str, key: str) -> None:
+        """Forget a running claim (see `Store.release_idempotency_key`)."""
+        with self._write() as c:
+            self._idempotency(c)
+            c.execute(
+                "DELETE FROM idempotency WHERE actor = ? AND key = ? AND status IS NULL",
+                (actor, key),
+            )

@@ -92,6 +92,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         env={
             "TRUCE_MAX_BODY_BYTES": str(SERVER_MAX_BODY),
             "TRUCE_MAX_FEATURES": str(SERVER_MAX_FEATURES),
+            # The auth matrix sends wrong keys on purpose, more than the default allows.
+            "TRUCE_AUTH_FAILURES": "10000",
         },
     ) as running:
         yield running

@@ -15,9 +15,10 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app.api.auth import API_KEY_HEADER, api_key_header, authorize
-from app.api.body import check_feature_count, load_json, run_sized
+from app.api.body import check_feature_count, load_json
 from app.api.deps import parse_flag
 from app.api.inputs import REPORTS_OR_OBJECT_BODY
+from app.api.limits import run_limited
 from app.api.models import POINT_EXAMPLE, FindingCollection, json_body, problems
 from app.api.parsing import parse_reports
 from app.api.responses import GeoJSONResponse, dumps
@@ -41,7 +42,7 @@ _INCLUDE_OUTSIDE = {
     operation_id="check",
     response_model=FindingCollection,
     response_class=GeoJSONResponse,
-    responses=problems(400, 401, 403, 413, 422),
+    responses=problems(400, 401, 403, 413, 422, 503),
     openapi_extra={
         **json_body(
             'a Point Feature, a FeatureCollection of them, or {"lon", "lat", "party", ...}',
@@ -84,4 +85,5 @@ async def check(request: Request) -> Response:
         )
 
     # A single check is cheaper than a thread hop: small bodies are judged on the event loop.
-    return GeoJSONResponse(await run_sized(len(body), work, inline=True))
+    # A big one waits for a heavy turn (app.api.limits), so single checks keep their latency.
+    return GeoJSONResponse(await run_limited(request, len(body), work, inline=True))

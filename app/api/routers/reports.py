@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from app.api.auth import ObserverKey, ViewerKey
-from app.api.body import check_feature_count, load_json, run_sized
+from app.api.body import check_feature_count, load_json
 from app.api.deps import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -20,11 +20,15 @@ from app.api.deps import (
     TimeRangeDep,
     page_links,
 )
+from app.api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from app.api.inputs import REPORTS_BODY
+from app.api.limits import run_limited
 from app.api.models import POINT_EXAMPLE, Page, ReportsFiled, json_body, problems
 from app.api.parsing import parse_reports
 from app.api.responses import GEOJSON, GeoJSONResponse, ORJSONResponse, dumps
 from app.geojson import report_to_feature
+from app.service import Service
+from app.settings import Settings
 
 router = APIRouter(tags=["reports"])
 
@@ -41,11 +45,12 @@ def _new_id(index: int | None) -> str:
     response_class=ORJSONResponse,
     responses={
         200: {"description": "nothing new was stored: every report was a duplicate"},
-        **problems(400, 401, 403, 413, 422, 503),
+        **problems(400, 401, 403, 409, 413, 422, 503),
     },
-    openapi_extra=json_body(
-        "a report Feature or a FeatureCollection of them", POINT_EXAMPLE, REPORTS_BODY
-    ),
+    openapi_extra={
+        **json_body("a report Feature or a FeatureCollection of them", POINT_EXAMPLE, REPORTS_BODY),
+        "parameters": [IDEMPOTENCY_PARAMETER],
+    },
 )
 async def create_reports(
     request: Request, service: ServiceDep, settings: SettingsDep, key: ObserverKey
@@ -55,20 +60,29 @@ async def create_reports(
     Each report is a Point with `party` and `observed_at` (with a UTC offset) required, and
     optionally `uncertainty_m`, `kind`, `unit`, `source`, `confidence`, `notes`. The Feature's `id`
     makes a re-sent report a duplicate rather than a second report (the first one filed is the
-    record); a report without an id is given a UUID. One bad feature refuses the whole batch,
-    naming `features/<i>/...`.
+    record); a report without an id is given a UUID, so to retry safely send an
+    `Idempotency-Key` header: a retry with the same key is answered as the first request was and
+    stores nothing again. One bad feature refuses the whole batch, naming `features/<i>/...`.
 
     Answers 201 with the ids `stored`, the `duplicates`, the `findings` of every report sent
     (against the zones in force at its time) and `warnings` (such as coordinates that look
     swapped); 200 when nothing new was stored.
     """
+    return await idempotent(
+        request, key.actor, lambda: _file_reports(request, service, settings, key.actor)
+    )
+
+
+async def _file_reports(
+    request: Request, service: Service, settings: Settings, actor: str
+) -> Response:
     body = await request.body()
 
     def work() -> tuple[bytes, bool]:
         obj = load_json(body)
         check_feature_count(obj, settings.max_features)
         batch = parse_reports(obj, default_observed_at=None, assign_id=_new_id, allow_object=False)
-        filed = service.add_reports(batch, key.actor)
+        filed = service.add_reports(batch, actor)
         answer = {
             "stored": filed.stored,
             "duplicates": filed.duplicates,
@@ -83,7 +97,7 @@ async def create_reports(
         }
         return dumps(answer), bool(filed.stored)
 
-    content, stored_any = await run_sized(len(body), work)
+    content, stored_any = await run_limited(request, len(body), work)
     return ORJSONResponse(content, status_code=201 if stored_any else 200)
 
 

@@ -23,12 +23,15 @@ from app.api.deps import (
     page_links,
     parse_instant,
 )
+from app.api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from app.api.inputs import ZONE_BODY, ZONES_BODY
 from app.api.models import Feature, FeatureCollection, Page, ZoneCollection, json_body, problems
 from app.api.parsing import parse_zone_version, parse_zones
 from app.api.responses import GEOJSON, GeoJSONResponse, dumps
 from app.domain import Zone, ZoneKind
 from app.geojson import zone_to_feature
+from app.service import Service
+from app.settings import Settings
 
 router = APIRouter(tags=["zones"])
 
@@ -104,9 +107,10 @@ def list_zones(
     response_model=ZoneCollection,
     response_class=GeoJSONResponse,
     responses=problems(400, 401, 403, 409, 413, 422, 503),
-    openapi_extra=json_body(
-        "a zone Feature or a FeatureCollection of zones", _ZONE_EXAMPLE, ZONES_BODY
-    ),
+    openapi_extra={
+        **json_body("a zone Feature or a FeatureCollection of zones", _ZONE_EXAMPLE, ZONES_BODY),
+        "parameters": [IDEMPOTENCY_PARAMETER],
+    },
 )
 async def create_zones(
     request: Request, service: ServiceDep, settings: SettingsDep, key: AdminKey
@@ -117,15 +121,24 @@ async def create_zones(
     `warning_distance_m` (default 1000), `agreement`, `source`. Rings in either winding order
     are taken (and written back counter-clockwise); unambiguous repairs are made and listed in
     `warnings`; anything ambiguous (a self-intersecting ring) is refused. An id already stored
-    is a conflict (409): send a new version with `PUT /zones/{id}`.
+    is a conflict (409): send a new version with `PUT /zones/{id}`. With an `Idempotency-Key`
+    header, a retry is answered as the first request was (rather than 409).
     """
+    return await idempotent(
+        request, key.actor, lambda: _create_zones(request, service, settings, key.actor)
+    )
+
+
+async def _create_zones(
+    request: Request, service: Service, settings: Settings, actor: str
+) -> Response:
     body = await request.body()
 
     def work() -> tuple[bytes, list[Zone]]:
         obj = load_json(body)
         check_feature_count(obj, settings.max_features)
         zones, notes = parse_zones(obj)
-        created = service.add_zones(zones, key.actor)
+        created = service.add_zones(zones, actor)
         return dumps(_collection(created, warnings=notes)), created
 
     content, created = await run_sized(len(body), work)
