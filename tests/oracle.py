@@ -17,16 +17,12 @@ far below a millimetre even for edges 100 km long.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import numpy as np
-import pandas as pd
 import shapely
 from pyproj import Geod
 from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
-
-from app.domain import DEFAULT_WARNING_DISTANCE_M, Zone, ZoneKind
 
 GEOD = Geod(ellps="WGS84")
 
@@ -211,63 +207,6 @@ def regular_polygon(
     az = rotation + np.arange(n) * 360.0 / n
     x, y, _ = GEOD.fwd(np.full(n, lon), np.full(n, lat), az, np.full(n, radius_m))
     return Polygon(list(zip(np.asarray(x), np.asarray(y), strict=True)))
-
-
-# --- Builders shared by the engine tests (no engine imports here). ---
-
-EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-AT = datetime(2022, 3, 25, 12, 0, tzinfo=UTC)
-
-
-def make_zone(
-    geometry: BaseGeometry,
-    zone_id: str = "z",
-    *,
-    name: str | None = None,
-    valid_from: datetime = EPOCH,
-    valid_to: datetime | None = None,
-    authorized: frozenset[str] = frozenset({"RU-PK"}),
-    warning_m: float = DEFAULT_WARNING_DISTANCE_M,
-    version: int = 1,
-) -> Zone:
-    """A buffer zone in force from 2000 (by default) with RU-PK authorized."""
-    return Zone(
-        id=zone_id,
-        name=name or f"zone {zone_id}",
-        kind=ZoneKind.BUFFER,
-        geometry=geometry,
-        valid_from=valid_from,
-        valid_to=valid_to,
-        authorized_parties=authorized,
-        warning_distance_m=warning_m,
-        version=version,
-    )
-
-
-def reports_df(
-    points,
-    *,
-    observed_at: datetime | list[datetime] = AT,
-    party: str | list[str] = "AZE",
-    uncertainty_m: float | list[float] = 0.0,
-    ids: list[str] | None = None,
-) -> pd.DataFrame:
-    """The engine's input frame for a list of (lon, lat) points."""
-    points = list(points)
-    n = len(points)
-    lon = np.array([p[0] for p in points], dtype=float)
-    lat = np.array([p[1] for p in points], dtype=float)
-    times = observed_at if isinstance(observed_at, list) else [observed_at] * n
-    return pd.DataFrame(
-        {
-            "id": ids if ids is not None else [f"r{i}" for i in range(n)],
-            "lon": lon,
-            "lat": lat,
-            "observed_at": pd.to_datetime(times, utc=True),
-            "uncertainty_m": np.broadcast_to(np.asarray(uncertainty_m, dtype=float), (n,)).copy(),
-            "party": party if isinstance(party, list) else [party] * n,
-        }
-    )
 
 
 def inward_azimuth(ring_is_ccw: bool, is_hole: bool, travel_azimuth: float) -> float:

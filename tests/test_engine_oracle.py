@@ -7,7 +7,7 @@ violation are compared with it for zones from 100 m to 1,000 km across, all over
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from functools import cache
 
 import numpy as np
@@ -19,24 +19,20 @@ from shapely.geometry import MultiPolygon, Point, Polygon
 
 from app.domain import Report
 from app.engine import ZoneIndex, reports_frame
+from tests.factories import AT, EPOCH, make_zone, reports_df
 from tests.oracle import (
-    AT,
-    EPOCH,
-    UTC,
     allowed_verdicts,
     brute_force_distance,
     depth_tolerance,
     distance_to_edges,
     geodesic_distance_to_boundary,
     geodesic_inv,
-    make_zone,
     offset,
     oracle_covers,
     oracle_depth,
     oracle_verdict,
     points_near_edge,
     regular_polygon,
-    reports_df,
 )
 
 # ---------------------------------------------------------------------------------------------

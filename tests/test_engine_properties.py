@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -23,15 +23,13 @@ from shapely.geometry import Polygon
 
 import app.engine
 from app.engine import ZoneIndex, verdict_code, verdict_codes
+from tests.factories import make_zone, reports_df
 from tests.oracle import (
-    UTC,
     depth_tolerance,
     edge_normal_azimuth,
-    make_zone,
     offset,
     oracle_depth,
     oracle_verdict,
-    reports_df,
 )
 
 PARTIES = ["AZE", "ARM", "RU-PK", "NK"]

@@ -17,13 +17,12 @@ import shapely
 from shapely.geometry import shape
 
 from app.engine import ZoneIndex
+from tests.factories import make_zone, reports_df
 from tests.oracle import (
     depth_tolerance,
-    make_zone,
     offset,
     oracle_covers,
     oracle_depth,
-    reports_df,
 )
 
 DATA = Path(__file__).resolve().parents[1] / "geodata" / "sources" / "natural-earth"

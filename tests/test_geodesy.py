@@ -16,7 +16,7 @@ from app.geodesy import (
     scale_spread,
     sphere_centre,
 )
-from tests.oracle import make_zone
+from tests.factories import make_zone
 
 
 @pytest.mark.parametrize("centre_lat", [-89.0, -75.0, -33.0, 0.0, 40.0, 80.0, 89.9])

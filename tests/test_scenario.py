@@ -5,9 +5,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import shapely
 
-from app.domain import Report, Verdict
+from app.domain import Verdict
 from app.engine import ZoneIndex
 from app.scenario import load_scenario
+from tests.factories import make_report
 from tests.oracle import oracle_depth
 
 BAKU = timezone(timedelta(hours=4))
@@ -26,10 +27,7 @@ def index(scenario):
 
 
 def report_at(lonlat, party, when, uncertainty_m=0.0):
-    lon, lat = lonlat
-    return Report(
-        id="r", party=party, observed_at=when, lon=lon, lat=lat, uncertainty_m=uncertainty_m
-    )
+    return make_report("r", *lonlat, party=party, observed_at=when, uncertainty_m=uncertainty_m)
 
 
 def zone_version(scenario, zone_id, when):

@@ -6,20 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 from pyproj import Geod
-from shapely.geometry import box
 
 from app.domain import Report, Zone, ZoneKind
 from app.engine import ZoneIndex, reports_frame
 from app.tracks import track_events, track_summary
+from tests.factories import make_report, make_zone, square
 
 T0 = datetime(2022, 3, 24, tzinfo=UTC)
-ZONE = Zone(
-    id="z",
-    name="Z",
-    kind=ZoneKind.PEACEKEEPING,
-    geometry=box(46.0, 40.0, 46.2, 40.2),
-    valid_from=datetime(2020, 1, 1, tzinfo=UTC),
-    authorized_parties=frozenset({"PK"}),
+ZONE = make_zone(
+    square(46.0, 40.0, size=0.2), name="Z", kind=ZoneKind.PEACEKEEPING, authorized={"PK"}
 )
 OUT_EAST = (46.30, 40.10)  # about 8.5 km east of the zone
 IN_ZONE = (46.10, 40.10)
@@ -28,13 +23,8 @@ IN_ZONE = (46.10, 40.10)
 def track(*steps, unit="u1", party="AZE"):
     """Reports one hour apart at the given (lon, lat) positions."""
     return [
-        Report(
-            id=f"{unit}-{i}",
-            party=party,
-            unit=unit,
-            observed_at=T0 + timedelta(hours=i),
-            lon=lon,
-            lat=lat,
+        make_report(
+            f"{unit}-{i}", lon, lat, party=party, unit=unit, observed_at=T0 + timedelta(hours=i)
         )
         for i, (lon, lat) in enumerate(steps)
     ]

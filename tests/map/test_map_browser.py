@@ -22,7 +22,8 @@ import pytest
 from app import assets
 from app.domain import Party, ZoneKind
 from app.mapview import VIOLATION_COLOR, ZONE_STYLES, MapData, write_map_html
-from tests.map.support import REPO, LiveServer, many_reports
+from tests.factories import varied_reports
+from tests.map.support import REPO, LiveServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -354,7 +355,7 @@ def test_text_from_users_never_runs_as_html(
 def test_100000_reports_open_in_the_browser(
     watched: Watched, tmp_path: Path, scenario_data: MapData
 ) -> None:
-    reports = many_reports(100_000, list(scenario_data.parties))
+    reports = varied_reports(100_000, [p.code for p in scenario_data.parties])
     data = MapData(scenario_data.zones, reports, scenario_data.parties, scenario_data.layers)
     path = write_map_html(tmp_path / "big.html", data)
     page = open_map(watched, path.as_uri())

@@ -11,7 +11,6 @@ import folium
 import numpy as np
 import orjson
 import pytest
-import shapely
 from fastapi.testclient import TestClient
 
 from app import assets
@@ -33,7 +32,8 @@ from app.mapview import (
     write_map_html,
 )
 from app.scenario import Scenario
-from tests.map.support import many_reports, map_app
+from tests.factories import square, varied_reports
+from tests.map.support import map_app
 
 NOW = datetime(2024, 1, 1, tzinfo=UTC)
 MAP_JS = (assets.STATIC_DIR / "truce" / "map.js").read_text(encoding="utf-8")
@@ -130,17 +130,13 @@ def test_every_zone_kind_is_told_apart_by_colour_and_by_dash() -> None:
     assert VIOLATION_COLOR not in {s.color for s in ZONE_STYLES.values()}
 
 
-def square(lon: float, lat: float, size: float = 0.05) -> shapely.Polygon:
-    return shapely.box(lon, lat, lon + size, lat + size)
-
-
 def test_each_zone_is_drawn_in_the_style_of_its_kind() -> None:
     zones = [
         Zone(
             id=f"z-{kind.value}",
             name=f"{kind.value} zone",
             kind=kind,
-            geometry=square(46 + i * 0.1, 40),
+            geometry=square(46 + i * 0.1, 40, size=0.05),
             valid_from=datetime(2020, 1, 1, tzinfo=UTC),
         )
         for i, kind in enumerate(ZoneKind)
@@ -389,7 +385,7 @@ def test_an_element_with_no_local_copy_of_its_script_is_refused(model: Any) -> N
 
 
 def test_100000_reports_make_one_page(scenario_data: MapData) -> None:
-    reports = many_reports(100_000, list(scenario_data.parties))
+    reports = varied_reports(100_000, [p.code for p in scenario_data.parties])
     data = MapData(scenario_data.zones, reports, scenario_data.parties, scenario_data.layers)
     page = map_html(prepare(data, now=NOW))
     assert len(page) < 15_000_000
