@@ -19,7 +19,6 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from app import assets
 from app.domain import Party, ZoneKind
 from app.mapview import VIOLATION_COLOR, ZONE_STYLES, MapData, write_map_html
 from tests.factories import varied_reports
@@ -40,17 +39,15 @@ EVENTS = ".leaflet-marker-pane .truce-event"
 PEACEKEEPING = ZONE_STYLES[ZoneKind.PEACEKEEPING].color
 CORRIDOR = ZONE_STYLES[ZoneKind.CORRIDOR].color
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="Debian's chromium is not installed: run `make browser` (apt-get install -y chromium)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="Debian's chromium is not installed: "
+        "run `make browser` (apt-get install -y chromium)",
+    ),
+    pytest.mark.map_assets,
+]
 sync_api = pytest.importorskip("playwright.sync_api")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def installed_assets() -> None:
-    missing = assets.missing_assets()
-    assert not missing, f"map assets not installed ({missing[0]} ...): run `make assets`"
 
 
 @pytest.fixture(scope="module")

@@ -39,12 +39,6 @@ NOW = datetime(2024, 1, 1, tzinfo=UTC)
 MAP_JS = (assets.STATIC_DIR / "truce" / "map.js").read_text(encoding="utf-8")
 
 
-def needs_assets() -> None:
-    missing = assets.missing_assets()
-    if missing:
-        pytest.fail(f"map assets not installed ({missing[0]} ...): run `make assets`")
-
-
 def at(text: str) -> datetime:
     return datetime.fromisoformat(text)
 
@@ -355,16 +349,16 @@ def test_the_served_page_links_only_local_assets(page: str) -> None:
         assert not any(name in u for u in urls), name
 
 
+@pytest.mark.map_assets
 def test_every_linked_asset_is_installed() -> None:
-    needs_assets()
     for asset in assets.all_assets():
         assert asset.file.is_file(), asset.path
 
 
+@pytest.mark.map_assets
 def test_a_standalone_file_carries_every_asset_inline(
     tmp_path: Any, scenario_data: MapData
 ) -> None:
-    needs_assets()
     path = write_map_html(tmp_path / "map.html", scenario_data, now=NOW)
     page = path.read_text(encoding="utf-8")
     assert "<script src=" not in page and '<link rel="stylesheet"' not in page
@@ -396,8 +390,8 @@ def test_100000_reports_make_one_page(scenario_data: MapData) -> None:
 # --- the route ---------------------------------------------------------------------------------
 
 
+@pytest.mark.map_assets
 def test_get_map_serves_the_page_with_a_policy_that_keeps_it_offline(scenario_store: Any) -> None:
-    needs_assets()
     with TestClient(map_app(scenario_store)) as client:
         response = client.get("/map", params={"at": "2022-03-25T12:00:00+04:00"})
         assert response.status_code == 200
@@ -411,10 +405,10 @@ def test_get_map_serves_the_page_with_a_policy_that_keeps_it_offline(scenario_st
         assert client.get("/static/truce/map.js").status_code == 200
 
 
+@pytest.mark.map_assets
 def test_get_map_filters_and_refuses_bad_parameters(
     scenario_store: Any, scenario: Scenario
 ) -> None:
-    needs_assets()
     since = at("2022-03-26T00:00:00+04:00")
     with TestClient(map_app(scenario_store)) as client:
         page = client.get("/map", params={"party": "RU-PK", "zone": "nk-pk-zone"}).text
