@@ -376,7 +376,9 @@ RULE_CASES = [
     RULE_CASES,
     ids=[c[0] for c in RULE_CASES],
 )
-def test_verdict_and_violation_branches(label, depth, u, warning, party, verdict, violation):
+def test_verdict_and_violation_branches(
+    label, depth, u, warning, party, verdict, violation
+) -> None:
     lon, lat = _at_depth(depth)
     reference = oracle_depth(lon, lat, SQUARE)
     # The construction is far enough from every threshold for the tolerance not to matter.

@@ -20,7 +20,7 @@ from tests.factories import make_zone
 
 
 @pytest.mark.parametrize("centre_lat", [-89.0, -75.0, -33.0, 0.0, 40.0, 80.0, 89.9])
-def test_scale_spread_bounds_the_local_projection_scale_everywhere_within_reach(centre_lat):
+def test_scale_spread_bounds_the_local_projection_scale_everywhere_within_reach(centre_lat) -> None:
     # The scale of the app's own projection, measured: a 1 m geodesic step, projected.
     to_plane = local_projection(10.0, centre_lat)
     geod = pyproj.Geod(ellps="WGS84")
@@ -38,7 +38,7 @@ def test_scale_spread_bounds_the_local_projection_scale_everywhere_within_reach(
     assert np.all(scale >= 1 - 1e-6)  # k_0 = 1 at the centre is the smallest scale
 
 
-def test_boundary_segments_drop_the_antimeridian_cut():
+def test_boundary_segments_drop_the_antimeridian_cut() -> None:
     east = box(170.0, -10.0, 180.0, 10.0)
     west = box(-180.0, -10.0, -170.0, 10.0)
     segments = boundary_segments(shapely.MultiPolygon([east, west]))
@@ -47,7 +47,7 @@ def test_boundary_segments_drop_the_antimeridian_cut():
     assert len(segments.start) > 0
 
 
-def test_sphere_centre_of_a_zone_across_the_antimeridian_lies_on_it():
+def test_sphere_centre_of_a_zone_across_the_antimeridian_lies_on_it() -> None:
     lon, lat = sphere_centre(
         shapely.MultiPolygon([box(175.0, 0.0, 180.0, 2.0), box(-180.0, 0.0, -175.0, 2.0)])
     )
@@ -55,7 +55,7 @@ def test_sphere_centre_of_a_zone_across_the_antimeridian_lies_on_it():
 
 
 @pytest.mark.parametrize("lat", [0.0, 45.0, -70.0, 85.0, 89.99])
-def test_expanded_bounds_contain_every_point_within_the_distance(lat):
+def test_expanded_bounds_contain_every_point_within_the_distance(lat) -> None:
     metres = 5000.0
     minx, miny, maxx, maxy = expanded_bounds(
         np.array([[10.0, lat, 10.0, lat]]), np.array([metres])
@@ -69,7 +69,7 @@ def test_expanded_bounds_contain_every_point_within_the_distance(lat):
     assert np.all((lat2 >= miny) & (lat2 <= maxy))
 
 
-def test_zone_across_the_antimeridian_is_deep_inside_next_to_the_cut():
+def test_zone_across_the_antimeridian_is_deep_inside_next_to_the_cut() -> None:
     zone = make_zone(
         shapely.MultiPolygon([box(170.0, -5.0, 180.0, 5.0), box(-180.0, -5.0, -170.0, 5.0)])
     )
@@ -86,7 +86,7 @@ def test_zone_across_the_antimeridian_is_deep_inside_next_to_the_cut():
     assert depth == pytest.approx(to_edge, rel=1e-3)
 
 
-def test_naive_times_are_refused():
+def test_naive_times_are_refused() -> None:
     zone = make_zone(Polygon([(0, 0), (1, 0), (1, 1)]))
     reports = pd.DataFrame(
         {"lon": [0.5], "lat": [0.2], "observed_at": [pd.Timestamp("2024-01-01")], "party": ["X"]}
@@ -95,7 +95,7 @@ def test_naive_times_are_refused():
         ZoneIndex([zone]).check(reports)
 
 
-def test_an_empty_batch_gives_an_empty_frame_with_the_finding_columns():
+def test_an_empty_batch_gives_an_empty_frame_with_the_finding_columns() -> None:
     zone = make_zone(Polygon([(0, 0), (1, 0), (1, 1)]))
     empty = pd.DataFrame(
         {"lon": [], "lat": [], "observed_at": pd.to_datetime([], utc=True), "party": []}
@@ -105,7 +105,7 @@ def test_an_empty_batch_gives_an_empty_frame_with_the_finding_columns():
 
 
 @pytest.mark.parametrize("batch", [1, 20_000])  # one mask for few reports, sorted slices for many
-def test_a_report_across_the_antimeridian_from_a_zone_is_approaching(batch):
+def test_a_report_across_the_antimeridian_from_a_zone_is_approaching(batch) -> None:
     zone = make_zone(box(179.0, -1.0, 179.999, 1.0))
     lon = np.full(batch, -179.9995)
     reports = pd.DataFrame(

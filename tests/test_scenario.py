@@ -35,7 +35,7 @@ def zone_version(scenario, zone_id, when):
     return zone
 
 
-def test_aze_at_parukh_on_25_march_2022_violates_the_zone_by_kilometres(scenario, index):
+def test_aze_at_parukh_on_25_march_2022_violates_the_zone_by_kilometres(scenario, index) -> None:
     when = datetime(2022, 3, 25, 10, tzinfo=BAKU)
     findings = [
         f for f in index.findings([report_at(PARUKH, "AZE", when)]) if f.zone_id == "nk-pk-zone"
@@ -49,12 +49,12 @@ def test_aze_at_parukh_on_25_march_2022_violates_the_zone_by_kilometres(scenario
     assert finding.depth_m == pytest.approx(reference, abs=max(0.5, 1e-3 * reference))
 
 
-def test_same_point_after_the_peacekeepers_withdrew_gives_no_finding(index):
+def test_same_point_after_the_peacekeepers_withdrew_gives_no_finding(index) -> None:
     when = datetime(2024, 6, 12, 12, tzinfo=BAKU)
     assert index.findings([report_at(PARUKH, "AZE", when)]) == []
 
 
-def test_peacekeepers_inside_their_zone_are_not_a_violation(index):
+def test_peacekeepers_inside_their_zone_are_not_a_violation(index) -> None:
     when = datetime(2022, 3, 28, 12, tzinfo=BAKU)
     findings = index.findings([report_at(PARUKH, "RU-PK", when)])
     assert [f.verdict for f in findings if f.zone_id == "nk-pk-zone"] == [Verdict.INSIDE]
@@ -67,7 +67,7 @@ def test_peacekeepers_inside_their_zone_are_not_a_violation(index):
 )
 def test_lachin_town_is_in_the_corridor_only_before_the_route_changed(
     scenario, index, when, inside
-):
+) -> None:
     findings = index.findings([report_at(LACHIN_TOWN, "ARM", when)])
     corridor = [f for f in findings if f.zone_id == "nk-lachin-corridor"]
     assert any(f.verdict is Verdict.INSIDE for f in corridor) == inside
@@ -75,7 +75,7 @@ def test_lachin_town_is_in_the_corridor_only_before_the_route_changed(
     assert shapely.covers(zone.geometry, shapely.Point(LACHIN_TOWN)) == inside
 
 
-def test_hin_tagher_leaves_the_zone_on_14_december_2020(index):
+def test_hin_tagher_leaves_the_zone_on_14_december_2020(index) -> None:
     hin_tagher = (46.8236, 39.5075)
     before = index.findings([report_at(hin_tagher, "AZE", datetime(2020, 12, 1, tzinfo=BAKU))])
     after = index.findings([report_at(hin_tagher, "AZE", datetime(2020, 12, 20, tzinfo=BAKU))])
@@ -85,7 +85,7 @@ def test_hin_tagher_leaves_the_zone_on_14_december_2020(index):
     )
 
 
-def test_every_sample_report_is_judged_and_the_parukh_group_violates(scenario, index):
+def test_every_sample_report_is_judged_and_the_parukh_group_violates(scenario, index) -> None:
     findings = index.findings(scenario.reports)
     violating_ids = {f.report_id for f in findings if f.violation}
     group = [r for r in scenario.reports if r.unit == "parukh-group"]
@@ -101,7 +101,7 @@ def test_every_sample_report_is_judged_and_the_parukh_group_violates(scenario, i
     assert {r.id for r in inside_reports} <= violating_ids
 
 
-def test_parukh_written_lat_lon_is_recognised_as_swapped(index):
+def test_parukh_written_lat_lon_is_recognised_as_swapped(index) -> None:
     import numpy as np
 
     lon, lat = np.array([PARUKH[1], PARUKH[0]]), np.array([PARUKH[0], PARUKH[1]])  # swapped, right
