@@ -16,9 +16,10 @@ far below a millimetre even for edges 100 km long.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import numpy as np
+import numpy.typing as npt
 import shapely
 from pyproj import Geod
 from shapely.geometry import MultiPolygon, Polygon
@@ -37,7 +38,9 @@ ARC_SAFETY = 1.05
 _INV_PHI = (np.sqrt(5.0) - 1.0) / 2.0
 
 
-def geodesic_inv(lon1, lat1, lon2, lat2) -> np.ndarray:
+def geodesic_inv(
+    lon1: npt.ArrayLike, lat1: npt.ArrayLike, lon2: npt.ArrayLike, lat2: npt.ArrayLike
+) -> np.ndarray:
     """Geodesic distances (m, WGS84) between broadcastable arrays of positions."""
     arrays = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (lon1, lat1, lon2, lat2)))
     shape = arrays[0].shape
@@ -71,7 +74,9 @@ def boundary_edges(geometry: BaseGeometry) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(starts), np.concatenate(ends)
 
 
-def _distance_along(lon: float, lat: float, a: np.ndarray, b: np.ndarray, t: np.ndarray):
+def _distance_along(
+    lon: float, lat: float, a: np.ndarray, b: np.ndarray, t: np.ndarray
+) -> np.ndarray:
     """Geodesic distance from P to X(t) = a + t (b - a), elementwise over rows of a, b, t."""
     x = a[:, 0] + t * (b[:, 0] - a[:, 0])
     y = a[:, 1] + t * (b[:, 1] - a[:, 1])
@@ -171,7 +176,9 @@ def allowed_verdicts(depth: float, u: float, warning: float, tolerance: float) -
     return {oracle_verdict(d, u, warning) for d in (depth - tolerance, depth, depth + tolerance)}
 
 
-def brute_force_distance(lon: float, lat: float, a, b, samples: int = 100_001) -> float:
+def brute_force_distance(
+    lon: float, lat: float, a: npt.ArrayLike, b: npt.ArrayLike, samples: int = 100_001
+) -> float:
     """Minimum over `samples` evenly spaced points of one edge: a slow check of the oracle."""
     t = np.linspace(0.0, 1.0, samples)
     a = np.asarray(a, dtype=float)
@@ -185,7 +192,9 @@ def offset(lon: float, lat: float, azimuth: float, distance: float) -> tuple[flo
     return float(x), float(y)
 
 
-def edge_normal_azimuth(a, b, t: float = 0.5) -> tuple[float, float, float]:
+def edge_normal_azimuth(
+    a: npt.ArrayLike, b: npt.ArrayLike, t: float = 0.5
+) -> tuple[float, float, float]:
     """The point X(t) on the lon/lat edge a->b and the azimuth of the edge's tangent there.
 
     Returns (lon, lat, azimuth of the direction of travel a->b at X(t)).
@@ -220,7 +229,7 @@ def inward_azimuth(ring_is_ccw: bool, is_hole: bool, travel_azimuth: float) -> f
 
 
 def points_near_edge(
-    polygon: Polygon, ring: int, edge: int, offsets_m, t: float = 0.5
+    polygon: Polygon, ring: int, edge: int, offsets_m: Iterable[float], t: float = 0.5
 ) -> list[tuple[float, float]]:
     """Points at signed geodesic offsets (+ = into the polygon) from X(t) of one edge of a ring.
 

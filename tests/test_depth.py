@@ -23,7 +23,9 @@ def spiky_zone() -> shapely.Polygon:
 @pytest.mark.parametrize(
     "tiers", [(1,), (2, 4), (8, 48)], ids=["rtree-mostly", "two-kd-tiers", "default"]
 )
-def test_every_search_tier_gives_the_oracle_distance(monkeypatch, tiers) -> None:
+def test_every_search_tier_gives_the_oracle_distance(
+    monkeypatch: pytest.MonkeyPatch, tiers: tuple[int, ...]
+) -> None:
     monkeypatch.setattr(app.depth, "NEIGHBOURS", tiers)
     zone = spiky_zone()
     rng = np.random.default_rng(11)
@@ -49,7 +51,9 @@ def test_with_a_limit_near_points_are_exact_and_far_ones_beyond_it() -> None:
     "tiers", [(1,), (2, 4), (8, 48)], ids=["rtree-mostly", "two-kd-tiers", "default"]
 )
 @pytest.mark.parametrize("limit_m", [np.inf, 0.0, 300.0, 3000.0])
-def test_one_point_at_a_time_gives_the_array_distance(monkeypatch, tiers, limit_m) -> None:
+def test_one_point_at_a_time_gives_the_array_distance(
+    monkeypatch: pytest.MonkeyPatch, tiers: tuple[int, ...], limit_m: float
+) -> None:
     # `distance_one` (the scalar path of single checks) repeats `distance` step for step.
     monkeypatch.setattr(app.depth, "NEIGHBOURS", tiers)
     boundary = ZoneBoundary(spiky_zone())

@@ -20,7 +20,9 @@ from tests.factories import make_zone
 
 
 @pytest.mark.parametrize("centre_lat", [-89.0, -75.0, -33.0, 0.0, 40.0, 80.0, 89.9])
-def test_scale_spread_bounds_the_local_projection_scale_everywhere_within_reach(centre_lat) -> None:
+def test_scale_spread_bounds_the_local_projection_scale_everywhere_within_reach(
+    centre_lat: float,
+) -> None:
     # The scale of the app's own projection, measured: a 1 m geodesic step, projected.
     to_plane = local_projection(10.0, centre_lat)
     geod = pyproj.Geod(ellps="WGS84")
@@ -55,7 +57,7 @@ def test_sphere_centre_of_a_zone_across_the_antimeridian_lies_on_it() -> None:
 
 
 @pytest.mark.parametrize("lat", [0.0, 45.0, -70.0, 85.0, 89.99])
-def test_expanded_bounds_contain_every_point_within_the_distance(lat) -> None:
+def test_expanded_bounds_contain_every_point_within_the_distance(lat: float) -> None:
     metres = 5000.0
     minx, miny, maxx, maxy = expanded_bounds(
         np.array([[10.0, lat, 10.0, lat]]), np.array([metres])
@@ -105,7 +107,7 @@ def test_an_empty_batch_gives_an_empty_frame_with_the_finding_columns() -> None:
 
 
 @pytest.mark.parametrize("batch", [1, 20_000])  # one mask for few reports, sorted slices for many
-def test_a_report_across_the_antimeridian_from_a_zone_is_approaching(batch) -> None:
+def test_a_report_across_the_antimeridian_from_a_zone_is_approaching(batch: int) -> None:
     zone = make_zone(box(179.0, -1.0, 179.999, 1.0))
     lon = np.full(batch, -179.9995)
     reports = pd.DataFrame(

@@ -1,5 +1,6 @@
 """Tracks: entered / exited events, dwell, withdrawal and return to the initial position."""
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -20,7 +21,7 @@ OUT_EAST = (46.30, 40.10)  # about 8.5 km east of the zone
 IN_ZONE = (46.10, 40.10)
 
 
-def track(*steps, unit="u1", party="AZE"):
+def track(*steps: tuple[float, float], unit: str = "u1", party: str = "AZE") -> list[Report]:
     """Reports one hour apart at the given (lon, lat) positions."""
     return [
         make_report(
@@ -30,7 +31,9 @@ def track(*steps, unit="u1", party="AZE"):
     ]
 
 
-def analyse(reports, zones=(ZONE,), **kwargs):
+def analyse(
+    reports: list[Report], zones: Sequence[Zone] = (ZONE,), **kwargs: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     frame = reports_frame(reports)
     findings = ZoneIndex(list(zones)).check(frame)
     return track_events(frame, findings), track_summary(frame, findings, **kwargs)

@@ -582,7 +582,9 @@ def test_seed_fills_an_empty_store_numbering_versions_in_order(store: SQLiteStor
 
 
 @pytest.mark.parametrize("filled_with", ["zone", "report"])
-def test_seed_leaves_a_store_that_holds_anything_alone(store: SQLiteStore, filled_with) -> None:
+def test_seed_leaves_a_store_that_holds_anything_alone(
+    store: SQLiteStore, filled_with: str
+) -> None:
     if filled_with == "zone":
         store.add_zones([zone("other")], "admin")
     else:
