@@ -16,17 +16,14 @@ far below a millimetre even for edges 100 km long.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from collections.abc import Iterable, Iterator
 
 import numpy as np
-import pandas as pd
+import numpy.typing as npt
 import shapely
 from pyproj import Geod
 from shapely.geometry import MultiPolygon, Polygon
 from shapely.geometry.base import BaseGeometry
-
-from app.domain import DEFAULT_WARNING_DISTANCE_M, Zone, ZoneKind
 
 GEOD = Geod(ellps="WGS84")
 
@@ -41,7 +38,9 @@ ARC_SAFETY = 1.05
 _INV_PHI = (np.sqrt(5.0) - 1.0) / 2.0
 
 
-def geodesic_inv(lon1, lat1, lon2, lat2) -> np.ndarray:
+def geodesic_inv(
+    lon1: npt.ArrayLike, lat1: npt.ArrayLike, lon2: npt.ArrayLike, lat2: npt.ArrayLike
+) -> np.ndarray:
     """Geodesic distances (m, WGS84) between broadcastable arrays of positions."""
     arrays = np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in (lon1, lat1, lon2, lat2)))
     shape = arrays[0].shape
@@ -75,7 +74,9 @@ def boundary_edges(geometry: BaseGeometry) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(starts), np.concatenate(ends)
 
 
-def _distance_along(lon: float, lat: float, a: np.ndarray, b: np.ndarray, t: np.ndarray):
+def _distance_along(
+    lon: float, lat: float, a: np.ndarray, b: np.ndarray, t: np.ndarray
+) -> np.ndarray:
     """Geodesic distance from P to X(t) = a + t (b - a), elementwise over rows of a, b, t."""
     x = a[:, 0] + t * (b[:, 0] - a[:, 0])
     # Rounding may put X(t) on an edge ending at a pole an ulp past it, where Geod gives NaN.
@@ -176,7 +177,9 @@ def allowed_verdicts(depth: float, u: float, warning: float, tolerance: float) -
     return {oracle_verdict(d, u, warning) for d in (depth - tolerance, depth, depth + tolerance)}
 
 
-def brute_force_distance(lon: float, lat: float, a, b, samples: int = 100_001) -> float:
+def brute_force_distance(
+    lon: float, lat: float, a: npt.ArrayLike, b: npt.ArrayLike, samples: int = 100_001
+) -> float:
     """Minimum over `samples` evenly spaced points of one edge: a slow check of the oracle."""
     t = np.linspace(0.0, 1.0, samples)
     a = np.asarray(a, dtype=float)
@@ -190,7 +193,9 @@ def offset(lon: float, lat: float, azimuth: float, distance: float) -> tuple[flo
     return float(x), float(y)
 
 
-def edge_normal_azimuth(a, b, t: float = 0.5) -> tuple[float, float, float]:
+def edge_normal_azimuth(
+    a: npt.ArrayLike, b: npt.ArrayLike, t: float = 0.5
+) -> tuple[float, float, float]:
     """The point X(t) on the lon/lat edge a->b and the azimuth of the edge's tangent there.
 
     Returns (lon, lat, azimuth of the direction of travel a->b at X(t)).
@@ -214,63 +219,6 @@ def regular_polygon(
     return Polygon(list(zip(np.asarray(x), np.asarray(y), strict=True)))
 
 
-# --- Builders shared by the engine tests (no engine imports here). ---
-
-EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
-AT = datetime(2022, 3, 25, 12, 0, tzinfo=UTC)
-
-
-def make_zone(
-    geometry: BaseGeometry,
-    zone_id: str = "z",
-    *,
-    name: str | None = None,
-    valid_from: datetime = EPOCH,
-    valid_to: datetime | None = None,
-    authorized: frozenset[str] = frozenset({"RU-PK"}),
-    warning_m: float = DEFAULT_WARNING_DISTANCE_M,
-    version: int = 1,
-) -> Zone:
-    """A buffer zone in force from 2000 (by default) with RU-PK authorized."""
-    return Zone(
-        id=zone_id,
-        name=name or f"zone {zone_id}",
-        kind=ZoneKind.BUFFER,
-        geometry=geometry,
-        valid_from=valid_from,
-        valid_to=valid_to,
-        authorized_parties=authorized,
-        warning_distance_m=warning_m,
-        version=version,
-    )
-
-
-def reports_df(
-    points,
-    *,
-    observed_at: datetime | list[datetime] = AT,
-    party: str | list[str] = "AZE",
-    uncertainty_m: float | list[float] = 0.0,
-    ids: list[str] | None = None,
-) -> pd.DataFrame:
-    """The engine's input frame for a list of (lon, lat) points."""
-    points = list(points)
-    n = len(points)
-    lon = np.array([p[0] for p in points], dtype=float)
-    lat = np.array([p[1] for p in points], dtype=float)
-    times = observed_at if isinstance(observed_at, list) else [observed_at] * n
-    return pd.DataFrame(
-        {
-            "id": ids if ids is not None else [f"r{i}" for i in range(n)],
-            "lon": lon,
-            "lat": lat,
-            "observed_at": pd.to_datetime(times, utc=True),
-            "uncertainty_m": np.broadcast_to(np.asarray(uncertainty_m, dtype=float), (n,)).copy(),
-            "party": party if isinstance(party, list) else [party] * n,
-        }
-    )
-
-
 def inward_azimuth(ring_is_ccw: bool, is_hole: bool, travel_azimuth: float) -> float:
     """Azimuth pointing into the polygon from an edge of a ring, given the ring's orientation.
 
@@ -282,7 +230,7 @@ def inward_azimuth(ring_is_ccw: bool, is_hole: bool, travel_azimuth: float) -> f
 
 
 def points_near_edge(
-    polygon: Polygon, ring: int, edge: int, offsets_m, t: float = 0.5
+    polygon: Polygon, ring: int, edge: int, offsets_m: Iterable[float], t: float = 0.5
 ) -> list[tuple[float, float]]:
     """Points at signed geodesic offsets (+ = into the polygon) from X(t) of one edge of a ring.
 

@@ -1,6 +1,7 @@
 """The `truce` command line, through typer's runner."""
 
 import json
+from pathlib import Path
 
 from typer.testing import CliRunner
 
@@ -10,7 +11,7 @@ from app.scenario import GEODATA
 runner = CliRunner()
 
 
-def test_check_on_the_sample_scenario_writes_violations(tmp_path):
+def test_check_on_the_sample_scenario_writes_violations(tmp_path: Path) -> None:
     out = tmp_path / "findings.geojson"
     result = runner.invoke(cli, ["check", str(GEODATA / "reports.geojson"), "--out", str(out)])
     assert result.exit_code == 0, result.output
@@ -19,12 +20,12 @@ def test_check_on_the_sample_scenario_writes_violations(tmp_path):
     assert "parukh-group" in result.output
 
 
-def test_fail_on_violation_exits_with_one():
+def test_fail_on_violation_exits_with_one() -> None:
     result = runner.invoke(cli, ["check", str(GEODATA / "reports.geojson"), "--fail-on-violation"])
     assert result.exit_code == 1
 
 
-def test_a_bad_report_file_is_one_clear_line_not_a_traceback(tmp_path):
+def test_a_bad_report_file_is_one_clear_line_not_a_traceback(tmp_path: Path) -> None:
     bad = tmp_path / "bad.geojson"
     bad.write_text(
         json.dumps(
@@ -40,7 +41,7 @@ def test_a_bad_report_file_is_one_clear_line_not_a_traceback(tmp_path):
     assert "latitude" in result.output and "Traceback" not in result.output
 
 
-def test_map_writes_a_standalone_page_with_no_outside_reference(tmp_path):
+def test_map_writes_a_standalone_page_with_no_outside_reference(tmp_path: Path) -> None:
     from app.assets import external_references
 
     out = tmp_path / "map.html"

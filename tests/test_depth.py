@@ -23,7 +23,9 @@ def spiky_zone() -> shapely.Polygon:
 @pytest.mark.parametrize(
     "tiers", [(1,), (2, 4), (8, 48)], ids=["rtree-mostly", "two-kd-tiers", "default"]
 )
-def test_every_search_tier_gives_the_oracle_distance(monkeypatch, tiers):
+def test_every_search_tier_gives_the_oracle_distance(
+    monkeypatch: pytest.MonkeyPatch, tiers: tuple[int, ...]
+) -> None:
     monkeypatch.setattr(app.depth, "NEIGHBOURS", tiers)
     zone = spiky_zone()
     rng = np.random.default_rng(11)
@@ -35,7 +37,7 @@ def test_every_search_tier_gives_the_oracle_distance(monkeypatch, tiers):
         assert d == pytest.approx(reference, abs=depth_tolerance(reference))
 
 
-def test_with_a_limit_near_points_are_exact_and_far_ones_beyond_it():
+def test_with_a_limit_near_points_are_exact_and_far_ones_beyond_it() -> None:
     zone = spiky_zone()
     east_x, east_y = shapely.get_coordinates(zone.exterior)[0]  # the vertex at angle 0
     lon, lat = np.array([east_x + 0.003, 47.5]), np.array([east_y, 40.0])  # ~250 m; ~50 km out
@@ -49,7 +51,9 @@ def test_with_a_limit_near_points_are_exact_and_far_ones_beyond_it():
     "tiers", [(1,), (2, 4), (8, 48)], ids=["rtree-mostly", "two-kd-tiers", "default"]
 )
 @pytest.mark.parametrize("limit_m", [np.inf, 0.0, 300.0, 3000.0])
-def test_one_point_at_a_time_gives_the_array_distance(monkeypatch, tiers, limit_m):
+def test_one_point_at_a_time_gives_the_array_distance(
+    monkeypatch: pytest.MonkeyPatch, tiers: tuple[int, ...], limit_m: float
+) -> None:
     # `distance_one` (the scalar path of single checks) repeats `distance` step for step.
     monkeypatch.setattr(app.depth, "NEIGHBOURS", tiers)
     boundary = ZoneBoundary(spiky_zone())

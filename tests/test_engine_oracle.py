@@ -7,7 +7,8 @@ violation are compared with it for zones from 100 m to 1,000 km across, all over
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta, timezone
 from functools import cache
 
 import numpy as np
@@ -16,28 +17,25 @@ import pytest
 import shapely
 from pyproj import CRS, Transformer
 from shapely.geometry import MultiPolygon, Point, Polygon
+from shapely.geometry.base import BaseGeometry
 
 from app.batch import ReportBatch
 from app.domain import Report
 from app.engine import ZoneIndex
+from tests.factories import AT, EPOCH, make_zone, reports_df
 from tests.oracle import (
-    AT,
-    EPOCH,
-    UTC,
     allowed_verdicts,
     brute_force_distance,
     depth_tolerance,
     distance_to_edges,
     geodesic_distance_to_boundary,
     geodesic_inv,
-    make_zone,
     offset,
     oracle_covers,
     oracle_depth,
     oracle_verdict,
     points_near_edge,
     regular_polygon,
-    reports_df,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -80,7 +78,9 @@ def test_oracle_matches_brute_force_on_one_long_edge(seed: int) -> None:
         assert d == pytest.approx(brute, abs=2e-3)
 
 
-def _aeqd_distance_to_boundary(lon: float, lat: float, geometry, step_deg: float) -> float:
+def _aeqd_distance_to_boundary(
+    lon: float, lat: float, geometry: BaseGeometry, step_deg: float
+) -> float:
     """A second, unrelated method: azimuthal equidistant projection centred on the point.
 
     There every distance *from the centre* is the exact geodesic distance; the lon/lat edges are
@@ -102,7 +102,9 @@ def _aeqd_distance_to_boundary(lon: float, lat: float, geometry, step_deg: float
     ],
     ids=["78N-1000km", "75S-600km", "midlat-100km"],
 )
-def test_oracle_matches_an_azimuthal_equidistant_projection(centre, radius_m, n, probe) -> None:
+def test_oracle_matches_an_azimuthal_equidistant_projection(
+    centre: tuple[float, float], radius_m: float, n: int, probe: tuple[float, float]
+) -> None:
     polygon = regular_polygon(*centre, radius_m, n)
     azimuth_fraction, radius_fraction = probe
     x, y = offset(*centre, 360.0 * azimuth_fraction, radius_m * radius_fraction)
@@ -190,7 +192,9 @@ ZONES: dict[str, Polygon | MultiPolygon] = {
 }
 
 
-def _edge_probes(polygon: Polygon, edges, ring: int = 0, t: float = 0.5, deep_m: float = 2000.0):
+def _edge_probes(
+    polygon: Polygon, edges: Iterable[int], ring: int = 0, t: float = 0.5, deep_m: float = 2000.0
+) -> dict[str, tuple[float, float]]:
     """Labelled points on both sides of chosen edges: shallow, deep, near outside, far outside."""
     offsets = {"in3m": 3.0, "out3m": -3.0, "in1m": 1.0, "out30cm": -0.3, "deep": deep_m}
     offsets |= {"out300m": -300.0, "out4km": -4000.0}
@@ -381,7 +385,9 @@ RULE_CASES = [
     RULE_CASES,
     ids=[c[0] for c in RULE_CASES],
 )
-def test_verdict_and_violation_branches(label, depth, u, warning, party, verdict, violation):
+def test_verdict_and_violation_branches(
+    label: str, depth: float, u: float, warning: float, party: str, verdict: str, violation: bool
+) -> None:
     lon, lat = _at_depth(depth)
     reference = oracle_depth(lon, lat, SQUARE)
     # The construction is far enough from every threshold for the tolerance not to matter.

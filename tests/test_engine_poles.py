@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import math
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -213,7 +214,7 @@ def test_every_accepted_zone_is_indexed_and_measured_as_the_reference_says(
 
 
 @pytest.mark.parametrize("name", ["world", "hemisphere"])
-def test_zone_file_beyond_reach_is_refused(tmp_path, name: str) -> None:
+def test_zone_file_beyond_reach_is_refused(tmp_path: Path, name: str) -> None:
     path = tmp_path / "zones.csv"
     wkt = Polygon(UNJUDGEABLE[name]).wkt
     path.write_text(

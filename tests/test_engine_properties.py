@@ -11,7 +11,8 @@
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -20,18 +21,18 @@ import shapely
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from shapely.geometry import Polygon
+from shapely.geometry.base import BaseGeometry
 
 import app.engine
+from app.domain import Zone
 from app.engine import ZoneIndex, verdict_code, verdict_codes
+from tests.factories import make_zone, reports_df
 from tests.oracle import (
-    UTC,
     depth_tolerance,
     edge_normal_azimuth,
-    make_zone,
     offset,
     oracle_depth,
     oracle_verdict,
-    reports_df,
 )
 
 PARTIES = ["AZE", "ARM", "RU-PK", "NK"]
@@ -47,7 +48,11 @@ COMMON = {
 
 @st.composite
 def zone_geometries(
-    draw, lon=None, lat=None, max_radius_m: float = 500_000.0, min_radius_m: float = 50.0
+    draw: st.DrawFn,
+    lon: float | None = None,
+    lat: float | None = None,
+    max_radius_m: float = 500_000.0,
+    min_radius_m: float = 50.0,
 ) -> Polygon:
     """A star-shaped (or convex) polygon 100 m .. 2 x max_radius_m across, |lat| <= ~85.
 
@@ -75,7 +80,7 @@ def zone_geometries(
 
 @st.composite
 def points_near(
-    draw, polygon: Polygon, count: int, max_offset_m: float | None = None
+    draw: st.DrawFn, polygon: Polygon, count: int, max_offset_m: float | None = None
 ) -> list[tuple[float, float]]:
     """Points near the boundary (both sides, 1 cm .. ~2 sizes away), on vertices, and around."""
     ring = np.asarray(polygon.exterior.coords)
@@ -101,12 +106,12 @@ def points_near(
     return out
 
 
-def _covers(geometry, points) -> np.ndarray:
+def _covers(geometry: BaseGeometry, points: Sequence[tuple[float, float]]) -> np.ndarray:
     xy = np.asarray(points, dtype=float)
     return shapely.covers(geometry, shapely.points(xy))
 
 
-def _assert_sign(geometry, lon: float, lat: float, depth_m: float) -> None:
+def _assert_sign(geometry: BaseGeometry, lon: float, lat: float, depth_m: float) -> None:
     """depth_m >= 0 exactly when shapely.covers holds (and < 0, not -0.0, when it does not)."""
     covered = bool(shapely.covers(geometry, shapely.Point(lon, lat)))
     ok = depth_m >= 0.0 if covered else (depth_m < 0.0 and math.copysign(1.0, depth_m) < 0)
@@ -121,7 +126,7 @@ def _assert_sign(geometry, lon: float, lat: float, depth_m: float) -> None:
 
 @settings(max_examples=80, **COMMON)
 @given(data=st.data())
-def test_verdict_violation_and_sign_follow_the_rule(data) -> None:
+def test_verdict_violation_and_sign_follow_the_rule(data: st.DataObject) -> None:
     polygon = data.draw(zone_geometries())
     points = data.draw(points_near(polygon, 12))
     n = len(points)
@@ -164,7 +169,7 @@ def test_verdict_violation_and_sign_follow_the_rule(data) -> None:
 
 @settings(max_examples=30, **COMMON)
 @given(data=st.data())
-def test_depth_agrees_with_geodesic_reference(data) -> None:
+def test_depth_agrees_with_geodesic_reference(data: st.DataObject) -> None:
     # Mostly big zones (100 m .. 1,000 km across, a third 400 km or more),
     # points mostly within 10 km of an edge.
     polygon = data.draw(
@@ -184,7 +189,7 @@ def test_depth_agrees_with_geodesic_reference(data) -> None:
 
 
 @st.composite
-def scenarios(draw):
+def scenarios(draw: st.DrawFn) -> tuple[list[Zone], pd.DataFrame]:
     """2-4 overlapping zone versions with validity periods, and reports at various times."""
     lon = draw(st.floats(-150.0, 150.0))
     lat = draw(st.floats(-78.0, 78.0))
@@ -244,7 +249,9 @@ def _assert_same(a: dict, b: dict, tolerance_m: float = 1e-6) -> None:
 
 @settings(max_examples=40, **COMMON)
 @given(scenario=scenarios(), data=st.data(), include_outside=st.booleans())
-def test_zone_order_does_not_matter(scenario, data, include_outside: bool) -> None:
+def test_zone_order_does_not_matter(
+    scenario: tuple[list[Zone], pd.DataFrame], data: st.DataObject, include_outside: bool
+) -> None:
     zones, frame = scenario
     permuted = data.draw(st.permutations(zones))
     index, other = ZoneIndex(zones), ZoneIndex(permuted)
@@ -259,7 +266,9 @@ def test_zone_order_does_not_matter(scenario, data, include_outside: bool) -> No
 
 @settings(max_examples=40, **COMMON)
 @given(scenario=scenarios(), data=st.data(), include_outside=st.booleans())
-def test_batching_does_not_matter(scenario, data, include_outside: bool) -> None:
+def test_batching_does_not_matter(
+    scenario: tuple[list[Zone], pd.DataFrame], data: st.DataObject, include_outside: bool
+) -> None:
     zones, frame = scenario
     split = data.draw(st.integers(0, len(frame)))
     index = ZoneIndex(zones)
@@ -277,7 +286,7 @@ def test_batching_does_not_matter(scenario, data, include_outside: bool) -> None
 
 @settings(max_examples=40, **COMMON)
 @given(scenario=scenarios())
-def test_exactly_the_zones_in_force_are_judged(scenario) -> None:
+def test_exactly_the_zones_in_force_are_judged(scenario: tuple[list[Zone], pd.DataFrame]) -> None:
     zones, frame = scenario
     found = ZoneIndex(zones).check(frame, include_outside=True)
     got = set(zip(found["report"], found["zone_id"], strict=True))
@@ -300,7 +309,9 @@ def test_exactly_the_zones_in_force_are_judged(scenario) -> None:
 
 @settings(max_examples=40, **COMMON)
 @given(scenario=scenarios(), include_outside=st.booleans())
-def test_one_report_at_a_time_is_the_batch_answer(scenario, include_outside: bool) -> None:
+def test_one_report_at_a_time_is_the_batch_answer(
+    scenario: tuple[list[Zone], pd.DataFrame], include_outside: bool
+) -> None:
     # A lone report takes the engine's scalar path; a batch takes the array path.
     zones, frame = scenario
     index = ZoneIndex(zones)
@@ -316,7 +327,9 @@ def test_one_report_at_a_time_is_the_batch_answer(scenario, include_outside: boo
 
 @settings(max_examples=40, **COMMON)
 @given(scenario=scenarios(), include_outside=st.booleans())
-def test_the_many_reports_path_gives_the_few_reports_answer(scenario, include_outside) -> None:
+def test_the_many_reports_path_gives_the_few_reports_answer(
+    scenario: tuple[list[Zone], pd.DataFrame], include_outside: bool
+) -> None:
     # Below SMALL_BATCH_CELLS one (zone × report) mask finds the candidates; above, each zone
     # takes a slice of the reports sorted by longitude (or, with include_outside, every report
     # in force). Forcing the second on small scenarios compares the two.

@@ -12,18 +12,19 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import shapely
 from shapely.geometry import shape
+from shapely.geometry.base import BaseGeometry
 
 from app.engine import ZoneIndex
+from tests.factories import make_zone, reports_df
 from tests.oracle import (
     depth_tolerance,
-    make_zone,
     offset,
     oracle_covers,
     oracle_depth,
-    reports_df,
 )
 
 DATA = Path(__file__).resolve().parents[1] / "geodata" / "sources" / "natural-earth"
@@ -33,7 +34,7 @@ AUTHORIZED = {"Cyprus U.N. Buffer Zone": "UNFICYP", "UNDOF Zone": "UNDOF"}
 
 
 @cache
-def _geometry(name: str):
+def _geometry(name: str) -> BaseGeometry:
     features = json.loads(DISPUTED.read_text(encoding="utf-8"))["features"]
     matches = [f for f in features if f["properties"].get("BRK_NAME") == name]
     assert len(matches) == 1, f"{name!r} appears {len(matches)} times in {DISPUTED.name}"
@@ -72,7 +73,7 @@ def _sample_points(name: str, seed: int) -> dict[str, tuple[float, float]]:
     return points
 
 
-def _check(points: dict[str, tuple[float, float]]):
+def _check(points: dict[str, tuple[float, float]]) -> pd.DataFrame:
     frame = reports_df(points.values(), ids=list(points), party="XX")
     return _index().check(frame, include_outside=True)
 

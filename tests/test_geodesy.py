@@ -20,11 +20,13 @@ from app.geodesy import (
     sphere_centre,
     zone_reach,
 )
-from tests.oracle import make_zone
+from tests.factories import make_zone
 
 
 @pytest.mark.parametrize("centre_lat", [-89.0, -75.0, -33.0, 0.0, 40.0, 80.0, 89.9])
-def test_scale_spread_bounds_the_local_projection_scale_everywhere_within_reach(centre_lat):
+def test_scale_spread_bounds_the_local_projection_scale_everywhere_within_reach(
+    centre_lat: float,
+) -> None:
     # The scale of the app's own projection, measured: a 1 m geodesic step, projected.
     to_plane = local_projection(10.0, centre_lat)
     geod = pyproj.Geod(ellps="WGS84")
@@ -42,7 +44,7 @@ def test_scale_spread_bounds_the_local_projection_scale_everywhere_within_reach(
     assert np.all(scale >= 1 - 1e-6)  # k_0 = 1 at the centre is the smallest scale
 
 
-def test_boundary_segments_drop_the_antimeridian_cut():
+def test_boundary_segments_drop_the_antimeridian_cut() -> None:
     east = box(170.0, -10.0, 180.0, 10.0)
     west = box(-180.0, -10.0, -170.0, 10.0)
     segments = boundary_segments(shapely.MultiPolygon([east, west]))
@@ -51,7 +53,7 @@ def test_boundary_segments_drop_the_antimeridian_cut():
     assert len(segments.start) > 0
 
 
-def test_boundary_segments_keep_an_edge_on_180_with_nothing_across_it():
+def test_boundary_segments_keep_an_edge_on_180_with_nothing_across_it() -> None:
     # The zone ends at +180: its edge there is a real boundary, not a cut.
     segments = boundary_segments(box(170.0, -10.0, 180.0, 10.0))
     on_180 = (segments.start[:, 0] == 180) & (segments.end[:, 0] == 180)
@@ -60,7 +62,7 @@ def test_boundary_segments_keep_an_edge_on_180_with_nothing_across_it():
     assert min(covered) == -10.0 and max(covered) == 10.0
 
 
-def test_boundary_segments_never_pass_a_pole():
+def test_boundary_segments_never_pass_a_pole() -> None:
     # 0.01° steps summed from 80 to 90 overshoot 90 by an ulp unless clipped.
     segments = boundary_segments(box(0.0, 80.0, 90.0, 90.0))
     assert segments.start[:, 1].max() == 90.0
@@ -79,7 +81,9 @@ def test_boundary_segments_never_pass_a_pole():
         (box(0.0, -40.0, 90.0, 40.0), False),
     ],
 )
-def test_zone_reach_measures_the_boundary_from_the_projection_centre(geometry, judgeable):
+def test_zone_reach_measures_the_boundary_from_the_projection_centre(
+    geometry: shapely.Geometry, judgeable: bool
+) -> None:
     reach = zone_reach(geometry)
     assert reach.judgeable is judgeable
     assert (reach.angle_deg <= MAX_REACH_DEG) is judgeable
@@ -91,7 +95,7 @@ def test_zone_reach_measures_the_boundary_from_the_projection_centre(geometry, j
     assert math.degrees(metres / 6_371_008.8) == pytest.approx(reach.angle_deg, abs=0.3)
 
 
-def test_sphere_centre_of_a_zone_across_the_antimeridian_lies_on_it():
+def test_sphere_centre_of_a_zone_across_the_antimeridian_lies_on_it() -> None:
     lon, lat = sphere_centre(
         shapely.MultiPolygon([box(175.0, 0.0, 180.0, 2.0), box(-180.0, 0.0, -175.0, 2.0)])
     )
@@ -99,7 +103,7 @@ def test_sphere_centre_of_a_zone_across_the_antimeridian_lies_on_it():
 
 
 @pytest.mark.parametrize("lat", [0.0, 45.0, -70.0, 85.0, 89.99])
-def test_expanded_bounds_contain_every_point_within_the_distance(lat):
+def test_expanded_bounds_contain_every_point_within_the_distance(lat: float) -> None:
     metres = 5000.0
     minx, miny, maxx, maxy = expanded_bounds(
         np.array([[10.0, lat, 10.0, lat]]), np.array([metres])
@@ -113,7 +117,7 @@ def test_expanded_bounds_contain_every_point_within_the_distance(lat):
     assert np.all((lat2 >= miny) & (lat2 <= maxy))
 
 
-def test_zone_across_the_antimeridian_is_deep_inside_next_to_the_cut():
+def test_zone_across_the_antimeridian_is_deep_inside_next_to_the_cut() -> None:
     zone = make_zone(
         shapely.MultiPolygon([box(170.0, -5.0, 180.0, 5.0), box(-180.0, -5.0, -170.0, 5.0)])
     )
@@ -130,7 +134,7 @@ def test_zone_across_the_antimeridian_is_deep_inside_next_to_the_cut():
     assert depth == pytest.approx(to_edge, rel=1e-3)
 
 
-def test_naive_times_are_refused():
+def test_naive_times_are_refused() -> None:
     zone = make_zone(Polygon([(0, 0), (1, 0), (1, 1)]))
     reports = pd.DataFrame(
         {"lon": [0.5], "lat": [0.2], "observed_at": [pd.Timestamp("2024-01-01")], "party": ["X"]}
@@ -139,7 +143,7 @@ def test_naive_times_are_refused():
         ZoneIndex([zone]).check(reports)
 
 
-def test_an_empty_batch_gives_an_empty_frame_with_the_finding_columns():
+def test_an_empty_batch_gives_an_empty_frame_with_the_finding_columns() -> None:
     zone = make_zone(Polygon([(0, 0), (1, 0), (1, 1)]))
     empty = pd.DataFrame(
         {"lon": [], "lat": [], "observed_at": pd.to_datetime([], utc=True), "party": []}
@@ -149,7 +153,7 @@ def test_an_empty_batch_gives_an_empty_frame_with_the_finding_columns():
 
 
 @pytest.mark.parametrize("batch", [1, 20_000])  # one mask for few reports, sorted slices for many
-def test_a_report_across_the_antimeridian_from_a_zone_is_approaching(batch):
+def test_a_report_across_the_antimeridian_from_a_zone_is_approaching(batch: int) -> None:
     zone = make_zone(box(179.0, -1.0, 179.999, 1.0))
     lon = np.full(batch, -179.9995)
     reports = pd.DataFrame(

@@ -35,44 +35,32 @@ from app.geojson import (
     zone_to_feature,
     zones_from_geojson,
 )
+from tests import factories
+from tests.factories import collection, point_feature
 
 BAKU = timezone(timedelta(hours=4))
 RING = [[46.5, 39.6], [46.9, 39.6], [46.9, 39.9], [46.5, 39.9], [46.5, 39.6]]
 
 
+#: The zone of responsibility's properties, as `zone_feature` writes them by default.
+ZONE_PROPERTIES: dict[str, Any] = {
+    "name": "Russian peacekeeping zone",
+    "kind": "peacekeeping",
+    "authorized_parties": ["RU-PK", "NK"],
+    "valid_from": "2020-11-10T00:00:00+04:00",
+    "agreement": "Trilateral statement of 10 November 2020",
+}
+
+
 def zone_feature(**properties: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "name": "Russian peacekeeping zone",
-        "kind": "peacekeeping",
-        "authorized_parties": ["RU-PK", "NK"],
-        "valid_from": "2020-11-10T00:00:00+04:00",
-        "agreement": "Trilateral statement of 10 November 2020",
-    }
-    return {
-        "type": "Feature",
-        "id": "rpk",
-        "geometry": {"type": "Polygon", "coordinates": [copy.deepcopy(RING)]},
-        "properties": {k: v for k, v in (base | properties).items() if v is not ...},
-    }
+    """The zone of responsibility over RING; a property given as ... is left out."""
+    return factories.zone_feature("rpk", ring=copy.deepcopy(RING), **(ZONE_PROPERTIES | properties))
 
 
 def report_feature(**properties: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "party": "AZE",
-        "observed_at": "2022-03-24T06:00:00+04:00",
-        "uncertainty_m": 250,
-        "kind": "troops",
-    }
-    return {
-        "type": "Feature",
-        "id": "farukh-1",
-        "geometry": {"type": "Point", "coordinates": [46.78, 39.83]},
-        "properties": {k: v for k, v in (base | properties).items() if v is not ...},
-    }
-
-
-def collection(*features: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "FeatureCollection", "features": list(features)}
+    """A report of troops at Farukh; a property given as ... is left out."""
+    defaults = {"observed_at": "2022-03-24T06:00:00+04:00", "uncertainty_m": 250, "kind": "troops"}
+    return point_feature(46.78, 39.83, id="farukh-1", **(defaults | properties))
 
 
 def via_json(obj: dict[str, Any]) -> Any:

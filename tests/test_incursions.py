@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 
 from app.batch import ReportBatch
@@ -22,25 +21,10 @@ from app.findings import FindingColumns
 from app.incursions import ViolationLog
 from app.service import Service
 from app.store import SQLiteStore, Store
+from tests.factories import random_reports
 
 START = datetime(2022, 3, 20, tzinfo=UTC)
 PARTIES = ["AZE", "ARM", "NK", "RU-PK"]
-
-
-def random_reports(n: int, seed: int, prefix: str) -> list[Report]:
-    """Reports over the scenario's zone of responsibility and the corridor, 20-28 March 2022."""
-    rng = np.random.default_rng(seed)
-    return [
-        Report(
-            id=f"{prefix}{i}",
-            party=PARTIES[int(rng.integers(len(PARTIES)))],
-            observed_at=START + timedelta(minutes=int(rng.integers(0, 12_000))),
-            lon=float(rng.uniform(46.3, 47.3)),
-            lat=float(rng.uniform(39.5, 40.3)),
-            uncertainty_m=float(rng.choice([0.0, 500.0, 3000.0])),
-        )
-        for i in range(n)
-    ]
 
 
 class CountingStore:

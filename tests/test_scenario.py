@@ -6,9 +6,10 @@ import pytest
 import shapely
 
 from app.batch import ReportBatch
-from app.domain import Report, Verdict
+from app.domain import Report, Verdict, Zone
 from app.engine import ZoneIndex
-from app.scenario import load_scenario
+from app.scenario import Scenario, load_scenario
+from tests.factories import make_report
 from tests.oracle import oracle_depth
 
 BAKU = timezone(timedelta(hours=4))
@@ -17,28 +18,29 @@ LACHIN_TOWN = (46.5469, 39.6408)
 
 
 @pytest.fixture(scope="module")
-def scenario():
+def scenario() -> Scenario:
     return load_scenario()
 
 
 @pytest.fixture(scope="module")
-def index(scenario):
+def index(scenario: Scenario) -> ZoneIndex:
     return ZoneIndex(scenario.zones)
 
 
-def report_at(lonlat, party, when, uncertainty_m=0.0):
-    lon, lat = lonlat
-    return Report(
-        id="r", party=party, observed_at=when, lon=lon, lat=lat, uncertainty_m=uncertainty_m
-    )
+def report_at(
+    lonlat: tuple[float, float], party: str, when: datetime, uncertainty_m: float = 0.0
+) -> Report:
+    return make_report("r", *lonlat, party=party, observed_at=when, uncertainty_m=uncertainty_m)
 
 
-def zone_version(scenario, zone_id, when):
+def zone_version(scenario: Scenario, zone_id: str, when: datetime) -> Zone:
     (zone,) = [z for z in scenario.zones if z.id == zone_id and z.in_force(when)]
     return zone
 
 
-def test_aze_at_parukh_on_25_march_2022_violates_the_zone_by_kilometres(scenario, index):
+def test_aze_at_parukh_on_25_march_2022_violates_the_zone_by_kilometres(
+    scenario: Scenario, index: ZoneIndex
+) -> None:
     when = datetime(2022, 3, 25, 10, tzinfo=BAKU)
     findings = [
         f for f in index.findings([report_at(PARUKH, "AZE", when)]) if f.zone_id == "nk-pk-zone"
@@ -52,12 +54,12 @@ def test_aze_at_parukh_on_25_march_2022_violates_the_zone_by_kilometres(scenario
     assert finding.depth_m == pytest.approx(reference, abs=max(0.5, 1e-3 * reference))
 
 
-def test_same_point_after_the_peacekeepers_withdrew_gives_no_finding(index):
+def test_same_point_after_the_peacekeepers_withdrew_gives_no_finding(index: ZoneIndex) -> None:
     when = datetime(2024, 6, 12, 12, tzinfo=BAKU)
     assert index.findings([report_at(PARUKH, "AZE", when)]) == []
 
 
-def test_peacekeepers_inside_their_zone_are_not_a_violation(index):
+def test_peacekeepers_inside_their_zone_are_not_a_violation(index: ZoneIndex) -> None:
     when = datetime(2022, 3, 28, 12, tzinfo=BAKU)
     findings = index.findings([report_at(PARUKH, "RU-PK", when)])
     assert [f.verdict for f in findings if f.zone_id == "nk-pk-zone"] == [Verdict.INSIDE]
@@ -69,8 +71,8 @@ def test_peacekeepers_inside_their_zone_are_not_a_violation(index):
     [(datetime(2021, 6, 1, 12, tzinfo=BAKU), True), (datetime(2022, 9, 1, 12, tzinfo=BAKU), False)],
 )
 def test_lachin_town_is_in_the_corridor_only_before_the_route_changed(
-    scenario, index, when, inside
-):
+    scenario: Scenario, index: ZoneIndex, when: datetime, inside: bool
+) -> None:
     findings = index.findings([report_at(LACHIN_TOWN, "ARM", when)])
     corridor = [f for f in findings if f.zone_id == "nk-lachin-corridor"]
     assert any(f.verdict is Verdict.INSIDE for f in corridor) == inside
@@ -78,7 +80,7 @@ def test_lachin_town_is_in_the_corridor_only_before_the_route_changed(
     assert shapely.covers(zone.geometry, shapely.Point(LACHIN_TOWN)) == inside
 
 
-def test_hin_tagher_leaves_the_zone_on_14_december_2020(index):
+def test_hin_tagher_leaves_the_zone_on_14_december_2020(index: ZoneIndex) -> None:
     hin_tagher = (46.8236, 39.5075)
     before = index.findings([report_at(hin_tagher, "AZE", datetime(2020, 12, 1, tzinfo=BAKU))])
     after = index.findings([report_at(hin_tagher, "AZE", datetime(2020, 12, 20, tzinfo=BAKU))])
@@ -88,7 +90,9 @@ def test_hin_tagher_leaves_the_zone_on_14_december_2020(index):
     )
 
 
-def test_every_sample_report_is_judged_and_the_parukh_group_violates(scenario, index):
+def test_every_sample_report_is_judged_and_the_parukh_group_violates(
+    scenario: Scenario, index: ZoneIndex
+) -> None:
     findings = index.findings(scenario.reports)
     violating_ids = {f.report_id for f in findings if f.violation}
     group = [r for r in scenario.reports if r.unit == "parukh-group"]
@@ -104,7 +108,7 @@ def test_every_sample_report_is_judged_and_the_parukh_group_violates(scenario, i
     assert {r.id for r in inside_reports} <= violating_ids
 
 
-def test_parukh_written_lat_lon_is_recognised_as_swapped(index):
+def test_parukh_written_lat_lon_is_recognised_as_swapped(index: ZoneIndex) -> None:
     import numpy as np
 
     lon, lat = np.array([PARUKH[1], PARUKH[0]]), np.array([PARUKH[0], PARUKH[1]])  # swapped, right

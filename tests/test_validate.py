@@ -22,6 +22,7 @@ from app.validate import (
     validate_report,
     validate_zone_geometry,
 )
+from tests.factories import make_report
 
 SQUARE = [[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0], [0.0, 0.0]]
 GEOD = Geod(ellps="WGS84")
@@ -541,14 +542,9 @@ def test_open_or_later_validity_period_is_accepted() -> None:
 
 
 def _report(**changes: Any) -> Report:
-    fields: dict[str, Any] = {
-        "id": "r1",
-        "party": "AZE",
-        "observed_at": datetime(2022, 3, 24, 6, tzinfo=UTC),
-        "lon": 46.9,
-        "lat": 39.8,
-    }
-    return Report(**(fields | changes))
+    fields = {"report_id": "r1", "lon": 46.9, "observed_at": datetime(2022, 3, 24, 6, tzinfo=UTC)}
+    changes = {"report_id" if key == "id" else key: value for key, value in changes.items()}
+    return make_report(**(fields | changes))
 
 
 @pytest.mark.parametrize(

@@ -19,13 +19,7 @@ from app.api.main import create_app
 from app.service import Service
 from app.settings import Settings
 from app.store import SQLiteStore
-from tests.api.support import (
-    API_KEYS,
-    SERVER_MAX_BODY,
-    SERVER_MAX_FEATURES,
-    Server,
-    running_server,
-)
+from tests.api.support import API_KEYS, SERVER_MAX_BODY, SERVER_MAX_FEATURES, Server, running_server
 
 
 @pytest.fixture(scope="session")

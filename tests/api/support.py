@@ -28,74 +28,12 @@ KEYS = {
 API_KEYS = ",".join(f"{key}:{role}" for role, key in KEYS.items())
 WRONG_KEY = "not-a-key-at-all"
 
-# 24 March 2022, 06:00 local: the scenario's zone of responsibility (v2) and the Lachin corridor
-# (v1) are in force.
-T = "2022-03-24T06:00:00+04:00"
-PARUKH = (46.808, 40.012)  # inside the zone of responsibility, 4 km from its edge
-FAR = (44.5, 40.18)  # Yerevan: far from every zone
-
 
 def auth(role: str | None) -> dict[str, str]:
     """Headers with the key of `role` ("wrong" for a key nobody has, None for none)."""
     if role is None:
         return {}
     return {"X-API-Key": WRONG_KEY if role == "wrong" else KEYS[role]}
-
-
-def point(
-    lon: float,
-    lat: float,
-    *,
-    party: str | None = "AZE",
-    observed_at: str | None = T,
-    id: str | int | None = None,
-    **properties: Any,
-) -> dict[str, Any]:
-    """A report Feature."""
-    props: dict[str, Any] = dict(properties)
-    if party is not None:
-        props["party"] = party
-    if observed_at is not None:
-        props["observed_at"] = observed_at
-    feature: dict[str, Any] = {
-        "type": "Feature",
-        "geometry": {"type": "Point", "coordinates": [lon, lat]},
-        "properties": props,
-    }
-    if id is not None:
-        feature["id"] = id
-    return feature
-
-
-def collection(*features: dict[str, Any]) -> dict[str, Any]:
-    """A FeatureCollection."""
-    return {"type": "FeatureCollection", "features": list(features)}
-
-
-def square_zone(
-    zone_id: str,
-    lon: float = 46.0,
-    lat: float = 39.0,
-    size: float = 0.1,
-    *,
-    valid_from: str = "2020-01-01T00:00:00+00:00",
-    authorized: list[str] | None = None,
-    **properties: Any,
-) -> dict[str, Any]:
-    """A square zone Feature with its south-west corner at (lon, lat)."""
-    ring = [[lon, lat], [lon + size, lat], [lon + size, lat + size], [lon, lat + size], [lon, lat]]
-    return {
-        "type": "Feature",
-        "id": zone_id,
-        "geometry": {"type": "Polygon", "coordinates": [ring]},
-        "properties": {
-            "name": f"Zone {zone_id}",
-            "kind": "buffer",
-            "valid_from": valid_from,
-            "authorized_parties": authorized if authorized is not None else ["RU-PK"],
-            **properties,
-        },
-    }
 
 
 # -- real servers ---------------------------------------------------------------------------

@@ -12,7 +12,8 @@ from fastapi.testclient import TestClient
 
 from app.api.auth import hash_key
 from app.settings import Settings
-from tests.api.support import KEYS, PARUKH, WRONG_KEY, Server, auth, point, square_zone
+from tests.api.support import KEYS, WRONG_KEY, Server, auth
+from tests.factories import PARUKH, point_feature, zone_feature
 
 ROLES = [None, "wrong", "viewer", "observer", "admin"]
 RANK = {"viewer": 0, "observer": 1, "admin": 2}
@@ -35,7 +36,7 @@ ENDPOINTS = [
     Endpoint("health", "GET", "/health", None, 200),
     Endpoint("ready", "GET", "/ready", None, 200),
     Endpoint("listZones", "GET", "/zones?at=all", "viewer", 200),
-    Endpoint("createZones", "POST", "/zones", "admin", 201, lambda u: square_zone(f"new-{u}")),
+    Endpoint("createZones", "POST", "/zones", "admin", 201, lambda u: zone_feature(f"new-{u}")),
     Endpoint("getZone", "GET", "/zones/nk-pk-zone", "viewer", 200),
     Endpoint(
         "createZoneVersion",
@@ -43,7 +44,7 @@ ENDPOINTS = [
         "/zones/z-{u}",
         "admin",
         200,
-        lambda u: square_zone(f"z-{u}", size=0.2),
+        lambda u: zone_feature(f"z-{u}", size=0.2),
         zone_first=True,
     ),
     Endpoint(
@@ -51,10 +52,15 @@ ENDPOINTS = [
     ),
     Endpoint("getZoneHistory", "GET", "/zones/nk-pk-zone/history", "viewer", 200),
     Endpoint(
-        "createReports", "POST", "/reports", "observer", 201, lambda u: point(*PARUKH, id=f"r-{u}")
+        "createReports",
+        "POST",
+        "/reports",
+        "observer",
+        201,
+        lambda u: point_feature(*PARUKH, id=f"r-{u}"),
     ),
     Endpoint("listReports", "GET", "/reports", "viewer", 200),
-    Endpoint("check", "POST", "/check", "viewer", 200, lambda u: point(*PARUKH)),
+    Endpoint("check", "POST", "/check", "viewer", 200, lambda u: point_feature(*PARUKH)),
     Endpoint("listIncursions", "GET", "/incursions", "viewer", 200),
     Endpoint("getTrack", "GET", "/tracks/AZE/parukh-group", "viewer", 200),
     Endpoint("listAudit", "GET", "/audit", "admin", 200),
@@ -72,10 +78,26 @@ def expected(endpoint: Endpoint, role: str | None, public_read: bool = False) ->
     return endpoint.ok if RANK[role] >= RANK[endpoint.need] else 403
 
 
+def cases(roles: list[str | None], public_read: bool = False) -> list[Any]:
+    """(endpoint, role) test cases; those that get the map need its assets (else it answers 503)."""
+    return [
+        pytest.param(
+            endpoint,
+            role,
+            id=f"{endpoint.operation}-{role}",
+            marks=[pytest.mark.map_assets]
+            if endpoint.path.startswith("/map") and expected(endpoint, role, public_read) == 200
+            else [],
+        )
+        for role in roles
+        for endpoint in ENDPOINTS
+    ]
+
+
 def send(client: httpx.Client | TestClient, endpoint: Endpoint, role: str | None) -> Any:
     unique = f"{endpoint.operation}-{role}".lower()
     if endpoint.zone_first:
-        created = client.post("/zones", json=square_zone(f"z-{unique}"), headers=auth("admin"))
+        created = client.post("/zones", json=zone_feature(f"z-{unique}"), headers=auth("admin"))
         assert created.status_code == 201, created.text
     body = None if endpoint.body is None else endpoint.body(unique)
     return client.request(
@@ -92,8 +114,7 @@ def test_every_route_is_in_the_matrix(client: TestClient) -> None:
     assert operations == {e.operation for e in ENDPOINTS}
 
 
-@pytest.mark.parametrize("role", ROLES, ids=lambda r: str(r))
-@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: e.operation)
+@pytest.mark.parametrize(("endpoint", "role"), cases(ROLES))
 def test_auth_matrix_over_http(http: httpx.Client, endpoint: Endpoint, role: str | None) -> None:
     response = send(http, endpoint, role)
     assert response.status_code == expected(endpoint, role), response.text
@@ -104,8 +125,7 @@ def test_auth_matrix_over_http(http: httpx.Client, endpoint: Endpoint, role: str
         assert response.headers["www-authenticate"].startswith("ApiKey")
 
 
-@pytest.mark.parametrize("role", [None, "wrong", "viewer"], ids=lambda r: str(r))
-@pytest.mark.parametrize("endpoint", ENDPOINTS, ids=lambda e: e.operation)
+@pytest.mark.parametrize(("endpoint", "role"), cases([None, "wrong", "viewer"], public_read=True))
 def test_public_read_opens_reads_but_never_writes(
     make_client: Callable[..., TestClient], endpoint: Endpoint, role: str | None
 ) -> None:
@@ -118,9 +138,9 @@ def test_keys_stored_in_the_database_work_until_revoked(client: TestClient) -> N
     store = client.app.state.service.store  # type: ignore[attr-defined]
     record = store.add_key(hash_key("field-team-secret"), "observer", "field team", "admin")
     headers = {"X-API-Key": "field-team-secret"}
-    filed = client.post("/reports", json=point(*PARUKH, id="ft-1"), headers=headers)
+    filed = client.post("/reports", json=point_feature(*PARUKH, id="ft-1"), headers=headers)
     assert filed.status_code == 201
-    assert client.post("/zones", json=square_zone("ft"), headers=headers).status_code == 403
+    assert client.post("/zones", json=zone_feature("ft"), headers=headers).status_code == 403
     actors = [e["actor"] for e in client.get("/audit", headers=auth("admin")).json()["entries"]]
     assert actors[-1] == f"key:{record.id}:field team"
 
@@ -129,7 +149,7 @@ def test_keys_stored_in_the_database_work_until_revoked(client: TestClient) -> N
 
 
 def test_the_audit_log_names_settings_keys_without_revealing_them(client: TestClient) -> None:
-    client.post("/reports", json=point(*PARUKH, id="a-1"), headers=auth("observer"))
+    client.post("/reports", json=point_feature(*PARUKH, id="a-1"), headers=auth("observer"))
     entry = client.get("/audit", headers=auth("admin")).json()["entries"][-1]
     assert entry["action"] == "reports.add"
     assert entry["actor"].startswith("settings-key:observer:")

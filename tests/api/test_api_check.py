@@ -12,16 +12,8 @@ from app.api.models import FindingCollection
 from app.engine import ZoneIndex
 from app.geojson import finding_to_feature
 from app.scenario import load_scenario
-from tests.api.support import (
-    FAR,
-    PARUKH,
-    T,
-    assert_problem,
-    auth,
-    collection,
-    point,
-    square_zone,
-)
+from tests.api.support import assert_problem, auth
+from tests.factories import FAR, PARUKH, T, collection, point_feature, zone_feature
 
 VIEWER = auth("viewer")
 
@@ -37,8 +29,8 @@ def check(client: TestClient, body: Any, **params: str) -> dict[str, Any]:
 def test_the_three_forms_give_the_same_finding(client: TestClient) -> None:
     lon, lat = PARUKH
     forms = [
-        point(lon, lat),
-        collection(point(lon, lat)),
+        point_feature(lon, lat),
+        collection(point_feature(lon, lat)),
         {"lon": lon, "lat": lat, "party": "AZE", "observed_at": T},
     ]
     answers = [check(client, body)["features"] for body in forms]
@@ -54,30 +46,32 @@ def test_the_three_forms_give_the_same_finding(client: TestClient) -> None:
 
 
 def test_report_ids_are_the_feature_id_else_the_index(client: TestClient) -> None:
-    body = collection(point(*FAR, id="far"), point(*PARUKH), point(*PARUKH, id="named"))
+    body = collection(
+        point_feature(*FAR, id="far"), point_feature(*PARUKH), point_feature(*PARUKH, id="named")
+    )
     ids = [f["properties"]["report_id"] for f in check(client, body)["features"]]
     assert ids == ["1", "named"]
 
 
 def test_authorized_parties_are_not_violations(client: TestClient) -> None:
-    [finding] = check(client, point(*PARUKH, party="RU-PK"))["features"]
+    [finding] = check(client, point_feature(*PARUKH, party="RU-PK"))["features"]
     assert finding["properties"]["verdict"] == "inside"
     assert finding["properties"]["violation"] is False
-    assert check(client, point(*PARUKH, party="RU-PK"))["violations"] == 0
+    assert check(client, point_feature(*PARUKH, party="RU-PK"))["violations"] == 0
 
 
 def test_without_observed_at_a_report_is_judged_now(client: TestClient) -> None:
     # The scenario's zones have all ended; a zone in force now is the only one to find.
-    client.post("/zones", json=square_zone("now-zone"), headers=auth("admin"))
-    lone = point(46.05, 39.05, observed_at=None)
+    client.post("/zones", json=zone_feature("now-zone"), headers=auth("admin"))
+    lone = point_feature(46.05, 39.05, observed_at=None)
     for body in (lone, collection(lone), {"lon": 46.05, "lat": 39.05, "party": "AZE"}):
         [finding] = check(client, body)["features"]
         assert finding["properties"]["zone_id"] == "now-zone"
 
 
 def test_include_outside_lists_every_zone_in_force(client: TestClient) -> None:
-    assert check(client, point(*FAR))["features"] == []
-    found = check(client, point(*FAR), include_outside="true")["features"]
+    assert check(client, point_feature(*FAR))["features"] == []
+    found = check(client, point_feature(*FAR), include_outside="true")["features"]
     assert {f["properties"]["zone_id"] for f in found} == {"nk-pk-zone", "nk-lachin-corridor"}
     assert all(f["properties"]["verdict"] == "outside" for f in found)
     assert all(f["properties"]["depth_m"] < -50_000 for f in found)
@@ -89,14 +83,14 @@ def test_include_outside_lists_every_zone_in_force(client: TestClient) -> None:
 def test_include_outside_takes_the_usual_spellings(
     client: TestClient, flag: str, outside: bool
 ) -> None:
-    found = check(client, point(*FAR), include_outside=flag)["features"]
+    found = check(client, point_feature(*FAR), include_outside=flag)["features"]
     assert bool(found) is outside
 
 
 @pytest.mark.parametrize("flag", ["maybe", " true", ""])
 def test_include_outside_must_be_a_boolean(client: TestClient, flag: str) -> None:
     response = client.post(
-        "/check", json=point(*PARUKH), params={"include_outside": flag}, headers=VIEWER
+        "/check", json=point_feature(*PARUKH), params={"include_outside": flag}, headers=VIEWER
     )
     problem = assert_problem(response, 400)
     assert problem["field"] == "include_outside"
@@ -106,7 +100,7 @@ def test_findings_are_those_of_the_engine_in_finding_to_feature_shape(client: Te
     reports = load_scenario().reports
     body = collection(
         *(
-            point(
+            point_feature(
                 r.lon,
                 r.lat,
                 id=r.id,
@@ -133,14 +127,14 @@ def test_findings_are_those_of_the_engine_in_finding_to_feature_shape(client: Te
 
 def test_swapped_coordinates_are_judged_as_sent_with_a_warning(client: TestClient) -> None:
     lon, lat = PARUKH
-    answer = check(client, collection(point(*FAR), point(lat, lon)))
+    answer = check(client, collection(point_feature(*FAR), point_feature(lat, lon)))
     assert answer["features"] == []
     [warning] = answer["warnings"]
     assert warning.startswith("features/1/geometry/coordinates: coordinates look swapped")
-    lone = check(client, point(lat, lon))["warnings"]
+    lone = check(client, point_feature(lat, lon))["warnings"]
     assert lone[0].startswith("geometry/coordinates: coordinates look swapped")
     # A point near a zone is never called swapped, nor one whose swap is nowhere.
-    assert check(client, collection(point(*PARUKH), point(*FAR)))["warnings"] == []
+    assert check(client, collection(point_feature(*PARUKH), point_feature(*FAR)))["warnings"] == []
 
 
 @pytest.mark.parametrize(
@@ -179,25 +173,31 @@ def test_bad_checks_are_problems_naming_the_field(
 @pytest.mark.parametrize(
     ("feature", "field", "words"),
     [
-        (point(*PARUKH, party=None), "properties/party", "is required"),
-        (point(46.8, 91.0), "geometry/coordinates", "latitude 91 is out of range"),
-        (point(*PARUKH, observed_at="2022-03-24 06:00"), "properties/observed_at", "offset"),
-        (point(*PARUKH, observed_at=12), "properties/observed_at", "must be an RFC 3339"),  # type: ignore[arg-type]
-        (point(True, 40.0), "geometry/coordinates/0", "must be a number"),  # type: ignore[arg-type]
+        (point_feature(*PARUKH, party=None), "properties/party", "is required"),
+        (point_feature(46.8, 91.0), "geometry/coordinates", "latitude 91 is out of range"),
         (
-            {**point(*PARUKH), "geometry": {"type": "Polygon", "coordinates": []}},
+            point_feature(*PARUKH, observed_at="2022-03-24 06:00"),
+            "properties/observed_at",
+            "offset",
+        ),
+        (point_feature(*PARUKH, observed_at=12), "properties/observed_at", "must be an RFC 3339"),  # type: ignore[arg-type]
+        (point_feature(True, 40.0), "geometry/coordinates/0", "must be a number"),  # type: ignore[arg-type]
+        (
+            {**point_feature(*PARUKH), "geometry": {"type": "Polygon", "coordinates": []}},
             "geometry/type",
             "must be a Point",
         ),
-        ({**point(*PARUKH), "geometry": None}, "geometry", "needs a Point"),
-        ({**point(*PARUKH), "type": "Feture"}, "type", "expected type 'Feature'"),
-        ({**point(*PARUKH), "properties": []}, "properties", "must be an object"),
+        ({**point_feature(*PARUKH), "geometry": None}, "geometry", "needs a Point"),
+        ({**point_feature(*PARUKH), "type": "Feture"}, "type", "expected type 'Feature'"),
+        ({**point_feature(*PARUKH), "properties": []}, "properties", "must be an object"),
     ],
 )
 def test_the_first_bad_feature_of_a_collection_is_named(
     client: TestClient, feature: dict[str, Any], field: str, words: str
 ) -> None:
-    body = collection(point(*PARUKH), point(*FAR), feature, point(*PARUKH, party=None))
+    body = collection(
+        point_feature(*PARUKH), point_feature(*FAR), feature, point_feature(*PARUKH, party=None)
+    )
     response = client.post("/check", json=body, headers=VIEWER)
     assert response.status_code == 422, response.text
     problem = response.json()

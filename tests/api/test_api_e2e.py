@@ -20,18 +20,15 @@ import pytest
 
 from tests.api.support import (
     KEYS,
-    PARUKH,
     REPO,
     SERVER_MAX_BODY,
     SERVER_MAX_FEATURES,
     Server,
     auth,
-    collection,
-    point,
     running_server,
-    square_zone,
     start_server,
 )
+from tests.factories import PARUKH, collection, point_feature, zone_feature
 
 VIEWER = auth("viewer")
 OBSERVER = auth("observer")
@@ -79,7 +76,7 @@ def test_over_the_body_limit_by_length_or_by_stream_is_413(http: httpx.Client) -
 
 
 def test_over_the_feature_limit_is_413(http: httpx.Client) -> None:
-    many = collection(*(point(*PARUKH) for _ in range(SERVER_MAX_FEATURES + 1)))
+    many = collection(*(point_feature(*PARUKH) for _ in range(SERVER_MAX_FEATURES + 1)))
     response = http.post("/check", json=many, headers=VIEWER)
     assert response.status_code == 413
     assert response.json()["field"] == "features"
@@ -90,9 +87,9 @@ def test_an_acknowledged_report_survives_sigkill(tmp_path: Path) -> None:
     db, log = tmp_path / "truce.sqlite", tmp_path / "uvicorn.log"
     first = start_server(db, log)
     try:
-        batch = collection(*(point(*PARUKH, id=f"durable-{i}") for i in range(100)))
+        batch = collection(*(point_feature(*PARUKH, id=f"durable-{i}") for i in range(100)))
         assert httpx.post(f"{first.url}/reports", json=batch, headers=OBSERVER).status_code == 201
-        single = point(*PARUKH, id="durable-single")
+        single = point_feature(*PARUKH, id="durable-single")
         response = httpx.post(f"{first.url}/reports", json=single, headers=OBSERVER)
         assert response.status_code == 201
     finally:
@@ -157,7 +154,7 @@ def test_two_client_processes_writing_at_once_lose_nothing(two_workers: Server) 
 
 def _zones_found(base: str, lon: float, lat: float, party: str = "AZE") -> list[Any]:
     # A new connection each time, so that both workers get asked.
-    body = point(lon, lat, party=party, observed_at=None)
+    body = point_feature(lon, lat, party=party, observed_at=None)
     response = httpx.post(
         f"{base}/check", json=body, headers={**VIEWER, "Connection": "close"}, timeout=30
     )
@@ -177,12 +174,12 @@ def test_zone_changes_are_used_at_once_by_every_worker_and_server(
     with running_server(two_workers.db, tmp_path / "other.log") as other:
         for url in (base, other.url):
             assert _zones_found(url, *where) == []
-        created = httpx.post(f"{base}/zones", json=square_zone("fresh", 44.0, 41.0), headers=ADMIN)
+        created = httpx.post(f"{base}/zones", json=zone_feature("fresh", 44.0, 41.0), headers=ADMIN)
         assert created.status_code == 201
         for url in [base] * 12 + [other.url] * 3:
             assert _zones_found(url, *where) == [("fresh", True)]
 
-        allowed = square_zone("fresh", 44.0, 41.0, authorized=["AZE"])
+        allowed = zone_feature("fresh", 44.0, 41.0, authorized=["AZE"])
         assert httpx.put(f"{other.url}/zones/fresh", json=allowed, headers=ADMIN).status_code == 200
         for url in [base] * 12 + [other.url] * 3:
             assert _zones_found(url, *where) == [("fresh", False)]

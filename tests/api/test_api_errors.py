@@ -10,7 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.store import Busy
-from tests.api.support import PARUKH, assert_problem, auth, collection, point, square_zone
+from tests.api.support import assert_problem, auth
+from tests.factories import PARUKH, collection, point_feature, zone_feature
 
 VIEWER = auth("viewer")
 OBSERVER = auth("observer")
@@ -20,12 +21,12 @@ def test_a_body_over_the_limit_by_content_length_is_413(
     make_client: Callable[..., TestClient],
 ) -> None:
     client = make_client(max_body_bytes=1000)
-    body = orjson.dumps(collection(*(point(*PARUKH) for _ in range(20))))
+    body = orjson.dumps(collection(*(point_feature(*PARUKH) for _ in range(20))))
     assert len(body) > 1000
     problem = assert_problem(client.post("/check", content=body, headers=VIEWER), 413, "body")
     assert "1,000 bytes" in problem["detail"]
     # Within the limit all is well.
-    assert client.post("/check", json=point(*PARUKH), headers=VIEWER).status_code == 200
+    assert client.post("/check", json=point_feature(*PARUKH), headers=VIEWER).status_code == 200
 
 
 def test_a_streamed_body_over_the_limit_is_413(make_client: Callable[..., TestClient]) -> None:
@@ -34,7 +35,7 @@ def test_a_streamed_body_over_the_limit_is_413(make_client: Callable[..., TestCl
     def chunks() -> Iterator[bytes]:  # no Content-Length: chunked
         yield b'{"type": "FeatureCollection", "features": ['
         for i in range(50):
-            yield (b", " if i else b"") + orjson.dumps(point(*PARUKH))
+            yield (b", " if i else b"") + orjson.dumps(point_feature(*PARUKH))
         yield b"]}"
 
     response = client.post("/reports", content=chunks(), headers=OBSERVER)
@@ -45,13 +46,13 @@ def test_a_streamed_body_over_the_limit_is_413(make_client: Callable[..., TestCl
 
 def test_too_many_features_is_413(make_client: Callable[..., TestClient]) -> None:
     client = make_client(max_features=3)
-    four = collection(*(point(*PARUKH) for _ in range(4)))
+    four = collection(*(point_feature(*PARUKH) for _ in range(4)))
     for path, headers in (("/check", VIEWER), ("/reports", OBSERVER)):
         problem = assert_problem(client.post(path, json=four, headers=headers), 413, "features")
         assert "at most 3" in problem["detail"]
-    zones = collection(*(square_zone(f"z{i}") for i in range(4)))
+    zones = collection(*(zone_feature(f"z{i}") for i in range(4)))
     assert_problem(client.post("/zones", json=zones, headers=auth("admin")), 413, "features")
-    three = collection(*(point(*PARUKH) for _ in range(3)))
+    three = collection(*(point_feature(*PARUKH) for _ in range(3)))
     assert client.post("/check", json=three, headers=VIEWER).status_code == 200
 
 
@@ -71,7 +72,7 @@ def test_a_locked_database_is_503_with_retry_after(
         raise Busy("the database stayed locked by another writer for 30 s; try again")
 
     monkeypatch.setattr(store, "add_reports", busy)
-    response = client.post("/reports", json=point(*PARUKH), headers=OBSERVER)
+    response = client.post("/reports", json=point_feature(*PARUKH), headers=OBSERVER)
     assert_problem(response, 503)
     assert response.headers["retry-after"] == "1"
 
@@ -85,7 +86,9 @@ def test_a_bug_is_a_500_problem_that_tells_nothing_inside(
         raise RuntimeError("secret internals")
 
     monkeypatch.setattr(service, "check", broken)
-    problem = assert_problem(client.post("/check", json=point(*PARUKH), headers=VIEWER), 500)
+    problem = assert_problem(
+        client.post("/check", json=point_feature(*PARUKH), headers=VIEWER), 500
+    )
     assert "secret" not in problem["detail"]
     assert problem["type"] == "about:blank"
 

@@ -7,7 +7,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from app.api.models import AuditPage, Page, TrackOut
-from tests.api.support import PARUKH, auth, point, square_zone
+from tests.api.support import auth
+from tests.factories import PARUKH, point_feature, zone_feature
 
 VIEWER = auth("viewer")
 ADMIN = auth("admin")
@@ -45,7 +46,7 @@ def test_incursions_filter_by_time_party_and_zone(client: TestClient) -> None:
 
 def test_incursions_follow_new_reports_and_paginate(client: TestClient) -> None:
     before = len(incursions(client))
-    client.post("/reports", json=point(*PARUKH, id="new-1"), headers=auth("observer"))
+    client.post("/reports", json=point_feature(*PARUKH, id="new-1"), headers=auth("observer"))
     assert len(incursions(client)) == before + 1
     page = client.get("/incursions", params={"limit": 2}, headers=VIEWER).json()
     assert page["numberReturned"] == 2 and page["numberMatched"] == before + 1
@@ -54,7 +55,7 @@ def test_incursions_follow_new_reports_and_paginate(client: TestClient) -> None:
 
 def test_a_new_zone_finds_incursions_among_old_reports(client: TestClient) -> None:
     # A buffer around Parukh, authorizing nobody, in force during the incident.
-    zone = square_zone("parukh-buffer", 46.78, 39.99, 0.05, authorized=[])
+    zone = zone_feature("parukh-buffer", 46.78, 39.99, 0.05, authorized=[])
     client.post("/zones", json=zone, headers=ADMIN)
     parties = {f["properties"]["party"] for f in incursions(client, zone="parukh-buffer")}
     assert parties == {"AZE", "NK", "RU-PK"}
@@ -80,9 +81,9 @@ def test_an_unknown_track_is_404(client: TestClient) -> None:
 
 
 def test_the_audit_log_records_every_write_in_order(client: TestClient) -> None:
-    client.post("/zones", json=square_zone("audited"), headers=ADMIN)
+    client.post("/zones", json=zone_feature("audited"), headers=ADMIN)
     client.delete("/zones/audited", headers=ADMIN)
-    client.post("/reports", json=point(*PARUKH, id="audited-1"), headers=auth("observer"))
+    client.post("/reports", json=point_feature(*PARUKH, id="audited-1"), headers=auth("observer"))
     page = client.get("/audit", params={"limit": 1000}, headers=ADMIN).json()
     AuditPage.model_validate(page)
     actions = [(e["action"], e["target"]) for e in page["entries"]]

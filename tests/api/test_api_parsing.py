@@ -16,7 +16,7 @@ from app.api.parsing import _fast_collection, parse_reports
 from app.batch import ReportBatch, Shape
 from app.errors import TruceError
 from app.geojson import reports_from_geojson
-from tests.api.support import collection, point
+from tests.factories import collection, point_feature
 
 NOW = datetime(2024, 5, 1, 12, tzinfo=UTC)
 
@@ -121,7 +121,9 @@ UNUSUAL: dict[str, Any] = {
 
 
 def batch(mutate: Any, where: int = 3) -> dict[str, Any]:
-    features = [point(46.0 + i / 10, 40.0, id=f"r{i}", unit="u", kind="troops") for i in range(6)]
+    features = [
+        point_feature(46.0 + i / 10, 40.0, id=f"r{i}", unit="u", kind="troops") for i in range(6)
+    ]
     mutate(features[where])
     return collection(*features)
 
@@ -153,14 +155,14 @@ def test_a_clean_collection_never_reaches_the_careful_parser(
         raise AssertionError("the careful parser was used")
 
     monkeypatch.setattr(parsing, "reports_from_geojson", refuse)
-    obj = collection(*(point(46 + i / 1e4, 40.0, unit=f"u{i % 7}") for i in range(10_000)))
+    obj = collection(*(point_feature(46 + i / 1e4, 40.0, unit=f"u{i % 7}") for i in range(10_000)))
     result = parse_reports(obj, default_observed_at=None)
     assert len(result) == 10_000
     assert result.ids.tolist()[:2] == ["0", "1"]
 
 
 def test_missing_times_take_the_default_only_when_one_is_given() -> None:
-    obj = collection(point(46.0, 40.0, observed_at=None), point(46.0, 40.0))
+    obj = collection(point_feature(46.0, 40.0, observed_at=None), point_feature(46.0, 40.0))
     assert parse_reports(obj, default_observed_at=NOW).reports()[0].observed_at == NOW
     with pytest.raises(TruceError) as refused:
         parse_reports(obj, default_observed_at=None)

@@ -10,7 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.api.models import Page, ReportsFiled
-from tests.api.support import FAR, PARUKH, T, auth, collection, point
+from tests.api.support import auth
+from tests.factories import FAR, PARUKH, T, collection, point_feature
 
 OBSERVER = auth("observer")
 VIEWER = auth("viewer")
@@ -22,7 +23,7 @@ def count(client: TestClient) -> int:
 
 
 def test_a_filed_report_is_stored_checked_and_a_resend_is_a_duplicate(client: TestClient) -> None:
-    report = point(*PARUKH, id="op-7-0600", unit="parukh-group", uncertainty_m=100)
+    report = point_feature(*PARUKH, id="op-7-0600", unit="parukh-group", uncertainty_m=100)
     response = client.post("/reports", json=report, headers=OBSERVER)
     assert response.status_code == 201, response.text
     filed = ReportsFiled.model_validate(response.json())
@@ -39,7 +40,7 @@ def test_a_filed_report_is_stored_checked_and_a_resend_is_a_duplicate(client: Te
 
 def test_reports_without_an_id_get_a_uuid(client: TestClient) -> None:
     response = client.post(
-        "/reports", json=collection(point(*PARUKH), point(*FAR)), headers=OBSERVER
+        "/reports", json=collection(point_feature(*PARUKH), point_feature(*FAR)), headers=OBSERVER
     )
     assert response.status_code == 201
     stored = response.json()["stored"]
@@ -48,8 +49,10 @@ def test_reports_without_an_id_get_a_uuid(client: TestClient) -> None:
 
 
 def test_a_batch_with_one_bad_feature_stores_nothing(client: TestClient) -> None:
-    bad = point(46.8, 95.0, id="bad")
-    batch = collection(point(*PARUKH, id="good-0"), point(*PARUKH, id="good-1"), bad)
+    bad = point_feature(46.8, 95.0, id="bad")
+    batch = collection(
+        point_feature(*PARUKH, id="good-0"), point_feature(*PARUKH, id="good-1"), bad
+    )
     response = client.post("/reports", json=batch, headers=OBSERVER)
     assert response.status_code == 422
     problem = response.json()
@@ -64,17 +67,25 @@ def test_a_batch_with_one_bad_feature_stores_nothing(client: TestClient) -> None
 @pytest.mark.parametrize(
     ("feature", "field", "words"),
     [
-        (point(*PARUKH, observed_at=None), "properties/observed_at", "is required"),
-        (point(*PARUKH, party=None), "properties/party", "is required"),
-        (point(*PARUKH, party="  "), "properties/party", "must not be empty"),
-        (point(*PARUKH, observed_at="2022-03-24T06:00:00"), "properties/observed_at", "offset"),
-        (point(*PARUKH, observed_at="1200-01-01T00:00:00Z"), "properties/observed_at", "range"),
-        (point(*PARUKH, uncertainty_m=-5), "properties/uncertainty_m", "at least 0"),
-        (point(*PARUKH, uncertainty_m=1e300), "properties/uncertainty_m", "at most"),
-        (point(*PARUKH, kind="tank"), "properties/kind", "is not one of"),
-        (point(200.0, 40.0), "geometry/coordinates", "longitude 200 is out of range"),
-        (point("46.8", 40.0), "geometry/coordinates/0", "must be a number"),  # type: ignore[arg-type]
-        (point(*PARUKH, id=""), "id", "must not be empty"),
+        (point_feature(*PARUKH, observed_at=None), "properties/observed_at", "is required"),
+        (point_feature(*PARUKH, party=None), "properties/party", "is required"),
+        (point_feature(*PARUKH, party="  "), "properties/party", "must not be empty"),
+        (
+            point_feature(*PARUKH, observed_at="2022-03-24T06:00:00"),
+            "properties/observed_at",
+            "offset",
+        ),
+        (
+            point_feature(*PARUKH, observed_at="1200-01-01T00:00:00Z"),
+            "properties/observed_at",
+            "range",
+        ),
+        (point_feature(*PARUKH, uncertainty_m=-5), "properties/uncertainty_m", "at least 0"),
+        (point_feature(*PARUKH, uncertainty_m=1e300), "properties/uncertainty_m", "at most"),
+        (point_feature(*PARUKH, kind="tank"), "properties/kind", "is not one of"),
+        (point_feature(200.0, 40.0), "geometry/coordinates", "longitude 200 is out of range"),
+        (point_feature("46.8", 40.0), "geometry/coordinates/0", "must be a number"),  # type: ignore[arg-type]
+        (point_feature(*PARUKH, id=""), "id", "must not be empty"),
         (
             {
                 "type": "Feature",
@@ -90,7 +101,7 @@ def test_bad_reports_are_422_naming_the_field_alone_and_in_a_batch(
 ) -> None:
     for body, prefix, index in (
         (feature, "", None),
-        (collection(point(*PARUKH, id="fine-0"), feature), "features/1/", 1),
+        (collection(point_feature(*PARUKH, id="fine-0"), feature), "features/1/", 1),
     ):
         response = client.post("/reports", json=body, headers=OBSERVER)
         assert response.status_code == 422, response.text
@@ -111,7 +122,7 @@ def test_reports_are_features_not_bare_objects(client: TestClient) -> None:
 
 def test_swapped_coordinates_are_stored_with_a_warning(client: TestClient) -> None:
     lon, lat = PARUKH
-    batch = collection(point(*FAR, id="far"), point(lat, lon, id="swapped"))
+    batch = collection(point_feature(*FAR, id="far"), point_feature(lat, lon, id="swapped"))
     response = client.post("/reports", json=batch, headers=OBSERVER)
     assert response.status_code == 201
     [warning] = response.json()["warnings"]
@@ -145,7 +156,7 @@ def test_pagination_walks_every_report_once(client: TestClient) -> None:
     start = datetime(2022, 4, 1, tzinfo=UTC)
     batch = collection(
         *(
-            point(
+            point_feature(
                 46.0 + i / 1000,
                 39.0,
                 id=f"walk-{i:03d}",
@@ -207,7 +218,7 @@ def test_bad_report_parameters_are_400(
 
 
 def test_numeric_ids_and_extra_properties_survive(client: TestClient) -> None:
-    report = point(*PARUKH, id=42, placement="by the road", unit="u-1", confidence="HIGH")
+    report = point_feature(*PARUKH, id=42, placement="by the road", unit="u-1", confidence="HIGH")
     assert client.post("/reports", json=report, headers=OBSERVER).json()["stored"] == ["42"]
     [stored] = [
         f for f in client.get("/reports", params={"unit": "u-1"}, headers=VIEWER).json()["features"]

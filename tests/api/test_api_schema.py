@@ -149,6 +149,7 @@ CHECKS = [
 ]
 
 
+@pytest.mark.map_assets  # GET /map is one of the operations
 @schema.parametrize()
 @settings(
     max_examples=MAX_EXAMPLES,

@@ -9,30 +9,19 @@ from typing import Any
 
 import numpy as np
 import pytest
-from shapely import box
 
 from app.batch import ReportBatch
-from app.domain import Report, Zone, ZoneKind
+from app.domain import Zone
 from app.limits import iso_utc, to_us
 from app.service import Service
 from app.store import SQLiteStore
-from tests.api.support import PARUKH
+from tests.factories import PARUKH, make_report, make_zone, square
 
 T = datetime(2022, 3, 24, 2, tzinfo=UTC)
 
 
-def square(zone_id: str, lon: float, lat: float = 39.0, size: float = 0.1) -> Zone:
-    return Zone(
-        id=zone_id,
-        name=zone_id,
-        kind=ZoneKind.BUFFER,
-        geometry=box(lon, lat, lon + size, lat + size),
-        valid_from=datetime(2020, 1, 1, tzinfo=UTC),
-    )
-
-
 def at(lon: float, lat: float = 39.05, party: str = "AZE") -> ReportBatch:
-    return ReportBatch.from_reports([Report("r", party, T, lon, lat)])
+    return ReportBatch.from_reports([make_report("r", lon, lat, party=party, observed_at=T)])
 
 
 def zone_ids(service: Service, lon: float) -> list[str]:
@@ -49,7 +38,7 @@ def test_the_index_is_kept_until_the_zones_change(store: SQLiteStore) -> None:
     service = Service(store)
     first = service.index()
     assert service.index() is first
-    store.add_zones([square("a", 10.0)], "test")
+    store.add_zones([make_zone(square(10.0), "a")], "test")
     assert service.index() is not first
     assert zone_ids(service, 10.05) == ["a"]
 
@@ -58,7 +47,7 @@ def test_a_write_from_another_connection_is_seen_at_once(store: SQLiteStore, db_
     service = Service(store)
     assert zone_ids(service, 20.05) == []
     with SQLiteStore(db_path) as other:  # as another process would
-        other.add_zones([square("b", 20.0)], "other")
+        other.add_zones([make_zone(square(20.0), "b")], "other")
     assert zone_ids(service, 20.05) == ["b"]
 
 
@@ -83,8 +72,8 @@ class RacingStore:
 def test_a_write_during_a_rebuild_never_leaves_a_stale_index(store: SQLiteStore) -> None:
     racing = RacingStore(store)
     service = Service(racing)  # type: ignore[arg-type]
-    store.add_zones([square("c", 30.0)], "test")
-    racing.race = square("d", 40.0)
+    store.add_zones([make_zone(square(30.0), "c")], "test")
+    racing.race = make_zone(square(40.0), "d")
     assert zone_ids(service, 30.05) == ["c"]
     # The index lacks "d"; it was paired with the token read *before* the zones, so the next
     # use sees the token move and rebuilds. (A token read after would hide "d" for good.)
@@ -107,7 +96,7 @@ def test_threads_checking_while_zones_change_all_get_answers(store: SQLiteStore)
     for thread in threads:
         thread.start()
     for i in range(10):
-        store.add_zones([square(f"t{i}", 50.0 + i)], "test")
+        store.add_zones([make_zone(square(50.0 + i), f"t{i}")], "test")
     stop.set()
     for thread in threads:
         thread.join()

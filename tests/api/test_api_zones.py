@@ -8,7 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app.api.models import Feature, Page, ZoneCollection
-from tests.api.support import T, auth, collection, point, square_zone
+from tests.api.support import auth
+from tests.factories import T, collection, point_feature, zone_feature
 
 ADMIN = auth("admin")
 VIEWER = auth("viewer")
@@ -88,7 +89,7 @@ def test_bad_zone_parameters_are_400_naming_the_parameter(
 
 
 def test_a_created_zone_reads_back_and_is_used_by_check_at_once(client: TestClient) -> None:
-    zone = square_zone("buffer-a", 46.0, 39.0)
+    zone = zone_feature("buffer-a", 46.0, 39.0)
     zone["geometry"]["coordinates"][0].pop()  # unclosed: repaired, and the repair noted
     response = client.post("/zones", json=zone, headers=ADMIN)
     assert response.status_code == 201, response.text
@@ -101,15 +102,17 @@ def test_a_created_zone_reads_back_and_is_used_by_check_at_once(client: TestClie
     feature = client.get("/zones/buffer-a", headers=VIEWER).json()
     Feature.model_validate(feature)
     assert feature["properties"]["name"] == "Zone buffer-a"
-    found = client.post("/check", json=point(46.05, 39.05), headers=VIEWER).json()["features"]
+    found = client.post("/check", json=point_feature(46.05, 39.05), headers=VIEWER).json()[
+        "features"
+    ]
     assert [f["properties"]["zone_id"] for f in found] == ["buffer-a"]
 
 
 def test_a_batch_of_zones_is_all_or_nothing(client: TestClient) -> None:
-    bow_tie = square_zone("bow-tie")
+    bow_tie = zone_feature("bow-tie")
     bow_tie["geometry"]["coordinates"] = [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]
     response = client.post(
-        "/zones", json=collection(square_zone("good-one"), bow_tie), headers=ADMIN
+        "/zones", json=collection(zone_feature("good-one"), bow_tie), headers=ADMIN
     )
     assert response.status_code == 422
     problem = response.json()
@@ -120,15 +123,15 @@ def test_a_batch_of_zones_is_all_or_nothing(client: TestClient) -> None:
 
 
 def test_an_existing_zone_id_is_a_conflict(client: TestClient) -> None:
-    response = client.post("/zones", json=square_zone("nk-pk-zone"), headers=ADMIN)
+    response = client.post("/zones", json=zone_feature("nk-pk-zone"), headers=ADMIN)
     assert response.status_code == 409
     assert response.json()["field"] == "id"
     assert "new version" in response.json()["detail"]
 
 
 def test_put_makes_a_new_version_and_history_keeps_the_old(client: TestClient) -> None:
-    client.post("/zones", json=square_zone("moving"), headers=ADMIN)
-    moved = square_zone("moving", 46.5, valid_from="2021-01-01T00:00:00Z")
+    client.post("/zones", json=zone_feature("moving"), headers=ADMIN)
+    moved = zone_feature("moving", 46.5, valid_from="2021-01-01T00:00:00Z")
     del moved["id"]  # the path names the zone
     response = client.put("/zones/moving", json=moved, headers=ADMIN)
     assert response.status_code == 200, response.text
@@ -138,24 +141,24 @@ def test_put_makes_a_new_version_and_history_keeps_the_old(client: TestClient) -
     assert [f["properties"]["version"] for f in history] == [1, 2]
     assert history[0]["geometry"]["coordinates"][0][0] == [46.0, 39.0]
     # Judged by the version in force at each time.
-    before = point(46.05, 39.05, observed_at="2020-06-01T00:00:00Z")
-    after = point(46.05, 39.05, observed_at="2021-06-01T00:00:00Z")
+    before = point_feature(46.05, 39.05, observed_at="2020-06-01T00:00:00Z")
+    after = point_feature(46.05, 39.05, observed_at="2021-06-01T00:00:00Z")
     checked = client.post("/check", json=collection(before, after), headers=VIEWER).json()
     assert [f["properties"]["report_id"] for f in checked["features"]] == ["0"]
 
 
 def test_put_refuses_another_zones_id_and_unknown_zones(client: TestClient) -> None:
-    response = client.put("/zones/nk-pk-zone", json=square_zone("other"), headers=ADMIN)
+    response = client.put("/zones/nk-pk-zone", json=zone_feature("other"), headers=ADMIN)
     assert response.status_code == 422
     assert response.json()["field"] == "id"
-    response = client.put("/zones/nobody", json=square_zone("nobody"), headers=ADMIN)
+    response = client.put("/zones/nobody", json=zone_feature("nobody"), headers=ADMIN)
     assert response.status_code == 404
     response = client.put("/zones/nk-pk-zone", json=collection(), headers=ADMIN)
     assert response.status_code == 422
 
 
 def test_retiring_ends_a_zone_and_keeps_its_history(client: TestClient) -> None:
-    client.post("/zones", json=square_zone("temporary"), headers=ADMIN)
+    client.post("/zones", json=zone_feature("temporary"), headers=ADMIN)
     response = client.delete(
         "/zones/temporary", params={"at": "2021-01-01T00:00:00+00:00"}, headers=ADMIN
     )
@@ -172,8 +175,8 @@ def test_retiring_ends_a_zone_and_keeps_its_history(client: TestClient) -> None:
 
 
 def test_retiring_now_takes_the_zone_out_of_checks_at_once(client: TestClient) -> None:
-    client.post("/zones", json=square_zone("open-ended"), headers=ADMIN)
-    now_point = point(46.05, 39.05, observed_at=None)  # judged now
+    client.post("/zones", json=zone_feature("open-ended"), headers=ADMIN)
+    now_point = point_feature(46.05, 39.05, observed_at=None)  # judged now
     assert client.post("/check", json=now_point, headers=VIEWER).json()["features"]
     assert client.delete("/zones/open-ended", headers=ADMIN).status_code == 200
     assert client.post("/check", json=now_point, headers=VIEWER).json()["features"] == []
@@ -188,7 +191,7 @@ def test_unknown_zone_is_404(client: TestClient) -> None:
 
 
 def _bad(mutate: str) -> dict[str, object]:
-    zone = square_zone("bad")
+    zone = zone_feature("bad")
     if mutate == "bow-tie":
         zone["geometry"]["coordinates"] = [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]
     elif mutate == "out-of-range":
@@ -229,7 +232,7 @@ def test_bad_zones_are_422_naming_the_field(
 ) -> None:
     for body, prefix, index in (
         (_bad(mutate), "", None),
-        (collection(square_zone("fine"), _bad(mutate)), "features/1/", 1),
+        (collection(zone_feature("fine"), _bad(mutate)), "features/1/", 1),
     ):
         response = client.post("/zones", json=copy.deepcopy(body), headers=ADMIN)
         assert response.status_code == 422, response.text

@@ -134,7 +134,9 @@ def reference(files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) 
 
 
 @pytest.mark.parametrize("zones", ["geojson", "gpkg", "fgb", "shp", "csv"])
-def test_check_gives_the_same_findings_whatever_the_zones_format(files, reference, zones, tmp_path):
+def test_check_gives_the_same_findings_whatever_the_zones_format(
+    files: dict[str, Path], reference: set[tuple[str, str, str, bool]], zones: str, tmp_path: Path
+) -> None:
     out = tmp_path / "findings.geojson"
     result = invoke(
         "check", str(REPORTS), "--zones", str(files[f"zones.{zones}"]), "--out", str(out)
@@ -145,8 +147,8 @@ def test_check_gives_the_same_findings_whatever_the_zones_format(files, referenc
 
 @pytest.mark.parametrize("reports", ["csv", "gpkg", "fgb", "shp"])
 def test_check_gives_the_same_findings_whatever_the_reports_format(
-    files, reference, reports, tmp_path
-):
+    files: dict[str, Path], reference: set[tuple[str, str, str, bool]], reports: str, tmp_path: Path
+) -> None:
     out = tmp_path / "findings.geojson"
     result = invoke("check", str(files[f"reports.{reports}"]), "--out", str(out))
     assert result.exit_code == 0, result.output
@@ -154,7 +156,9 @@ def test_check_gives_the_same_findings_whatever_the_reports_format(
 
 
 @pytest.mark.parametrize("suffix", [".geojson", ".csv", ".gpkg"])
-def test_findings_are_written_in_every_output_format(reference, suffix, tmp_path):
+def test_findings_are_written_in_every_output_format(
+    reference: set[tuple[str, str, str, bool]], suffix: str, tmp_path: Path
+) -> None:
     out = tmp_path / f"findings{suffix}"
     result = invoke("check", str(REPORTS), "--out", str(out))
     assert result.exit_code == 0, result.output
@@ -165,7 +169,7 @@ def test_findings_are_written_in_every_output_format(reference, suffix, tmp_path
         assert {"report_id", "zone_id", "verdict", "violation", "depth_m"} <= set(columns)
 
 
-def test_check_prints_violations_deepest_incursions_and_units_not_withdrawn():
+def test_check_prints_violations_deepest_incursions_and_units_not_withdrawn() -> None:
     result = invoke("check", str(REPORTS))
     assert result.exit_code == 0, result.output
     for title in ("Violations by zone and party", "Deepest incursions", "not withdrawn"):
@@ -173,12 +177,12 @@ def test_check_prints_violations_deepest_incursions_and_units_not_withdrawn():
     assert "parukh-group" in result.stdout
 
 
-def test_fail_on_violation_exits_with_one_and_without_it_zero():
+def test_fail_on_violation_exits_with_one_and_without_it_zero() -> None:
     assert invoke("check", str(REPORTS), "--fail-on-violation").exit_code == 1
     assert invoke("check", str(REPORTS)).exit_code == 0
 
 
-def test_check_against_zones_in_the_database(tmp_path):
+def test_check_against_zones_in_the_database(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'truce.sqlite'}"
     assert invoke("import", "zones", str(ZONES), "--database-url", url).exit_code == 0
     out = tmp_path / "f.geojson"
@@ -189,19 +193,19 @@ def test_check_against_zones_in_the_database(tmp_path):
     assert any(violation for *_, violation in findings_of(out))
 
 
-def test_zones_db_without_a_database_is_one_clear_error(tmp_path):
+def test_zones_db_without_a_database_is_one_clear_error(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'none.sqlite'}"
     result = invoke("check", str(REPORTS), "--zones", "db", "--database-url", url)
     assert_one_clear_error(result, "no database")
 
 
-def test_register_replaces_an_existing_check_command():
+def test_register_replaces_an_existing_check_command() -> None:
     names = [c.name or c.callback.__name__ for c in APP.registered_commands]
     assert names.count("check") == 1
     assert "the old check ran" not in invoke("check", str(REPORTS)).output
 
 
-def test_csv_reports_without_time_take_the_at_time(tmp_path):
+def test_csv_reports_without_time_take_the_at_time(tmp_path: Path) -> None:
     csv = tmp_path / "r.csv"
     csv.write_text("x,y,actor\n46.80,40.01,AZE\n")
     result = invoke("check", str(csv), "--at", "2022-03-25T00:00:00+04:00")
@@ -209,7 +213,7 @@ def test_csv_reports_without_time_take_the_at_time(tmp_path):
     assert "1 violations" in result.stdout.replace(",", "")
 
 
-def test_csv_columns_can_be_named(tmp_path):
+def test_csv_columns_can_be_named(tmp_path: Path) -> None:
     csv = tmp_path / "r.csv"
     csv.write_text("E,N,when_seen,who\n46.80,40.01,2022-03-25T00:00:00Z,AZE\n")
     result = invoke(
@@ -228,7 +232,7 @@ def test_csv_columns_can_be_named(tmp_path):
     assert "1 violations" in result.stdout.replace(",", "")
 
 
-def test_naive_times_are_refused_unless_a_timezone_is_given(tmp_path):
+def test_naive_times_are_refused_unless_a_timezone_is_given(tmp_path: Path) -> None:
     csv = tmp_path / "r.csv"
     csv.write_text("lon,lat,time,party\n46.80,40.01,2022-03-25 10:00,AZE\n")
     assert_one_clear_error(invoke("check", str(csv)), "r.csv: row 2", "no UTC offset")
@@ -306,7 +310,9 @@ GOOD_ROWS = "id,lon,lat,observed_at,party\na,46.80,40.01,2022-03-25T00:00:00Z,AZ
         ),
     ],
 )
-def test_bad_report_files_are_one_clear_line(tmp_path, name, content, fragments):
+def test_bad_report_files_are_one_clear_line(
+    tmp_path: Path, name: str, content: str, fragments: list[str]
+) -> None:
     path = tmp_path / name
     path.write_text(content)
     result = invoke("check", str(path))
@@ -317,7 +323,7 @@ def test_bad_report_files_are_one_clear_line(tmp_path, name, content, fragments)
     assert_one_clear_error(result, *fragments)
 
 
-def test_a_geopackage_named_csv_is_refused(files, tmp_path):
+def test_a_geopackage_named_csv_is_refused(files: dict[str, Path], tmp_path: Path) -> None:
     path = tmp_path / "reports.csv"
     path.write_bytes(files["reports.gpkg"].read_bytes())
     assert_one_clear_error(
@@ -325,17 +331,19 @@ def test_a_geopackage_named_csv_is_refused(files, tmp_path):
     )
 
 
-def test_a_missing_file_is_one_clear_line(tmp_path):
+def test_a_missing_file_is_one_clear_line(tmp_path: Path) -> None:
     assert_one_clear_error(invoke("check", str(tmp_path / "nope.csv")), "nope.csv: no such file")
 
 
-def test_swapped_positions_can_be_taken_as_written(tmp_path):
+def test_swapped_positions_can_be_taken_as_written(tmp_path: Path) -> None:
     path = tmp_path / "swapped.csv"
     path.write_text(GOOD_ROWS + "b,40.01,46.80,2022-03-25T00:00:00Z,AZE\n")
     assert invoke("check", str(path), "--allow-swapped").exit_code == 0
 
 
-def test_the_first_bad_row_is_named_in_a_later_chunk(tmp_path, monkeypatch):
+def test_the_first_bad_row_is_named_in_a_later_chunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(io_module, "CHUNK_ROWS", 1000)
     rows = ["id,lon,lat,observed_at,party"]
     rows += [f"r{i},46.5,40.1,2022-03-25T00:00:00Z,AZE" for i in range(3000)]
@@ -347,7 +355,9 @@ def test_the_first_bad_row_is_named_in_a_later_chunk(tmp_path, monkeypatch):
         read_reports(path)
 
 
-def test_reading_a_large_csv_reports_progress(tmp_path, monkeypatch):
+def test_reading_a_large_csv_reports_progress(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(io_module, "CHUNK_ROWS", 500)
     rows = ["id,lon,lat,observed_at,party"]
     rows += [f"r{i},46.5,40.1,2022-03-25T00:00:00Z,AZE" for i in range(5000)]
@@ -361,7 +371,7 @@ def test_reading_a_large_csv_reports_progress(tmp_path, monkeypatch):
     assert reading[-1][1] == reading[-1][2] == path.stat().st_size
 
 
-def test_a_self_intersecting_zone_in_a_geopackage_names_the_feature(tmp_path):
+def test_a_self_intersecting_zone_in_a_geopackage_names_the_feature(tmp_path: Path) -> None:
     bowtie = shapely.Polygon([(46.0, 40.0), (46.1, 40.1), (46.1, 40.0), (46.0, 40.1)])
     good = shapely.box(46.2, 40.0, 46.3, 40.1)
     frame = gpd.GeoDataFrame(
@@ -380,7 +390,7 @@ def test_a_self_intersecting_zone_in_a_geopackage_names_the_feature(tmp_path):
     assert_one_clear_error(result, "zones.gpkg: feature 1", "Self-intersection")
 
 
-def test_a_zone_without_valid_from_names_the_column(tmp_path):
+def test_a_zone_without_valid_from_names_the_column(tmp_path: Path) -> None:
     frame = gpd.GeoDataFrame(
         {"id": ["z"], "name": ["Z"], "kind": ["buffer"]},
         geometry=[shapely.box(46.2, 40.0, 46.3, 40.1)],
@@ -395,7 +405,7 @@ def test_a_zone_without_valid_from_names_the_column(tmp_path):
 # --- CRS ------------------------------------------------------------------------------------------
 
 
-def test_zones_in_utm_are_transformed_back_to_lon_lat(tmp_path):
+def test_zones_in_utm_are_transformed_back_to_lon_lat(tmp_path: Path) -> None:
     zones = gpd.read_file(ZONES)
     zones["authorized_parties"] = zones["authorized_parties"].map(",".join)
     path = tmp_path / "zones_utm.gpkg"
@@ -411,7 +421,7 @@ def test_zones_in_utm_are_transformed_back_to_lon_lat(tmp_path):
     assert any("transformed" in note for note in notes)
 
 
-def test_reports_in_utm_are_transformed_back_to_lon_lat(tmp_path):
+def test_reports_in_utm_are_transformed_back_to_lon_lat(tmp_path: Path) -> None:
     reports = gpd.read_file(REPORTS)
     path = tmp_path / "reports_utm.gpkg"
     reports.to_crs(32638).to_file(path)
@@ -420,7 +430,7 @@ def test_reports_in_utm_are_transformed_back_to_lon_lat(tmp_path):
     assert np.abs(table.lat - reports.geometry.y.to_numpy()).max() < 1e-6
 
 
-def test_a_file_without_crs_and_projected_coordinates_is_refused(tmp_path):
+def test_a_file_without_crs_and_projected_coordinates_is_refused(tmp_path: Path) -> None:
     zones = gpd.read_file(ZONES).to_crs(32638).set_crs(None, allow_override=True)
     zones["authorized_parties"] = zones["authorized_parties"].map(",".join)
     path = tmp_path / "zones.shp"
@@ -432,7 +442,7 @@ def test_a_file_without_crs_and_projected_coordinates_is_refused(tmp_path):
     assert result.exit_code == 0, result.output
 
 
-def test_a_file_without_crs_whose_coordinates_fit_is_taken_as_wgs84(tmp_path):
+def test_a_file_without_crs_whose_coordinates_fit_is_taken_as_wgs84(tmp_path: Path) -> None:
     zones = gpd.read_file(ZONES).set_crs(None, allow_override=True)
     zones["authorized_parties"] = zones["authorized_parties"].map(",".join)
     path = tmp_path / "zones.shp"
@@ -442,7 +452,7 @@ def test_a_file_without_crs_whose_coordinates_fit_is_taken_as_wgs84(tmp_path):
     assert any("declares no CRS" in note for note in notes)
 
 
-def test_csv_coordinates_in_a_given_crs_are_transformed(tmp_path):
+def test_csv_coordinates_in_a_given_crs_are_transformed(tmp_path: Path) -> None:
     lon, lat = 46.8011, 40.0194
     from pyproj import Transformer
 
@@ -456,12 +466,12 @@ def test_csv_coordinates_in_a_given_crs_are_transformed(tmp_path):
 # --- ACLED ----------------------------------------------------------------------------------------
 
 
-def test_acled_sample_has_the_31_columns():
+def test_acled_sample_has_the_31_columns() -> None:
     header = ACLED.read_text().splitlines()[0].split(",")
     assert tuple(header) == ACLED_COLUMNS
 
 
-def test_acled_rows_become_reports_through_the_party_map():
+def test_acled_rows_become_reports_through_the_party_map() -> None:
     table = read_reports(ACLED, ReadOptions(party_map=parse_party_map(PARTY_MAP), keep_extra=True))
     assert len(table) == 11
     reports = {r.id: r for r in table.reports()}
@@ -486,7 +496,7 @@ def test_acled_rows_become_reports_through_the_party_map():
     assert any("Protesters (Azerbaijan)" in m for m in table.messages)
 
 
-def test_acled_check_finds_the_march_2022_incursion(tmp_path):
+def test_acled_check_finds_the_march_2022_incursion(tmp_path: Path) -> None:
     out = tmp_path / "f.csv"
     args = ["check", str(ACLED), "--out", str(out)]
     for item in PARTY_MAP:
@@ -499,7 +509,7 @@ def test_acled_check_finds_the_march_2022_incursion(tmp_path):
     assert (found.loc[found["report_id"] == "TRC90005", "violation"] == False).all()  # noqa: E712
 
 
-def test_party_map_from_a_json_file(tmp_path):
+def test_party_map_from_a_json_file(tmp_path: Path) -> None:
     path = tmp_path / "map.json"
     path.write_text(json.dumps({"Military Forces of Azerbaijan (2003-)": "AZE"}))
     mapping = parse_party_map([str(path), "Protesters (Azerbaijan)=AZE-CIV"])
@@ -508,12 +518,12 @@ def test_party_map_from_a_json_file(tmp_path):
 
 
 @pytest.mark.parametrize("bad", ["nope.json", "no-equals-sign"])
-def test_a_bad_party_map_is_one_clear_line(bad):
+def test_a_bad_party_map_is_one_clear_line(bad: str) -> None:
     result = invoke("check", str(ACLED), "--party-map", bad)
     assert_one_clear_error(result, "--party-map")
 
 
-def test_acled_dates_in_acled_s_own_format(tmp_path):
+def test_acled_dates_in_acled_s_own_format(tmp_path: Path) -> None:
     text = ACLED.read_text().replace("2022-03-24", "24 March 2022", 1)
     path = tmp_path / "acled.csv"
     path.write_text(text)
@@ -521,7 +531,7 @@ def test_acled_dates_in_acled_s_own_format(tmp_path):
     assert pd.Timestamp(int(table.time_ns[0]), tz="UTC") == pd.Timestamp("2022-03-24T00:00:00Z")
 
 
-def test_acled_bad_geo_precision_names_the_row(tmp_path):
+def test_acled_bad_geo_precision_names_the_row(tmp_path: Path) -> None:
     lines = ACLED.read_text().splitlines()
     lines[3] = lines[3].replace(",40.0053,46.8172,2,", ",40.0053,46.8172,7,")
     path = tmp_path / "acled.csv"
@@ -563,7 +573,7 @@ def stored_reports(url: str) -> list:
     return sorted(reports, key=lambda r: r.id)
 
 
-def test_import_zones_then_again_reports_duplicates(tmp_path):
+def test_import_zones_then_again_reports_duplicates(tmp_path: Path) -> None:
     url = db(tmp_path)
     result = invoke("import", "zones", str(ZONES), "--database-url", url)
     assert result.exit_code == 0, result.output
@@ -574,7 +584,7 @@ def test_import_zones_then_again_reports_duplicates(tmp_path):
     assert len(stored_zones(url)) == 8
 
 
-def test_import_zones_refuses_a_changed_version(tmp_path):
+def test_import_zones_refuses_a_changed_version(tmp_path: Path) -> None:
     url = db(tmp_path)
     assert invoke("import", "zones", str(ZONES), "--database-url", url).exit_code == 0
     obj = json.loads(ZONES.read_text())
@@ -590,7 +600,7 @@ def test_import_zones_refuses_a_changed_version(tmp_path):
     assert "1 new version(s)" in result.stdout
 
 
-def test_import_reports_then_again_reports_duplicates(tmp_path):
+def test_import_reports_then_again_reports_duplicates(tmp_path: Path) -> None:
     url = db(tmp_path)
     assert invoke("import", "zones", str(ZONES), "--database-url", url).exit_code == 0
     result = invoke("import", "reports", str(REPORTS), "--database-url", url)
@@ -601,7 +611,7 @@ def test_import_reports_then_again_reports_duplicates(tmp_path):
     assert "0 stored, 13 duplicate(s)" in again.stdout
 
 
-def test_import_csv_without_ids_is_idempotent(tmp_path):
+def test_import_csv_without_ids_is_idempotent(tmp_path: Path) -> None:
     url = db(tmp_path)
     path = tmp_path / "r.csv"
     path.write_text(
@@ -618,7 +628,7 @@ def test_import_csv_without_ids_is_idempotent(tmp_path):
     assert all(i.startswith("h-") for i in ids)
 
 
-def test_import_acled_keeps_source_notes_and_fatalities(tmp_path):
+def test_import_acled_keeps_source_notes_and_fatalities(tmp_path: Path) -> None:
     url = db(tmp_path)
     args = ["import", "reports", str(ACLED), "--database-url", url]
     for item in PARTY_MAP:
@@ -632,7 +642,7 @@ def test_import_acled_keeps_source_notes_and_fatalities(tmp_path):
     assert reports["TRC90002"].source == "Armenpress"
 
 
-def test_import_refuses_swapped_positions_against_stored_zones(tmp_path):
+def test_import_refuses_swapped_positions_against_stored_zones(tmp_path: Path) -> None:
     url = db(tmp_path)
     assert invoke("import", "zones", str(ZONES), "--database-url", url).exit_code == 0
     path = tmp_path / "swapped.csv"
@@ -643,7 +653,7 @@ def test_import_refuses_swapped_positions_against_stored_zones(tmp_path):
 
 
 @pytest.mark.parametrize("fmt", ["geojson", "csv", "gpkg"])
-def test_export_then_import_gives_the_same_zones(tmp_path, fmt):
+def test_export_then_import_gives_the_same_zones(tmp_path: Path, fmt: str) -> None:
     first, second = db(tmp_path, "a.sqlite"), db(tmp_path, "b.sqlite")
     assert invoke("import", "zones", str(ZONES), "--database-url", first).exit_code == 0
     out = tmp_path / f"zones.{fmt}"
@@ -655,7 +665,7 @@ def test_export_then_import_gives_the_same_zones(tmp_path, fmt):
 
 
 @pytest.mark.parametrize("fmt", ["geojson", "csv", "gpkg"])
-def test_export_then_import_gives_the_same_reports(tmp_path, fmt):
+def test_export_then_import_gives_the_same_reports(tmp_path: Path, fmt: str) -> None:
     first, second = db(tmp_path, "a.sqlite"), db(tmp_path, "b.sqlite")
     assert invoke("import", "reports", str(REPORTS), "--database-url", first).exit_code == 0
     out = tmp_path / f"reports.{fmt}"
@@ -668,7 +678,7 @@ def test_export_then_import_gives_the_same_reports(tmp_path, fmt):
     assert [r.extra.get("placement") for r in after] == [r.extra.get("placement") for r in before]
 
 
-def test_export_reports_filters_by_party_and_time(tmp_path):
+def test_export_reports_filters_by_party_and_time(tmp_path: Path) -> None:
     url = db(tmp_path)
     assert invoke("import", "reports", str(REPORTS), "--database-url", url).exit_code == 0
     out = tmp_path / "aze.geojson"
@@ -683,7 +693,9 @@ def test_export_reports_filters_by_party_and_time(tmp_path):
 
 
 @pytest.mark.parametrize("fmt", ["geojson", "csv", "gpkg"])
-def test_export_incursions(tmp_path, fmt, reference):
+def test_export_incursions(
+    tmp_path: Path, fmt: str, reference: set[tuple[str, str, str, bool]]
+) -> None:
     url = db(tmp_path)
     assert invoke("import", "zones", str(ZONES), "--database-url", url).exit_code == 0
     assert invoke("import", "reports", str(REPORTS), "--database-url", url).exit_code == 0
@@ -700,7 +712,7 @@ def test_export_incursions(tmp_path, fmt, reference):
     assert {f[1] for f in findings_of(only)} <= {"nk-lachin-corridor"}
 
 
-def test_export_format_option_and_bad_format(tmp_path):
+def test_export_format_option_and_bad_format(tmp_path: Path) -> None:
     url = db(tmp_path)
     assert invoke("import", "zones", str(ZONES), "--database-url", url).exit_code == 0
     out = tmp_path / "zones.data"
@@ -714,7 +726,7 @@ def test_export_format_option_and_bad_format(tmp_path):
 # --- keys -----------------------------------------------------------------------------------------
 
 
-def test_keys_create_list_revoke(tmp_path):
+def test_keys_create_list_revoke(tmp_path: Path) -> None:
     url = db(tmp_path)
     result = runner.invoke(
         APP, ["keys", "create", "--role", "observer", "--label", "op", "--database-url", url]
@@ -737,7 +749,7 @@ def test_keys_create_list_revoke(tmp_path):
     assert_one_clear_error(unknown)
 
 
-def test_keys_create_refuses_an_unknown_role(tmp_path):
+def test_keys_create_refuses_an_unknown_role(tmp_path: Path) -> None:
     result = runner.invoke(APP, ["keys", "create", "--role", "god", "--database-url", db(tmp_path)])
     assert result.exit_code == 2 and "Traceback" not in result.output
 
@@ -748,7 +760,7 @@ def test_keys_create_refuses_an_unknown_role(tmp_path):
 TRUCE = [sys.executable, "-c", "from app.cli import main; main()"]
 
 
-def test_subprocess_check_and_errors(tmp_path):
+def test_subprocess_check_and_errors(tmp_path: Path) -> None:
     command = TRUCE
     out = tmp_path / "f.gpkg"
     done = subprocess.run(
@@ -771,7 +783,7 @@ def test_subprocess_check_and_errors(tmp_path):
     assert "Traceback" not in done.stderr
 
 
-def test_subprocess_import_export_round_trip(tmp_path):
+def test_subprocess_import_export_round_trip(tmp_path: Path) -> None:
     command = TRUCE
     url = db(tmp_path)
 

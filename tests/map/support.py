@@ -1,17 +1,15 @@
-"""Helpers for the map tests: loading a store, a minimal map app, many synthetic reports."""
+"""Helpers for the map tests: loading a store, a minimal map app, a live server's address."""
 
 from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import numpy as np
 from fastapi import FastAPI
 
 from app.api.map import mount_static, router
-from app.domain import Confidence, Party, Report, ReportKind, Zone
+from app.domain import Zone
 from app.scenario import Scenario
 from app.service import Service
 from app.store import SQLiteStore
@@ -54,26 +52,3 @@ def free_port() -> int:
 @dataclass(frozen=True)
 class LiveServer:
     url: str
-
-
-def many_reports(n: int, zone_parties: list[Party]) -> list[Report]:
-    rng = np.random.default_rng(7)
-    start = datetime(2022, 3, 1, tzinfo=UTC)
-    lon, lat = rng.uniform(46.2, 47.2, n), rng.uniform(39.5, 40.5, n)
-    seconds = rng.integers(0, 30 * 86400, n)
-    kinds, codes = list(ReportKind), [p.code for p in zone_parties]
-    return [
-        Report(
-            id=f"r{i}",
-            party=codes[i % len(codes)],
-            observed_at=start + timedelta(seconds=int(seconds[i])),
-            lon=float(lon[i]),
-            lat=float(lat[i]),
-            uncertainty_m=float(i % 4) * 500,
-            kind=kinds[i % len(kinds)],
-            unit=f"unit-{i % 50}" if i % 20 == 0 else None,
-            source=("OP", "drone", "press")[i % 3],
-            confidence=Confidence.MEDIUM,
-        )
-        for i in range(n)
-    ]

@@ -19,10 +19,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from app import assets
 from app.domain import Party, ZoneKind
 from app.mapview import VIOLATION_COLOR, ZONE_STYLES, MapData, write_map_html
-from tests.map.support import REPO, LiveServer, many_reports
+from tests.factories import varied_reports
+from tests.map.support import REPO, LiveServer
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = [
@@ -39,17 +39,15 @@ EVENTS = ".leaflet-marker-pane .truce-event"
 PEACEKEEPING = ZONE_STYLES[ZoneKind.PEACEKEEPING].color
 CORRIDOR = ZONE_STYLES[ZoneKind.CORRIDOR].color
 
-pytestmark = pytest.mark.skipif(
-    not CHROMIUM.exists(),
-    reason="Debian's chromium is not installed: run `make browser` (apt-get install -y chromium)",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not CHROMIUM.exists(),
+        reason="Debian's chromium is not installed: "
+        "run `make browser` (apt-get install -y chromium)",
+    ),
+    pytest.mark.map_assets,
+]
 sync_api = pytest.importorskip("playwright.sync_api")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def installed_assets() -> None:
-    missing = assets.missing_assets()
-    assert not missing, f"map assets not installed ({missing[0]} ...): run `make assets`"
 
 
 @pytest.fixture(scope="module")
@@ -354,7 +352,7 @@ def test_text_from_users_never_runs_as_html(
 def test_100000_reports_open_in_the_browser(
     watched: Watched, tmp_path: Path, scenario_data: MapData
 ) -> None:
-    reports = many_reports(100_000, list(scenario_data.parties))
+    reports = varied_reports(100_000, [p.code for p in scenario_data.parties])
     data = MapData(scenario_data.zones, reports, scenario_data.parties, scenario_data.layers)
     path = write_map_html(tmp_path / "big.html", data)
     page = open_map(watched, path.as_uri())

@@ -11,7 +11,6 @@ import folium
 import numpy as np
 import orjson
 import pytest
-import shapely
 from fastapi.testclient import TestClient
 
 from app import assets
@@ -33,16 +32,11 @@ from app.mapview import (
     write_map_html,
 )
 from app.scenario import Scenario
-from tests.map.support import many_reports, map_app
+from tests.factories import square, varied_reports
+from tests.map.support import map_app
 
 NOW = datetime(2024, 1, 1, tzinfo=UTC)
 MAP_JS = (assets.STATIC_DIR / "truce" / "map.js").read_text(encoding="utf-8")
-
-
-def needs_assets() -> None:
-    missing = assets.missing_assets()
-    if missing:
-        pytest.fail(f"map assets not installed ({missing[0]} ...): run `make assets`")
 
 
 def at(text: str) -> datetime:
@@ -130,17 +124,13 @@ def test_every_zone_kind_is_told_apart_by_colour_and_by_dash() -> None:
     assert VIOLATION_COLOR not in {s.color for s in ZONE_STYLES.values()}
 
 
-def square(lon: float, lat: float, size: float = 0.05) -> shapely.Polygon:
-    return shapely.box(lon, lat, lon + size, lat + size)
-
-
 def test_each_zone_is_drawn_in_the_style_of_its_kind() -> None:
     zones = [
         Zone(
             id=f"z-{kind.value}",
             name=f"{kind.value} zone",
             kind=kind,
-            geometry=square(46 + i * 0.1, 40),
+            geometry=square(46 + i * 0.1, 40, size=0.05),
             valid_from=datetime(2020, 1, 1, tzinfo=UTC),
         )
         for i, kind in enumerate(ZoneKind)
@@ -359,16 +349,16 @@ def test_the_served_page_links_only_local_assets(page: str) -> None:
         assert not any(name in u for u in urls), name
 
 
+@pytest.mark.map_assets
 def test_every_linked_asset_is_installed() -> None:
-    needs_assets()
     for asset in assets.all_assets():
         assert asset.file.is_file(), asset.path
 
 
+@pytest.mark.map_assets
 def test_a_standalone_file_carries_every_asset_inline(
     tmp_path: Any, scenario_data: MapData
 ) -> None:
-    needs_assets()
     path = write_map_html(tmp_path / "map.html", scenario_data, now=NOW)
     page = path.read_text(encoding="utf-8")
     assert "<script src=" not in page and '<link rel="stylesheet"' not in page
@@ -389,7 +379,7 @@ def test_an_element_with_no_local_copy_of_its_script_is_refused(model: Any) -> N
 
 
 def test_100000_reports_make_one_page(scenario_data: MapData) -> None:
-    reports = many_reports(100_000, list(scenario_data.parties))
+    reports = varied_reports(100_000, [p.code for p in scenario_data.parties])
     data = MapData(scenario_data.zones, reports, scenario_data.parties, scenario_data.layers)
     page = map_html(prepare(data, now=NOW))
     assert len(page) < 15_000_000
@@ -400,8 +390,8 @@ def test_100000_reports_make_one_page(scenario_data: MapData) -> None:
 # --- the route ---------------------------------------------------------------------------------
 
 
+@pytest.mark.map_assets
 def test_get_map_serves_the_page_with_a_policy_that_keeps_it_offline(scenario_store: Any) -> None:
-    needs_assets()
     with TestClient(map_app(scenario_store)) as client:
         response = client.get("/map", params={"at": "2022-03-25T12:00:00+04:00"})
         assert response.status_code == 200
@@ -415,10 +405,10 @@ def test_get_map_serves_the_page_with_a_policy_that_keeps_it_offline(scenario_st
         assert client.get("/static/truce/map.js").status_code == 200
 
 
+@pytest.mark.map_assets
 def test_get_map_filters_and_refuses_bad_parameters(
     scenario_store: Any, scenario: Scenario
 ) -> None:
-    needs_assets()
     since = at("2022-03-26T00:00:00+04:00")
     with TestClient(map_app(scenario_store)) as client:
         page = client.get("/map", params={"party": "RU-PK", "zone": "nk-pk-zone"}).text

@@ -28,6 +28,7 @@ from app.store import (
     UnsupportedDatabase,
     open_store,
 )
+from tests.factories import make_report, make_zone
 
 T0 = datetime(2020, 11, 10, tzinfo=UTC)  # the trilateral statement
 AGDAM = datetime(2020, 11, 20, tzinfo=UTC)
@@ -37,19 +38,14 @@ BAKU = timezone(timedelta(hours=4))
 
 
 def zone(zone_id: str = "pk", geometry: Polygon | None = None, **kw: Any) -> Zone:
-    fields: dict[str, Any] = {
-        "name": f"zone {zone_id}",
-        "kind": ZoneKind.PEACEKEEPING,
-        "valid_from": T0,
-        "authorized_parties": frozenset({"RU-PK"}),
-        **kw,
-    }
-    return Zone(id=zone_id, geometry=geometry or box(46.5, 39.6, 47.0, 40.0), **fields)
+    """A peacekeeping zone in force from the trilateral statement."""
+    kw = {"kind": ZoneKind.PEACEKEEPING, "valid_from": T0, **kw}
+    return make_zone(geometry or box(46.5, 39.6, 47.0, 40.0), zone_id, **kw)
 
 
 def report(report_id: str, at: datetime = T0, **kw: Any) -> Report:
-    fields: dict[str, Any] = {"party": "AZE", "lon": 46.7, "lat": 39.8, **kw}
-    return Report(id=report_id, observed_at=at, **fields)
+    """A report of AZE at the trilateral statement, inside `zone()`."""
+    return make_report(report_id, observed_at=at, **kw)
 
 
 @pytest.fixture
@@ -518,15 +514,26 @@ def test_writers_in_one_process_queue_on_its_lock_and_a_long_wait_is_busy(
         finally:
             store._writer_lock().release()
         assert store.count_reports() == 0
+    # Writers that find the lock held queue behind it and all get through once it is released.
+    # The timeout is generous so that a slow or loaded machine cannot turn waiting into Busy; the
+    # barrier makes every thread start its write while the lock is still held.
+    with SQLiteStore(tmp_path / "truce.db", busy_timeout_s=120.0) as store:
+        started = threading.Barrier(17)
         done: list[int] = []
-        threads = [
-            threading.Thread(
-                target=lambda i=i: done.append(len(store.add_reports([report(f"t{i}")], "o")[0]))
-            )
-            for i in range(16)
-        ]
-        for thread in threads:
-            thread.start()
+
+        def write(i: int) -> None:
+            started.wait()
+            done.append(len(store.add_reports([report(f"t{i}")], "o")[0]))
+
+        threads = [threading.Thread(target=write, args=(i,)) for i in range(16)]
+        assert store._writer_lock().acquire()
+        try:
+            for thread in threads:
+                thread.start()
+            started.wait()
+            assert store.count_reports() == 0  # reads do not wait on the writers' lock
+        finally:
+            store._writer_lock().release()
         for thread in threads:
             thread.join()
         assert done == [1] * 16 and store.count_reports() == 16
@@ -575,7 +582,9 @@ def test_seed_fills_an_empty_store_numbering_versions_in_order(store: SQLiteStor
 
 
 @pytest.mark.parametrize("filled_with", ["zone", "report"])
-def test_seed_leaves_a_store_that_holds_anything_alone(store: SQLiteStore, filled_with) -> None:
+def test_seed_leaves_a_store_that_holds_anything_alone(
+    store: SQLiteStore, filled_with: str
+) -> None:
     if filled_with == "zone":
         store.add_zones([zone("other")], "admin")
     else:

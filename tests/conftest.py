@@ -1,0 +1,29 @@
+"""What every test shares: the `map_assets` marker, checked before a test that needs the assets.
+
+Builders of zones, reports and points are in `tests/factories.py`; fixtures of one area stay in
+that area's conftest (`tests/api/`, `tests/map/`).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from app import assets
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Fail a test marked `map_assets` at once, saying how to install them, when they are missing.
+
+    Without them the map's routes answer 503 and the pages cannot load their scripts: the test
+    would fail too, but on a status code that does not say why.
+    """
+    if item.get_closest_marker("map_assets") is None:
+        return
+    missing = assets.missing_assets()
+    if missing:
+        more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+        pytest.fail(
+            f"the map's assets are not installed (app/static/{missing[0]}{more}): "
+            "run `make assets`",
+            pytrace=False,
+        )
