@@ -7,8 +7,16 @@ that area's conftest (`tests/api/`, `tests/map/`).
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from app import assets
+
+# Examples are judged by what they find, not by how fast a loaded two-core machine makes them:
+# no per-example deadline and no "too slow" health check (speed is bench/'s business).
+settings.register_profile(
+    "truce", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.load_profile("truce")
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
