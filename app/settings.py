@@ -8,6 +8,9 @@ Every setting has a working default, so `truce serve` runs with none set:
   (default none: only keys stored in the database, and public reads if allowed);
 - `TRUCE_PUBLIC_READ`: whether reads need no key (default false);
 - `TRUCE_MAX_BODY_BYTES` (32 MiB) and `TRUCE_MAX_FEATURES` (100,000): larger requests get 413;
+- `TRUCE_PUBLIC_URL`: the URL clients reach the API at (``https://truce.example.org`` or with a
+  path); links in answers (`next` pages, `Location`) start with it. Unset (the default), links
+  are relative ("/zones/..."): never taken from the request's `Host`, which the client controls;
 - `TRUCE_TILES`: the map's basemap: ``offline`` (default: outlines and place names drawn from
   `geodata/`, no tiles), a folium provider name, or the URL template of a tile server;
 - `TRUCE_LOAD_SCENARIO`: load the founding scenario from `geodata/` into an empty database;
@@ -91,6 +94,10 @@ class Settings(BaseSettings):
         default=32 * MIB, ge=1, description="largest request body, in bytes"
     )
     max_features: int = Field(default=100_000, ge=1, description="most features in one request")
+    public_url: str | None = Field(
+        default=None,
+        description="the public base URL for links in answers (default: relative links)",
+    )
     tiles: str = Field(
         default="offline",
         description="map tiles: 'offline' (outlines and place names from geodata/), "
@@ -103,6 +110,19 @@ class Settings(BaseSettings):
     load_scenario: bool = Field(
         default=False, description="load geodata/ into an empty database on first start"
     )
+
+    @field_validator("public_url")
+    @classmethod
+    def _read_public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        scheme, _, rest = value.partition("://")
+        if scheme.lower() not in ("http", "https") or not rest or "?" in rest or "#" in rest:
+            raise ValueError("must be an http(s) URL with no query or fragment")
+        if not value.isascii() or any(c.isspace() for c in value):
+            raise ValueError("must be ASCII with no spaces (percent-encode the rest)")
+        return value
 
     @field_validator("api_keys", mode="before")
     @classmethod

@@ -9,8 +9,9 @@ batch, the index of the feature at fault:
 
 Status codes: 400 for a request that cannot be read (not JSON, a bad parameter or cursor), 422 for
 a body that is JSON but not acceptable, 401/403 for keys and roles, 404, 409, 413 for bodies over
-the limits, 503 when the database stays locked. Anything else is a bug: a 500 problem that says
-nothing about the inside, while the traceback goes to the server's log.
+the limits, 415 for a body that is not JSON (by its Content-Type) or in a coding other than gzip,
+503 when the database stays locked. Anything else is a bug: a 500 problem that says nothing about
+the inside, while the traceback goes to the server's log.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from app.errors import (
     TruceError,
     Unauthorized,
     UnknownZone,
+    UnsupportedMediaType,
 )
 from app.store import BadCursor, Busy, Conflict, NotFound, StoreError
 
@@ -61,6 +63,7 @@ STATUS: dict[type[Exception], int] = {
     NotFound: 404,
     Conflict: 409,
     PayloadTooLarge: 413,
+    UnsupportedMediaType: 415,
     Busy: 503,
     StoreError: 500,
     TruceError: 500,

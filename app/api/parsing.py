@@ -22,7 +22,7 @@ import numpy as np
 
 from app.domain import Confidence, Report, ReportKind, Zone
 from app.errors import InvalidGeoJSON, InvalidReport, TruceError
-from app.geojson import reports_from_geojson
+from app.geojson import check_extra, reports_from_geojson
 from app.service import (
     MAX_DISTANCE_M,
     MAX_US,
@@ -32,7 +32,16 @@ from app.service import (
     parse_zones,
     to_us,
 )
-from app.validate import describe, parse_enum
+from app.validate import (
+    CONTROL_CHARACTERS,
+    MAX_CODE_CHARS,
+    MAX_ID_CHARS,
+    MAX_NOTES_CHARS,
+    MAX_TEXT_CHARS,
+    check_id,
+    describe,
+    parse_enum,
+)
 
 __all__ = ["IdFactory", "index_ids", "parse_reports", "parse_zones"]
 
@@ -136,7 +145,7 @@ def _columns(  # noqa: C901 - one straight pass over the columns reads best as o
         return None
 
     parties = [p.get("party") for p in props]
-    if any(type(v) is not str or not v.strip() for v in set(parties)):
+    if any(type(v) is not str or not v.strip() or len(v) > MAX_CODE_CHARS for v in set(parties)):
         return None
 
     observed = [p.get("observed_at") for p in props]
@@ -179,12 +188,24 @@ def _columns(  # noqa: C901 - one straight pass over the columns reads best as o
     notes = [p.get("notes") for p in props]
     if not (_types(units) | _types(sources) | _types(notes)) <= _STRINGS:
         return None
+    fits = _fit(units, MAX_CODE_CHARS) and _fit(sources, MAX_TEXT_CHARS)
+    if not (fits and _fit(notes, MAX_NOTES_CHARS)):
+        return None  # the careful parser names the report and the field
+    for i, p in enumerate(props):
+        if not _FIELDS.issuperset(p):
+            check_extra(
+                {k: v for k, v in p.items() if k not in _FIELDS},
+                Shape.COLLECTION.property_path(i, "").rstrip("/"),
+            )
 
     raw_ids = [f.get("id") for f in features]
     id_types = _types(raw_ids)
     if not id_types <= _STRINGS:
         return None  # numeric ids: the careful parser writes them as strings
-    if any(not v.strip() for v in set(raw_ids) - {None}):
+    given = set(raw_ids) - {None}
+    if any(not v.strip() or len(v) > MAX_ID_CHARS for v in given):
+        return None
+    if CONTROL_CHARACTERS.search("".join(given)):
         return None
     ids: list[str] = raw_ids  # the Nones are replaced below
     if _NONE in id_types:
@@ -241,6 +262,13 @@ def _columns(  # noqa: C901 - one straight pass over the columns reads best as o
     )
 
 
+def _fit(values: list[str | None], max_chars: int) -> bool:
+    """Whether every string among `values` (None aside) has at most `max_chars` characters."""
+    distinct = set(values)
+    distinct.discard(None)
+    return not distinct or max(map(len, distinct)) <= max_chars  # type: ignore[arg-type]
+
+
 def _empty() -> ReportBatch:
     return ReportBatch.from_reports([], Shape.COLLECTION)
 
@@ -250,16 +278,17 @@ def parse_zone_version(obj: Any, zone_id: str) -> tuple[Zone, list[str]]:
     if not isinstance(obj, Mapping) or obj.get("type") != "Feature":
         got = describe(obj) if not isinstance(obj, Mapping) else repr(obj.get("type"))
         raise InvalidGeoJSON(f"expected one zone Feature, got {got}", field="type")
-    given = obj.get("id")
+    given = check_id(obj.get("id"), "id", error=InvalidGeoJSON)
     if given is None:
         properties = obj.get("properties")
-        given = properties.get("id") if isinstance(properties, Mapping) else None
+        if isinstance(properties, Mapping):
+            given = check_id(properties.get("id"), "properties/id", error=InvalidGeoJSON)
     if given is None:
         # Without an id the parser would derive one from the name; the path names the zone.
         obj = {**obj, "id": zone_id}
-    elif str(given) != zone_id:
+    elif given != zone_id:
         raise InvalidGeoJSON(
-            f"the feature's id {str(given)!r} is not the zone {zone_id!r} of the path", field="id"
+            f"the feature's id {given!r} is not the zone {zone_id!r} of the path", field="id"
         )
     zones, notes = parse_zones(obj)
     return zones[0], notes
