@@ -29,9 +29,9 @@ from app.service import (
     MIN_US,
     ReportBatch,
     Shape,
-    parse_zones,
     to_us,
 )
+from app.service import parse_zones as parse_zone_document
 from app.validate import (
     CONTROL_CHARACTERS,
     MAX_CODE_CHARS,
@@ -78,7 +78,7 @@ def parse_reports(
     """
     if not isinstance(obj, Mapping):
         raise InvalidGeoJSON(
-            f"expected a GeoJSON Feature or FeatureCollection, got {describe(obj)}"
+            f"expected a GeoJSON Feature or FeatureCollection, got {describe(obj)}", field="body"
         )
     kind = obj.get("type")
     if kind == "FeatureCollection":
@@ -273,6 +273,16 @@ def _empty() -> ReportBatch:
     return ReportBatch.from_reports([], Shape.COLLECTION)
 
 
+def parse_zones(obj: Any) -> tuple[list[Zone], list[str]]:
+    """Zones from a request body: a Feature or a non-empty FeatureCollection (see
+    `app.service.parse_zones`); a body that is no JSON object is refused naming the body."""
+    if not isinstance(obj, Mapping):
+        raise InvalidGeoJSON(
+            f"expected a zone Feature or FeatureCollection, got {describe(obj)}", field="body"
+        )
+    return parse_zone_document(obj)
+
+
 def parse_zone_version(obj: Any, zone_id: str) -> tuple[Zone, list[str]]:
     """A new version of zone `zone_id` from a Feature; its id, if it has one, must match."""
     if not isinstance(obj, Mapping) or obj.get("type") != "Feature":
@@ -290,5 +300,5 @@ def parse_zone_version(obj: Any, zone_id: str) -> tuple[Zone, list[str]]:
         raise InvalidGeoJSON(
             f"the feature's id {given!r} is not the zone {zone_id!r} of the path", field="id"
         )
-    zones, notes = parse_zones(obj)
+    zones, notes = parse_zone_document(obj)
     return zones[0], notes
