@@ -17,8 +17,9 @@
   as floats, which would store "1.18e+21" for 1180591620717411303424). The checks cost one
   orjson write of the document and two byte counts: the body's colons outside strings are the
   keys it has, and the document written back has as many unless a key was repeated. Only when the
-  counts differ, an id is a float, or a colon may hide in a `\\u003a` escape, is the body read
-  again with the standard library, which sees every key and reads integers exactly.
+  counts differ, or a colon may hide in a `\\u003a` escape, is the body read again with the
+  standard library, which sees every key and reads integers exactly; `with_exact_ids` does the
+  same when an id is refused (a float id may be a big integer that orjson could not hold).
 - Decoding 1e5 features makes about a million small objects; the cyclic garbage collector would
   run over them many times while they are made, which triples the time. `gc_paused` holds it off
   for the duration of one big body (none of those objects form cycles; they are freed by
@@ -54,6 +55,7 @@ __all__ = [
     "load_json",
     "read_json_body",
     "run_sized",
+    "with_exact_ids",
 ]
 
 T = TypeVar("T")
@@ -310,19 +312,6 @@ def _too_deep(obj: Any) -> str:
     return "body"
 
 
-def _has_float_id(obj: Any) -> bool:
-    """Whether a feature (or a bare report) has a number id that orjson read as a float."""
-    if not isinstance(obj, dict):
-        return False
-    features = obj.get("features") if obj.get("type") == "FeatureCollection" else [obj]
-    if not isinstance(features, list):
-        return False
-    dicts = [f for f in features if type(f) is dict]
-    properties = [p for p in (f.get("properties") for f in dicts) if type(p) is dict]
-    ids = [f.get("id") for f in dicts] + [p.get("id") for p in properties]
-    return float in set(map(type, ids))
-
-
 # orjson writes at most 254 levels: a document wrapped in this many arrays writes iff it is no
 # deeper than MAX_DEPTH.
 _WRAPS = 254 - MAX_DEPTH
@@ -341,8 +330,14 @@ def load_document(body: bytes) -> Any:
         raise InvalidJSON(
             f"nested deeper than {MAX_DEPTH} levels of arrays and objects", field=_too_deep(obj)
         ) from None
-    if body.count(b":") == written.count(b":") and b"\\u003" not in body and not _has_float_id(obj):
+    if body.count(b":") == written.count(b":") and b"\\u003" not in body:
         return obj
+    return _load_exact(body)
+
+
+def _load_exact(body: bytes) -> Any:
+    """The body read by the standard library: every key seen, integers exact (see
+    `load_document`)."""
     try:
         exact = json.loads(body, object_pairs_hook=_pairs, parse_constant=_constant)
     except ValueError as exc:  # orjson read it, so only a number too long for Python's int
@@ -357,6 +352,22 @@ def load_document(body: bytes) -> Any:
             field=path,
         )
     return exact
+
+
+def with_exact_ids(body: bytes, obj: Any, parse: Callable[[Any], T]) -> T:
+    """`parse(obj)`; if it refuses an id, parse the body again as read exactly and answer that.
+
+    orjson reads an integer beyond 64 bits as a float, which an id may not be; read exactly, it
+    is the whole number it was sent as. Other refusals come out the same either way. This costs
+    nothing on the way in (no search for numeric ids) and a second reading only for a body that
+    is refused anyway or has such an id.
+    """
+    try:
+        return parse(obj)
+    except InvalidInput as exc:
+        if exc.field is None or not (exc.field == "id" or exc.field.endswith("/id")):
+            raise
+    return parse(_load_exact(body))
 
 
 def check_feature_count(obj: Any, max_features: int) -> None:

@@ -15,7 +15,13 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app.api.auth import API_KEY_HEADER, api_key_header, authorize
-from app.api.body import check_feature_count, load_document, read_json_body, run_sized
+from app.api.body import (
+    check_feature_count,
+    load_document,
+    read_json_body,
+    run_sized,
+    with_exact_ids,
+)
 from app.api.deps import parse_flag
 from app.api.inputs import REPORTS_OR_OBJECT_BODY
 from app.api.models import POINT_EXAMPLE, FindingCollection, json_body, problems
@@ -70,7 +76,7 @@ async def check(request: Request) -> Response:
     def work() -> bytes:
         obj = load_document(body)
         check_feature_count(obj, settings.max_features)
-        batch = parse_reports(obj, default_observed_at=now)
+        batch = with_exact_ids(body, obj, lambda doc: parse_reports(doc, default_observed_at=now))
         checked = service.check(batch, include_outside=include_outside)
         return dumps(
             {

@@ -11,7 +11,13 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from app.api.auth import ObserverKey, ViewerKey
-from app.api.body import check_feature_count, load_document, read_json_body, run_sized
+from app.api.body import (
+    check_feature_count,
+    load_document,
+    read_json_body,
+    run_sized,
+    with_exact_ids,
+)
 from app.api.deps import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -70,7 +76,13 @@ async def create_reports(
     def work() -> tuple[bytes, bool]:
         obj = load_document(body)
         check_feature_count(obj, settings.max_features)
-        batch = parse_reports(obj, default_observed_at=None, assign_id=_new_id, allow_object=False)
+        batch = with_exact_ids(
+            body,
+            obj,
+            lambda doc: parse_reports(
+                doc, default_observed_at=None, assign_id=_new_id, allow_object=False
+            ),
+        )
         filed = service.add_reports(batch, key.actor)
         answer = {
             "stored": filed.stored,

@@ -13,7 +13,13 @@ from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
 from app.api.auth import AdminKey, ViewerKey
-from app.api.body import check_feature_count, load_document, read_json_body, run_sized
+from app.api.body import (
+    check_feature_count,
+    load_document,
+    read_json_body,
+    run_sized,
+    with_exact_ids,
+)
 from app.api.deps import (
     BBoxDep,
     PageDep,
@@ -125,7 +131,7 @@ async def create_zones(
     def work() -> tuple[bytes, list[Zone]]:
         obj = load_document(body)
         check_feature_count(obj, settings.max_features)
-        zones, notes = parse_zones(obj)
+        zones, notes = with_exact_ids(body, obj, parse_zones)
         created = service.add_zones(zones, key.actor)
         return dumps(_collection(created, warnings=notes)), created
 
@@ -167,7 +173,9 @@ async def put_zone(
     body = await read_json_body(request)
 
     def work() -> bytes:
-        zone, notes = parse_zone_version(load_document(body), zone_id)
+        zone, notes = with_exact_ids(
+            body, load_document(body), lambda obj: parse_zone_version(obj, zone_id)
+        )
         stored = service.new_zone_version(zone, key.actor)
         return dumps(_collection([stored], warnings=notes))
 
