@@ -405,8 +405,12 @@ def check_extra(extra: dict[str, object], base: str) -> dict[str, object]:
         return extra
     try:
         size = len(orjson.dumps(extra))
-    except TypeError:  # nested too deep to write (or not JSON at all)
-        size = MAX_EXTRA_BYTES + 1
+    except TypeError:  # nested too deep, or an integer beyond 64 bits: it cannot be kept
+        raise InvalidReport(
+            "the properties other than the report's fields cannot be kept: integers must fit "
+            "in 64 bits (send bigger ones as strings)",
+            field=base or "properties",
+        ) from None
     if size > MAX_EXTRA_BYTES:
         raise InvalidReport(
             f"the properties other than the report's fields take {size:,} bytes as JSON; "
