@@ -100,3 +100,9 @@ class PayloadTooLarge(TruceError):
     """A request larger than the configured limits (bytes in the body, features in it)."""
 
     title = "Payload too large"
+
+
+class UnsupportedMediaType(TruceError):
+    """A request body in a media type or content coding that the API does not read."""
+
+    title = "Unsupported media type"

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
 from shapely.geometry.base import BaseGeometry
 
 from app.domain import (
@@ -37,6 +38,11 @@ from app.errors import (
 )
 from app.limits import check_zone
 from app.validate import (
+    MAX_CODE_CHARS,
+    MAX_EXTRA_BYTES,
+    MAX_NOTES_CHARS,
+    MAX_PARTIES,
+    check_id,
     check_latitude,
     check_longitude,
     check_party,
@@ -55,6 +61,7 @@ from app.validate import (
 
 __all__ = [
     "finding_to_feature",
+    "check_extra",
     "geometry_to_geojson",
     "parse_zones",
     "report_from_feature",
@@ -119,13 +126,11 @@ def _features(obj: Mapping[str, Any]) -> Sequence[Any]:
     return features
 
 
-def _identifier(value: object, field: str, error: type[InvalidInput]) -> str | None:
-    """A GeoJSON id: a non-empty string, or a number (RFC 7946 §3.2) turned into a string."""
-    if value is None:
-        return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return str(value)
-    return required_string(value, field, error=error)
+def _identifier(
+    value: object, field: str, error: type[InvalidInput], *, path_safe: bool = False
+) -> str | None:
+    """A GeoJSON id (RFC 7946 §3.2): a string, or a whole number kept as its exact decimal text."""
+    return check_id(value, field, error=error, path_safe=path_safe)
 
 
 def slugify(name: str) -> str:
@@ -213,8 +218,17 @@ def _zone_from_feature(feature: object, base: str) -> tuple[Zone, list[str]]:
             f"must be an array of party codes, got {describe(parties)}",
             field=at("authorized_parties"),
         )
+    if len(parties) > MAX_PARTIES:
+        raise InvalidZone(
+            f"at most {MAX_PARTIES} parties, got {len(parties):,}", field=at("authorized_parties")
+        )
     authorized = frozenset(
-        required_string(party, join_path(at("authorized_parties"), i), error=InvalidZone)
+        required_string(
+            party,
+            join_path(at("authorized_parties"), i),
+            error=InvalidZone,
+            max_chars=MAX_CODE_CHARS,
+        )
         for i, party in enumerate(parties)
     )
 
@@ -233,9 +247,9 @@ def _zone_from_feature(feature: object, base: str) -> tuple[Zone, list[str]]:
 
     notes: list[str] = []
     id_path = join_path(base, "id")
-    zone_id = _identifier(feature.get("id"), id_path, InvalidZone)
+    zone_id = _identifier(feature.get("id"), id_path, InvalidZone, path_safe=True)
     if zone_id is None:
-        zone_id = _identifier(properties.get("id"), at("id"), InvalidZone)
+        zone_id = _identifier(properties.get("id"), at("id"), InvalidZone, path_safe=True)
     if zone_id is None:
         zone_id = slugify(name)
         notes.append(f"{id_path}: no id given; derived {zone_id!r} from the name")
@@ -386,16 +400,41 @@ def _report(
             if kind is None
             else parse_enum(kind, ReportKind, at("kind"), error=InvalidReport)
         ),
-        unit=optional_string(properties.get("unit"), at("unit"), error=InvalidReport),
+        unit=optional_string(
+            properties.get("unit"), at("unit"), error=InvalidReport, max_chars=MAX_CODE_CHARS
+        ),
         source=optional_string(properties.get("source"), at("source"), error=InvalidReport),
         confidence=(
             None
             if confidence is None
             else parse_enum(confidence, Confidence, at("confidence"), error=InvalidReport)
         ),
-        notes=optional_string(properties.get("notes"), at("notes"), error=InvalidReport),
-        extra=extra,
+        notes=optional_string(
+            properties.get("notes"), at("notes"), error=InvalidReport, max_chars=MAX_NOTES_CHARS
+        ),
+        extra=check_extra(extra, base),
     )
+
+
+def check_extra(extra: dict[str, object], base: str) -> dict[str, object]:
+    """A report's other properties, if they are at most `MAX_EXTRA_BYTES` as compact JSON."""
+    if not extra:
+        return extra
+    try:
+        size = len(orjson.dumps(extra))
+    except TypeError:  # nested too deep, or an integer beyond 64 bits: it cannot be kept
+        raise InvalidReport(
+            "the properties other than the report's fields cannot be kept: integers must fit "
+            "in 64 bits (send bigger ones as strings)",
+            field=base or "properties",
+        ) from None
+    if size > MAX_EXTRA_BYTES:
+        raise InvalidReport(
+            f"the properties other than the report's fields take {size:,} bytes as JSON; "
+            f"at most {MAX_EXTRA_BYTES:,} are kept",
+            field=base or "properties",
+        )
+    return extra
 
 
 def _check_default(default_observed_at: datetime | None) -> None:

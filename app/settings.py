@@ -21,6 +21,9 @@ Every setting has a working default, so `truce serve` runs with none set:
   allowed in the window, after which its keyed requests get 429 until the window has passed;
 - `TRUCE_IDEMPOTENCY_HOURS` (24): how long the answer to a write with an `Idempotency-Key`
   is kept for its retries;
+- `TRUCE_PUBLIC_URL`: the URL clients reach the API at (``https://truce.example.org`` or with a
+  path); links in answers (`next` pages, `Location`) start with it. Unset (the default), links
+  are relative ("/zones/..."): never taken from the request's `Host`, which the client controls;
 - `TRUCE_TILES`: the map's basemap: ``offline`` (default: outlines and place names drawn from
   `geodata/`, no tiles), a folium provider name, or the URL template of a tile server;
 - `TRUCE_LOAD_SCENARIO`: load the founding scenario from `geodata/` into an empty database;
@@ -133,6 +136,10 @@ class Settings(BaseSettings):
     idempotency_hours: float = Field(
         default=24.0, gt=0, description="hours an Idempotency-Key's answer is kept"
     )
+    public_url: str | None = Field(
+        default=None,
+        description="the public base URL for links in answers (default: relative links)",
+    )
     tiles: str = Field(
         default="offline",
         description="map tiles: 'offline' (outlines and place names from geodata/), "
@@ -145,6 +152,19 @@ class Settings(BaseSettings):
     load_scenario: bool = Field(
         default=False, description="load geodata/ into an empty database on first start"
     )
+
+    @field_validator("public_url")
+    @classmethod
+    def _read_public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        scheme, _, rest = value.partition("://")
+        if scheme.lower() not in ("http", "https") or not rest or "?" in rest or "#" in rest:
+            raise ValueError("must be an http(s) URL with no query or fragment")
+        if not value.isascii() or any(c.isspace() for c in value):
+            raise ValueError("must be ASCII with no spaces (percent-encode the rest)")
+        return value
 
     @field_validator("api_keys", mode="before")
     @classmethod

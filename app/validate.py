@@ -33,6 +33,15 @@ from app.errors import InvalidGeometry, InvalidInput, InvalidReport, InvalidZone
 from app.geodesy import angle_from_deg, zone_reach
 
 __all__ = [
+    "CONTROL_CHARACTERS",
+    "MAX_CODE_CHARS",
+    "MAX_DEPTH",
+    "MAX_EXTRA_BYTES",
+    "MAX_ID_CHARS",
+    "MAX_NOTES_CHARS",
+    "MAX_PARTIES",
+    "MAX_TEXT_CHARS",
+    "check_id",
     "check_longitude",
     "check_latitude",
     "check_party",
@@ -55,6 +64,30 @@ Coords = npt.NDArray[np.float64]
 E = TypeVar("E", bound=StrEnum)
 
 _VALID = "Valid Geometry"
+
+# --- how big any one field may be -----------------------------------------------------------------
+# The request body as a whole is limited by the settings (TRUCE_MAX_BODY_BYTES, 413); these
+# bound each field (422 naming it), so that no one value can grow every page that shows it.
+
+#: Zone and report ids.
+MAX_ID_CHARS = 256
+#: Party codes (a report's party, a zone's authorized parties) and unit names.
+MAX_CODE_CHARS = 64
+#: A report's notes.
+MAX_NOTES_CHARS = 4096
+#: Every other free text: zone names, agreement, source.
+MAX_TEXT_CHARS = 1024
+#: Authorized parties of one zone.
+MAX_PARTIES = 256
+#: A report's other properties, kept as sent: their size written as compact JSON.
+MAX_EXTRA_BYTES = 16 * 1024
+#: Nesting of a request body: arrays and objects within one another (a MultiPolygon zone in a
+#: FeatureCollection is 8 deep).
+MAX_DEPTH = 32
+
+#: What an id must not contain: the Unicode controls (category Cc: C0 such as CR and LF, DEL and
+#: C1) and the line and paragraph separators (Zl, Zp), which would break headers and logs.
+CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 _REASON = re.compile(r"^(?P<text>.*?)\s*\[(?P<x>\S+) (?P<y>\S+)\]$")
 _AXES = ("longitude", "latitude", "altitude")
 
@@ -438,24 +471,89 @@ def validate_zone_geometry(
 # --- scalar properties ----------------------------------------------------------------------------
 
 
-def required_string(value: object, field: str, *, error: type[InvalidInput] = InvalidInput) -> str:
-    """Return `value` if it is a non-blank string, else refuse naming `field`."""
+def _check_text(value: str, field: str, max_chars: int, error: type[InvalidInput]) -> str:
+    if len(value) > max_chars:
+        raise error(f"must be at most {max_chars:,} characters, got {len(value):,}", field=field)
+    return value
+
+
+def required_string(
+    value: object,
+    field: str,
+    *,
+    error: type[InvalidInput] = InvalidInput,
+    max_chars: int = MAX_TEXT_CHARS,
+) -> str:
+    """Return `value` if it is a non-blank string of at most `max_chars`, else refuse it."""
     if value is None:
         raise error("is required", field=field)
     if not isinstance(value, str):
         raise error(f"must be a string, got {describe(value)}", field=field)
     if not value.strip():
         raise error("must not be empty", field=field)
-    return value
+    return _check_text(value, field, max_chars, error)
 
 
 def optional_string(
-    value: object, field: str, *, error: type[InvalidInput] = InvalidInput
+    value: object,
+    field: str,
+    *,
+    error: type[InvalidInput] = InvalidInput,
+    max_chars: int = MAX_TEXT_CHARS,
 ) -> str | None:
-    """Return `value` if it is a string or None (null), else refuse naming `field`."""
-    if value is None or isinstance(value, str):
-        return value
+    """Return `value` if it is null or a string of at most `max_chars`, else refuse it."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return _check_text(value, field, max_chars, error)
     raise error(f"must be a string or null, got {describe(value)}", field=field)
+
+
+def _control(text: str) -> str | None:
+    """The first control character (C0, DEL, C1), line or paragraph separator in `text`."""
+    found = CONTROL_CHARACTERS.search(text)
+    return None if found is None else found.group()
+
+
+def check_id(
+    value: object,
+    field: str,
+    *,
+    error: type[InvalidInput] = InvalidInput,
+    path_safe: bool = False,
+) -> str | None:
+    """An id as text, or None when `value` is null.
+
+    Ids are 1 to `MAX_ID_CHARS` characters of any script with no control characters (which
+    would break headers and logs). A JSON number is an id too (RFC 7946 §3.2): a whole number
+    is kept as its exact decimal text; any other number (1.5, 1e3) is refused, as its text is
+    not exact once read. With `path_safe` (ids that name a resource in a URL path), "/" and the
+    dot segments "." and ".." are refused as well.
+    """
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        text = str(value)
+    elif isinstance(value, float):
+        raise error(
+            f"a number used as an id must be a whole number such as 17, got {value!r}; "
+            "send any other id as a string",
+            field=field,
+        )
+    else:
+        text = required_string(value, field, error=error, max_chars=MAX_ID_CHARS)
+    if len(text) > MAX_ID_CHARS:
+        raise error(f"must be at most {MAX_ID_CHARS} characters, got {len(text):,}", field=field)
+    bad = _control(text)
+    if bad is not None:
+        raise error(f"must not contain control characters, found U+{ord(bad):04X}", field=field)
+    if path_safe and ("/" in text or text in (".", "..")):
+        raise error(
+            f"{text!r}: an id that names a resource in a URL path must not contain '/' "
+            "nor be '.' or '..'",
+            field=field,
+        )
+    return text
 
 
 def parse_number(
@@ -525,7 +623,7 @@ def check_validity_period(valid_from: datetime, valid_to: datetime | None, field
 
 def check_party(value: object, field: str) -> str:
     """Return a report's party code, a non-empty string, else refuse naming `field`."""
-    return required_string(value, field, error=InvalidReport)
+    return required_string(value, field, error=InvalidReport, max_chars=MAX_CODE_CHARS)
 
 
 def check_uncertainty(value: object, field: str) -> float:
@@ -541,8 +639,15 @@ def validate_report(report: Report, *, path: str = "") -> None:
     Python API, for scripts that make reports themselves: the HTTP API and the file readers
     validate as they parse (`app.geojson`, `app.io`) and do not call it.
     """
-    required_string(report.id, join_path(path, "id"), error=InvalidReport)
+    check_id(report.id, join_path(path, "id"), error=InvalidReport)
     check_party(report.party, join_path(path, "party"))
+    optional_string(
+        report.unit, join_path(path, "unit"), error=InvalidReport, max_chars=MAX_CODE_CHARS
+    )
+    optional_string(report.source, join_path(path, "source"), error=InvalidReport)
+    optional_string(
+        report.notes, join_path(path, "notes"), error=InvalidReport, max_chars=MAX_NOTES_CHARS
+    )
     parse_timestamp(report.observed_at, join_path(path, "observed_at"), error=InvalidReport)
     validate_position(report.lon, report.lat, join_path(path, "coordinates"))
     check_uncertainty(report.uncertainty_m, join_path(path, "uncertainty_m"))

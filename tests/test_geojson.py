@@ -690,6 +690,12 @@ MOMENTS = st.datetimes(
 )
 WORDS = st.text(min_size=1, max_size=20).filter(str.strip)
 OPTIONAL_WORDS = st.none() | WORDS
+#: Ids: any script, no control characters; a zone id is also a URL path segment (no "/").
+IDS = st.text(
+    st.characters(exclude_categories=("Cc", "Zl", "Zp", "Cs"), exclude_characters="/"),
+    min_size=1,
+    max_size=20,
+).filter(lambda text: bool(text.strip()) and text not in (".", ".."))
 
 
 @st.composite
@@ -711,7 +717,7 @@ def zones(draw: st.DrawFn) -> Zone:
     valid_to = draw(st.none() | st.timedeltas(timedelta(seconds=1), timedelta(days=4000)))
     feature = {
         "type": "Feature",
-        "id": draw(WORDS),
+        "id": draw(IDS),
         "geometry": geometry,
         "properties": {
             "name": draw(WORDS),
@@ -745,7 +751,7 @@ RESERVED |= {"confidence", "notes"}
 @st.composite
 def reports(draw: st.DrawFn) -> Report:
     return Report(
-        id=draw(WORDS),
+        id=draw(IDS),
         party=draw(WORDS),
         observed_at=draw(MOMENTS),
         lon=draw(st.floats(-180, 180)),

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal, cast
+from urllib.parse import quote, urlencode
 
 from fastapi import Depends, Query, Request
 from pydantic import TypeAdapter, ValidationError
@@ -29,6 +30,7 @@ __all__ = [
     "DEFAULT_LIMIT",
     "DEFAULT_PAGE",
     "MAX_LIMIT",
+    "MAX_POSITION",
     "BBoxDep",
     "Page",
     "PageDep",
@@ -40,6 +42,7 @@ __all__ = [
     "ZoneTime",
     "ZoneTimeDep",
     "get_service",
+    "href",
     "page_links",
     "get_settings",
     "parse_bbox",
@@ -52,6 +55,9 @@ DEFAULT_LIMIT = 100
 #: Zones and incursions are computed whole, and a map wants them all at once.
 DEFAULT_PAGE = 1_000
 MAX_LIMIT = 10_000
+#: The largest position (an audit id, a report's filing position, an offset): what SQLite's
+#: 64-bit integers hold. Larger numbers are refused as parameters (400), never passed on.
+MAX_POSITION = 2**63 - 1
 _US = timedelta(microseconds=1)
 
 
@@ -254,7 +260,9 @@ async def page_query(
     limit: Annotated[
         int, Query(ge=1, le=MAX_LIMIT, description="most features in one page")
     ] = DEFAULT_PAGE,
-    offset: Annotated[int, Query(ge=0, description="features to skip (from a `next` link)")] = 0,
+    offset: Annotated[
+        int, Query(ge=0, le=MAX_POSITION, description="features to skip (from a `next` link)")
+    ] = 0,
 ) -> Page:
     """The `limit` and `offset` parameters."""
     return Page(limit, offset)
@@ -263,12 +271,49 @@ async def page_query(
 PageDep = Annotated[Page, Depends(page_query)]
 
 
+# Characters left as they are in a path (RFC 3986 pchar and "/"); everything else is
+# percent-encoded as UTF-8, so ids in any script make valid links and headers.
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+
+
+def href(request: Request, path: str, query: str = "") -> str:
+    """A link to `path` (within this app, not encoded yet) with an encoded `query`.
+
+    From the configured public URL (`TRUCE_PUBLIC_URL`) when there is one, else a relative
+    reference ("/zones/..."): never from the request's `Host`, which the client chooses.
+    """
+    settings = cast(Settings | None, getattr(request.app.state, "settings", None))
+    base = settings.public_url if settings is not None else None
+    if base is None:
+        # Relative to this server's origin: the path as the client reached it.
+        path = request.scope.get("root_path", "").rstrip("/") + path
+        base = ""
+    link = base + quote(path, safe=_PATH_SAFE)
+    return f"{link}?{query}" if query else link
+
+
+def _app_path(request: Request) -> str:
+    """The request's path within the app (without the root path it is mounted under)."""
+    path = str(request.scope.get("path", "/"))
+    root = str(request.scope.get("root_path", "")).rstrip("/")
+    return path[len(root) :] if root and path.startswith(root + "/") else path
+
+
 def page_links(
     request: Request, next_params: Mapping[str, str | int] | None, media_type: str
 ) -> list[dict[str, str]]:
     """`self` and, when there is more, `next` links (the request's URL with new parameters)."""
-    links = [{"href": str(request.url), "rel": "self", "type": media_type}]
+    path = _app_path(request)
+    links = [{"href": href(request, path, request.url.query), "rel": "self", "type": media_type}]
     if next_params is not None:
-        href = str(request.url.include_query_params(**next_params))
-        links.append({"href": href, "rel": "next", "type": media_type, "title": "next page"})
+        params = dict(request.query_params)
+        params.update({name: str(value) for name, value in next_params.items()})
+        links.append(
+            {
+                "href": href(request, path, urlencode(params)),
+                "rel": "next",
+                "type": media_type,
+                "title": "next page",
+            }
+        )
     return links

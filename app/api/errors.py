@@ -9,7 +9,8 @@ batch, the index of the feature at fault:
 
 Status codes: 400 for a request that cannot be read (not JSON, a bad parameter or cursor), 422 for
 a body that is JSON but not acceptable, 401/403 for keys and roles, 404, 409, 413 for bodies over
-the limits. When the storage fails, the answer names the cause (its `cause` member) and says when
+the limits, 415 for a body that is not JSON (by its Content-Type) or in a coding other than gzip.
+When the storage fails, the answer names the cause (its `cause` member) and says when
 to retry (`Retry-After`): 507 when the disk is full, 503 when the database is read-only, locked
 or failing. Anything else is a bug: a 500 problem that says nothing about the inside, while the
 traceback goes to the server's log.
@@ -42,6 +43,7 @@ from app.errors import (
     TruceError,
     Unauthorized,
     UnknownZone,
+    UnsupportedMediaType,
 )
 from app.store import BadCursor, Conflict, NotFound, StoreError
 from app.store.base import StorageFull, Unavailable
@@ -69,6 +71,7 @@ STATUS: dict[type[Exception], int] = {
     NotFound: 404,
     Conflict: 409,
     PayloadTooLarge: 413,
+    UnsupportedMediaType: 415,
     StorageFull: 507,
     Unavailable: 503,
     StoreError: 500,

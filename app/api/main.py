@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI
+from starlette.middleware.gzip import GZipMiddleware
 
 from app import __version__
 from app.api import map as map_api
@@ -30,7 +31,7 @@ from app.api.limits import (
     store_auditor,
 )
 from app.api.models import add_problem_schema
-from app.api.responses import ORJSONResponse
+from app.api.responses import CacheHeaders, ORJSONResponse
 from app.api.routers import admin, check, health, incursions, reports, tracks, zones
 from app.roles import Role
 from app.scenario import GEODATA
@@ -41,6 +42,9 @@ from app.store import open_store
 __all__ = ["create_app", "create_app_from_env"]
 
 log = logging.getLogger("truce.api")
+
+#: Answers smaller than this are sent uncompressed (gzip would save little or add bytes).
+GZIP_MIN_BYTES = 1024
 
 DESCRIPTION = """
 Which reports entered which ceasefire zones, how deep, whether the party was allowed there, and
@@ -88,6 +92,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     # Outside the size limit: a body that stops arriving is refused whatever its size.
     app.add_middleware(ReadTimeout, timeout_s=settings.read_timeout_s)
+    app.add_middleware(CacheHeaders)
+    # Outermost: answers over 1 KiB are compressed for clients that send Accept-Encoding: gzip
+    # (big ones in a worker thread). Level 1: GeoJSON shrinks about 7 times at level 1 and 8 at
+    # 6, for half the CPU time.
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES, compresslevel=1)
     # /check first after /health: routes are matched in order, and single checks are the hot path.
     for module in (health, check, zones, reports, tracks, admin):
         app.include_router(module.router)

@@ -23,9 +23,19 @@ import numpy as np
 from app.batch import ReportBatch, Shape
 from app.domain import Confidence, Report, ReportKind, Zone
 from app.errors import InvalidGeoJSON, InvalidReport, TruceError
-from app.geojson import parse_zones, reports_from_geojson
+from app.geojson import check_extra, reports_from_geojson
+from app.geojson import parse_zones as parse_zone_document
 from app.limits import NS_PER_US, first_breach, to_us
-from app.validate import describe, parse_enum
+from app.validate import (
+    CONTROL_CHARACTERS,
+    MAX_CODE_CHARS,
+    MAX_ID_CHARS,
+    MAX_NOTES_CHARS,
+    MAX_TEXT_CHARS,
+    check_id,
+    describe,
+    parse_enum,
+)
 
 __all__ = ["IdFactory", "index_ids", "parse_reports", "parse_zones"]
 
@@ -62,7 +72,7 @@ def parse_reports(
     """
     if not isinstance(obj, Mapping):
         raise InvalidGeoJSON(
-            f"expected a GeoJSON Feature or FeatureCollection, got {describe(obj)}"
+            f"expected a GeoJSON Feature or FeatureCollection, got {describe(obj)}", field="body"
         )
     kind = obj.get("type")
     if kind == "FeatureCollection":
@@ -129,7 +139,7 @@ def _columns(  # one straight pass over the columns reads best as one function
         return None
 
     parties = [p.get("party") for p in props]
-    if any(type(v) is not str or not v.strip() for v in set(parties)):
+    if any(type(v) is not str or not v.strip() or len(v) > MAX_CODE_CHARS for v in set(parties)):
         return None
 
     observed = [p.get("observed_at") for p in props]
@@ -172,12 +182,24 @@ def _columns(  # one straight pass over the columns reads best as one function
     notes = [p.get("notes") for p in props]
     if not (_types(units) | _types(sources) | _types(notes)) <= _STRINGS:
         return None
+    fits = _fit(units, MAX_CODE_CHARS) and _fit(sources, MAX_TEXT_CHARS)
+    if not (fits and _fit(notes, MAX_NOTES_CHARS)):
+        return None  # the careful parser names the report and the field
+    for i, p in enumerate(props):
+        if not _FIELDS.issuperset(p):
+            check_extra(
+                {k: v for k, v in p.items() if k not in _FIELDS},
+                Shape.COLLECTION.property_path(i, "").rstrip("/"),
+            )
 
     raw_ids = [f.get("id") for f in features]
     id_types = _types(raw_ids)
     if not id_types <= _STRINGS:
         return None  # numeric ids: the careful parser writes them as strings
-    if any(not v.strip() for v in set(raw_ids) - {None}):
+    given = set(raw_ids) - {None}
+    if any(not v.strip() or len(v) > MAX_ID_CHARS for v in given):
+        return None
+    if CONTROL_CHARACTERS.search("".join(given)):
         return None
     ids: list[str] = raw_ids  # the Nones are replaced below
     if _NONE in id_types:
@@ -234,8 +256,25 @@ def _columns(  # one straight pass over the columns reads best as one function
     )
 
 
+def _fit(values: list[str | None], max_chars: int) -> bool:
+    """Whether every string among `values` (None aside) has at most `max_chars` characters."""
+    distinct = set(values)
+    distinct.discard(None)
+    return not distinct or max(map(len, distinct)) <= max_chars  # type: ignore[arg-type]
+
+
 def _empty() -> ReportBatch:
     return ReportBatch.from_reports([], Shape.COLLECTION)
+
+
+def parse_zones(obj: Any) -> tuple[list[Zone], list[str]]:
+    """Zones from a request body: a Feature or a non-empty FeatureCollection (see
+    `app.geojson.parse_zones`); a body that is no JSON object is refused naming the body."""
+    if not isinstance(obj, Mapping):
+        raise InvalidGeoJSON(
+            f"expected a zone Feature or FeatureCollection, got {describe(obj)}", field="body"
+        )
+    return parse_zone_document(obj)
 
 
 def parse_zone_version(obj: Any, zone_id: str) -> tuple[Zone, list[str]]:
@@ -243,16 +282,17 @@ def parse_zone_version(obj: Any, zone_id: str) -> tuple[Zone, list[str]]:
     if not isinstance(obj, Mapping) or obj.get("type") != "Feature":
         got = describe(obj) if not isinstance(obj, Mapping) else repr(obj.get("type"))
         raise InvalidGeoJSON(f"expected one zone Feature, got {got}", field="type")
-    given = obj.get("id")
+    given = check_id(obj.get("id"), "id", error=InvalidGeoJSON)
     if given is None:
         properties = obj.get("properties")
-        given = properties.get("id") if isinstance(properties, Mapping) else None
+        if isinstance(properties, Mapping):
+            given = check_id(properties.get("id"), "properties/id", error=InvalidGeoJSON)
     if given is None:
         # Without an id the parser would derive one from the name; the path names the zone.
         obj = {**obj, "id": zone_id}
-    elif str(given) != zone_id:
+    elif given != zone_id:
         raise InvalidGeoJSON(
-            f"the feature's id {str(given)!r} is not the zone {zone_id!r} of the path", field="id"
+            f"the feature's id {given!r} is not the zone {zone_id!r} of the path", field="id"
         )
-    zones, notes = parse_zones(obj)
+    zones, notes = parse_zone_document(obj)
     return zones[0], notes

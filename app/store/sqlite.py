@@ -346,6 +346,7 @@ def _decode_cursor(cursor: str) -> tuple[int, str]:
         or len(value) != 2
         or not isinstance(value[0], int)
         or not isinstance(value[1], str)
+        or not -(2**63) <= value[0] < 2**63  # what SQLite's integers hold
     ):
         raise BadCursor("not a cursor from this server", field="after")
     return value[0], value[1]

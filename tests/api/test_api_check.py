@@ -153,7 +153,7 @@ def test_swapped_coordinates_are_judged_as_sent_with_a_warning(client: TestClien
         (b'{"lon": "NaN", "lat": 40, "party": "AZE"}', 422, "lon", "got string 'NaN'"),
         (b'{"lon": 46.8, "lat": 40}', 422, "party", "is required"),
         (b'{"lon": 46.8, "lat": -91, "party": "AZE"}', 422, "lat", "out of range"),
-        (b"[1, 2]", 422, None, "expected a GeoJSON Feature"),
+        (b"[1, 2]", 422, "body", "expected a GeoJSON Feature"),
         (b'{"type": "Polygon", "coordinates": []}', 422, "type", "expected a Feature"),
         (b'{"type": "FeatureCollection"}', 422, "features", "array of features"),
     ],

@@ -13,6 +13,7 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import httpx
 import orjson
@@ -44,7 +45,9 @@ def walk_ids(base: str, **params: Any) -> list[str]:
         while url is not None:
             page = client.get(url, params=query).json()
             ids += [f["id"] for f in page["features"]]
-            url = next((link["href"] for link in page["links"] if link["rel"] == "next"), None)
+            href = next((link["href"] for link in page["links"] if link["rel"] == "next"), None)
+            # Links are relative unless the server is told its public URL.
+            url = None if href is None else urljoin(base, href)
             query = None  # the next link carries everything
     return ids
 

@@ -53,7 +53,13 @@ reports = st.builds(
     },
     st.one_of(st.floats(-180, 180), st.integers(-180, 180)),
     st.floats(-90, 90),
-    st.one_of(st.none(), st.text(min_size=1).filter(str.strip)),
+    # Ids of any script, without the control characters that ids may not hold.
+    st.one_of(
+        st.none(),
+        st.text(
+            st.characters(exclude_categories=("Cc", "Zl", "Zp", "Cs")), min_size=1, max_size=40
+        ).filter(str.strip),
+    ),
     st.sampled_from(["AZE", "ARM", "RU-PK", " NK "]),
     st.one_of(
         st.none(),
@@ -65,7 +71,10 @@ reports = st.builds(
     st.one_of(st.none(), st.sampled_from(["troops", "Vehicle", "DRONE"])),
     st.one_of(st.none(), st.text(max_size=5)),
     st.one_of(st.none(), st.sampled_from(["low", "HIGH"])),
-    st.dictionaries(st.sampled_from(["placement", "n", "tags"]), st.integers() | st.text()),
+    st.dictionaries(
+        st.sampled_from(["placement", "n", "tags"]),
+        st.integers(-(2**63), 2**63 - 1) | st.text(),  # what can be kept (64-bit integers)
+    ),
 )
 
 
@@ -109,11 +118,18 @@ MUTATIONS: dict[str, Any] = {
     "empty id": lambda f: f.update(id=""),
     "list id": lambda f: f.update(id=[1]),
     "bool id": lambda f: f.update(id=True),
+    "float id": lambda f: f.update(id=1.5),
+    "control character in id": lambda f: f.update(id="a\r\nb"),
+    "long id": lambda f: f.update(id="i" * 257),
+    "long party": lambda f: f["properties"].update(party="P" * 65),
+    "long unit": lambda f: f["properties"].update(unit="U" * 65),
+    "long notes": lambda f: f["properties"].update(notes="N" * 4097),
+    "long source": lambda f: f["properties"].update(source="S" * 1025),
+    "big extra": lambda f: f["properties"].update(comment="c" * 20_000),
 }
 # Valid, and read the same whichever path reads them (most go to the careful parser).
 UNUSUAL: dict[str, Any] = {
     "numeric id": lambda f: f.update(id=17),
-    "float id": lambda f: f.update(id=1.5),
     "id in properties": lambda f: (f.pop("id"), f["properties"].update(id="p-1")),
     "altitude": lambda f: f["geometry"].update(coordinates=[46.8, 40.0, 250.0]),
     "integer coordinates": lambda f: f["geometry"].update(coordinates=[46, 40]),

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from app.api.auth import AdminKey
-from app.api.deps import MAX_LIMIT, ServiceDep, page_links
+from app.api.deps import MAX_LIMIT, MAX_POSITION, ServiceDep, page_links
 from app.api.models import AuditPage, problems
 from app.api.responses import ORJSONResponse
 
@@ -28,7 +28,8 @@ def list_audit(
     _: AdminKey,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="most entries")] = 100,
     after: Annotated[
-        int | None, Query(ge=0, description="the id of the last entry already seen")
+        int | None,
+        Query(ge=0, le=MAX_POSITION, description="the id of the last entry already seen"),
     ] = None,
 ) -> Response:
     """Audit entries oldest first: `zone.create`, `zone.version`, `zone.retire`, `reports.add`,

@@ -15,7 +15,12 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from app.api.auth import API_KEY_HEADER, api_key_header, authorize
-from app.api.body import check_feature_count, load_json
+from app.api.body import (
+    check_feature_count,
+    load_document,
+    read_json_body,
+    with_exact_ids,
+)
 from app.api.deps import parse_flag
 from app.api.inputs import REPORTS_OR_OBJECT_BODY
 from app.api.limits import run_limited
@@ -66,13 +71,13 @@ async def check(request: Request) -> Response:
     include_outside = parse_flag(request.query_params.get("include_outside"), "include_outside")
     service = cast(Service, request.app.state.service)
     settings = cast(Settings, request.app.state.settings)
-    body = await request.body()
+    body = await read_json_body(request)
     now = datetime.now(UTC)
 
     def work() -> bytes:
-        obj = load_json(body)
+        obj = load_document(body)
         check_feature_count(obj, settings.max_features)
-        batch = parse_reports(obj, default_observed_at=now)
+        batch = with_exact_ids(body, obj, lambda doc: parse_reports(doc, default_observed_at=now))
         checked = service.check(batch, include_outside=include_outside)
         return dumps(
             {

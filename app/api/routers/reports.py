@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -10,10 +11,16 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from app.api.auth import ObserverKey, ViewerKey
-from app.api.body import check_feature_count, load_json
+from app.api.body import (
+    check_feature_count,
+    load_document,
+    read_json_body,
+    with_exact_ids,
+)
 from app.api.deps import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
+    MAX_POSITION,
     BBoxDep,
     ServiceDep,
     SettingsDep,
@@ -26,6 +33,7 @@ from app.api.limits import run_limited
 from app.api.models import POINT_EXAMPLE, Page, ReportsFiled, json_body, problems
 from app.api.parsing import parse_reports
 from app.api.responses import GEOJSON, GeoJSONResponse, ORJSONResponse, dumps
+from app.errors import InvalidParameter
 from app.geojson import report_to_feature
 from app.service import Service
 from app.settings import Settings
@@ -76,12 +84,18 @@ async def create_reports(
 async def _file_reports(
     request: Request, service: Service, settings: Settings, actor: str
 ) -> Response:
-    body = await request.body()
+    body = await read_json_body(request)
 
     def work() -> tuple[bytes, bool]:
-        obj = load_json(body)
+        obj = load_document(body)
         check_feature_count(obj, settings.max_features)
-        batch = parse_reports(obj, default_observed_at=None, assign_id=_new_id, allow_object=False)
+        batch = with_exact_ids(
+            body,
+            obj,
+            lambda doc: parse_reports(
+                doc, default_observed_at=None, assign_id=_new_id, allow_object=False
+            ),
+        )
         filed = service.add_reports(batch, actor)
         answer = {
             "stored": filed.stored,
@@ -122,12 +136,36 @@ def list_reports(
     after: Annotated[
         str | None, Query(description="the cursor of a `next` link; keep the other filters")
     ] = None,
+    filed_after: Annotated[
+        int | None,
+        Query(
+            ge=0,
+            le=MAX_POSITION,
+            description="commit order instead: reports filed after this position (0: from the "
+            "first); the `next` link carries the position to ask from next time",
+        ),
+    ] = None,
 ) -> Response:
-    """Stored reports in (observed_at, id) order, one page at a time.
+    """Stored reports in (observed_at, id) order, one page at a time; or, with `filed_after`,
+    in the order they were filed.
 
     Follow the `next` link (it carries the cursor and the filters) for the following page;
-    pages never skip or repeat a report, even while reports are being added.
+    pages never skip or repeat a report, even while reports are being added. A report filed
+    during the walk with an `observed_at` before the page already read is not in a later page,
+    though: a consumer that follows new reports asks with `filed_after` (start at 0), which
+    lists them in commit order and always answers a `next` link to poll, so that every report
+    stored later comes exactly once. `filed_after` takes no other filter but `limit`.
     """
+    if filed_after is not None:
+        others = {
+            "since": times.since,
+            "until": times.until,
+            "bbox": bbox,
+            "party": party,
+            "unit": unit,
+            "after": after,
+        }
+        return _filed_after(request, service, filed_after, limit, others)
     reports, cursor = service.list_reports(
         since=times.since,
         until=times.until,
@@ -148,5 +186,32 @@ def list_reports(
             "numberReturned": len(features),
             "timeStamp": datetime.now(UTC).isoformat(),
             "links": page_links(request, next_params, GEOJSON),
+        }
+    )
+
+
+def _filed_after(
+    request: Request,
+    service: ServiceDep,
+    position: int,
+    limit: int,
+    others: Mapping[str, object],
+) -> Response:
+    """A page of the commit-order feed (see `list_reports`)."""
+    for name, value in others.items():
+        if value is not None:
+            raise InvalidParameter(
+                "filed_after lists every report in commit order and takes no filter but limit",
+                field=name,
+            )
+    reports, position = service.store.reports_after(position, limit)
+    features = [report_to_feature(r) for r in reports]
+    return GeoJSONResponse(
+        {
+            "type": "FeatureCollection",
+            "features": features,
+            "numberReturned": len(features),
+            "timeStamp": datetime.now(UTC).isoformat(),
+            "links": page_links(request, {"filed_after": position, "limit": limit}, GEOJSON),
         }
     )

@@ -13,13 +13,20 @@ from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
 from app.api.auth import AdminKey, ViewerKey
-from app.api.body import check_feature_count, load_json, run_sized
+from app.api.body import (
+    check_feature_count,
+    load_document,
+    read_json_body,
+    run_sized,
+    with_exact_ids,
+)
 from app.api.deps import (
     BBoxDep,
     PageDep,
     ServiceDep,
     SettingsDep,
     ZoneTimeDep,
+    href,
     page_links,
     parse_instant,
 )
@@ -132,17 +139,18 @@ async def create_zones(
 async def _create_zones(
     request: Request, service: Service, settings: Settings, actor: str
 ) -> Response:
-    body = await request.body()
+    body = await read_json_body(request)
 
     def work() -> tuple[bytes, list[Zone]]:
-        obj = load_json(body)
+        obj = load_document(body)
         check_feature_count(obj, settings.max_features)
-        zones, notes = parse_zones(obj)
+        zones, notes = with_exact_ids(body, obj, parse_zones)
         created = service.add_zones(zones, actor)
         return dumps(_collection(created, warnings=notes)), created
 
     content, created = await run_sized(len(body), work)
-    headers = {"Location": f"/zones/{created[0].id}"} if len(created) == 1 else None
+    # The id is percent-encoded: ids in any script make a valid (ASCII) header.
+    headers = {"Location": href(request, f"/zones/{created[0].id}")} if len(created) == 1 else None
     return GeoJSONResponse(content, status_code=201, headers=headers)
 
 
@@ -175,10 +183,12 @@ async def put_zone(
     The Feature's id may be left out; if given it must be the path's. Answers the version stored,
     with its number, in a one-feature collection with any repair `warnings`.
     """
-    body = await request.body()
+    body = await read_json_body(request)
 
     def work() -> bytes:
-        zone, notes = parse_zone_version(load_json(body), zone_id)
+        zone, notes = with_exact_ids(
+            body, load_document(body), lambda obj: parse_zone_version(obj, zone_id)
+        )
         stored = service.new_zone_version(zone, key.actor)
         return dumps(_collection([stored], warnings=notes))
 
