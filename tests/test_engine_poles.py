@@ -28,7 +28,8 @@ from app.geodesy import MAX_REACH_DEG, UnjudgeableZone, zone_reach
 from app.io import FileProblem
 from app.io.zones import read_zones
 from app.validate import validate_zone_geometry
-from tests.oracle import depth_tolerance, make_zone, oracle_covers, oracle_depth, reports_df
+from tests.factories import make_zone, reports_df
+from tests.oracle import depth_tolerance, oracle_covers, oracle_depth
 
 
 def validated(ring: list[list[float]]) -> Polygon | MultiPolygon:

@@ -23,18 +23,8 @@ import httpx
 import pytest
 
 from app.validate import MAX_CODE_CHARS, MAX_ID_CHARS, MAX_NOTES_CHARS, MAX_TEXT_CHARS
-from tests.api.support import (
-    FAR,
-    PARUKH,
-    Server,
-    T,
-    assert_problem,
-    auth,
-    collection,
-    point,
-    running_server,
-    square_zone,
-)
+from tests.api.support import Server, assert_problem, auth, running_server
+from tests.factories import FAR, PARUKH, T, collection, point_feature, zone_feature
 
 MAX_BODY = 256 * 1024
 MAX_FEATURES = 500
@@ -71,15 +61,15 @@ def raw(text: str) -> bytes:
 
 
 def report_with(**properties: Any) -> dict[str, Any]:
-    return point(*PARUKH, id="hostile", **properties)
+    return point_feature(*PARUKH, id="hostile", **properties)
 
 
 def zone_with(**properties: Any) -> dict[str, Any]:
-    return square_zone("hostile-zone", **properties)
+    return zone_feature("hostile-zone", **properties)
 
 
 def zone_geometry(geometry: Any) -> dict[str, Any]:
-    zone = square_zone("hostile-zone")
+    zone = zone_feature("hostile-zone")
     zone["geometry"] = geometry
     return zone
 
@@ -160,7 +150,7 @@ for name, values in WRONG_REPORT_VALUES.items():
             body["properties"].pop(name, None)
         where = f"properties/{name}"
         case(f"report-{name}-{i}", "POST", "/reports", 422, where, body=body, key=OBSERVER)
-        batch = collection(point(*PARUKH, id="fine"), body)
+        batch = collection(point_feature(*PARUKH, id="fine"), body)
         case(
             f"batch-{name}-{i}",
             "POST",
@@ -188,15 +178,15 @@ BAD_IDS: dict[str, Any] = {
     "object": {"id": "a"},
 }
 for name, value in BAD_IDS.items():
-    body = point(*PARUKH)
+    body = point_feature(*PARUKH)
     body["id"] = value
     case(f"report-id-{name}", "POST", "/reports", 422, "id", body=body, key=OBSERVER)
-    zone = square_zone("placeholder")
+    zone = zone_feature("placeholder")
     zone["id"] = value
     case(f"zone-id-{name}", "POST", "/zones", 422, "id", body=zone)
 for name in ("slash", "dot", "dotdot"):
     value = {"slash": "a/b", "dot": ".", "dotdot": ".."}[name]
-    case(f"zone-id-{name}", "POST", "/zones", 422, "id", body=square_zone(value))
+    case(f"zone-id-{name}", "POST", "/zones", 422, "id", body=zone_feature(value))
 
 # -- positions ------------------------------------------------------------------------------------
 
@@ -215,7 +205,7 @@ BAD_POSITIONS: dict[str, Any] = {
     "nested": [[46.0, 40.0]],
 }
 for name, coordinates in BAD_POSITIONS.items():
-    body = point(*PARUKH, id="pos")
+    body = point_feature(*PARUKH, id="pos")
     body["geometry"]["coordinates"] = coordinates
     case(f"position-{name}", "POST", "/reports", 422, body=body, key=OBSERVER)
     case(f"check-position-{name}", "POST", "/check", 422, body=body, key=VIEWER)
@@ -225,7 +215,7 @@ for name, geometry in {
     "no-coordinates": {"type": "Point"},
     "string": "POINT (46 40)",
 }.items():
-    body = point(*PARUKH)
+    body = point_feature(*PARUKH)
     body["geometry"] = geometry
     case(f"report-geometry-{name}", "POST", "/reports", 422, body=body, key=OBSERVER)
 # Numbers beyond a double are no JSON numbers that can be read: 400, like NaN.
@@ -286,11 +276,11 @@ case(
     "/zones",
     422,
     "features/1/id",
-    body=collection(square_zone("twin"), square_zone("twin")),
+    body=collection(zone_feature("twin"), zone_feature("twin")),
 )
-case("zone-exists", "POST", "/zones", 409, body=square_zone("nk-pk-zone"))
-case("put-unknown-zone", "PUT", "/zones/nobody-here", 404, body=square_zone("nobody-here"))
-case("put-other-id", "PUT", "/zones/nk-pk-zone", 422, "id", body=square_zone("lachin-corridor"))
+case("zone-exists", "POST", "/zones", 409, body=zone_feature("nk-pk-zone"))
+case("put-unknown-zone", "PUT", "/zones/nobody-here", 404, body=zone_feature("nobody-here"))
+case("put-other-id", "PUT", "/zones/nk-pk-zone", 422, "id", body=zone_feature("lachin-corridor"))
 case("put-collection", "PUT", "/zones/nk-pk-zone", 422, "type", body=collection())
 case("put-bowtie", "PUT", "/zones/nk-pk-zone", 422, body=zone_geometry(polygon(BOWTIE)))
 case("delete-unknown-zone", "DELETE", "/zones/nobody-here", 404)
@@ -301,11 +291,11 @@ case(
 
 # -- bodies over the limits, nested, repeated, in other media types --------------------------------
 
-big = raw(json.dumps(collection(*[point(*PARUKH, notes="n" * 1000) for _ in range(300)])))
+big = raw(json.dumps(collection(*[point_feature(*PARUKH, notes="n" * 1000) for _ in range(300)])))
 assert len(big) > MAX_BODY
 case("body-over-limit", "POST", "/reports", 413, "body", content=big, key=OBSERVER)
 case("check-over-limit", "POST", "/check", 413, "body", content=big, key=VIEWER)
-many = collection(*[point(*FAR) for _ in range(MAX_FEATURES + 1)])
+many = collection(*[point_feature(*FAR) for _ in range(MAX_FEATURES + 1)])
 case("too-many-features", "POST", "/check", 413, "features", body=many, key=VIEWER)
 case(
     "gzip-bomb",
@@ -491,8 +481,8 @@ ENDPOINTS = [
     ("GET", "/map", None, "viewer"),
     ("POST", "/check", report_with(), "viewer"),
     ("POST", "/reports", report_with(), "observer"),
-    ("POST", "/zones", square_zone("keyless"), "admin"),
-    ("PUT", "/zones/nk-pk-zone", square_zone("nk-pk-zone"), "admin"),
+    ("POST", "/zones", zone_feature("keyless"), "admin"),
+    ("PUT", "/zones/nk-pk-zone", zone_feature("nk-pk-zone"), "admin"),
     ("DELETE", "/zones/nk-pk-zone", None, "admin"),
 ]
 for method, path, body, role in ENDPOINTS:
@@ -505,15 +495,15 @@ for method, path, body, role in ENDPOINTS:
         case(f"weak-key-{name}", method, path, 403, "X-API-Key", body=body, key=auth(weaker))
 
 # Accepted, but judged and not stored: swapped coordinates, empty collections, the far away.
-case("check-swapped", "POST", "/check", 200, body=point(PARUKH[1], PARUKH[0]), key=VIEWER)
+case("check-swapped", "POST", "/check", 200, body=point_feature(PARUKH[1], PARUKH[0]), key=VIEWER)
 case("check-empty", "POST", "/check", 200, body=collection(), key=VIEWER)
-case("check-far", "POST", "/check", 200, body=point(*FAR), key=VIEWER)
+case("check-far", "POST", "/check", 200, body=point_feature(*FAR), key=VIEWER)
 case(
     "check-gzip",
     "POST",
     "/check",
     200,
-    content=gzip.compress(raw(json.dumps(point(*FAR)))),
+    content=gzip.compress(raw(json.dumps(point_feature(*FAR)))),
     headers={"Content-Encoding": "gzip"},
     key=VIEWER,
 )
@@ -596,7 +586,7 @@ SCRIPTS = ["зона-1", "Պառուխ", "€-100%", "🕊️✌🏽", "منطق
 
 @pytest.mark.parametrize("zone_id", SCRIPTS)
 def test_zone_ids_in_any_script_end_to_end(http: httpx.Client, zone_id: str) -> None:
-    created = http.post("/zones", json=square_zone(zone_id, 10.0, 10.0), headers=ADMIN)
+    created = http.post("/zones", json=zone_feature(zone_id, 10.0, 10.0), headers=ADMIN)
     assert created.status_code == 201, created.text
     location = urljoin(str(http.base_url), created.headers["location"])
     # Followed as a client follows it: the URL exactly as the header gives it.
@@ -604,12 +594,12 @@ def test_zone_ids_in_any_script_end_to_end(http: httpx.Client, zone_id: str) -> 
     assert got.status_code == 200 and got.json()["id"] == zone_id
     history = httpx.get(httpx.URL(location + "/history"), headers=VIEWER).json()
     assert [f["id"] for f in history["features"]] == [zone_id]
-    retry = http.post("/zones", json=square_zone(zone_id, 10.0, 10.0), headers=ADMIN)
+    retry = http.post("/zones", json=zone_feature(zone_id, 10.0, 10.0), headers=ADMIN)
     assert_problem(retry, 409)
 
 
 def test_a_big_numeric_id_keeps_its_digits_over_http(http: httpx.Client, tmp_path: Path) -> None:
     big = 1180591620717411303424
-    body = collection(point(*FAR, id=big), point(*FAR, id=big + 1))
+    body = collection(point_feature(*FAR, id=big), point_feature(*FAR, id=big + 1))
     filed = http.post("/reports", content=json.dumps(body).encode(), headers=OBSERVER).json()
     assert filed["stored"] == [str(big), str(big + 1)]

@@ -11,7 +11,8 @@ from fastapi.testclient import TestClient
 
 from app.service import Service
 from app.store import SQLiteStore
-from tests.api.support import FAR, PARUKH, assert_problem, auth, collection, point, square_zone
+from tests.api.support import assert_problem, auth
+from tests.factories import FAR, PARUKH, collection, point_feature, zone_feature
 
 OBSERVER = auth("observer")
 ADMIN = auth("admin")
@@ -30,7 +31,7 @@ def test_a_retried_report_without_an_id_is_stored_once_and_answered_the_same(
     client: TestClient,
 ) -> None:
     before = stored_count(client)
-    report = point(*PARUKH)  # no id: each plain POST would get a fresh UUID
+    report = point_feature(*PARUKH)  # no id: each plain POST would get a fresh UUID
     first = client.post("/reports", json=report, headers=keyed(OBSERVER, "retry-1"))
     again = client.post("/reports", json=report, headers=keyed(OBSERVER, "retry-1"))
     assert first.status_code == 201
@@ -46,10 +47,12 @@ def test_a_retried_report_without_an_id_is_stored_once_and_answered_the_same(
 
 def test_the_same_key_with_another_body_is_a_422_problem(client: TestClient) -> None:
     headers = keyed(OBSERVER, "reused")
-    assert client.post("/reports", json=point(*FAR), headers=headers).status_code == 201
+    assert client.post("/reports", json=point_feature(*FAR), headers=headers).status_code == 201
     before = stored_count(client)
     problem = assert_problem(
-        client.post("/reports", json=point(*PARUKH), headers=headers), 422, "Idempotency-Key"
+        client.post("/reports", json=point_feature(*PARUKH), headers=headers),
+        422,
+        "Idempotency-Key",
     )
     assert "another request" in problem["detail"]
     assert stored_count(client) == before
@@ -57,7 +60,7 @@ def test_the_same_key_with_another_body_is_a_422_problem(client: TestClient) -> 
 
 def test_keys_belong_to_their_api_key(client: TestClient) -> None:
     before = stored_count(client)
-    report = point(*FAR)
+    report = point_feature(*FAR)
     assert client.post("/reports", json=report, headers=keyed(OBSERVER, "k")).status_code == 201
     other = client.post("/reports", json=report, headers=keyed(ADMIN, "k"))
     assert other.status_code == 201 and "Idempotent-Replayed" not in other.headers
@@ -66,7 +69,7 @@ def test_keys_belong_to_their_api_key(client: TestClient) -> None:
 
 def test_concurrent_retries_store_the_batch_once(client: TestClient) -> None:
     before = stored_count(client)
-    batch = collection(*(point(*FAR) for _ in range(50)))
+    batch = collection(*(point_feature(*FAR) for _ in range(50)))
     headers = keyed(OBSERVER, "concurrent")
     with ThreadPoolExecutor(8) as pool:
         answers = list(
@@ -82,16 +85,16 @@ def test_a_refused_request_keeps_nothing_so_a_corrected_one_may_use_the_key(
     client: TestClient,
 ) -> None:
     headers = keyed(OBSERVER, "fix-and-retry")
-    bad = point(*FAR, observed_at=None)
+    bad = point_feature(*FAR, observed_at=None)
     assert_problem(client.post("/reports", json=bad, headers=headers), 422)
     # The same (refused) body again is judged again, not replayed from a store.
     assert_problem(client.post("/reports", json=bad, headers=headers), 422)
     # The key was not kept for the refused body, so the corrected one runs under it.
-    assert client.post("/reports", json=point(*FAR), headers=headers).status_code == 201
+    assert client.post("/reports", json=point_feature(*FAR), headers=headers).status_code == 201
 
 
 def test_a_retried_zone_creation_is_answered_201_again_not_409(client: TestClient) -> None:
-    zone = square_zone("idem-zone")
+    zone = zone_feature("idem-zone")
     first = client.post("/zones", json=zone, headers=keyed(ADMIN, "zone-1"))
     again = client.post("/zones", json=zone, headers=keyed(ADMIN, "zone-1"))
     assert first.status_code == again.status_code == 201
@@ -106,7 +109,7 @@ def test_a_retried_zone_creation_is_answered_201_again_not_409(client: TestClien
 @pytest.mark.parametrize("key", ["", " ", "x" * 256, "del\x7f", "tab\there"])
 def test_a_malformed_key_is_a_400_problem_and_stores_nothing(client: TestClient, key: str) -> None:
     before = stored_count(client)
-    answer = client.post("/reports", json=point(*FAR), headers=keyed(OBSERVER, key))
+    answer = client.post("/reports", json=point_feature(*FAR), headers=keyed(OBSERVER, key))
     assert_problem(answer, 400, "Idempotency-Key")
     assert stored_count(client) == before
 

@@ -25,7 +25,8 @@ from app.validate import (
     MAX_NOTES_CHARS,
     MAX_TEXT_CHARS,
 )
-from tests.api.support import PARUKH, assert_problem, auth, collection, point, square_zone
+from tests.api.support import assert_problem, auth
+from tests.factories import PARUKH, collection, point_feature, zone_feature
 
 VIEWER = auth("viewer")
 OBSERVER = auth("observer")
@@ -61,7 +62,7 @@ def _stored(client: TestClient) -> tuple[Any, ...]:
 def test_zone_id_in_any_script_is_stored_and_its_location_followed(
     client: TestClient, zone_id: str
 ) -> None:
-    created = client.post("/zones", json=square_zone(zone_id), headers=ADMIN)
+    created = client.post("/zones", json=zone_feature(zone_id), headers=ADMIN)
     assert created.status_code == 201, created.text
     location = created.headers["location"]
     assert location.isascii() and location.startswith("/zones/")
@@ -70,12 +71,12 @@ def test_zone_id_in_any_script_is_stored_and_its_location_followed(
     history = client.get(location + "/history", headers=VIEWER).json()
     assert [f["id"] for f in history["features"]] == [zone_id]
     # A retry is the conflict it should be, not a second answer to the first request.
-    assert_problem(client.post("/zones", json=square_zone(zone_id), headers=ADMIN), 409)
+    assert_problem(client.post("/zones", json=zone_feature(zone_id), headers=ADMIN), 409)
 
 
 @pytest.mark.parametrize("report_id", SCRIPTS.values(), ids=SCRIPTS.keys())
 def test_report_id_in_any_script_is_stored_as_sent(client: TestClient, report_id: str) -> None:
-    filed = client.post("/reports", json=point(*PARUKH, id=report_id), headers=OBSERVER)
+    filed = client.post("/reports", json=point_feature(*PARUKH, id=report_id), headers=OBSERVER)
     assert filed.json()["stored"] == [report_id]
     listed = client.get("/reports", params={"limit": 1000}, headers=VIEWER).json()
     assert report_id in [f["id"] for f in listed["features"]]
@@ -86,8 +87,8 @@ def test_ids_with_control_characters_are_refused_naming_the_field(
     client: TestClient, char: str
 ) -> None:
     bad = f"zone{char}x"
-    assert_problem(client.post("/zones", json=square_zone(bad), headers=ADMIN), 422, "id")
-    report = point(*PARUKH, id=bad)
+    assert_problem(client.post("/zones", json=zone_feature(bad), headers=ADMIN), 422, "id")
+    report = point_feature(*PARUKH, id=bad)
     assert_problem(client.post("/reports", json=report, headers=OBSERVER), 422, "id")
     assert_problem(client.post("/check", json=report, headers=VIEWER), 422, "id")
     assert client.get("/zones", params={"at": "all"}, headers=VIEWER).status_code == 200
@@ -95,30 +96,34 @@ def test_ids_with_control_characters_are_refused_naming_the_field(
 
 def test_ids_up_to_256_characters_and_no_longer(client: TestClient) -> None:
     longest = "я" * MAX_ID_CHARS
-    assert client.post("/zones", json=square_zone(longest), headers=ADMIN).status_code == 201
-    too_long = collection(point(*PARUKH, id="x"), point(*PARUKH, id="y" * (MAX_ID_CHARS + 1)))
+    assert client.post("/zones", json=zone_feature(longest), headers=ADMIN).status_code == 201
+    too_long = collection(
+        point_feature(*PARUKH, id="x"), point_feature(*PARUKH, id="y" * (MAX_ID_CHARS + 1))
+    )
     problem = assert_problem(
         client.post("/reports", json=too_long, headers=OBSERVER), 422, "features/1/id"
     )
     assert problem["index"] == 1
-    assert_problem(client.post("/zones", json=square_zone(""), headers=ADMIN), 422, "id")
+    assert_problem(client.post("/zones", json=zone_feature(""), headers=ADMIN), 422, "id")
 
 
 @pytest.mark.parametrize("zone_id", ["a/b", ".", ".."])
 def test_zone_ids_that_cannot_be_a_path_segment_are_refused(
     client: TestClient, zone_id: str
 ) -> None:
-    assert_problem(client.post("/zones", json=square_zone(zone_id), headers=ADMIN), 422, "id")
+    assert_problem(client.post("/zones", json=zone_feature(zone_id), headers=ADMIN), 422, "id")
 
 
 def test_a_big_numeric_id_keeps_every_digit(client: TestClient) -> None:
     big = 1180591620717411303424
-    body = collection(point(*PARUKH, id=big), point(*PARUKH, id=big + 1))
+    body = collection(point_feature(*PARUKH, id=big), point_feature(*PARUKH, id=big + 1))
     filed = client.post("/reports", content=_json(body), headers=OBSERVER).json()
     assert filed["stored"] == [str(big), str(big + 1)] and filed["duplicates"] == []
-    single = client.post("/reports", content=_json(point(*PARUKH, id=-(2**70))), headers=OBSERVER)
+    single = client.post(
+        "/reports", content=_json(point_feature(*PARUKH, id=-(2**70))), headers=OBSERVER
+    )
     assert single.json()["stored"] == [str(-(2**70))]
-    zone = square_zone("placeholder")
+    zone = zone_feature("placeholder")
     zone["id"] = 2**80
     created = client.post("/zones", content=_json(zone), headers=ADMIN)
     assert created.json()["features"][0]["id"] == str(2**80)
@@ -126,7 +131,7 @@ def test_a_big_numeric_id_keeps_every_digit(client: TestClient) -> None:
 
 @pytest.mark.parametrize("text", ["1.5", "1e3", "1.0", "-0.25"])
 def test_a_fractional_or_exponent_id_is_refused(client: TestClient, text: str) -> None:
-    body = _json(point(*PARUKH, id="PLACEHOLDER")).replace(b'"PLACEHOLDER"', text.encode())
+    body = _json(point_feature(*PARUKH, id="PLACEHOLDER")).replace(b'"PLACEHOLDER"', text.encode())
     problem = assert_problem(client.post("/reports", content=body, headers=OBSERVER), 422, "id")
     assert "whole number" in problem["detail"]
 
@@ -153,7 +158,7 @@ def test_deeply_nested_properties_are_a_400_naming_where(client: TestClient, pat
     for _ in range(500):
         inner["a"] = {}
         inner = inner["a"]
-    body = point(*PARUKH, id="deep", extra=nested)
+    body = point_feature(*PARUKH, id="deep", extra=nested)
     problem = assert_problem(client.post(path, json=body, headers=OBSERVER), 400)
     assert problem["field"].startswith("properties/extra/a/a")
     # Nesting up to the limit is fine (a report's properties then hold MAX_DEPTH - 3 levels).
@@ -162,7 +167,9 @@ def test_deeply_nested_properties_are_a_400_naming_where(client: TestClient, pat
     for _ in range(MAX_DEPTH - 4):
         inner["a"] = {}
         inner = inner["a"]
-    assert client.post(path, json=point(*PARUKH, extra=shallow), headers=OBSERVER).is_success
+    assert client.post(
+        path, json=point_feature(*PARUKH, extra=shallow), headers=OBSERVER
+    ).is_success
 
 
 # -- field limits ---------------------------------------------------------------------------------
@@ -181,7 +188,7 @@ def test_report_text_fields_are_limited(
     client: TestClient, name: str, limit: int, batch: bool
 ) -> None:
     def body(text: str) -> dict[str, Any]:
-        report = point(*PARUKH, **{name: text})
+        report = point_feature(*PARUKH, **{name: text})
         return collection(*[report] * 3) if batch else report
 
     field = f"features/0/properties/{name}" if batch else f"properties/{name}"
@@ -192,11 +199,11 @@ def test_report_text_fields_are_limited(
 
 
 def test_a_report_s_other_properties_are_limited(client: TestClient) -> None:
-    big = point(*PARUKH, comment="x" * MAX_EXTRA_BYTES)
+    big = point_feature(*PARUKH, comment="x" * MAX_EXTRA_BYTES)
     assert_problem(client.post("/reports", json=big, headers=OBSERVER), 422, "properties")
-    batch = collection(point(*PARUKH), big)
+    batch = collection(point_feature(*PARUKH), big)
     assert_problem(client.post("/reports", json=batch, headers=OBSERVER), 422)
-    fine = point(*PARUKH, comment="x" * (MAX_EXTRA_BYTES // 2))
+    fine = point_feature(*PARUKH, comment="x" * (MAX_EXTRA_BYTES // 2))
     assert client.post("/reports", json=fine, headers=OBSERVER).status_code == 201
 
 
@@ -213,7 +220,7 @@ def test_a_report_s_other_properties_are_limited(client: TestClient) -> None:
 def test_zone_text_fields_are_limited(
     client: TestClient, name: str, value: Any, field: str
 ) -> None:
-    zone = square_zone("limited", **{name: value})
+    zone = zone_feature("limited", **{name: value})
     assert_problem(client.post("/zones", json=zone, headers=ADMIN), 422, field)
     assert_problem(client.get("/zones/limited", headers=VIEWER), 404)
 
@@ -235,7 +242,7 @@ def test_a_body_that_is_not_json_by_its_content_type_is_a_415(
     client: TestClient, content_type: str
 ) -> None:
     before = _stored(client)
-    body = _json(point(*PARUKH, id="sent-as-text"))
+    body = _json(point_feature(*PARUKH, id="sent-as-text"))
     headers = {**ADMIN, "Content-Type": content_type}
     for path in ("/reports", "/check", "/zones"):
         assert_problem(client.post(path, content=body, headers=headers), 415, "Content-Type")
@@ -258,12 +265,14 @@ def test_json_media_types_and_no_content_type_are_read(
     headers = dict(OBSERVER)
     if content_type is not None:
         headers["Content-Type"] = content_type
-    answer = client.post("/check", content=_json(point(*PARUKH)), headers=headers)
+    answer = client.post("/check", content=_json(point_feature(*PARUKH)), headers=headers)
     assert answer.status_code == 200, answer.text
 
 
 def test_a_gzip_body_is_read(client: TestClient) -> None:
-    body = gzip.compress(_json(collection(*[point(*PARUKH, id=f"g{i}") for i in range(50)])))
+    body = gzip.compress(
+        _json(collection(*[point_feature(*PARUKH, id=f"g{i}") for i in range(50)]))
+    )
     headers = {**OBSERVER, "Content-Encoding": "gzip", "Content-Type": "application/geo+json"}
     filed = client.post("/reports", content=body, headers=headers)
     assert filed.status_code == 201 and len(filed.json()["stored"]) == 50
@@ -336,7 +345,7 @@ def test_answers_are_compressed_when_asked(client: TestClient) -> None:
         ),
         (
             "/zones",
-            _json(square_zone("dup"))[:-1] + b', "type": "Feature"}',
+            _json(zone_feature("dup"))[:-1] + b', "type": "Feature"}',
             "type",
         ),
         (
@@ -358,7 +367,7 @@ def test_repeated_keys_are_refused_naming_the_key(
 
 def test_keys_that_only_look_alike_are_not_repeats(client: TestClient) -> None:
     # Colons in strings and escaped keys that differ from each other are no repeats.
-    body = point(*PARUKH, id="a:b", notes='x": "y', **{"k:1": 1, "k\u003a2": 2, "K:1": 3})
+    body = point_feature(*PARUKH, id="a:b", notes='x": "y', **{"k:1": 1, "k\u003a2": 2, "K:1": 3})
     assert client.post("/reports", json=body, headers=OBSERVER).status_code == 201
 
 
@@ -376,7 +385,7 @@ def test_links_never_come_from_the_host_header(client: TestClient) -> None:
         assert "evil.example" not in answer.text
         assert all(href.startswith("/") for href in _links(answer.json()).values())
     created = client.post(
-        "/zones", json=square_zone("zone-links"), headers={**ADMIN, "Host": "evil.example"}
+        "/zones", json=zone_feature("zone-links"), headers={**ADMIN, "Host": "evil.example"}
     )
     assert created.headers["location"] == "/zones/zone-links"
     assert "evil.example" not in created.text + str(created.headers)
@@ -391,7 +400,7 @@ def test_links_start_with_the_configured_public_url(
     assert links["self"] == "https://truce.example.org/api/zones?limit=1&at=all"
     assert links["next"].startswith("https://truce.example.org/api/zones?")
     evil_admin = {**ADMIN, "Host": "evil.example"}
-    created = client.post("/zones", json=square_zone("€"), headers=evil_admin)
+    created = client.post("/zones", json=zone_feature("€"), headers=evil_admin)
     assert created.headers["location"] == "https://truce.example.org/api/zones/%E2%82%AC"
 
 
@@ -406,7 +415,7 @@ def test_a_public_url_must_be_http(make_client: Callable[..., TestClient], url: 
 
 def test_filed_after_never_misses_a_report_filed_during_the_walk(client: TestClient) -> None:
     def report(i: int, day: int) -> dict[str, Any]:
-        return point(*PARUKH, id=f"r{i}", observed_at=f"2022-03-{day:02d}T06:00:00+04:00")
+        return point_feature(*PARUKH, id=f"r{i}", observed_at=f"2022-03-{day:02d}T06:00:00+04:00")
 
     # Where the feed stands now (the scenario's reports are already filed).
     everything = client.get("/reports?filed_after=0&limit=10000", headers=VIEWER).json()

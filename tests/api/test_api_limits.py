@@ -17,7 +17,8 @@ from fastapi.testclient import TestClient
 from app.api.limits import AuthThrottle, ReadTimeout, TooManyFailures
 from app.service import Service
 from app.settings import Settings
-from tests.api.support import FAR, PARUKH, REPO, assert_problem, auth, collection, point
+from tests.api.support import REPO, assert_problem, auth
+from tests.factories import FAR, PARUKH, collection, point_feature
 
 VIEWER = auth("viewer")
 
@@ -57,7 +58,7 @@ def test_heavy_requests_in_flight_do_not_block_a_single_check(
         try:
             assert entered.wait(30), "the heavy requests never started"
             # Both turns are taken: a single check is still answered, at once...
-            check = client.post("/check", json=point(*PARUKH), headers=VIEWER)
+            check = client.post("/check", json=point_feature(*PARUKH), headers=VIEWER)
             assert check.status_code == 200
             assert check.json()["violations"] >= 1
             # ...while a third heavy request is turned away with a time to come back.
@@ -79,13 +80,15 @@ def test_a_big_check_waits_for_a_turn_and_a_small_one_does_not(
 ) -> None:
     release, entered = held_incursions
     client = make_client(heavy_requests=2, heavy_wait_s=0.05, heavy_body_bytes=4096)
-    big = collection(*(point(*FAR, id=f"big-{i}") for i in range(100)))
+    big = collection(*(point_feature(*FAR, id=f"big-{i}") for i in range(100)))
     with ThreadPoolExecutor(2) as pool:
         held = [pool.submit(client.get, "/incursions", headers=VIEWER) for _ in range(2)]
         try:
             assert entered.wait(30)
             assert_problem(client.post("/check", json=big, headers=VIEWER), 503)
-            assert client.post("/check", json=point(*FAR), headers=VIEWER).status_code == 200
+            assert (
+                client.post("/check", json=point_feature(*FAR), headers=VIEWER).status_code == 200
+            )
         finally:
             release.set()
         assert [future.result().status_code for future in held] == [200, 200]

@@ -16,7 +16,8 @@ from shapely.geometry import Polygon, box
 
 from app.domain import Zone, ZoneKind
 from app.store import SQLiteStore
-from tests.api.support import PARUKH, assert_problem, auth, point, square_zone
+from tests.api.support import assert_problem, auth
+from tests.factories import PARUKH, point_feature, zone_feature
 from tests.oracle import oracle_depth
 
 WORLD = [[-180, -90], [180, -90], [180, 90], [-180, 90], [-180, -90]]
@@ -32,13 +33,6 @@ UNJUDGEABLE = {
 }
 
 
-def zone_feature(zone_id: str, ring: list[list[float]]) -> dict[str, Any]:
-    """A zone Feature with the given exterior ring."""
-    feature = square_zone(zone_id)
-    feature["geometry"]["coordinates"] = [ring]
-    return feature
-
-
 def every_version(client: TestClient) -> list[tuple[str, int]]:
     """(id, version) of every zone version stored."""
     body = client.get("/zones", params={"at": "all"}, headers=auth("viewer")).json()
@@ -50,19 +44,22 @@ def test_zone_beyond_the_engines_reach_is_refused_and_not_stored(
     client: TestClient, ring: list[list[float]], field: str
 ) -> None:
     before = every_version(client)
-    response = client.post("/zones", json=zone_feature("too-big", ring), headers=auth("admin"))
+    response = client.post("/zones", json=zone_feature("too-big", ring=ring), headers=auth("admin"))
     problem = assert_problem(response, 422, field)
     assert "cannot be judged" in problem["detail"]
     assert every_version(client) == before
     # Everything else still answers.
-    assert client.post("/check", json=point(*PARUKH), headers=auth("viewer")).status_code == 200
+    assert (
+        client.post("/check", json=point_feature(*PARUKH), headers=auth("viewer")).status_code
+        == 200
+    )
 
 
 def test_collection_with_one_unjudgeable_zone_stores_none_of_it(client: TestClient) -> None:
     before = every_version(client)
     body = {
         "type": "FeatureCollection",
-        "features": [square_zone("fine"), zone_feature("world", WORLD)],
+        "features": [zone_feature("fine"), zone_feature("world", ring=WORLD)],
     }
     problem = assert_problem(
         client.post("/zones", json=body, headers=auth("admin")),
@@ -75,9 +72,9 @@ def test_collection_with_one_unjudgeable_zone_stores_none_of_it(client: TestClie
 
 def test_zone_at_the_north_pole_is_stored_and_judged(client: TestClient) -> None:
     ring = [[0, 80], [90, 80], [90, 90], [0, 90], [0, 80]]
-    created = client.post("/zones", json=zone_feature("polar", ring), headers=auth("admin"))
+    created = client.post("/zones", json=zone_feature("polar", ring=ring), headers=auth("admin"))
     assert created.status_code == 201, created.text
-    report = point(45.0, 89.0, observed_at="2022-03-24T06:00:00+00:00")
+    report = point_feature(45.0, 89.0, observed_at="2022-03-24T06:00:00+00:00")
     found = client.post("/check", json=report, headers=auth("viewer")).json()
     (finding,) = [f for f in found["features"] if f["properties"]["zone_id"] == "polar"]
     reference = oracle_depth(45.0, 89.0, Polygon(ring))
@@ -115,12 +112,12 @@ def test_zone_stored_past_validation_is_set_aside_and_the_rest_keeps_working(
     assert "cannot be judged" in body["zones_set_aside"][0]["reason"]
 
     # Checks, filing, incursions, tracks and the map answer for the other zones as before.
-    found = client.post("/check", json=point(*PARUKH), headers=auth("viewer"))
+    found = client.post("/check", json=point_feature(*PARUKH), headers=auth("viewer"))
     assert found.status_code == 200
     zones = {f["properties"]["zone_id"] for f in found.json()["features"]}
     assert zones and "world" not in zones
     filed = client.post(
-        "/reports", json=point(*PARUKH, id="r-pole", unit="u1"), headers=auth("observer")
+        "/reports", json=point_feature(*PARUKH, id="r-pole", unit="u1"), headers=auth("observer")
     )
     assert filed.status_code in (200, 201), filed.text
     for path in ("/incursions", "/tracks/AZE/u1", "/reports", "/map"):
@@ -137,8 +134,10 @@ def test_health_is_plain_ok_when_every_zone_is_indexed(client: TestClient) -> No
 def test_new_version_beyond_reach_is_refused_and_the_zone_keeps_its_history(
     client: TestClient,
 ) -> None:
-    assert client.post("/zones", json=square_zone("sq"), headers=auth("admin")).status_code == 201
+    assert client.post("/zones", json=zone_feature("sq"), headers=auth("admin")).status_code == 201
     history = client.get("/zones/sq/history", headers=auth("viewer")).json()
-    response = client.put("/zones/sq", json=zone_feature("sq", HEMISPHERE), headers=auth("admin"))
+    response = client.put(
+        "/zones/sq", json=zone_feature("sq", ring=HEMISPHERE), headers=auth("admin")
+    )
     assert_problem(response, 422, "geometry/coordinates/0/2")
     assert client.get("/zones/sq/history", headers=auth("viewer")).json() == history

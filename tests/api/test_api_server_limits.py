@@ -24,9 +24,10 @@ import pytest
 
 from app.cli.serve import uvicorn_options
 from app.settings import Settings
-from tests.api.support import API_KEYS, KEYS, PARUKH, REPO, free_port, point
+from tests.api.support import API_KEYS, KEYS, REPO, free_port
+from tests.factories import PARUKH, point_feature
 
-CHECK = orjson.dumps(point(*PARUKH))
+CHECK = orjson.dumps(point_feature(*PARUKH))
 
 
 @contextmanager

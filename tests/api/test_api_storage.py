@@ -21,7 +21,8 @@ from app.scenario import GEODATA
 from app.service import Service
 from app.store import SQLiteStore
 from app.store.base import ReadOnlyStorage, StorageFull, StorageIOError
-from tests.api.support import PARUKH, assert_problem, auth, collection, point, running_server
+from tests.api.support import assert_problem, auth, running_server
+from tests.factories import PARUKH, collection, point_feature
 from tests.storage_mounts import can_mount, fill, read_only_view, small_tmpfs
 
 OBSERVER = auth("observer")
@@ -30,7 +31,10 @@ NOTES = "seen moving east along the road from the heights; " * 20  # ~1 KiB a re
 
 def reports(prefix: str, n: int) -> dict[str, Any]:
     return collection(
-        *(point(*PARUKH, id=f"{prefix}-{i}", unit=f"u{i % 7}", notes=NOTES) for i in range(n))
+        *(
+            point_feature(*PARUKH, id=f"{prefix}-{i}", unit=f"u{i % 7}", notes=NOTES)
+            for i in range(n)
+        )
     )
 
 
@@ -157,7 +161,7 @@ def test_a_read_only_database_is_503_and_reads_still_work(tmp_path: Path) -> Non
             assert len(listed.json()["features"]) == writer.count_reports()
             zones = http.get("/zones", params={"at": "all"}, headers=auth("viewer"))
             assert zones.status_code == 200 and zones.json()["features"]
-            checked = http.post("/check", json=point(*PARUKH), headers=auth("viewer"))
+            checked = http.post("/check", json=point_feature(*PARUKH), headers=auth("viewer"))
             assert checked.status_code == 200
             assert not {i for i in stored_ids(source / "truce.sqlite") if i.startswith("ro-")}
 
@@ -191,7 +195,7 @@ def test_storage_errors_name_their_cause_and_close_the_connection(
 
     monkeypatch.setattr(store, "add_reports", fail)
     monkeypatch.setattr(store, "check_writable", fail)
-    answer = client.post("/reports", json=point(*PARUKH), headers=OBSERVER)
+    answer = client.post("/reports", json=point_feature(*PARUKH), headers=OBSERVER)
     problem = assert_problem(answer, status)
     assert problem["cause"] == cause and str(error) in problem["detail"]
     assert answer.headers["connection"] == "close"

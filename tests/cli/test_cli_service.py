@@ -17,7 +17,8 @@ from app.cli import cli
 from app.scenario import GEODATA
 from app.service import Service
 from app.settings import Settings
-from tests.api.support import API_KEYS, auth, square_zone
+from tests.api.support import API_KEYS, auth
+from tests.factories import zone_feature
 
 ZONES = GEODATA / "zones.geojson"
 REPORTS = GEODATA / "reports.geojson"
@@ -97,7 +98,7 @@ def test_export_incursions_answers_as_get_incursions(
     truce("import", "zones", str(ZONES), "--database-url", url)
     truce("import", "reports", str(REPORTS), "--database-url", url)
     # A zone added over HTTP, around Parukh, gives incursions by several parties.
-    buffer = square_zone("parukh-buffer", 46.78, 39.99, 0.05, authorized=[])
+    buffer = zone_feature("parukh-buffer", 46.78, 39.99, 0.05, authorized=[])
     response = client.post("/zones", json=buffer, headers=auth("admin"))
     assert response.status_code == 201, response.text
     for options in (

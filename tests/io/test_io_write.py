@@ -18,8 +18,8 @@ import pytest
 import shapely
 
 from app.domain import Confidence, ReportKind, Zone, ZoneKind
+from app.engine import FINDING_FIELDS
 from app.io import (
-    FINDINGS_COLUMNS,
     OUT_FORMATS,
     FileProblem,
     output_format,
@@ -169,7 +169,7 @@ def test_findings_are_written_with_their_columns_depth_to_the_centimetre(
         frame = pyogrio.read_dataframe(path, layer="findings")
         rows = frame.drop(columns="geometry").to_dict("records")
         points = [(p.x, p.y) for p in frame.geometry]
-    assert set(FINDINGS_COLUMNS) <= set(rows[0])
+    assert set(FINDING_FIELDS) <= set(rows[0])
     assert [r["report_id"] for r in rows] == ["r1", "r2"]
     assert [float(r["depth_m"]) for r in rows] == [4012.35, -812.0]
     assert [bool(r["violation"]) for r in rows] == [True, False]

@@ -19,7 +19,7 @@ from app.service import Service
 from app.settings import Settings
 from app.store import SQLiteStore
 from tests.map.support import load_into, map_app
-from tests.map.test_map_build import NOW, needs_assets, page_payload
+from tests.map.test_map_build import NOW, page_payload
 
 
 @pytest.fixture
@@ -44,10 +44,10 @@ def builds(monkeypatch: pytest.MonkeyPatch) -> list[ZoneIndex]:
     return built
 
 
+@pytest.mark.map_assets
 def test_two_maps_with_no_zone_change_reuse_the_services_index(
     store: SQLiteStore, builds: list[ZoneIndex]
 ) -> None:
-    needs_assets()
     app = map_app(store)
     service: Service = app.state.service
     with TestClient(app) as client:
@@ -81,8 +81,8 @@ def test_the_map_data_carries_the_services_index(
     assert with_index.findings.equals(without.findings)
 
 
+@pytest.mark.map_assets
 def test_the_map_reads_since_and_until_as_every_route_does(store: SQLiteStore) -> None:
-    needs_assets()
     with TestClient(map_app(store)) as client:
         with pytest.raises(InvalidParameter) as bad:
             client.get("/map", params={"since": "soon"})
