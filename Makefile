@@ -48,7 +48,8 @@ geodata: install
 
 # The map's front-end assets (Leaflet and plugins) from the npm registry into node_modules/, copied
 # to app/static/vendor/ (both git-ignored; nothing is fetched at run time), and Debian's chromium
-# for the browser tests. As root, missing system packages are installed with apt-get.
+# for the browser tests. As root, missing system packages are installed with apt-get. The copy
+# step runs Node.js once: it precompiles leaflet-measure's templates, so the map's CSP forbids eval.
 NPM ?= npm
 ASSETS_STAMP := app/static/vendor/.installed
 

@@ -6,6 +6,11 @@ The map must work with no internet at all, so nothing is ever fetched from a CDN
   set-up time: `make assets` runs ``npm ci`` on the repository's `package.json` and then
   ``python -m app.assets`` copies the few files the map needs (and the images their CSS points
   at) from `node_modules/` into `app/static/vendor/`. Neither directory is committed.
+- **No eval**: leaflet-measure compiles its underscore templates with `new Function` when it
+  loads, which a Content-Security-Policy without 'unsafe-eval' forbids. The copy step therefore
+  precompiles them: each ``_.template("...")`` call in its script is replaced by the function
+  that underscore's own ``_.template(text).source`` gives (Node.js runs underscore, as installed
+  by ``npm ci``), so the map's pages can forbid eval.
 - **Our own assets** (`app/static/truce/map.js`, `map.css`) are committed.
 
 A page served by the API links both under `/static/` (see `app.api.map.mount_static`); a
@@ -25,26 +30,33 @@ import json
 import mimetypes
 import re
 import shutil
+import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
 __all__ = [
     "ASSETS",
+    "LEAFLET_MEASURE_JS",
     "NODE_MODULES",
     "OWN_ASSETS",
     "STATIC_DIR",
     "VENDOR_DIR",
     "Asset",
     "MissingAssets",
+    "PrecompileError",
     "UnknownAsset",
     "external_references",
     "inline_assets",
     "install_assets",
     "localize",
     "missing_assets",
+    "node_template_sources",
+    "precompile_templates",
+    "uncompiled_templates",
 ]
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -81,6 +93,7 @@ def _css(path: str) -> Asset:
 
 LEAFLET_JS = _js("vendor/leaflet/dist/leaflet.js")
 LEAFLET_CSS = _css("vendor/leaflet/dist/leaflet.css")
+LEAFLET_MEASURE_JS = _js("vendor/leaflet-measure/dist/leaflet-measure.js")
 
 #: folium's resource names (the first item of each `default_js`/`default_css` pair) and the npm
 #: file that replaces each. The versions in `package.json` are those that folium 0.20 links.
@@ -96,7 +109,7 @@ ASSETS: dict[str, Asset] = {
     "Control.Fullscreen.js": _js("vendor/leaflet.fullscreen/Control.FullScreen.js"),
     "Control.FullScreen.css": _css("vendor/leaflet.fullscreen/Control.FullScreen.css"),
     # folium.plugins.MeasureControl
-    "leaflet_measure_js": _js("vendor/leaflet-measure/dist/leaflet-measure.js"),
+    "leaflet_measure_js": LEAFLET_MEASURE_JS,
     "leaflet_measure_css": _css("vendor/leaflet-measure/dist/leaflet-measure.css"),
     # folium.plugins.MiniMap
     "Control_MiniMap_js": _js("vendor/leaflet-minimap/dist/Control.MiniMap.min.js"),
@@ -143,6 +156,10 @@ _SOURCE_MAP = re.compile(r"^\s*/[/*][#@] sourceMappingURL=.*$", re.MULTILINE)
 
 class UnknownAsset(ValueError):
     """A folium element links a resource that Truce has no local copy of."""
+
+
+class PrecompileError(RuntimeError):
+    """leaflet-measure's templates could not be precompiled (no Node.js, or an unknown script)."""
 
 
 class MissingAssets(RuntimeError):
@@ -199,15 +216,21 @@ def required_files() -> list[str]:
 
 
 def missing_assets() -> list[str]:
-    """The paths under `STATIC_DIR` that the map needs and that are not there."""
-    return [path for path in required_files() if not (STATIC_DIR / path).is_file()]
+    """The paths under `STATIC_DIR` that the map needs and that are not there (or not as
+    `make assets` writes them: a leaflet-measure whose templates are not precompiled)."""
+    missing = [path for path in required_files() if not (STATIC_DIR / path).is_file()]
+    if uncompiled_templates():
+        missing.append(f"{LEAFLET_MEASURE_JS.path} (templates not precompiled)")
+    return missing
 
 
 def install_assets(node_modules: Path = NODE_MODULES, dest: Path = VENDOR_DIR) -> list[Path]:
     """Copy the vendor assets (and the images their CSS uses) from `node_modules` to `dest`.
 
-    Run after ``npm ci``; this is the only step that writes into the package. Returns the files
-    written. Raises `MissingAssets` naming the npm files that are not in `node_modules`.
+    Run after ``npm ci``; this is the only step that writes into the package. leaflet-measure's
+    script is written with its templates precompiled (see `precompile_templates`). Returns the
+    files written. Raises `MissingAssets` naming the npm files that are not in `node_modules`,
+    and `PrecompileError` when the templates cannot be precompiled.
     """
     wanted: list[str] = []
     for asset in ASSETS.values():
@@ -229,9 +252,114 @@ def install_assets(node_modules: Path = NODE_MODULES, dest: Path = VENDOR_DIR) -
     for path in wanted:
         target = dest / path
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(node_modules / path, target)
+        transform = _TRANSFORMS.get(path)
+        if transform is None:
+            shutil.copyfile(node_modules / path, target)
+        else:
+            text = (node_modules / path).read_text(encoding="utf-8")
+            target.write_text(transform(text, node_modules), encoding="utf-8")
         written.append(target)
     return written
+
+
+# --- precompiling: leaflet-measure without `new Function` ------------------------------------
+
+#: A call of underscore's template compiler on a double-quoted string literal, as browserify's
+#: brfs transform wrote them into leaflet-measure's bundle (JSON-style escapes).
+_TEMPLATE_CALL = re.compile(r'_\.template\(("(?:[^"\\\n]|\\.)*")\)')
+#: What must not be left once precompiled: any call of the compiler at all.
+_ANY_TEMPLATE_CALL = re.compile(r"\b_\.template\s*\(")
+
+#: Reads a JSON list of template texts on stdin, writes the list of their function sources.
+_NODE_COMPILER = """
+const _ = require(process.argv[1]);
+const texts = JSON.parse(require("fs").readFileSync(0, "utf8"));
+process.stdout.write(JSON.stringify(texts.map((text) => _.template(text).source)));
+"""
+
+
+def node_template_sources(texts: Sequence[str], node_modules: Path = NODE_MODULES) -> list[str]:
+    """Each text compiled by underscore's `_.template` (from `node_modules`), as function source.
+
+    The source is what underscore would otherwise build at run time with `new Function`; its
+    free names are the template's `obj` argument (read through `with`) and `_`, underscore.
+    Raises `PrecompileError` when Node.js or underscore is not there or the compile fails.
+    """
+    node = shutil.which("node") or shutil.which("nodejs")
+    if node is None:
+        raise PrecompileError("Node.js is needed to precompile the map's templates (`make assets`)")
+    underscore = node_modules / "underscore"
+    if not (underscore / "package.json").is_file():
+        raise PrecompileError(f"{underscore} is not installed: run `npm ci`")
+    try:
+        done = subprocess.run(
+            [node, "-e", _NODE_COMPILER, str(underscore.resolve())],
+            input=json.dumps(list(texts)),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise PrecompileError("Node.js took over 120 s to compile the templates") from exc
+    if done.returncode != 0:
+        raise PrecompileError(f"underscore could not compile the templates: {done.stderr.strip()}")
+    sources = json.loads(done.stdout)
+    if not isinstance(sources, list) or len(sources) != len(texts):
+        raise PrecompileError("underscore answered with the wrong number of templates")
+    return [str(source) for source in sources]
+
+
+def precompile_templates(
+    js: str, compile_sources: Callable[[Sequence[str]], list[str]] = node_template_sources
+) -> str:
+    """`js` with each ``_.template("...")`` call replaced by the compiled template function.
+
+    underscore's `_.template(text)` returns a function of the template's data that calls the
+    compiled body with underscore as `_`; the precompiled `function(obj){...}` takes the data
+    alone and finds `_` in the bundle's module scope, where `_ = require('underscore')` (the
+    module that calls `_.template`). Raises `PrecompileError` when the script has no such call
+    or keeps one that is not a plain string literal: a new leaflet-measure must be looked at.
+    """
+    calls = list(_TEMPLATE_CALL.finditer(js))
+    if not calls:
+        raise PrecompileError('no `_.template("...")` call found in leaflet-measure\'s script')
+    texts = []
+    for call in calls:
+        try:
+            texts.append(json.loads(call.group(1)))
+        except json.JSONDecodeError as exc:
+            raise PrecompileError(f"a template literal is not a JSON string: {exc}") from exc
+    sources = iter(compile_sources(texts))
+    # Parenthesised, so the function is an expression wherever the call stood.
+    result = _TEMPLATE_CALL.sub(lambda _call: f"({next(sources)})", js)
+    if _ANY_TEMPLATE_CALL.search(result):
+        raise PrecompileError("leaflet-measure still calls `_.template` on something else")
+    return result
+
+
+#: Vendor files rewritten on their way from node_modules (by npm path): leaflet-measure's script.
+_TRANSFORMS: dict[str, Callable[[str, Path], str]] = {
+    str(LEAFLET_MEASURE_JS.npm_path): lambda js, node_modules: precompile_templates(
+        js, lambda texts: node_template_sources(texts, node_modules)
+    ),
+}
+
+
+@lru_cache(maxsize=8)
+def _compiles_templates(path: Path, mtime_ns: int, size: int) -> bool:
+    return _ANY_TEMPLATE_CALL.search(path.read_text(encoding="utf-8")) is not None
+
+
+def uncompiled_templates() -> bool:
+    """Whether the installed leaflet-measure still compiles templates when it loads (a copy made
+    before precompiling existed); the map's CSP would then stop it. False when not installed."""
+    file = LEAFLET_MEASURE_JS.file
+    try:
+        stat = file.stat()
+    except FileNotFoundError:
+        return False
+    return _compiles_templates(file, stat.st_mtime_ns, stat.st_size)
 
 
 # --- linking: folium elements -> local URLs ----------------------------------------------------
@@ -373,7 +501,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             written = install_assets(args.source, args.dest)
             print(f"map assets: {len(written)} files copied to {args.dest}")
-    except MissingAssets as exc:
+    except (MissingAssets, PrecompileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -9,6 +9,7 @@ must open with every non-file request cut. A screenshot goes to docs/map.png.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -58,13 +59,26 @@ def browser() -> Iterator[Any]:
         browser.close()
 
 
+#: Runs before any script of the page: each breach of its Content-Security-Policy (a blocked
+#: eval, script, style or load) becomes a console error that `watched` records.
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (event) => {
+    console.error(`CSP violation: ${event.violatedDirective} blocked ${event.blockedURI}`);
+});
+"""
+
+
 @dataclass
 class Watched:
-    """A page and what it did: console errors, uncaught exceptions, every request's URL."""
+    """A page and what it did: console errors (with every breach of its CSP), uncaught
+    exceptions, every request's URL."""
 
     page: Any
     errors: list[str] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
+
+    def csp_violations(self) -> list[str]:
+        return [error for error in self.errors if error.startswith("CSP violation:")]
 
     def foreign_requests(self, allowed_hosts: set[str]) -> list[str]:
         return [
@@ -78,6 +92,7 @@ class Watched:
 @pytest.fixture
 def watched(browser: Any) -> Iterator[Watched]:
     context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.add_init_script(REPORT_CSP_VIOLATIONS)
     page = context.new_page()
     seen = Watched(page)
     page.on("console", lambda m: seen.errors.append(m.text) if m.type == "error" else None)
@@ -90,7 +105,9 @@ def watched(browser: Any) -> Iterator[Watched]:
 def open_map(watched: Watched, url: str) -> Any:
     page = watched.page
     page.goto(url, wait_until="load")
-    page.wait_for_function("window.truce !== undefined", timeout=20_000)
+    # Every wait_for_function predicate here is a function: Playwright polls a bare expression
+    # with `eval` in the page, which the map's policy (no 'unsafe-eval') refuses.
+    page.wait_for_function("() => window.truce !== undefined", timeout=20_000)
     return page
 
 
@@ -166,7 +183,7 @@ def test_the_time_slider_moves_through_time(watched: Watched, live_server: LiveS
 
     slider.focus()
     slider.press("Home")  # the first report: the unit's position before it crossed
-    page.wait_for_function("window.truce.step() === 0")
+    page.wait_for_function("() => window.truce.step() === 0")
     assert label.inner_text() == "2022-03-24 02:00 UTC" != end
     counts = page.evaluate("window.truce.counts()")
     assert counts["reports"] == 1 and counts["violations"] == 0 and counts["zones"] == 2
@@ -175,13 +192,13 @@ def test_the_time_slider_moves_through_time(watched: Watched, live_server: LiveS
     assert count(page, "path.truce-track") == 1 and count(page, EVENTS) == 0
 
     slider.press("ArrowRight")  # the crossing: the first violation and the entry event
-    page.wait_for_function("window.truce.step() === 1")
+    page.wait_for_function("() => window.truce.step() === 1")
     assert count(page, ".truce-report.truce-violation") == 1
     assert count(page, EVENTS) == 1
 
     page.select_option(".truce-slider select", "86400")  # only the last day
     slider.press("End")
-    page.wait_for_function("window.truce.time() === window.truce.steps.at(-1)")
+    page.wait_for_function("() => window.truce.time() === window.truce.steps.at(-1)")
     assert label.inner_text() == end
     assert 0 < page.evaluate("window.truce.counts()")["reports"] < 13
     page.select_option(".truce-slider select", "0")
@@ -217,16 +234,77 @@ def test_measure_minimap_mouse_position_and_play_work(
     assert count(page, ".leaflet-control-minimap path") >= 8  # the outline basemap, small
     assert count(page, ".leaflet-control-zoom-fullscreen") == 1
     page.click(".truce-play")  # from the end, play starts over and moves on
-    page.wait_for_function("window.truce.step() > 0 && window.truce.step() < 4")
+    page.wait_for_function("() => window.truce.step() > 0 && window.truce.step() < 4")
     page.click(".truce-play")
     assert watched.errors == []
     assert watched.foreign_requests({"127.0.0.1"}) == []
 
 
+def measure(page: Any, *points: tuple[int, int]) -> str:
+    """Measure through `points` with leaflet-measure's control; the result popup's text."""
+    page.hover(".leaflet-control-measure")
+    page.click(".leaflet-control-measure .js-start")
+    for x, y in points:
+        page.mouse.click(x, y)
+    # The live results: leaflet-measure's second template, drawn at each point.
+    assert page.locator(".leaflet-control-measure .js-results .group").count() >= 1
+    page.click(".leaflet-control-measure .js-finish")
+    popup = page.locator(".leaflet-popup-content")
+    popup.wait_for(state="visible")
+    text: str = popup.inner_text()
+    close_popup(page)
+    return text
+
+
+def assert_eval_is_refused_and_reported(watched: Watched) -> None:
+    """The policy forbids eval, and a breach of it reaches `watched` (so none went unseen)."""
+    # From a timer's callback: code that Playwright evaluates itself is exempt from the CSP.
+    watched.page.evaluate(
+        """() => setTimeout(() => {
+            try { window.evalTried = new Function("return 'ran'")(); }
+            catch (e) { window.evalTried = e.name; }
+        })"""
+    )
+    watched.page.wait_for_function("() => window.evalTried !== undefined")
+    assert watched.page.evaluate("() => window.evalTried") == "EvalError"
+    watched.page.wait_for_timeout(100)  # the violation event is dispatched asynchronously
+    assert any("script-src" in v or "eval" in v for v in watched.csp_violations())
+
+
+def test_the_served_map_allows_no_eval_and_measures_within_its_policy(
+    watched: Watched, live_server: LiveServer
+) -> None:
+    page = watched.page
+    response = page.goto(f"{live_server.url}/map", wait_until="load")
+    policy = response.headers["content-security-policy"]
+    assert "unsafe-eval" not in policy and "script-src 'self' 'unsafe-inline';" in policy
+    page.wait_for_function("() => window.truce !== undefined", timeout=20_000)
+    # All five of leaflet-measure's templates: the control, the live results, and the popups of
+    # a point, a line and an area.
+    assert "Point location" in measure(page, (900, 600))
+    assert "Linear measurement" in measure(page, (900, 600), (1000, 650))
+    area = measure(page, (900, 600), (1000, 650), (950, 700))
+    assert "Area measurement" in area and "Perimeter" in area
+    assert watched.errors == []
+    assert_eval_is_refused_and_reported(watched)
+
+
+def test_the_standalone_file_allows_no_eval_and_measures_within_its_policy(
+    watched: Watched, tmp_path: Path, scenario_data: MapData
+) -> None:
+    path = write_map_html(tmp_path / "map.html", scenario_data)
+    policy = re.search(r'http-equiv="Content-Security-Policy" content="([^"]+)"', path.read_text())
+    assert policy is not None and "unsafe-eval" not in policy.group(1)
+    page = open_map(watched, path.as_uri())
+    assert "Linear measurement" in measure(page, (900, 600), (1000, 650))
+    assert watched.errors == []
+    assert_eval_is_refused_and_reported(watched)
+
+
 def close_popup(page: Any) -> None:
     """Close the open popup and let the map settle (fade-out, and the pan that opened it)."""
     page.evaluate("window.truce.map.closePopup()")
-    page.wait_for_function("document.querySelectorAll('.leaflet-popup').length === 0")
+    page.wait_for_function("() => document.querySelectorAll('.leaflet-popup').length === 0")
     page.wait_for_timeout(300)
 
 
