@@ -105,9 +105,7 @@ def test_a_unit_crossing_a_zone_between_two_reports_gets_a_crossed_event(
         point_feature(*east, id="c-2", unit="jumper", observed_at="2022-03-24T07:00:00Z"),
     )
     events = client.get("/tracks/AZE/jumper", headers=VIEWER).json()["events"]
-    assert [(e["kind"], e["zone_id"], e["report_id"]) for e in events] == [
-        ("crossed", ZONE, "c-2")
-    ]
+    assert [(e["kind"], e["zone_id"], e["report_id"]) for e in events] == [("crossed", ZONE, "c-2")]
 
 
 def test_an_unknown_track_listing_parameter_is_refused(client: TestClient) -> None:
