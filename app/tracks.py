@@ -98,9 +98,15 @@ def _grid(reports: pd.DataFrame, findings: pd.DataFrame) -> pd.DataFrame:
     grid = grid.merge(codes, on=["report", "zone_id"], how="left")
     grid["code"] = grid["code"].fillna(_TURN_OUT)  # no finding: far from the zone or not in force
     grid = grid.sort_values([*KEYS, "observed_at", "report"], kind="stable").reset_index(drop=True)
+    # One integer a (unit, zone) track: grouping by it is much faster than by three strings.
+    changed = np.zeros(len(grid), dtype=bool)
+    for key in KEYS:
+        values = grid[key].to_numpy()
+        changed[1:] |= values[1:] != values[:-1]
+    grid["track"] = np.cumsum(changed)
     # Hysteresis: a `possible` finding (0) keeps the state of the report before it.
     state = grid["code"].where(grid["code"] != _KEEP)
-    state = state.groupby([grid[k] for k in KEYS], sort=False).ffill().fillna(_TURN_OUT)
+    state = state.groupby(grid["track"], sort=False).ffill().fillna(_TURN_OUT)
     grid["present"] = (state > 0).to_numpy()
     return grid
 
@@ -109,7 +115,7 @@ def _stale_rows(
     grid: pd.DataFrame, now: datetime | None, stale_after: timedelta | None
 ) -> pd.DataFrame:
     """The last row of each (unit, zone) whose unit is in and was last reported long enough ago."""
-    last = grid.groupby(KEYS, sort=False).tail(1)
+    last = grid.groupby("track", sort=False).tail(1)
     if now is None or stale_after is None:
         return last.iloc[:0]
     due = last["observed_at"] + pd.Timedelta(stale_after)
@@ -140,8 +146,10 @@ def _crossings(
     coords = np.stack([np.column_stack([lon[a], lat[a]]), np.column_stack([lon[b], lat[b]])], 1)
     segments = shapely.linestrings(coords)
     geometries = np.array([z.geometry for z in zones], dtype=object)
-    segment, zone = shapely.STRtree(geometries).query(segments, predicate="intersects")
-    times = units["observed_at"].to_numpy("datetime64[ns]").astype(np.int64)
+    # The tree holds the segments and the zones ask it: shapely prepares each query geometry,
+    # so each zone's polygon is prepared once for all the segments near it.
+    zone, segment = shapely.STRtree(segments).query(geometries, predicate="intersects")
+    times = pd.DatetimeIndex(units["observed_at"]).as_unit("ns").asi8
     start, end = times[a[segment]], times[b[segment]]
     valid_from = np.array([pd.Timestamp(z.valid_from).value for z in zones], np.int64)[zone]
     never = np.iinfo(np.int64).max
@@ -150,26 +158,32 @@ def _crossings(
     )[zone]
     in_force = (valid_from <= end) & (start < valid_to)
     segment, zone = segment[in_force], zone[in_force]
-    rows_a = units.iloc[a[segment]]
-    rows_b = units.iloc[b[segment]]
+    # Zones by id (a zone's versions share one), and the (report, zone) pairs a unit is in at:
+    # integer keys, so that many hits are filtered without building a frame of them.
+    ids, zone_code = np.unique(np.array([z.id for z in zones], dtype=object), return_inverse=True)
+    code = zone_code[zone]
+    verdict = findings["verdict"].astype(str).to_numpy()
+    kept = (verdict == Verdict.INSIDE.value) | (verdict == Verdict.POSSIBLE.value)
+    kept_code = np.searchsorted(ids, findings["zone_id"].to_numpy()[kept].astype(object))
+    kept_code = np.minimum(kept_code, len(ids) - 1)
+    known = ids[kept_code] == findings["zone_id"].to_numpy()[kept]
+    span = len(ids)
+    held = findings["report"].to_numpy(np.int64)[kept][known] * span + kept_code[known]
+    report = units["report"].to_numpy(np.int64)
+    before, after = report[a[segment]], report[b[segment]]
+    free = ~np.isin(before * span + code, held) & ~np.isin(after * span + code, held)
+    # One event a (segment, zone id), however many versions of the zone it met.
+    pairs = np.unique(np.column_stack([segment[free], code[free]]), axis=0)
+    rows_b = units.iloc[b[pairs[:, 0]]]
     hits = pd.DataFrame(
         {
-            "before": rows_a["report"].to_numpy(),
-            "report": rows_b["report"].to_numpy(),
             "party": rows_b["party"].to_numpy(),
             "unit": rows_b["unit"].to_numpy(),
-            "zone_id": np.array([z.id for z in zones], dtype=object)[zone],
-            "at": rows_b["observed_at"].to_numpy(),
+            "zone_id": ids[pairs[:, 1]],
+            "at": pd.to_datetime(times[b[pairs[:, 0]]], utc=True),
             "report_id": rows_b["id"].astype(str).to_numpy(),
         }
-    ).drop_duplicates(["before", "report", "zone_id"])
-    verdict = findings["verdict"].astype(str)
-    kept = findings[(verdict == Verdict.INSIDE.value) | (verdict == Verdict.POSSIBLE.value)]
-    held = pd.MultiIndex.from_arrays([kept["report"].to_numpy(), kept["zone_id"].to_numpy()])
-    at_start = pd.MultiIndex.from_arrays([hits["before"].to_numpy(), hits["zone_id"].to_numpy()])
-    at_end = pd.MultiIndex.from_arrays([hits["report"].to_numpy(), hits["zone_id"].to_numpy()])
-    hits = hits[~at_start.isin(held) & ~at_end.isin(held)]
-    hits["at"] = pd.to_datetime(hits["at"], utc=True)
+    )
     return hits.assign(kind=TrackEventKind.CROSSED.value, dwell_s=np.nan)[EVENT_COLUMNS]
 
 
@@ -190,11 +204,11 @@ def track_events(
     seconds since the entry it ends; a stale event is at the time the unit became stale.
     """
     grid = _grid(reports, findings)
-    groups = grid.groupby(KEYS, sort=False)
+    groups = grid.groupby("track", sort=False)
     before = groups["present"].shift(fill_value=False).astype(bool)
     entered = grid["present"] & ~before
     exited = ~grid["present"] & before
-    entry_at = grid["observed_at"].where(entered).groupby([grid[k] for k in KEYS]).ffill()
+    entry_at = grid["observed_at"].where(entered).groupby(grid["track"], sort=False).ffill()
     grid["dwell_s"] = np.where(exited, (grid["observed_at"] - entry_at).dt.total_seconds(), np.nan)
     grid["kind"] = np.select(
         [entered, exited], [TrackEventKind.ENTERED.value, TrackEventKind.EXITED.value], default=""
@@ -236,7 +250,7 @@ def track_summary(
     - `back_at_initial`: withdrawn and its latest position within `return_distance_m` of that.
     """
     grid = _grid(reports, findings)
-    groups = grid.groupby(KEYS, sort=False)
+    groups = grid.groupby("track", sort=False)
     before = groups["present"].shift(fill_value=False).astype(bool)
     # Each row's time until the unit's next report: time spent in the state of this row.
     following = groups["observed_at"].shift(-1)
@@ -244,13 +258,16 @@ def track_summary(
     grid["dwell_s"] = np.where(grid["present"], span, 0.0)
     grid["entered_at"] = grid["observed_at"].where(grid["present"] & ~before)
     grid["exited_at"] = grid["observed_at"].where(~grid["present"] & before)
-    first_entry = grid.index.to_series().where(grid["present"]).groupby([grid[k] for k in KEYS])
+    first_entry = grid.index.to_series().where(grid["present"]).groupby(grid["track"])
     first_in = first_entry.transform("min")
     is_initial = grid.index.to_series() == first_in - 1
     grid["initial_lon"] = grid["lon"].where(is_initial)
     grid["initial_lat"] = grid["lat"].where(is_initial)
 
-    summary = grid.groupby(KEYS, sort=False).agg(
+    summary = grid.groupby("track", sort=False).agg(
+        party=("party", "first"),
+        unit=("unit", "first"),
+        zone_id=("zone_id", "first"),
         entered_at=("entered_at", "min"),
         last_exited_at=("exited_at", "max"),
         last_report_at=("observed_at", "last"),
@@ -262,7 +279,7 @@ def track_summary(
         initial_lat=("initial_lat", "max"),
     )
     summary["withdrawn"] = ~summary["inside_now"]
-    stale = _stale_rows(grid, now, stale_after).set_index(KEYS).index
+    stale = _stale_rows(grid, now, stale_after)["track"]
     summary["state"] = np.where(summary["inside_now"], IN, OUT)
     summary.loc[summary.index.isin(stale), "state"] = STALE
     _, _, dist = GEOD.inv(
@@ -276,7 +293,7 @@ def track_summary(
     summary["back_at_initial"] = (
         summary["withdrawn"] & has_initial & (summary["distance_to_initial_m"] <= return_distance_m)
     )
-    return summary.reset_index()[SUMMARY_COLUMNS]
+    return summary.reset_index(drop=True)[SUMMARY_COLUMNS]
 
 
 def track_units(reports: pd.DataFrame) -> pd.DataFrame:
