@@ -55,10 +55,12 @@ class Verdict(StrEnum):
 
 
 class TrackEventKind(StrEnum):
-    """A change of a unit's presence in a zone."""
+    """Something a unit's track shows about a zone (docs/rule.md, "Tracks")."""
 
     ENTERED = "entered"
     EXITED = "exited"
+    CROSSED = "crossed"
+    STALE = "stale"
 
 
 @dataclass(frozen=True, slots=True)

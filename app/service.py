@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +32,8 @@ from app.findings import FindingColumns
 from app.incursions import ViolationLog
 from app.limits import check_time, check_zone, to_us
 from app.scenario import GEODATA, load_scenario
-from app.store import AuditEntry, BBox, NotFound, Store, UnknownZone
-from app.tracks import track_events, track_summary
+from app.store import AuditEntry, BBox, NotFound, Store, UnknownZone, iter_report_pages
+from app.tracks import track_events, track_summary, track_units
 from app.zone_import import ZoneImport, plan_zone_import
 
 __all__ = ["Checked", "Filed", "Service", "Track"]
@@ -85,6 +85,15 @@ def _records(frame: pd.DataFrame) -> list[JSON]:
             ]
     names = list(out)
     return [dict(zip(names, values, strict=True)) for values in zip(*out.values(), strict=True)]
+
+
+def _in_bbox(lon: np.ndarray, lat: np.ndarray, bbox: BBox) -> np.ndarray:
+    """Which positions lie in `bbox` (edges included); min lon > max lon crosses 180°."""
+    minx, miny, maxx, maxy = bbox
+    in_lat = (lat >= miny) & (lat <= maxy)
+    if minx <= maxx:
+        return np.asarray(in_lat & (lon >= minx) & (lon <= maxx), dtype=bool)
+    return np.asarray(in_lat & ((lon >= minx) | (lon <= maxx)), dtype=bool)
 
 
 # -- the service ------------------------------------------------------------------------------
@@ -257,6 +266,7 @@ class Service:
         until: datetime | None = None,
         party: str | None = None,
         zone: str | None = None,
+        bbox: BBox | None = None,
     ) -> FindingColumns:
         """Stored reports' violations, ordered by report time, report id and zone id.
 
@@ -273,6 +283,8 @@ class Service:
             keep.append(found.party == party)
         if zone is not None:
             keep.append(found.zone_id == zone)
+        if bbox is not None:
+            keep.append(_in_bbox(found.lon, found.lat, bbox))
         return found.take(np.logical_and.reduce(keep)) if keep else found
 
     def _violations_of(self, reports: Sequence[Report]) -> tuple[int, FindingColumns]:
@@ -283,19 +295,87 @@ class Service:
         violations = judged.select(judged.violation)
         return indexed.token, FindingColumns.of(violations, indexed.index, batch)
 
-    def track(self, party: str, unit: str) -> Track:
-        """A unit's reports, its zone entries and exits, and whether it withdrew."""
+    # -- tracks ---------------------------------------------------------------------------
+
+    def track(
+        self,
+        party: str,
+        unit: str,
+        *,
+        now: datetime | None = None,
+        stale_after: timedelta | None = None,
+    ) -> Track:
+        """A unit's reports, its zone events (entered, exited, crossed, stale) and summary.
+
+        Staleness is judged as of `now` (default: the clock) when `stale_after` is given.
+        """
         reports = self.store.get_reports_for_track(party, unit)
         if not reports:
             raise NotFound(f"no reports of unit {unit!r} of party {party!r}", field="unit")
+        frame, rows, zones = self._track_input(reports)
+        now = now or datetime.now(UTC)
+        events = track_events(frame, rows, zones=zones, now=now, stale_after=stale_after)
+        summary = track_summary(frame, rows, now=now, stale_after=stale_after)
+        return Track(reports, _records(events), _records(summary))
+
+    def tracks(
+        self,
+        *,
+        party: str | None = None,
+        zone: str | None = None,
+        bbox: BBox | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        now: datetime | None = None,
+        stale_after: timedelta | None = None,
+    ) -> list[JSON]:
+        """Every unit (of `party`), by party and unit: its latest report and position, and its
+        state (`in`, `out`, `stale`) in each zone it was ever inside.
+
+        `zone` keeps units that were ever inside that zone; `bbox` and `since`/`until` keep units
+        whose latest report lies in the box and the time range.
+        """
+        reports = [
+            r
+            for page in iter_report_pages(self.store, party=party)
+            for r in page
+            if r.unit is not None
+        ]
+        if not reports:
+            return []
+        frame, rows, _ = self._track_input(reports)
+        units = track_units(frame)
+        summary = track_summary(frame, rows, now=now or datetime.now(UTC), stale_after=stale_after)
+        keep = np.ones(len(units), dtype=bool)
+        if since is not None:
+            keep &= (units["last_report_at"] >= pd.Timestamp(since)).to_numpy(bool)
+        if until is not None:
+            keep &= (units["last_report_at"] < pd.Timestamp(until)).to_numpy(bool)
+        if bbox is not None:
+            keep &= _in_bbox(units["lon"].to_numpy(), units["lat"].to_numpy(), bbox)
+        if zone is not None:
+            met = summary.loc[summary["zone_id"] == zone, ["party", "unit"]]
+            keep &= pd.MultiIndex.from_frame(units[["party", "unit"]]).isin(
+                pd.MultiIndex.from_frame(met)
+            )
+        states: dict[tuple[str, str], dict[str, str]] = {}
+        for p, u, z, state in summary[["party", "unit", "zone_id", "state"]].itertuples(
+            index=False
+        ):  # one row per (unit, zone), not per report
+            states.setdefault((p, u), {})[z] = state
+        records = _records(units[keep])
+        for record in records:
+            record["zones"] = states.get((record["party"], record["unit"]), {})
+        return records
+
+    def _track_input(
+        self, reports: Sequence[Report]
+    ) -> tuple[pd.DataFrame, pd.DataFrame, tuple[Zone, ...]]:
+        """Reports as the engine's frame, their findings, and the zones crossings are sought in."""
+        index = self.index()
         batch = ReportBatch.from_reports(reports)
         frame = batch.frame()
-        rows = self.index().check(frame)
-        return Track(
-            reports,
-            _records(track_events(frame, rows)),
-            _records(track_summary(frame, rows)),
-        )
+        return frame, index.check(frame), index.zones
 
     # -- audit and start-up ---------------------------------------------------------------
 

@@ -26,6 +26,8 @@ Every setting has a working default, so `truce serve` runs with none set:
   are relative ("/zones/..."): never taken from the request's `Host`, which the client controls;
 - `TRUCE_TILES`: the map's basemap: ``offline`` (default: outlines and place names drawn from
   `geodata/`, no tiles), a folium provider name, or the URL template of a tile server;
+- `TRUCE_STALE_AFTER` (24 hours): a unit in a zone and not reported for this long is `stale`
+  in its track; an ISO 8601 duration (``PT24H``, ``P1D``) or seconds;
 - `TRUCE_LOAD_SCENARIO`: load the founding scenario from `geodata/` into an empty database;
   `TRUCE_GEODATA_DIR` says where that directory is when the package is installed without it
   (as in the container image).
@@ -35,6 +37,7 @@ API keys are kept as `SecretStr`, so printing or logging the settings never show
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -149,6 +152,12 @@ class Settings(BaseSettings):
         default=None,
         description="the scenario directory to load (default: geodata/ beside the package)",
     )
+    stale_after: timedelta = Field(
+        default=timedelta(hours=24),
+        gt=timedelta(0),
+        description="a unit in a zone and not reported for this long is stale: an ISO 8601 "
+        "duration (PT24H) or seconds",
+    )
     load_scenario: bool = Field(
         default=False, description="load geodata/ into an empty database on first start"
     )
@@ -164,6 +173,17 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL with no query or fragment")
         if not value.isascii() or any(c.isspace() for c in value):
             raise ValueError("must be ASCII with no spaces (percent-encode the rest)")
+        return value
+
+    @field_validator("stale_after", mode="before")
+    @classmethod
+    def _read_seconds(cls, value: Any) -> Any:
+        # The environment gives strings: a plain number is seconds, anything else ISO 8601.
+        if isinstance(value, str):
+            try:
+                return float(value)
+            except ValueError:
+                return value.strip()
         return value
 
     @field_validator("api_keys", mode="before")

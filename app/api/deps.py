@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal, cast
 from urllib.parse import quote, urlencode
 
 from fastapi import Depends, Query, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from pydantic import TypeAdapter, ValidationError
 
 from app.errors import InvalidParameter
@@ -49,6 +51,9 @@ __all__ = [
     "parse_flag",
     "parse_instant",
     "parse_interval",
+    "query_names",
+    "refuse_unknown_query",
+    "strict_query",
 ]
 
 DEFAULT_LIMIT = 100
@@ -317,3 +322,50 @@ def page_links(
             }
         )
     return links
+
+
+# -- strict queries -----------------------------------------------------------------------------
+
+_QUERY_NAMES: dict[int, frozenset[str]] = {}
+
+
+def query_names(route: APIRoute) -> frozenset[str]:
+    """The query parameters a route declares: its own and its dependencies' (by their alias),
+    and those its `openapi_extra` documents (routes that read the query themselves)."""
+    names = _QUERY_NAMES.get(id(route))
+    if names is None:
+        declared = set(_declared(route.dependant))
+        extra = (route.openapi_extra or {}).get("parameters", [])
+        declared |= {p["name"] for p in extra if isinstance(p, dict) and p.get("in") == "query"}
+        names = _QUERY_NAMES[id(route)] = frozenset(declared)
+    return names
+
+
+def _declared(dependant: Dependant) -> Iterator[str]:
+    """The query parameter names of a dependant and of every dependency under it."""
+    yield from (param.alias for param in dependant.query_params)
+    for sub in dependant.dependencies:
+        yield from _declared(sub)
+
+
+def refuse_unknown_query(request: Request) -> None:
+    """400 naming the first query parameter the matched route does not take.
+
+    A misspelt filter (`partyy=AZE`) or one a route does not have (`bbox` where none is taken)
+    would otherwise be ignored and answer everything, which reads as a filtered answer.
+    """
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not request.url.query:
+        return
+    allowed = query_names(route)
+    for name in request.query_params:
+        if name not in allowed:
+            takes = ", ".join(sorted(allowed)) or "none"
+            raise InvalidParameter(
+                f"unknown query parameter {name!r}; {route.path} takes: {takes}", field=name
+            )
+
+
+async def strict_query(request: Request) -> None:
+    """The dependency form of `refuse_unknown_query`, applied to every router in `create_app`."""
+    refuse_unknown_query(request)

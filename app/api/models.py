@@ -31,6 +31,8 @@ __all__ = [
     "TrackEventOut",
     "TrackOut",
     "TrackSummaryOut",
+    "TrackUnitOut",
+    "TrackUnits",
     "ZoneCollection",
 ]
 
@@ -111,6 +113,10 @@ class FindingCollection(BaseModel):
     numberReturned: int
     violations: int
     warnings: list[str]
+    judged_at: datetime | None = Field(
+        default=None,
+        description="`POST /check`: the time used for reports sent without `observed_at`",
+    )
 
 
 class ReportsFiled(BaseModel):
@@ -122,8 +128,15 @@ class ReportsFiled(BaseModel):
     warnings: list[str]
 
 
+TrackState = Literal["in", "out", "stale"]
+
+
 class TrackEventOut(BaseModel):
-    """A unit entering or leaving a zone, at the time of the report that showed it.
+    """A unit entering, leaving or crossing a zone, or going stale in it (docs/rule.md).
+
+    `at` is the time of the report that showed it (a crossing: the report after the segment;
+    `stale`: the time the unit became stale, with its latest report). An exit carries `dwell_s`,
+    the seconds since the entry it ends.
 
     The one definition of a track event's shape: the rows of `app.tracks.track_events`
     (`EVENT_COLUMNS`), which the API writes as they are.
@@ -135,16 +148,19 @@ class TrackEventOut(BaseModel):
     kind: TrackEventKind
     at: datetime
     report_id: str
+    dwell_s: float | None
 
 
 class TrackSummaryOut(BaseModel):
-    """Per unit and zone: entry, exit, dwell, withdrawal, return to the start."""
+    """Per unit and zone: state (in, out, stale), entry, exit, dwell, withdrawal, return."""
 
     party: str
     unit: str
     zone_id: str
+    state: TrackState
     entered_at: datetime | None
     last_exited_at: datetime | None
+    last_report_at: datetime
     dwell_s: float
     inside_now: bool
     withdrawn: bool
@@ -152,6 +168,32 @@ class TrackSummaryOut(BaseModel):
     initial_lat: float | None
     distance_to_initial_m: float | None
     back_at_initial: bool
+
+
+class TrackUnitOut(BaseModel):
+    """A unit in `GET /tracks`: its latest report and position, and its state per zone.
+
+    `zones` maps each zone the unit was ever inside to `in`, `out` or `stale`.
+    """
+
+    party: str
+    unit: str
+    reports: int
+    last_report_id: str
+    last_report_at: datetime
+    lon: float
+    lat: float
+    zones: dict[str, TrackState]
+
+
+class TrackUnits(BaseModel):
+    """The units with tracks, by party and unit."""
+
+    units: list[TrackUnitOut]
+    numberMatched: int
+    numberReturned: int
+    timeStamp: datetime
+    links: list[Link]
 
 
 class TrackOut(BaseModel):

@@ -21,7 +21,7 @@ from app.api.body import (
     read_json_body,
     with_exact_ids,
 )
-from app.api.deps import parse_flag
+from app.api.deps import parse_flag, refuse_unknown_query
 from app.api.inputs import REPORTS_OR_OBJECT_BODY
 from app.api.limits import run_limited
 from app.api.models import POINT_EXAMPLE, FindingCollection, json_body, problems
@@ -61,13 +61,15 @@ _INCLUDE_OUTSIDE = {
 async def check(request: Request) -> Response:
     """Judge reports against the zones in force at their time; nothing is stored.
 
-    `party` is required; a report without `observed_at` is judged at the time of the request.
+    `party` is required; a report without `observed_at` is judged at the time of the request,
+    which the answer gives as `judged_at` (null when every report had a time) with a warning.
     Each finding's `report_id` is the input feature's id, else its index in the input. Findings
     are not listed for zones a report is `outside` of unless `include_outside=true`. `warnings`
     name the features whose coordinates look swapped (far from every zone, but inside one as
     [lat, lon]); they are judged as sent.
     """
     authorize(request, Role.VIEWER, request.headers.get(API_KEY_HEADER))
+    refuse_unknown_query(request)
     include_outside = parse_flag(request.query_params.get("include_outside"), "include_outside")
     service = cast(Service, request.app.state.service)
     settings = cast(Settings, request.app.state.settings)
@@ -79,16 +81,49 @@ async def check(request: Request) -> Response:
         check_feature_count(obj, settings.max_features)
         batch = with_exact_ids(body, obj, lambda doc: parse_reports(doc, default_observed_at=now))
         checked = service.check(batch, include_outside=include_outside)
+        undated = _undated(obj)
+        warnings = checked.warnings
+        if undated:
+            shown = ", ".join(undated[:5]) + (
+                f" and {len(undated) - 5} more" if len(undated) > 5 else ""
+            )
+            warnings = [
+                *warnings,
+                f"{shown}: no observed_at; judged against the zones in force at "
+                f"{now.isoformat()} (judged_at), the time of the request",
+            ]
         return dumps(
             {
                 "type": "FeatureCollection",
                 "features": checked.findings,
                 "numberReturned": len(checked.findings),
                 "violations": checked.violations,
-                "warnings": checked.warnings,
+                "warnings": warnings,
+                "judged_at": now.isoformat() if undated else None,
             }
         )
 
     # A single check is cheaper than a thread hop: small bodies are judged on the event loop.
     # A big one waits for a heavy turn (app.api.limits), so single checks keep their latency.
     return GeoJSONResponse(await run_limited(request, len(body), work, inline=True))
+
+
+def _undated(obj: object) -> list[str]:
+    """Where the reports sent without `observed_at` are ("features/2", "body"), in input order.
+
+    Read from the document after it was parsed, so its shape is known to be valid.
+    """
+    if not isinstance(obj, dict):
+        return []
+    if obj.get("type") == "FeatureCollection":
+        features = obj.get("features") or []
+        return [
+            f"features/{i}"
+            for i, feature in enumerate(features)
+            if isinstance(feature, dict)
+            and (feature.get("properties") or {}).get("observed_at") is None
+        ]
+    properties = obj.get("properties") if obj.get("type") == "Feature" else obj
+    if isinstance(properties, dict) and properties.get("observed_at") is None:
+        return ["body"]
+    return []

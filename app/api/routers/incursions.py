@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from app.api.auth import ViewerKey
-from app.api.deps import PageDep, ServiceDep, TimeRangeDep, page_links
+from app.api.deps import BBoxDep, PageDep, ServiceDep, TimeRangeDep, page_links
 from app.api.models import Page, problems
 from app.api.responses import GEOJSON, GeoJSONResponse
 
@@ -28,17 +28,20 @@ def list_incursions(
     service: ServiceDep,
     _: ViewerKey,
     times: TimeRangeDep,
+    bbox: BBoxDep,
     page: PageDep,
     zone: Annotated[str | None, Query(description="only violations of this zone (its id)")] = None,
     party: Annotated[str | None, Query(description="only this party's violations")] = None,
 ) -> Response:
     """Stored reports that violate a zone: findings (inside or possible, party not authorized)
-    as Point features, in report time order.
+    as Point features, in report time order; `bbox` keeps reports in the box.
 
     They are worked out against the zones as they now stand, so a corrected zone corrects its
     incursions; each worker keeps them and judges only the reports stored since it last did.
     """
-    found = service.incursions(since=times.since, until=times.until, party=party, zone=zone)
+    found = service.incursions(
+        since=times.since, until=times.until, party=party, zone=zone, bbox=bbox
+    )
     shown = found.take(slice(page.offset, page.offset + page.limit)).features()
     more = page.offset + page.limit < len(found)
     next_params = {"offset": page.offset + page.limit, "limit": page.limit} if more else None
