@@ -122,6 +122,17 @@ class ReportsFiled(BaseModel):
     warnings: list[str]
 
 
+class ReportCorrected(BaseModel):
+    """What `PUT /reports/{id}` did: the report's latest version, whether this request made it,
+    and what the check of that version found."""
+
+    report: Feature
+    version: int
+    changed: bool
+    findings: FindingCollection
+    warnings: list[str]
+
+
 class TrackEventOut(BaseModel):
     """A unit entering or leaving a zone, at the time of the report that showed it.
 
