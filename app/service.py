@@ -256,9 +256,14 @@ class Service:
         stored, duplicates = self.store.add_reports(batch.reports(), actor)
         return Filed([r.id for r in stored], duplicates, checked)
 
-    def update_reports(self, reports: Sequence[Report], actor: str) -> Updated:
-        """Store reports, filing those stored with other content as their next version."""
-        stored, corrected, duplicates = self.store.update_reports(reports, actor)
+    def update_reports(self, reports: Sequence[Report], actor: str, update: bool = True) -> Updated:
+        """Store reports, all or nothing; with `update`, those stored with other content are
+        filed as their next version (else they raise `Conflict`)."""
+        if update:
+            stored, corrected, duplicates = self.store.update_reports(reports, actor)
+        else:
+            stored, duplicates = self.store.add_reports(reports, actor)
+            corrected = []
         return Updated([r.id for r in stored], corrected, duplicates)
 
     def get_report(self, report_id: str) -> ReportVersion:
