@@ -1,4 +1,5 @@
-"""Reports: file one or a batch (idempotent by id), and list them by time, party and place."""
+"""Reports: file one or a batch (idempotent by id), list them by time, party and place; read,
+correct (a new version) and retract one, and list its history."""
 
 from __future__ import annotations
 
@@ -80,8 +81,9 @@ async def create_reports(
 
     Each report is a Point with `party` and `observed_at` (with a UTC offset) required, and
     optionally `uncertainty_m`, `kind`, `unit`, `source`, `confidence`, `notes`. The Feature's `id`
-    makes a re-sent report a duplicate rather than a second report (the first one filed is the
-    record); a report without an id is given a UUID, so to retry safely send an
+    makes a re-sent report with the same content a duplicate rather than a second report; the
+    same id with different content is a 409 (correct a report with `PUT /reports/{id}`). A
+    report without an id is given a UUID, so to retry safely send an
     `Idempotency-Key` header: a retry with the same key is answered as the first request was and
     stores nothing again. One bad feature refuses the whole batch, naming `features/<i>/...`.
 
