@@ -365,15 +365,19 @@ def _current_reports(where: Sequence[str], params: Sequence[Any]) -> tuple[str, 
     return query, [*params, *params]
 
 
-def _version_from_row(row: Sequence[Any]) -> ReportVersion:
-    """(version, retracted, reason, filed at, *report columns) as a `ReportVersion`."""
-    return ReportVersion(
-        report=_report_from_row(row[4:]),
-        version=int(row[0]),
-        filed_at=_from_us(row[3]),
-        retracted=bool(row[1]),
-        reason=row[2],
-    )
+def _versions_from_rows(rows: Sequence[Sequence[Any]]) -> list[ReportVersion]:
+    """Rows of (version, retracted, reason, filed at, *report columns) as `ReportVersion`s."""
+    # A batch's reports share one filing time: each time is converted once.
+    times: dict[int, datetime] = {}
+    versions = []
+    for row in rows:
+        filed_at = times.get(row[3])
+        if filed_at is None:
+            filed_at = times[row[3]] = _from_us(row[3])
+        versions.append(
+            ReportVersion(_report_from_row(row[4:]), row[0], filed_at, bool(row[1]), row[2])
+        )
+    return versions
 
 
 def _quote_id(report_id: str) -> str:
@@ -1162,7 +1166,7 @@ class SQLiteStore(Store):
         ).fetchall()
         if not rows:
             raise UnknownReport(f"no report with id {report_id!r}", field="id")
-        return [_version_from_row(row) for row in rows]
+        return _versions_from_rows(rows)
 
     def get_report(self, report_id: str) -> ReportVersion:
         """The latest version of a report (see `Store.get_report`)."""
@@ -1278,7 +1282,7 @@ class SQLiteStore(Store):
             ).fetchall()
         if not rows:
             return [], position
-        return [_version_from_row(row[1:]) for row in rows], int(rows[-1][0])
+        return _versions_from_rows([row[1:] for row in rows]), int(rows[-1][0])
 
     def get_reports_for_track(self, party: str, unit: str) -> list[Report]:
         """Every report (latest version) of one unit by (observed_at, id)."""
