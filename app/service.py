@@ -28,15 +28,27 @@ import pandas as pd
 from app.batch import ReportBatch
 from app.domain import Report, Verdict, Zone, ZoneKind
 from app.engine import Judged, SetAside, ZoneIndex
+from app.errors import InvalidParameter
 from app.findings import FindingColumns
 from app.incursions import ViolationLog
 from app.limits import check_time, check_zone, to_us
 from app.scenario import GEODATA, load_scenario
-from app.store import AuditEntry, BBox, NotFound, Store, UnknownZone, iter_report_pages
+from app.store import (
+    AuditEntry,
+    BBox,
+    NotFound,
+    ReportVersion,
+    Store,
+    UnknownZone,
+    iter_report_pages,
+)
 from app.tracks import track_events, track_summary, track_units
 from app.zone_import import ZoneImport, plan_zone_import
 
-__all__ = ["Checked", "Filed", "Service", "Track"]
+__all__ = ["MAX_REASON_CHARS", "Checked", "Corrected", "Filed", "Service", "Track", "Updated"]
+
+#: The longest retraction reason taken, in characters.
+MAX_REASON_CHARS = 2000
 
 JSON = dict[str, Any]
 
@@ -60,6 +72,24 @@ class Filed:
     stored: list[str]
     duplicates: list[str]
     checked: Checked
+
+
+@dataclass(frozen=True, slots=True)
+class Corrected:
+    """What a correction did: the latest version, whether it is new, and its check."""
+
+    version: ReportVersion
+    changed: bool
+    checked: Checked
+
+
+@dataclass(frozen=True, slots=True)
+class Updated:
+    """What filing a batch with corrections did: ids stored, corrected and duplicate."""
+
+    stored: list[str]
+    corrected: list[ReportVersion]
+    duplicates: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +272,48 @@ class Service:
         checked = self.check(batch)
         stored, duplicates = self.store.add_reports(batch.reports(), actor)
         return Filed([r.id for r in stored], duplicates, checked)
+
+    def update_reports(self, reports: Sequence[Report], actor: str, update: bool = True) -> Updated:
+        """Store reports, all or nothing; with `update`, those stored with other content are
+        filed as their next version (else they raise `Conflict`)."""
+        if update:
+            stored, corrected, duplicates = self.store.update_reports(reports, actor)
+        else:
+            stored, duplicates = self.store.add_reports(reports, actor)
+            corrected = []
+        return Updated([r.id for r in stored], corrected, duplicates)
+
+    def get_report(self, report_id: str) -> ReportVersion:
+        """A report's latest version (its retraction, if it was retracted)."""
+        return self.store.get_report(report_id)
+
+    def report_history(self, report_id: str) -> list[ReportVersion]:
+        """Every version of a report, oldest first."""
+        return self.store.report_history(report_id)
+
+    def correct_report(self, batch: ReportBatch, actor: str) -> Corrected:
+        """Check the one report of `batch`, then store it as the next version of its id.
+
+        Content equal to the latest version stores nothing (`changed` is false).
+        """
+        if len(batch) != 1:
+            raise ValueError("a correction is one report")
+        checked = self.check(batch)
+        version, changed = self.store.correct_report(batch.reports()[0], actor)
+        return Corrected(version, changed, checked)
+
+    def retract_report(self, report_id: str, reason: str, actor: str) -> ReportVersion:
+        """Retract a report, with a reason a reader can understand (not blank)."""
+        if not reason.strip():
+            raise InvalidParameter("a retraction needs a reason", field="reason")
+        if len(reason) > MAX_REASON_CHARS:
+            raise InvalidParameter(
+                f"the reason is {len(reason)} characters long; at most {MAX_REASON_CHARS}",
+                field="reason",
+            )
+        if any(ord(ch) < 32 and ch not in "\t\n" for ch in reason):
+            raise InvalidParameter("the reason holds a control character", field="reason")
+        return self.store.retract_report(report_id, reason, actor)
 
     def list_reports(
         self,

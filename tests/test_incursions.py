@@ -8,6 +8,7 @@ engine run from scratch on every stored report.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from app.engine import ZoneIndex
 from app.findings import FindingColumns
 from app.incursions import ViolationLog
 from app.service import Service
-from app.store import SQLiteStore, Store
+from app.store import ReportVersion, SQLiteStore, Store, iter_report_pages
 from tests.factories import random_reports
 
 START = datetime(2022, 3, 20, tzinfo=UTC)
@@ -34,7 +35,7 @@ class CountingStore:
         self.store = store
         self.handed_out = 0
 
-    def reports_after(self, position: int, limit: int) -> tuple[list[Report], int]:
+    def reports_after(self, position: int, limit: int) -> tuple[list[ReportVersion], int]:
         reports, position = self.store.reports_after(position, limit)
         self.handed_out += len(reports)
         return reports, position
@@ -66,12 +67,9 @@ def from_scratch(service: Service) -> set[tuple[str, str, float]]:
 
 
 def _all_reports(store: Store) -> Iterator[Report]:
-    position = 0
-    while True:
-        reports, position = store.reports_after(position, 1_000)
-        if not reports:
-            return
-        yield from reports
+    """Every report's latest version, retracted ones left out."""
+    for page in iter_report_pages(store, page_size=1_000):
+        yield from page
 
 
 def kept(found: FindingColumns) -> set[tuple[str, str, float]]:
@@ -148,3 +146,34 @@ def test_zones_changing_while_catching_up_start_it_over(service: Service) -> Non
     assert judged[0] == 200 and sum(judged[1:]) == stored
     assert kept(found) == from_scratch(service)
     assert log.current() is found  # caught up under token 2
+
+
+def test_corrections_and_retractions_replace_only_their_reports_findings(service: Service) -> None:
+    counting = CountingStore(service.store)
+    log = ViolationLog(counting, lambda: service._current().token, service._violations_of)  # type: ignore[arg-type]
+    reports = random_reports(1_500, seed=7, prefix="g")
+    service.store.add_reports(reports, "observer")
+    first = log.current()
+    by_id = {r.id: r for r in reports}
+    violating = sorted({str(r) for r in first.report_id} & by_id.keys())
+    assert len(violating) > 10
+    stored = service.store.count_reports()
+    # One violation corrected away (moved far out), one retracted, one report moved into the
+    # zone it violates elsewhere, and one corrected twice within one page of the feed.
+    gone, retracted, twice = violating[0], violating[1], violating[2]
+    quiet = next(r for r in reports if r.id not in violating)
+    into = by_id[violating[3]]
+    service.store.correct_report(replace(by_id[gone], lon=10.0, lat=10.0), "observer")
+    service.store.retract_report(retracted, "double count", "observer")
+    service.store.correct_report(
+        replace(quiet, party=into.party, lon=into.lon, lat=into.lat, observed_at=into.observed_at),
+        "observer",
+    )
+    service.store.correct_report(replace(by_id[twice], lon=11.0), "observer")
+    service.store.correct_report(replace(by_id[twice], lon=12.0, lat=12.0), "observer")
+    found = log.current()
+    ids = {str(r) for r in found.report_id}
+    assert gone not in ids and retracted not in ids and twice not in ids
+    assert quiet.id in ids
+    assert kept(found) == from_scratch(service)
+    assert counting.handed_out == stored + 5  # only the versions were read again

@@ -131,6 +131,17 @@ class ReportsFiled(BaseModel):
 TrackState = Literal["in", "out", "stale"]
 
 
+class ReportCorrected(BaseModel):
+    """What `PUT /reports/{id}` did: the report's latest version, whether this request made it,
+    and what the check of that version found."""
+
+    report: Feature
+    version: int
+    changed: bool
+    findings: FindingCollection
+    warnings: list[str]
+
+
 class TrackEventOut(BaseModel):
     """A unit entering, leaving or crossing a zone, or going stale in it (docs/rule.md).
 

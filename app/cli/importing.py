@@ -102,14 +102,24 @@ def import_reports(
     party_map: PartyMap = None,
     timezone: TimeZone = None,
     allow_swapped: AllowSwapped = False,
+    update: Annotated[
+        bool,
+        typer.Option(
+            "--update",
+            help="File reports stored with other content as their next version (a correction)",
+        ),
+    ] = False,
     actor: Actor = None,
     show_progress: ShowProgress = True,
 ) -> None:
-    """Store the reports of FILE; ids already stored are duplicates and are skipped.
+    """Store the reports of FILE; ids already stored with the same content are duplicates.
 
     Reports without an id get one made from their content ("h-" and a hash), so importing the
-    same file twice stores it once. The whole file is validated before anything is stored; it
-    is then stored in batches of 10,000, each all or nothing.
+    same file twice stores it once. An id stored with different content (say, after a better
+    --party-map) is refused unless --update is given, which files it as the report's next
+    version: incursions and exports then follow the corrected report. The whole file is
+    validated before anything is stored; it is then stored in batches of 10,000, each all or
+    nothing.
     """
     with handled_errors():
         who = actor_name(actor)
@@ -136,21 +146,37 @@ def import_reports(
                 violations = int(findings["violation"].to_numpy(bool).sum())
                 if not allow_swapped:
                     refuse_swapped(index, table, findings)
-            stored = 0
+            stored = corrected = 0
             duplicates: list[str] = []
             n = len(table)
             with steps.step(f"storing {n:,} reports", n) as advance:
                 for start in range(0, n, IMPORT_BATCH):
                     stop = min(n, start + IMPORT_BATCH)
                     # Judged above with progress bars: stored straight, as the service would.
-                    done, dups = service.store.add_reports(table.reports(start, stop), who)
-                    stored += len(done)
-                    duplicates += dups
+                    try:
+                        done = service.update_reports(table.reports(start, stop), who, update)
+                    except Conflict as exc:
+                        raise FileProblem(_conflict(file, exc, start, stop, update)) from None
+                    stored += len(done.stored)
+                    corrected += len(done.corrected)
+                    duplicates += done.duplicates
                     advance(stop - start)
         for message in table.messages:
             print_note(message)
+        changed = f", {corrected:,} corrected (new versions)" if update else ""
         console.print(
-            f"{file.name}: {n:,} report(s): {stored:,} stored, {len(duplicates):,} duplicate(s) "
-            f"already stored; {violations:,} violation(s) against the stored zones"
+            f"{file.name}: {n:,} report(s): {stored:,} stored{changed}, {len(duplicates):,} "
+            f"duplicate(s) already stored; {violations:,} violation(s) against the stored zones"
         )
         _print_duplicates(duplicates)
+
+
+def _conflict(file: Path, exc: Conflict, start: int, stop: int, update: bool) -> str:
+    """One line for a report that conflicts with the stored one, and what to do about it."""
+    where = f"report {start + exc.index + 1}" if exc.index is not None else "a report"
+    hint = "" if update else "; import with --update to file changed reports as corrections"
+    earlier = f" (the {start:,} report(s) before this batch were stored)" if start else ""
+    return (
+        f"{file.name}: {where}: {exc.message}{hint}; nothing of reports "
+        f"{start + 1:,}-{stop:,} was stored{earlier}"
+    )

@@ -7,8 +7,9 @@ below in their own way.
 Promises every implementation keeps:
 
 - **Nothing is overwritten.** A zone change is a new version row; retiring a zone is a new
-  version whose `valid_to` is the retirement time. Reports and audit entries are never updated
-  or deleted. (Revoking an API key sets its `revoked_at` once; that is the one update.)
+  version whose `valid_to` is the retirement time. A report's correction or retraction is a new
+  version row. Reports and audit entries are never updated or deleted. (Revoking an API key
+  sets its `revoked_at` once; that is the one update.)
 - **Versions.** A zone's versions are numbered 1, 2, 3 ... in the order they were stored. The
   *current* version is the latest one. Each version carries its own `valid_from`/`valid_to`, but
   a later version supersedes an earlier one from the later version's `valid_from` on, so a
@@ -20,9 +21,18 @@ Promises every implementation keeps:
   versions with this effective `valid_to`; `get_zone`, `zone_history` and
   `list_zones(all_versions=True)` return versions exactly as they were filed.
 - **Idempotent reports.** A report's `id` identifies it: re-sending an id that is already stored
-  (or repeating an id inside one batch) gives a duplicate, which is reported back and not stored
-  again, *even if its content differs* — the first version filed is the record, and a client
-  retrying after a lost answer cannot create a second report.
+  with the *same content* as one of its versions (or repeating an id inside one batch with the
+  same content) gives a duplicate, which is reported back and not stored again, so a client
+  retrying after a lost answer cannot create a second report. Re-sending it with *different*
+  content raises `Conflict` (naming the report's index in the batch) and stores nothing of the
+  batch: a change is filed as a correction (`correct_report`, or `update_reports`).
+- **Report versions.** A report's versions are numbered 1, 2, 3 ... in the order stored;
+  version 1 is the report as first filed. A correction is the next version; a retraction is a
+  last version that copies the content retracted, with a reason, after which the report takes
+  no more versions. Every read of reports (`list_reports`, `get_reports_for_track`) gives each
+  report's latest version and leaves retracted reports out; `report_history` gives them all.
+  Versions and retractions take positions in the same commit order as new reports
+  (`reports_after`).
 - **All or nothing.** Every write method runs in one transaction; when it raises, nothing of it
   is stored.
 - **Audit.** Every write appends one audit entry per zone (or one per report batch, or per key)
@@ -72,7 +82,9 @@ __all__ = [
     "StorageIOError",
     "StoreError",
     "Unavailable",
+    "ReportVersion",
     "UnknownKey",
+    "UnknownReport",
     "UnknownZone",
     "UnsupportedDatabase",
     "hash_key",
@@ -102,6 +114,12 @@ class UnknownKey(NotFound):
     """No API key with this id."""
 
     title = "Unknown API key"
+
+
+class UnknownReport(NotFound):
+    """No report with this id."""
+
+    title = "Unknown report"
 
 
 class BadCursor(InvalidInput):
@@ -166,6 +184,7 @@ class AuditEntry:
 
     `id` increases with every entry and is the cursor for `Store.audit_log(after=...)`.
     Actions: ``zone.create``, ``zone.version``, ``zone.retire``, ``reports.add``,
+    ``report.version`` (a correction; the target is the report id), ``report.retract``,
     ``key.create``, ``key.revoke``, ``auth.throttle`` (a client address sent too many wrong
     keys; the target is the address).
     """
@@ -200,6 +219,18 @@ class KeyRecord:
     def active(self) -> bool:
         """Whether the key may still be used."""
         return self.revoked_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportVersion:
+    """One version of a stored report: its content, number, when it was filed, and whether it
+    is the report's retraction (then `report` is the content retracted and `reason` says why)."""
+
+    report: Report
+    version: int
+    filed_at: datetime
+    retracted: bool = False
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +346,44 @@ class Store(Protocol):
         """
         ...
 
+    def update_reports(
+        self, reports: Sequence[Report], actor: str
+    ) -> tuple[list[Report], list[ReportVersion], list[str]]:
+        """Like `add_reports`, but a stored report sent with different content becomes its next
+        version instead of a `Conflict` (what `truce import reports --update` does).
+
+        Returns ``(stored, corrected, duplicate_ids)`` in input order. A retracted report sent
+        with different content, or an id repeated in the batch with different content, still
+        raises `Conflict`. One ``reports.add`` audit entry for the batch and one
+        ``report.version`` entry per correction, all or nothing.
+        """
+        ...
+
+    def get_report(self, report_id: str) -> ReportVersion:
+        """The latest version of a report (its retraction, if retracted). `UnknownReport`."""
+        ...
+
+    def correct_report(self, report: Report, actor: str) -> tuple[ReportVersion, bool]:
+        """Store `report` as the next version of the stored report with its id.
+
+        Returns the latest version and whether it is new: content equal to the latest version
+        stores nothing (a retried correction is not a second one). Raises `UnknownReport`, and
+        `Conflict` when the report was retracted. Audited as ``report.version``.
+        """
+        ...
+
+    def retract_report(self, report_id: str, reason: str, actor: str) -> ReportVersion:
+        """Retract a report: a last version that copies the latest content, with `reason`.
+
+        Raises `UnknownReport`, and `Conflict` when it is already retracted. Audited as
+        ``report.retract``.
+        """
+        ...
+
+    def report_history(self, report_id: str) -> list[ReportVersion]:
+        """Every version of a report, oldest first (the retraction last). `UnknownReport`."""
+        ...
+
     def list_reports(
         self,
         since: datetime | None = None,
@@ -334,8 +403,9 @@ class Store(Protocol):
         """
         ...
 
-    def reports_after(self, position: int, limit: int) -> tuple[list[Report], int]:
-        """Up to `limit` reports in the order they were stored, after `position` (0: the first).
+    def reports_after(self, position: int, limit: int) -> tuple[list[ReportVersion], int]:
+        """Up to `limit` report versions in the order they were stored, after `position` (0:
+        the first): new reports (version 1), corrections and retractions alike.
 
         Returns them and the position to ask from next time (`position` again when there are
         none). Positions must grow in commit order: a reader that keeps its position then sees
@@ -351,7 +421,7 @@ class Store(Protocol):
         ...
 
     def count_reports(self) -> int:
-        """How many reports are stored."""
+        """How many reports are stored (ids, retracted ones included; not versions)."""
         ...
 
     # -- audit ------------------------------------------------------------------------------

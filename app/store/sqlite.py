@@ -44,11 +44,12 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 import shapely
@@ -64,12 +65,14 @@ from app.store.base import (
     IdempotentAnswer,
     KeyRecord,
     ReadOnlyStorage,
+    ReportVersion,
     StorageFull,
     StorageIOError,
     Store,
     StoreError,
     Unavailable,
     UnknownKey,
+    UnknownReport,
     UnknownZone,
 )
 
@@ -163,6 +166,32 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         *_immutable("audit"),
         "CREATE TRIGGER api_keys_no_delete BEFORE DELETE ON api_keys "
         "BEGIN SELECT RAISE(ABORT, 'api_keys rows are never deleted'); END",
+    ),
+    # report versions: corrections and retractions, as new rows (a `reports` row is version 1
+    # and stays as filed). `seq` shares one commit-order sequence with the rowids of `reports`:
+    # both are the positions of `reports_after`. A retraction copies the content retracted.
+    (
+        """CREATE TABLE report_versions (
+            seq INTEGER PRIMARY KEY,
+            id TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            retracted INTEGER NOT NULL,
+            reason TEXT,
+            party TEXT NOT NULL,
+            observed_at INTEGER NOT NULL,
+            lon REAL NOT NULL,
+            lat REAL NOT NULL,
+            uncertainty_m REAL NOT NULL,
+            kind TEXT NOT NULL,
+            unit TEXT,
+            source TEXT,
+            confidence TEXT,
+            notes TEXT,
+            extra TEXT,
+            audit_id INTEGER NOT NULL REFERENCES audit (id),
+            UNIQUE (id, version)
+        )""",
+        *_immutable("report_versions"),
     ),
 )
 
@@ -300,6 +329,69 @@ def _report_from_row(row: Sequence[Any]) -> Report:
         notes=row[10],
         extra={} if row[11] is None else orjson.loads(row[11]),
     )
+
+
+def _same_content(a: Sequence[Any], b: Sequence[Any]) -> bool:
+    """Whether two rows in `_REPORT_COLUMNS` order hold the same report (ids aside).
+
+    `extra` is JSON text: compared as values when the texts differ (key order is not content).
+    """
+    if tuple(a[1:11]) != tuple(b[1:11]):
+        return False
+    if a[11] == b[11]:
+        return True
+    return bool((orjson.loads(a[11]) if a[11] else {}) == (orjson.loads(b[11]) if b[11] else {}))
+
+
+def _prefixed(table: str) -> str:
+    """`_REPORT_COLUMNS` qualified by a table alias."""
+    return ", ".join(f"{table}.{name}" for name in _REPORT_COLUMNS.split(", "))
+
+
+def _current_reports(where: Sequence[str], params: Sequence[Any]) -> tuple[str, list[Any]]:
+    """A query for every report's latest version, retracted reports left out, under `where`.
+
+    Two arms: reports never changed (the common case, served by the indexes of `reports`) and
+    the latest versions of changed ones. With an ORDER BY, SQLite merges the arms.
+    """
+    condition = "".join(f" AND {clause}" for clause in where)
+    query = (
+        f"SELECT {_REPORT_COLUMNS} FROM reports "
+        f"WHERE id NOT IN (SELECT id FROM report_versions){condition} "
+        f"UNION ALL SELECT {_REPORT_COLUMNS} FROM report_versions AS v WHERE NOT v.retracted "
+        "AND v.version = (SELECT max(version) FROM report_versions WHERE id = v.id)"
+        f"{condition}"
+    )
+    return query, [*params, *params]
+
+
+def _versions_from_rows(rows: Sequence[Sequence[Any]]) -> list[ReportVersion]:
+    """Rows of (version, retracted, reason, filed at, *report columns) as `ReportVersion`s."""
+    # A batch's reports share one filing time: each time is converted once.
+    times: dict[int, datetime] = {}
+    versions = []
+    for row in rows:
+        filed_at = times.get(row[3])
+        if filed_at is None:
+            filed_at = times[row[3]] = _from_us(row[3])
+        versions.append(
+            ReportVersion(_report_from_row(row[4:]), row[0], filed_at, bool(row[1]), row[2])
+        )
+    return versions
+
+
+def _quote_id(report_id: str) -> str:
+    """A report id as it goes in a URL path (percent-encoded, `/` included)."""
+    return quote(report_id, safe="")
+
+
+@dataclass(slots=True)
+class _Known:
+    """What is stored of one report id while a batch is filed."""
+
+    contents: list[tuple[Any, ...]]  # every version's content, oldest first (no retraction)
+    latest: int = 1
+    retracted: bool = False
 
 
 def _key_from_row(row: Sequence[Any]) -> KeyRecord:
@@ -906,24 +998,61 @@ class SQLiteStore(Store):
 
     def add_reports(self, reports: Sequence[Report], actor: str) -> tuple[list[Report], list[str]]:
         """Store a batch all or nothing; returns (stored, duplicate ids) in input order."""
+        stored, _, duplicates = self._file_batch(reports, actor, update=False)
+        return stored, duplicates
+
+    def update_reports(
+        self, reports: Sequence[Report], actor: str
+    ) -> tuple[list[Report], list[ReportVersion], list[str]]:
+        """Store a batch; changed reports become new versions (see `Store.update_reports`)."""
+        return self._file_batch(reports, actor, update=True)
+
+    def _file_batch(
+        self, reports: Sequence[Report], actor: str, *, update: bool
+    ) -> tuple[list[Report], list[ReportVersion], list[str]]:
         if not reports:
-            return [], []
+            return [], [], []
         # Serialised before the write lock is taken, so other writers wait less.
         values = [_report_values(report) for report in reports]
         big = len(reports) >= _BIG_BATCH
         if big:
             self._conn().execute(f"PRAGMA cache_size = {_BIG_BATCH_CACHE_KIB}")
         try:
-            return self._add_report_values(reports, values, actor)
+            with self._write() as c:
+                return self._insert_reports(c, reports, values, actor, update=update)
         finally:
             if big:
                 self._conn().execute(f"PRAGMA cache_size = {_CACHE_KIB}")
 
-    def _add_report_values(
-        self, reports: Sequence[Report], values: list[tuple[Any, ...]], actor: str
-    ) -> tuple[list[Report], list[str]]:
-        with self._write() as c:
-            return self._insert_reports(c, reports, values, actor)
+    @staticmethod
+    def _known(c: sqlite3.Connection, ids: set[str]) -> dict[str, _Known]:
+        """What is stored of `ids`: every version's content, the latest number, retracted."""
+        known: dict[str, _Known] = {}
+        for chunk in _chunks(sorted(ids), _IN_CHUNK):
+            marks = ",".join("?" * len(chunk))
+            for row in c.execute(
+                f"SELECT {_REPORT_COLUMNS} FROM reports WHERE id IN ({marks})", chunk
+            ):
+                known[row[0]] = _Known([tuple(row)])
+            for row in c.execute(
+                f"SELECT version, retracted, {_REPORT_COLUMNS} FROM report_versions "
+                f"WHERE id IN ({marks}) ORDER BY id, version",
+                chunk,
+            ):
+                entry = known[row[2]]
+                if not row[1]:
+                    entry.contents.append(tuple(row[2:]))
+                entry.latest, entry.retracted = int(row[0]), bool(row[1])
+        return known
+
+    @staticmethod
+    def _next_position(c: sqlite3.Connection) -> int:
+        """The next position of the commit order that `reports` and `report_versions` share."""
+        row = c.execute(
+            "SELECT max(coalesce((SELECT max(rowid) FROM reports), 0), "
+            "coalesce((SELECT max(seq) FROM report_versions), 0))"
+        ).fetchone()
+        return int(row[0]) + 1
 
     def _insert_reports(
         self,
@@ -931,35 +1060,163 @@ class SQLiteStore(Store):
         reports: Sequence[Report],
         values: list[tuple[Any, ...]],
         actor: str,
-    ) -> tuple[list[Report], list[str]]:
-        """Insert the reports whose ids are new, with one audit entry, in `c`'s transaction."""
+        *,
+        update: bool = False,
+    ) -> tuple[list[Report], list[ReportVersion], list[str]]:
+        """File a batch in `c`'s transaction: new ids are stored, the same content again is a
+        duplicate, changed content a new version (`update`) or a `Conflict`."""
         # Read inside the write transaction, so no other writer can add an id meanwhile.
-        seen = self._existing(c, "SELECT id FROM reports", "id", {r.id for r in reports})
+        known = self._known(c, {r.id for r in reports})
+        first_at: dict[str, int] = {}
         stored_at: list[int] = []
+        corrected_at: list[int] = []
         duplicates: list[str] = []
         for index, report in enumerate(reports):
-            if report.id in seen:
+            row = values[index]
+            first = first_at.get(report.id)
+            if first is not None:
+                if not _same_content(values[first], row):
+                    raise Conflict(
+                        f"report {report.id!r} appears twice in the batch with different "
+                        f"content (first at index {first}); send one version",
+                        field="id",
+                        index=index,
+                    )
                 duplicates.append(report.id)
-            else:
-                seen.add(report.id)
+                continue
+            first_at[report.id] = index
+            stored = known.get(report.id)
+            if stored is None:
                 stored_at.append(index)
-        audit_id = self._audit(
-            c,
-            self._now_us(),
-            actor,
-            "reports.add",
-            "reports",
-            f"stored {len(stored_at)}, duplicates {len(duplicates)}",
-        )
+            elif any(_same_content(content, row) for content in stored.contents):
+                duplicates.append(report.id)
+            elif stored.retracted:
+                raise Conflict(
+                    f"report {report.id!r} was retracted and takes no new version; "
+                    "file it under a new id",
+                    field="id",
+                    index=index,
+                )
+            elif update:
+                corrected_at.append(index)
+            else:
+                raise Conflict(
+                    f"report {report.id!r} is already stored with different content; to "
+                    f"correct it, send the new version with PUT /reports/{_quote_id(report.id)}",
+                    field="id",
+                    index=index,
+                )
+        now = self._now_us()
+        detail = f"stored {len(stored_at)}, duplicates {len(duplicates)}"
+        if update:
+            detail += f", corrected {len(corrected_at)}"
+        audit_id = self._audit(c, now, actor, "reports.add", "reports", detail)
+        position = self._next_position(c)
         # Inserting in id order walks the primary-key index sequentially (ids are often
-        # random UUIDs): a third less time for a big batch.
+        # random UUIDs): a third less time for a big batch. Rowids are given explicitly: they
+        # share the commit order with report_versions.
         rows = sorted(((*values[index], audit_id) for index in stored_at), key=itemgetter(0))
         c.executemany(
-            f"INSERT INTO reports ({_REPORT_COLUMNS}, audit_id) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
+            f"INSERT INTO reports (rowid, {_REPORT_COLUMNS}, audit_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(position + n, *row) for n, row in enumerate(rows)],
         )
-        return [reports[index] for index in stored_at], duplicates
+        position += len(rows)
+        corrected = []
+        for offset, index in enumerate(corrected_at):
+            report = reports[index]
+            version = known[report.id].latest + 1
+            self._insert_version(c, position + offset, version, values[index], actor, now)
+            corrected.append(ReportVersion(report, version, _from_us(now)))
+        return [reports[index] for index in stored_at], corrected, duplicates
+
+    def _insert_version(
+        self,
+        c: sqlite3.Connection,
+        position: int,
+        version: int,
+        values: tuple[Any, ...],
+        actor: str,
+        now: int,
+        reason: str | None = None,
+    ) -> None:
+        """Append a version (a retraction when `reason` is given), with its audit entry."""
+        report_id = values[0]
+        if reason is None:
+            audit_id = self._audit(c, now, actor, "report.version", report_id, f"version {version}")
+        else:
+            audit_id = self._audit(
+                c, now, actor, "report.retract", report_id, f"version {version}: {reason}"
+            )
+        c.execute(
+            f"INSERT INTO report_versions (seq, version, retracted, reason, {_REPORT_COLUMNS}, "
+            "audit_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (position, version, int(reason is not None), reason, *values, audit_id),
+        )
+
+    @staticmethod
+    def _history(c: sqlite3.Connection, report_id: str) -> list[ReportVersion]:
+        rows = c.execute(
+            f"SELECT 1, 0, NULL, a.at, {_prefixed('r')} FROM reports AS r "
+            "JOIN audit AS a ON a.id = r.audit_id WHERE r.id = ? "
+            f"UNION ALL SELECT v.version, v.retracted, v.reason, a.at, {_prefixed('v')} "
+            "FROM report_versions AS v JOIN audit AS a ON a.id = v.audit_id WHERE v.id = ? "
+            "ORDER BY 1",
+            (report_id, report_id),
+        ).fetchall()
+        if not rows:
+            raise UnknownReport(f"no report with id {report_id!r}", field="id")
+        return _versions_from_rows(rows)
+
+    def get_report(self, report_id: str) -> ReportVersion:
+        """The latest version of a report (see `Store.get_report`)."""
+        with self._read() as c:
+            return self._history(c, report_id)[-1]
+
+    def report_history(self, report_id: str) -> list[ReportVersion]:
+        """Every version of a report, oldest first (see `Store.report_history`)."""
+        with self._read() as c:
+            return self._history(c, report_id)
+
+    def correct_report(self, report: Report, actor: str) -> tuple[ReportVersion, bool]:
+        """Store the next version of a report (see `Store.correct_report`)."""
+        values = _report_values(report)
+        with self._write() as c:
+            latest = self._history(c, report.id)[-1]
+            if latest.retracted:
+                raise Conflict(
+                    f"report {report.id!r} was retracted and takes no new version; "
+                    "file it under a new id",
+                    field="id",
+                )
+            if _same_content(_report_values(latest.report), values):
+                return latest, False
+            now = self._now_us()
+            version = latest.version + 1
+            self._insert_version(c, self._next_position(c), version, values, actor, now)
+        return ReportVersion(report, version, _from_us(now)), True
+
+    def retract_report(self, report_id: str, reason: str, actor: str) -> ReportVersion:
+        """Retract a report with a reason (see `Store.retract_report`)."""
+        with self._write() as c:
+            latest = self._history(c, report_id)[-1]
+            if latest.retracted:
+                raise Conflict(
+                    f"report {report_id!r} was already retracted at {latest.filed_at.isoformat()}",
+                    field="id",
+                )
+            now = self._now_us()
+            version = latest.version + 1
+            self._insert_version(
+                c,
+                self._next_position(c),
+                version,
+                _report_values(latest.report),
+                actor,
+                now,
+                reason=reason,
+            )
+        return ReportVersion(latest.report, version, _from_us(now), True, reason)
 
     def list_reports(
         self,
@@ -971,7 +1228,7 @@ class SQLiteStore(Store):
         limit: int = 100,
         after: str | None = None,
     ) -> tuple[list[Report], str | None]:
-        """One page of reports by (observed_at, id) and the next page's cursor."""
+        """One page of reports (latest versions) by (observed_at, id) and the next cursor."""
         if limit < 1:
             raise ValueError("limit must be at least 1")
         where: list[str] = []
@@ -996,9 +1253,7 @@ class SQLiteStore(Store):
             # Keyset pagination: a row-value comparison that the (observed_at, id) index serves.
             where.append("(observed_at, id) > (?, ?)")
             params.extend(_decode_cursor(after))
-        query = f"SELECT {_REPORT_COLUMNS} FROM reports"
-        if where:
-            query += " WHERE " + " AND ".join(where)
+        query, params = _current_reports(where, params)
         # One row more than asked tells whether another page exists.
         query += " ORDER BY observed_at, id LIMIT ?"
         params.append(limit + 1)
@@ -1009,34 +1264,35 @@ class SQLiteStore(Store):
         cursor = _encode_cursor(rows[-1][2], rows[-1][0]) if more else None
         return [_report_from_row(row) for row in rows], cursor
 
-    def reports_after(self, position: int, limit: int) -> tuple[list[Report], int]:
-        """Reports by rowid after `position` (see `Store.reports_after`).
+    def reports_after(self, position: int, limit: int) -> tuple[list[ReportVersion], int]:
+        """Report versions by position after `position` (see `Store.reports_after`).
 
-        Writers are serialised by BEGIN IMMEDIATE and rows are never deleted, so rowids grow in
-        commit order.
+        Writers are serialised by BEGIN IMMEDIATE, rows are never deleted, and every write
+        takes positions after the largest of both tables, so positions grow in commit order.
         """
         with self._read() as c:
             rows = c.execute(
-                f"SELECT rowid, {_REPORT_COLUMNS} FROM reports WHERE rowid > ? "
-                "ORDER BY rowid LIMIT ?",
-                (position, limit),
+                f"SELECT r.rowid, 1, 0, NULL, a.at, {_prefixed('r')} FROM reports AS r "
+                "JOIN audit AS a ON a.id = r.audit_id WHERE r.rowid > ? "
+                f"UNION ALL SELECT v.seq, v.version, v.retracted, v.reason, a.at, "
+                f"{_prefixed('v')} FROM report_versions AS v "
+                "JOIN audit AS a ON a.id = v.audit_id WHERE v.seq > ? "
+                "ORDER BY 1 LIMIT ?",
+                (position, position, limit),
             ).fetchall()
         if not rows:
             return [], position
-        return [_report_from_row(row[1:]) for row in rows], int(rows[-1][0])
+        return _versions_from_rows([row[1:] for row in rows]), int(rows[-1][0])
 
     def get_reports_for_track(self, party: str, unit: str) -> list[Report]:
-        """Every report of one unit by (observed_at, id)."""
+        """Every report (latest version) of one unit by (observed_at, id)."""
+        query, params = _current_reports(["party = ?", "unit = ?"], [party, unit])
         with self._read() as c:
-            rows = c.execute(
-                f"SELECT {_REPORT_COLUMNS} FROM reports WHERE party = ? AND unit = ? "
-                "ORDER BY observed_at, id",
-                (party, unit),
-            ).fetchall()
+            rows = c.execute(query + " ORDER BY observed_at, id", params).fetchall()
         return [_report_from_row(row) for row in rows]
 
     def count_reports(self) -> int:
-        """How many reports are stored."""
+        """How many reports are stored (ids, retracted ones included)."""
         with self._read() as c:
             return int(c.execute("SELECT count(*) FROM reports").fetchone()[0])
 

@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import shapely
 import typer
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 import app.io as io_module
 from app.cli import register
@@ -801,3 +801,41 @@ def test_subprocess_import_export_round_trip(tmp_path: Path) -> None:
     out = tmp_path / "reports.csv"
     assert run("export", "reports", "--out", str(out)).returncode == 0
     assert len(pd.read_csv(out)) == 13
+
+
+def test_reimport_with_update_corrects_the_reports_and_export_follows(tmp_path: Path) -> None:
+    url = db(tmp_path)
+    assert invoke("import", "zones", str(ZONES), "--database-url", url).exit_code == 0
+    # A first party map that takes the peacekeepers for Azerbaijani forces.
+    wrong = [*PARTY_MAP[:3], "Military Forces of Russia (2000-) Peacekeeping Contingent=AZE"]
+
+    def import_acled(party_map: list[str], *extra: str) -> Result:
+        args = ["import", "reports", str(ACLED), "--database-url", url, *extra]
+        for item in party_map:
+            args += ["--party-map", item]
+        return invoke(*args)
+
+    def exported() -> set[str]:
+        out = tmp_path / "incursions.csv"
+        result = invoke("export", "incursions", "--out", str(out), "--database-url", url)
+        assert result.exit_code == 0, result.output
+        return {f[0] for f in findings_of(out)}
+
+    assert import_acled(wrong).exit_code == 0
+    before = exported()
+    assert "TRC90005" in before  # the false violation
+
+    refused = import_acled(PARTY_MAP)
+    assert refused.exit_code != 0
+    assert "--update" in refused.output and "TRC90005" in refused.output
+    assert exported() == before  # nothing of the batch was stored
+
+    updated = import_acled(PARTY_MAP, "--update")
+    assert updated.exit_code == 0, updated.output
+    assert "1 corrected" in updated.stdout and "10 duplicate(s)" in updated.stdout
+    assert exported() == before - {"TRC90005"}
+    with open_store(url) as store:  # type: ignore[attr-defined]
+        history = store.report_history("TRC90005")
+    assert [(v.version, v.report.party) for v in history] == [(1, "AZE"), (2, "RU-PK")]
+    again = import_acled(PARTY_MAP, "--update")  # unchanged now: duplicates only
+    assert "0 corrected" in again.stdout and "11 duplicate(s)" in again.stdout

@@ -28,6 +28,7 @@ from app.store import (
     UnsupportedDatabase,
     open_store,
 )
+from app.store.sqlite import MIGRATIONS
 from tests.factories import make_report, make_zone
 
 T0 = datetime(2020, 11, 10, tzinfo=UTC)  # the trilateral statement
@@ -317,23 +318,28 @@ def test_report_reads_back_with_every_field(store: SQLiteStore) -> None:
     assert got.kind is ReportKind.TROOPS and got.confidence is Confidence.MEDIUM
 
 
-def test_a_resent_report_is_a_duplicate_even_if_its_content_differs(store: SQLiteStore) -> None:
+def test_a_resent_report_is_a_duplicate_only_with_the_same_content(store: SQLiteStore) -> None:
     store.add_reports([report("r1"), report("r2")], "observer")
+    stored, duplicates = store.add_reports([report("r3"), report("r1")], "observer")
+    assert ([r.id for r in stored], duplicates) == (["r3"], ["r1"])
     changed = replace(report("r1"), party="ARM")
-    stored, duplicates = store.add_reports([report("r3"), changed], "observer")
-    assert [r.id for r in stored] == ["r3"]
-    assert duplicates == ["r1"]
-    assert store.count_reports() == 3
+    with pytest.raises(Conflict, match=r"PUT /reports/r1") as refused:
+        store.add_reports([report("r4"), changed], "observer")
+    assert (refused.value.field, refused.value.index) == ("id", 1)
+    assert store.count_reports() == 3  # all or nothing: r4 was not stored either
     page, _ = store.list_reports()
-    assert {r.id: r.party for r in page}["r1"] == "AZE"  # the first version is the record
+    assert {r.id: r.party for r in page}["r1"] == "AZE"
 
 
 def test_ids_repeated_within_a_batch_are_stored_once(store: SQLiteStore) -> None:
-    batch = [report("a"), report("b"), report("a", party="ARM"), report("c"), report("a")]
+    batch = [report("a"), report("b"), report("a"), report("c"), report("a")]
     stored, duplicates = store.add_reports(batch, "observer")
     assert [r.id for r in stored] == ["a", "b", "c"]
-    assert stored[0].party == "AZE"
     assert duplicates == ["a", "a"]
+    assert store.count_reports() == 3
+    with pytest.raises(Conflict, match="twice") as refused:
+        store.add_reports([report("d"), report("d", party="ARM")], "observer")
+    assert refused.value.index == 1
     assert store.count_reports() == 3
 
 
@@ -438,16 +444,17 @@ def test_reports_after_gives_each_report_once_in_the_order_stored(store: SQLiteS
     assert store.reports_after(0, 10) == ([], 0)
     store.add_reports([report("m", at=T0 + timedelta(days=1)), report("a")], "observer")
     first, position = store.reports_after(0, 10)
-    assert [r.id for r in first] == ["a", "m"]  # one batch goes in id order
+    assert [v.report.id for v in first] == ["a", "m"]  # one batch goes in id order
     assert store.reports_after(position, 10) == ([], position)
     store.add_reports([report("a"), report("b", at=T0 - timedelta(days=1))], "observer")
     later, last = store.reports_after(position, 10)
-    assert [r.id for r in later] == ["b"] and last > position  # the duplicate is not a report
-    assert later[0] == report("b", at=T0 - timedelta(days=1))
+    assert [v.report.id for v in later] == ["b"] and last > position  # a duplicate is no report
+    assert later[0].report == report("b", at=T0 - timedelta(days=1))
+    assert later[0].version == 1 and not later[0].retracted
     one, after_one = store.reports_after(0, 1)
-    assert [r.id for r in one] == ["a"]
+    assert [v.report.id for v in one] == ["a"]
     rest, _ = store.reports_after(after_one, 10)
-    assert [r.id for r in rest] == ["m", "b"]
+    assert [v.report.id for v in rest] == ["m", "b"]
 
 
 def test_track_reports_come_in_time_order(store: SQLiteStore) -> None:
@@ -707,7 +714,8 @@ def test_reopening_keeps_data_and_does_not_migrate_again(tmp_path: Path) -> None
         assert second.count_reports() == 1
     raw = sqlite3.connect(path)
     try:
-        assert raw.execute("SELECT version FROM schema_version").fetchall() == [(1,)]
+        versions = raw.execute("SELECT version FROM schema_version").fetchall()
+        assert versions == [(n,) for n in range(1, len(MIGRATIONS) + 1)]
         raw.execute("INSERT INTO schema_version (version) VALUES (99)")
         raw.commit()
     finally:

@@ -1,13 +1,14 @@
-"""Reports: file one or a batch (idempotent by id), and list them by time, party and place."""
+"""Reports: file one or a batch (idempotent by id), list them by time, party and place; read,
+correct (a new version) and retract one, and list its history."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from starlette.responses import Response
 
 from app.api.auth import ObserverKey, ViewerKey
@@ -25,18 +26,31 @@ from app.api.deps import (
     ServiceDep,
     SettingsDep,
     TimeRangeDep,
+    href,
     page_links,
 )
 from app.api.idempotency import IDEMPOTENCY_PARAMETER, idempotent
 from app.api.inputs import REPORTS_BODY
 from app.api.limits import run_limited
-from app.api.models import POINT_EXAMPLE, Page, ReportsFiled, json_body, problems
+from app.api.models import (
+    POINT_EXAMPLE,
+    Feature,
+    FeatureCollection,
+    Page,
+    ReportCorrected,
+    ReportsFiled,
+    json_body,
+    problems,
+)
 from app.api.parsing import parse_reports
 from app.api.responses import GEOJSON, GeoJSONResponse, ORJSONResponse, dumps
-from app.errors import InvalidParameter
+from app.batch import ReportBatch
+from app.errors import InvalidGeoJSON, InvalidParameter
 from app.geojson import report_to_feature
-from app.service import Service
+from app.service import MAX_REASON_CHARS, Service
 from app.settings import Settings
+from app.store import ReportVersion
+from app.validate import check_id, describe
 
 router = APIRouter(tags=["reports"])
 
@@ -67,8 +81,9 @@ async def create_reports(
 
     Each report is a Point with `party` and `observed_at` (with a UTC offset) required, and
     optionally `uncertainty_m`, `kind`, `unit`, `source`, `confidence`, `notes`. The Feature's `id`
-    makes a re-sent report a duplicate rather than a second report (the first one filed is the
-    record); a report without an id is given a UUID, so to retry safely send an
+    makes a re-sent report with the same content a duplicate rather than a second report; the
+    same id with different content is a 409 (correct a report with `PUT /reports/{id}`). A
+    report without an id is given a UUID, so to retry safely send an
     `Idempotency-Key` header: a retry with the same key is answered as the first request was and
     stores nothing again. One bad feature refuses the whole batch, naming `features/<i>/...`.
 
@@ -154,7 +169,10 @@ def list_reports(
     during the walk with an `observed_at` before the page already read is not in a later page,
     though: a consumer that follows new reports asks with `filed_after` (start at 0), which
     lists them in commit order and always answers a `next` link to poll, so that every report
-    stored later comes exactly once. `filed_after` takes no other filter but `limit`.
+    stored later comes exactly once. `filed_after` takes no other filter but `limit`. That
+    feed also lists corrections and retractions (as versions, with `version`, `filed_at` and
+    `retracted`), while the time-ordered listing shows each report's latest version only and
+    leaves retracted reports out.
     """
     if filed_after is not None:
         others = {
@@ -204,8 +222,9 @@ def _filed_after(
                 "filed_after lists every report in commit order and takes no filter but limit",
                 field=name,
             )
-    reports, position = service.store.reports_after(position, limit)
-    features = [report_to_feature(r) for r in reports]
+    versions, position = service.store.reports_after(position, limit)
+    # Corrections and retractions come in this feed too, each with its `version`.
+    features = [_version_feature(request, v) for v in versions]
     return GeoJSONResponse(
         {
             "type": "FeatureCollection",
@@ -214,4 +233,172 @@ def _filed_after(
             "timeStamp": datetime.now(UTC).isoformat(),
             "links": page_links(request, {"filed_after": position, "limit": limit}, GEOJSON),
         }
+    )
+
+
+# -- one report: read, correct, retract, history -----------------------------------------------
+
+ReportId = Annotated[
+    str,
+    Path(
+        description="the report's id, percent-encoded (a `/` in it may be sent as it is)",
+        examples=["op-7-2022-03-24-0600"],
+    ),
+]
+
+
+def _version_feature(request: Request, found: ReportVersion) -> dict[str, Any]:
+    """A report version as a Feature: the report, then `version`, `filed_at` and, for a
+    retraction, `retracted` and `retraction_reason`; with links to itself and its history."""
+    feature = report_to_feature(found.report)
+    properties = feature["properties"]
+    properties["version"] = found.version
+    properties["filed_at"] = found.filed_at.isoformat()
+    properties["retracted"] = found.retracted
+    if found.retracted:
+        properties["retraction_reason"] = found.reason
+    # `href` percent-encodes the id; a `/` in it stays, which the `:path` routes below take.
+    path = f"/reports/{found.report.id}"
+    feature["links"] = [
+        {"href": href(request, path), "rel": "self", "type": GEOJSON},
+        {"href": href(request, path + "/history"), "rel": "version-history", "type": GEOJSON},
+    ]
+    return feature
+
+
+def _parse_correction(obj: Any, report_id: str) -> ReportBatch:
+    """The new version of report `report_id`: one Feature whose id, if given, is the path's."""
+    if not isinstance(obj, Mapping) or obj.get("type") != "Feature":
+        got = describe(obj) if not isinstance(obj, Mapping) else repr(obj.get("type"))
+        raise InvalidGeoJSON(f"expected one report Feature, got {got}", field="type")
+    given = check_id(obj.get("id"), "id", error=InvalidGeoJSON)
+    if given is None:
+        properties = obj.get("properties")
+        if isinstance(properties, Mapping):
+            given = check_id(properties.get("id"), "properties/id", error=InvalidGeoJSON)
+    if given is None:
+        obj = {**obj, "id": report_id}
+    elif given != report_id:
+        raise InvalidGeoJSON(
+            f"the feature's id {given!r} is not the report {report_id!r} of the path", field="id"
+        )
+    return parse_reports(obj, default_observed_at=None, assign_id=_new_id, allow_object=False)
+
+
+@router.get(
+    "/reports/{report_id:path}/history",
+    operation_id="getReportHistory",
+    response_model=FeatureCollection,
+    response_class=GeoJSONResponse,
+    responses=problems(401, 403, 404),
+)
+def report_history(
+    report_id: ReportId, request: Request, service: ServiceDep, _: ViewerKey
+) -> Response:
+    """Every version of a report, oldest first: as filed (version 1), each correction, and the
+    retraction if there is one (`retracted: true`, with its `retraction_reason`)."""
+    versions = service.report_history(report_id)
+    return GeoJSONResponse(
+        {
+            "type": "FeatureCollection",
+            "features": [_version_feature(request, v) for v in versions],
+            "numberReturned": len(versions),
+        }
+    )
+
+
+@router.get(
+    "/reports/{report_id:path}",
+    operation_id="getReport",
+    response_model=Feature,
+    response_class=GeoJSONResponse,
+    responses=problems(401, 403, 404),
+)
+def get_report(
+    report_id: ReportId, request: Request, service: ServiceDep, _: ViewerKey
+) -> Response:
+    """The latest version of a report, with its `version` and `filed_at`.
+
+    A retracted report answers its retraction (`retracted: true`, `retraction_reason`): it is
+    left out of every list, incursion, track, map and export, but its record stays readable.
+    """
+    return GeoJSONResponse(_version_feature(request, service.get_report(report_id)))
+
+
+@router.put(
+    "/reports/{report_id:path}",
+    operation_id="correctReport",
+    response_model=ReportCorrected,
+    response_class=ORJSONResponse,
+    responses=problems(400, 401, 403, 404, 409, 413, 422, 503),
+    openapi_extra=json_body(
+        "the report's new version, a Feature", POINT_EXAMPLE, REPORTS_BODY["anyOf"][0]
+    ),
+)
+async def correct_report(
+    report_id: ReportId, request: Request, service: ServiceDep, key: ObserverKey
+) -> Response:
+    """Correct a report: store a Feature as its next version; earlier versions stay.
+
+    Validated as `POST /reports` validates a report. The Feature's id may be left out; if given
+    it must be the path's. Incursions, tracks, lists, the map and exports use the new version
+    at once. Content equal to the latest version stores nothing (`changed: false`), so a retry
+    is safe. 404 for an unknown report, 409 for a retracted one. Answers the latest version and
+    the findings of its check.
+    """
+    body = await read_json_body(request)
+    actor = key.actor
+
+    def work() -> bytes:
+        batch = with_exact_ids(
+            body, load_document(body), lambda obj: _parse_correction(obj, report_id)
+        )
+        done = service.correct_report(batch, actor)
+        return dumps(
+            {
+                "report": _version_feature(request, done.version),
+                "version": done.version.version,
+                "changed": done.changed,
+                "findings": {
+                    "type": "FeatureCollection",
+                    "features": done.checked.findings,
+                    "numberReturned": len(done.checked.findings),
+                    "violations": done.checked.violations,
+                    "warnings": done.checked.warnings,
+                },
+                "warnings": done.checked.warnings,
+            }
+        )
+
+    return ORJSONResponse(await run_limited(request, len(body), work))
+
+
+@router.delete(
+    "/reports/{report_id:path}",
+    operation_id="retractReport",
+    response_model=Feature,
+    response_class=GeoJSONResponse,
+    responses=problems(400, 401, 403, 404, 409, 503),
+)
+def retract_report(
+    report_id: ReportId,
+    request: Request,
+    service: ServiceDep,
+    key: ObserverKey,
+    reason: Annotated[
+        str | None,
+        Query(
+            description=f"why the report is retracted (required, at most {MAX_REASON_CHARS} "
+            "characters)"
+        ),
+    ] = None,
+) -> Response:
+    """Retract a report, with a `reason` (a query parameter): a last version that keeps the
+    content retracted. The report leaves every list, incursion, track, map and export at once;
+    `GET /reports/{id}` and its history still show it. 409 when it is already retracted.
+    """
+    if reason is None:
+        raise InvalidParameter("a retraction needs a reason", field="reason")
+    return GeoJSONResponse(
+        _version_feature(request, service.retract_report(report_id, reason, key.actor))
     )
