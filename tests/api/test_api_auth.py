@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from app.api.auth import hash_key
 from app.settings import Settings
 from tests.api.support import KEYS, WRONG_KEY, Server, auth
-from tests.factories import PARUKH, point_feature, zone_feature
+from tests.factories import FAR, PARUKH, point_feature, zone_feature
 
 ROLES = [None, "wrong", "viewer", "observer", "admin"]
 RANK = {"viewer": 0, "observer": 1, "admin": 2}
@@ -30,6 +30,7 @@ class Endpoint:
     ok: int
     body: Callable[[str], Any] | None = None
     zone_first: bool = False  # create zone "z-{u}" with the admin key first
+    report_first: bool = False  # file report "r-{u}" with the observer key first
 
 
 ENDPOINTS = [
@@ -60,6 +61,25 @@ ENDPOINTS = [
         lambda u: point_feature(*PARUKH, id=f"r-{u}"),
     ),
     Endpoint("listReports", "GET", "/reports", "viewer", 200),
+    Endpoint("getReport", "GET", "/reports/2022-03-26-ru-mod-1", "viewer", 200),
+    Endpoint("getReportHistory", "GET", "/reports/2022-03-26-ru-mod-1/history", "viewer", 200),
+    Endpoint(
+        "correctReport",
+        "PUT",
+        "/reports/r-{u}",
+        "observer",
+        200,
+        lambda u: point_feature(*FAR),
+        report_first=True,
+    ),
+    Endpoint(
+        "retractReport",
+        "DELETE",
+        "/reports/r-{u}?reason=test",
+        "observer",
+        200,
+        report_first=True,
+    ),
     Endpoint("check", "POST", "/check", "viewer", 200, lambda u: point_feature(*PARUKH)),
     Endpoint("listIncursions", "GET", "/incursions", "viewer", 200),
     Endpoint("getTrack", "GET", "/tracks/AZE/parukh-group", "viewer", 200),
@@ -99,6 +119,11 @@ def send(client: httpx.Client | TestClient, endpoint: Endpoint, role: str | None
     if endpoint.zone_first:
         created = client.post("/zones", json=zone_feature(f"z-{unique}"), headers=auth("admin"))
         assert created.status_code == 201, created.text
+    if endpoint.report_first:
+        filed = client.post(
+            "/reports", json=point_feature(*PARUKH, id=f"r-{unique}"), headers=auth("observer")
+        )
+        assert filed.status_code in (200, 201), filed.text
     body = None if endpoint.body is None else endpoint.body(unique)
     return client.request(
         endpoint.method, endpoint.path.format(u=unique), json=body, headers=auth(role)
