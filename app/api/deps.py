@@ -326,18 +326,21 @@ def page_links(
 
 # -- strict queries -----------------------------------------------------------------------------
 
-_QUERY_NAMES: dict[int, frozenset[str]] = {}
+#: Where a route keeps its query names once worked out (routes compare by value and are not
+#: hashable, and an id could be reused by another app's route in the same process).
+_QUERY_NAMES = "_truce_query_names"
 
 
 def query_names(route: APIRoute) -> frozenset[str]:
     """The query parameters a route declares: its own and its dependencies' (by their alias),
     and those its `openapi_extra` documents (routes that read the query themselves)."""
-    names = _QUERY_NAMES.get(id(route))
+    names: frozenset[str] | None = getattr(route, _QUERY_NAMES, None)
     if names is None:
         declared = set(_declared(route.dependant))
         extra = (route.openapi_extra or {}).get("parameters", [])
         declared |= {p["name"] for p in extra if isinstance(p, dict) and p.get("in") == "query"}
-        names = _QUERY_NAMES[id(route)] = frozenset(declared)
+        names = frozenset(declared)
+        setattr(route, _QUERY_NAMES, names)
     return names
 
 

@@ -83,6 +83,8 @@ ENDPOINTS = [
     Endpoint("check", "POST", "/check", "viewer", 200, lambda u: point_feature(*PARUKH)),
     Endpoint("listIncursions", "GET", "/incursions", "viewer", 200),
     Endpoint("getTrack", "GET", "/tracks/AZE/parukh-group", "viewer", 200),
+    Endpoint("listTracks", "GET", "/tracks", "viewer", 200),
+    Endpoint("listPartyTracks", "GET", "/tracks/AZE", "viewer", 200),
     Endpoint("listAudit", "GET", "/audit", "admin", 200),
     Endpoint("getMap", "GET", "/map?at=2022-03-26T00:00:00Z", "viewer", 200),
 ]
