@@ -205,6 +205,13 @@ class Service:
         change at once; a handful of rows, cheaper than any cache's bookkeeping)."""
         return PartyRegistry(self.store.list_parties())
 
+    def party_code(self, value: str | None) -> str | None:
+        """The registered code that `value` names (as in a batch), else `value` as given: a
+        filter on an unknown party simply matches nothing."""
+        if value is None:
+            return None
+        return self.party_registry().resolve(value) or value
+
     def put_party(self, party: Party, actor: str) -> tuple[Party, bool]:
         """Register or replace a party (validated by `check_party`); returns it and whether it
         is new. Audited in the same transaction."""
@@ -279,9 +286,18 @@ class Service:
         limit: int = 100,
         after: str | None = None,
     ) -> tuple[list[Report], str | None]:
-        """One page of stored reports by (observed_at, id), and the next page's cursor."""
+        """One page of stored reports by (observed_at, id), and the next page's cursor.
+
+        `party` may be a code or an alias of a registered party (`party_code`).
+        """
         return self.store.list_reports(
-            since=since, until=until, party=party, bbox=bbox, unit=unit, limit=limit, after=after
+            since=since,
+            until=until,
+            party=self.party_code(party),
+            bbox=bbox,
+            unit=unit,
+            limit=limit,
+            after=after,
         )
 
     def incursions(
@@ -304,7 +320,7 @@ class Service:
         if until is not None:
             keep.append(found.time_ns < to_us(until) * 1000)
         if party is not None:
-            keep.append(found.party == party)
+            keep.append(found.party == self.party_code(party))
         if zone is not None:
             keep.append(found.zone_id == zone)
         return found.take(np.logical_and.reduce(keep)) if keep else found

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -191,3 +192,27 @@ def test_with_no_party_registered_every_party_is_taken_as_sent(
     assert findings_in(answer.json(), PK_ZONE)[0]["violation"] is False
     refused = client.post("/check", json=point_feature(*PARUKH, party="AZE"), headers=VIEWER)
     assert "RU-PK" in assert_problem(refused, 422, "properties/party")["detail"]
+
+
+def test_the_map_takes_the_registered_colours(db_path: Path) -> None:
+    from app.mapview import map_data_from_service
+
+    with SQLiteStore(db_path) as store:
+        service = Service(store)
+        rupk = next(p for p in service.parties() if p.code == "RU-PK")
+        service.put_party(dataclasses.replace(rupk, color="#abcdef"), "test")
+        data, _ = map_data_from_service(service)
+    colours = {p.code: p.color for p in data.parties}
+    assert colours["RU-PK"] == "#abcdef"
+    assert colours["AZE"].lower() == "#0072b2"
+
+
+def test_filters_take_an_alias_as_the_code(client: TestClient) -> None:
+    by_code = client.get("/reports", params={"party": "AZE", "limit": 1000}, headers=VIEWER)
+    by_alias = client.get("/reports", params={"party": "azerbaijan", "limit": 1000}, headers=VIEWER)
+    ids = [f["id"] for f in by_code.json()["features"]]
+    assert ids
+    assert [f["id"] for f in by_alias.json()["features"]] == ids
+    nobody = client.get("/reports", params={"party": "nobody"}, headers=VIEWER)
+    assert nobody.status_code == 200
+    assert nobody.json()["features"] == []
