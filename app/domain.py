@@ -65,11 +65,16 @@ class TrackEventKind(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Party:
-    """An armed force or mission, by a short code."""
+    """An armed force or mission, by a short code, with its map colour (#rrggbb) and aliases.
+
+    Aliases are other names of the party, exact ("Azerbaijan") or fnmatch patterns ("Military
+    Forces of Azerbaijan*"); `app.parties` matches report parties through them.
+    """
 
     code: str
     name: str
     color: str = "#666666"
+    aliases: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

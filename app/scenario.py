@@ -32,7 +32,15 @@ def load_scenario(directory: Path = GEODATA) -> Scenario:
     """Read `zones.geojson`, `reports.geojson`, `parties.json` and the reference layers."""
     zones, _ = zones_from_geojson(_read_json(directory / "zones.geojson"))
     reports = reports_from_geojson(_read_json(directory / "reports.geojson"))
-    parties = [Party(**p) for p in _read_json(directory / "parties.json")]
+    parties = [
+        Party(
+            code=p["code"],
+            name=p["name"],
+            color=p.get("color", "#666666"),
+            aliases=tuple(p.get("aliases", ())),
+        )
+        for p in _read_json(directory / "parties.json")
+    ]
     layers = {
         name: _read_json(directory / f"{name}.geojson")
         for name in REFERENCE_LAYERS

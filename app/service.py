@@ -26,12 +26,13 @@ import numpy as np
 import pandas as pd
 
 from app.batch import ReportBatch
-from app.domain import Report, Verdict, Zone, ZoneKind
+from app.domain import Party, Report, Verdict, Zone, ZoneKind
 from app.engine import Judged, SetAside, ZoneIndex
 from app.errors import InvalidParameter
 from app.findings import FindingColumns
 from app.incursions import ViolationLog
 from app.limits import check_time, check_zone, to_us
+from app.parties import PartyRegistry, check_party, resolve_batch
 from app.scenario import GEODATA, load_scenario
 from app.store import (
     AuditEntry,
@@ -232,10 +233,46 @@ class Service:
         added = [self.new_zone_version(zone, actor) for zone in plan.add]
         return ZoneImport(created, added, plan.duplicates)
 
+    # -- parties --------------------------------------------------------------------------
+
+    def parties(self) -> list[Party]:
+        """The registered parties, by code."""
+        return self.store.list_parties()
+
+    def party_registry(self) -> PartyRegistry:
+        """The registered parties as a resolver (read from the store: every worker sees a
+        change at once; a handful of rows, cheaper than any cache's bookkeeping)."""
+        return PartyRegistry(self.store.list_parties())
+
+    def party_code(self, value: str | None) -> str | None:
+        """The registered code that `value` names (as in a batch), else `value` as given: a
+        filter on an unknown party simply matches nothing."""
+        if value is None:
+            return None
+        return self.party_registry().resolve(value) or value
+
+    def put_party(self, party: Party, actor: str) -> tuple[Party, bool]:
+        """Register or replace a party (validated by `check_party`); returns it and whether it
+        is new. Audited in the same transaction."""
+        others = [p for p in self.store.list_parties() if p.code != party.code]
+        return self.store.put_party(check_party(party, others), actor)
+
+    def resolve_parties(self, batch: ReportBatch) -> ReportBatch:
+        """`batch` with each party as its registered code (`app.parties.resolve_batch`).
+
+        Refuses an unknown party naming the report, the value and the codes. With no party
+        registered, every party is taken as sent.
+        """
+        return resolve_batch(self.party_registry(), batch)
+
     # -- reports --------------------------------------------------------------------------
 
     def check(self, batch: ReportBatch, *, include_outside: bool = False) -> Checked:
-        """Findings for a batch against the zones in force at each report's time."""
+        """Findings for a batch against the zones in force at each report's time; parties are
+        resolved to their codes first (`resolve_parties`)."""
+        return self._check(self.resolve_parties(batch), include_outside=include_outside)
+
+    def _check(self, batch: ReportBatch, *, include_outside: bool = False) -> Checked:
         indexed = self._current()
         if not len(batch):
             return Checked([], [], 0)
@@ -267,9 +304,13 @@ class Service:
         return warnings
 
     def add_reports(self, batch: ReportBatch, actor: str) -> Filed:
-        """Check a batch, then store it all or nothing; re-sent ids come back as duplicates."""
+        """Check a batch, then store it all or nothing; re-sent ids come back as duplicates.
+
+        Parties are stored as their registered codes (`resolve_parties`).
+        """
+        batch = self.resolve_parties(batch)
         # Checked first: if anything in the check failed, nothing would be stored.
-        checked = self.check(batch)
+        checked = self._check(batch)
         stored, duplicates = self.store.add_reports(batch.reports(), actor)
         return Filed([r.id for r in stored], duplicates, checked)
 
@@ -326,9 +367,18 @@ class Service:
         limit: int = 100,
         after: str | None = None,
     ) -> tuple[list[Report], str | None]:
-        """One page of stored reports by (observed_at, id), and the next page's cursor."""
+        """One page of stored reports by (observed_at, id), and the next page's cursor.
+
+        `party` may be a code or an alias of a registered party (`party_code`).
+        """
         return self.store.list_reports(
-            since=since, until=until, party=party, bbox=bbox, unit=unit, limit=limit, after=after
+            since=since,
+            until=until,
+            party=self.party_code(party),
+            bbox=bbox,
+            unit=unit,
+            limit=limit,
+            after=after,
         )
 
     def incursions(
@@ -352,7 +402,7 @@ class Service:
         if until is not None:
             keep.append(found.time_ns < to_us(until) * 1000)
         if party is not None:
-            keep.append(found.party == party)
+            keep.append(found.party == self.party_code(party))
         if zone is not None:
             keep.append(found.zone_id == zone)
         if bbox is not None:
@@ -464,4 +514,9 @@ class Service:
         if self.store.list_zones() or self.store.count_reports():
             return False  # the common case, known without reading the scenario
         scenario = load_scenario(directory)
-        return self.store.seed(scenario.zones, scenario.reports, actor)
+        # The scenario's reports are held to its own parties, as any batch would be.
+        reports = scenario.reports
+        if scenario.parties and reports:
+            registry = PartyRegistry(scenario.parties)
+            reports = resolve_batch(registry, ReportBatch.from_reports(reports)).reports()
+        return self.store.seed(scenario.zones, reports, actor, scenario.parties)

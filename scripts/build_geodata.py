@@ -61,15 +61,64 @@ STATEMENT = "Trilateral statement of 9/10 November 2020"
 # --- Parties ----------------------------------------------------------------------------------
 # Colours: the Okabe-Ito palette, told apart also with colour-vision deficiencies; none is a
 # flag colour on purpose.
-PARTIES: list[dict[str, str]] = [
-    {"code": "AZE", "name": "Azerbaijan Armed Forces", "color": "#0072B2"},
-    {"code": "ARM", "name": "Armenian Armed Forces", "color": "#D55E00"},
-    {"code": "NK", "name": "Artsakh Defence Army", "color": "#E69F00"},
-    {"code": "RU-PK", "name": "Russian peacekeeping contingent", "color": "#009E73"},
+PARTIES: list[dict[str, Any]] = [
+    {
+        "code": "AZE",
+        "name": "Azerbaijan Armed Forces",
+        "color": "#0072B2",
+        "aliases": [
+            "Azerbaijan",
+            "Azerbaijani forces",
+            "Armed Forces of Azerbaijan",
+            "Military Forces of Azerbaijan*",
+            "Police Forces of Azerbaijan*",
+        ],
+    },
+    {
+        "code": "ARM",
+        "name": "Armenian Armed Forces",
+        "color": "#D55E00",
+        "aliases": [
+            "Armenia",
+            "Armenian forces",
+            "Armed Forces of Armenia",
+            "Military Forces of Armenia*",
+            "Police Forces of Armenia*",
+        ],
+    },
+    {
+        "code": "NK",
+        "name": "Artsakh Defence Army",
+        "color": "#E69F00",
+        "aliases": [
+            "Artsakh",
+            "Artsakh Defence Army",
+            "Nagorno-Karabakh Defence Army",
+            "Military Forces of Artsakh*",
+            "Military Forces of Nagorno-Karabakh*",
+        ],
+    },
+    {
+        "code": "RU-PK",
+        "name": "Russian peacekeeping contingent",
+        "color": "#009E73",
+        "aliases": [
+            "Russian peacekeepers",
+            "Russian peacekeeping contingent",
+            "Russian peacekeeping forces",
+            "Military Forces of Russia*Peacekeeping*",
+        ],
+    },
     {
         "code": "TR",
         "name": "Turkish Armed Forces (joint Russian-Turkish monitoring centre)",
         "color": "#CC79A7",
+        "aliases": [
+            "Turkey",
+            "Turkish Armed Forces",
+            "Joint Russian-Turkish Monitoring Centre",
+            "Military Forces of Turkey*",
+        ],
     },
 ]
 

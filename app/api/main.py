@@ -33,7 +33,7 @@ from app.api.limits import (
 )
 from app.api.models import add_problem_schema
 from app.api.responses import CacheHeaders, ORJSONResponse
-from app.api.routers import admin, check, health, incursions, reports, tracks, zones
+from app.api.routers import admin, check, health, incursions, parties, reports, tracks, zones
 from app.roles import Role
 from app.scenario import GEODATA
 from app.service import Service
@@ -52,8 +52,8 @@ Which reports entered which ceasefire zones, how deep, whether the party was all
 whether it withdrew.
 
 Send the key in the `X-API-Key` header. Roles: **viewer** reads, **observer** also files reports,
-**admin** also manages zones. Errors are RFC 9457 `application/problem+json` naming the bad
-`field` and, in a batch, the feature `index`.
+**admin** also manages zones and parties. Errors are RFC 9457 `application/problem+json` naming
+the bad `field` and, in a batch, the feature `index`.
 """
 
 
@@ -105,7 +105,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Probes stay plain: a load balancer's cache-busting parameter must not fail a liveness check.
     app.include_router(health.router)
     app.include_router(check.router)
-    for module in (zones, reports, tracks, admin):
+    for module in (zones, reports, tracks, admin, parties):
         app.include_router(module.router, dependencies=[strict])
     # Heavy routes take a turn (app.api.limits) after the key is checked.
     heavy = Depends(heavy_turn)

@@ -1,7 +1,8 @@
 """`truce`: the command line, a thin layer over the engine and the service.
 
 One command (or one group of commands) a module: `serve`, `map`, `check`, `importing`
-(`import zones|reports`), `exporting` (`export zones|reports|incursions`) and `keys`; `judging`
+(`import zones|reports`), `exporting` (`export zones|reports|incursions`), `keys` and
+`parties`; `judging`
 judges a file's reports with progress bars, and `common` holds what the commands share (output,
 errors, progress bars, options, the database). The commands over files and the database read and
 write files through `app.io` and reach the database through `app.service.Service`, the layer the
@@ -23,6 +24,7 @@ from app.cli.exporting import export_app
 from app.cli.importing import import_app
 from app.cli.keys import keys_app
 from app.cli.map import map_command
+from app.cli.parties import parties_app
 from app.cli.serve import serve
 
 __all__ = ["cli", "main", "register"]
@@ -50,11 +52,12 @@ cli.command("map")(map_command)
 
 
 def register(cli: typer.Typer) -> None:
-    """Add `check`, `import`, `export` and `keys` to `cli`."""
+    """Add `check`, `import`, `export`, `keys` and `parties` to `cli`."""
     cli.command("check")(check)
     cli.add_typer(import_app, name="import")
     cli.add_typer(export_app, name="export")
     cli.add_typer(keys_app, name="keys")
+    cli.add_typer(parties_app, name="parties")
     backup.add_commands(cli)  # backup, restore
 
 

@@ -39,25 +39,28 @@ from app.cli.common import (
 from app.cli.judging import index_zones, judge_reports, refuse_swapped
 from app.engine import ZoneIndex
 from app.io import ReadOptions, output_format, read_reports, read_zones, write_findings
+from app.parties import PartyRegistry, resolve_batch
 from app.scenario import GEODATA
 from app.tracks import track_summary
 
 
 def _load_index(
     zones: str, url: str, layer: str | None, crs: str | None, steps: Steps
-) -> ZoneIndex:
+) -> tuple[ZoneIndex, PartyRegistry | None]:
+    """The zone index, and with `--zones db` the database's registered parties."""
     if zones.strip().lower() in ("db", "database"):
         with open_service(url, create=False) as service, steps.step("indexing the stored zones"):
             index = service.index()  # the index the HTTP API judges with
+            registry = service.party_registry()
         if not len(index):
             fail(f"the database {url} has no zones (import some with `truce import zones`)")
-        return index
+        return index, registry
     zone_list, notes = read_zones(Path(zones), ReadOptions(layer=layer, crs=crs), steps)
     for note in notes[:20]:
         print_note(note)
     if len(notes) > 20:
         print_note(f"... and {len(notes) - 20} more notes")
-    return index_zones(zone_list, steps)
+    return index_zones(zone_list, steps), None
 
 
 def _duration(seconds: float) -> str:
@@ -216,7 +219,9 @@ def check(
     """Judge REPORTS against ZONES by the verdict rule and print what was found.
 
     Prints violations by zone and party, the deepest incursions, and units that entered a zone
-    where their party is not authorized and have not withdrawn.
+    where their party is not authorized and have not withdrawn. With `--zones db`, parties are
+    matched to the database's registered parties (`truce parties`), and an unknown one refuses
+    the file naming its row.
     """
     with handled_errors():
         when = parse_time(at, "--at") or datetime.now(UTC)
@@ -234,8 +239,10 @@ def check(
         )
         fmt = None if out is None else output_format(out, out_format)
         with Steps(show_progress) as steps:
-            index = _load_index(zones, database_url, zones_layer, crs, steps)
+            index, registry = _load_index(zones, database_url, zones_layer, crs, steps)
             table = read_reports(reports, options, steps)
+            if registry is not None:  # the database's parties, as the service matches them
+                table = resolve_batch(registry, table)
             findings = judge_reports(index, table, steps)
             if not allow_swapped:
                 refuse_swapped(index, table, findings)

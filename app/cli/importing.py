@@ -115,11 +115,12 @@ def import_reports(
     """Store the reports of FILE; ids already stored with the same content are duplicates.
 
     Reports without an id get one made from their content ("h-" and a hash), so importing the
-    same file twice stores it once. An id stored with different content (say, after a better
-    --party-map) is refused unless --update is given, which files it as the report's next
-    version: incursions and exports then follow the corrected report. The whole file is
-    validated before anything is stored; it is then stored in batches of 10,000, each all or
-    nothing.
+    same file twice stores it once. Parties are stored as the registered codes they match (see
+    `truce parties`); a party that matches none refuses the file, naming the row. An id stored
+    with different content (say, after a better --party-map) is refused unless --update is given,
+    which files it as the report's next version: incursions and exports then follow the corrected
+    report. The whole file is validated before anything is stored; it is then stored in batches
+    of 10,000, each all or nothing.
     """
     with handled_errors():
         who = actor_name(actor)
@@ -137,7 +138,8 @@ def import_reports(
             storing=True,
         )
         with Steps(show_progress) as steps, open_service(database_url, create=True) as service:
-            table = read_reports(file, options, steps)
+            # Parties are matched to the registered codes, or refused naming the row (Service).
+            table = service.resolve_parties(read_reports(file, options, steps))
             with steps.step("indexing the stored zones"):
                 index = service.index()
             violations = 0

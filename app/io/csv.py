@@ -98,8 +98,9 @@ def read_csv_reports(path: Path, options: ReadOptions, progress: ProgressFn) -> 
         )
         more = f" and {len(unmapped) - 8} more" if len(unmapped) > 8 else ""
         table.messages.append(
-            f"{path.name}: {len(unmapped)} actor(s) not in the party map kept their name as party: "
-            f"{listed}{more}; map them with --party-map 'ACTOR=CODE'"
+            f"{path.name}: {len(unmapped)} actor(s) not in the party map kept their name as party "
+            f"(matched next through the registered parties' aliases): {listed}{more}; map them "
+            "with --party-map 'ACTOR=CODE' or save aliases with `truce parties import-map`"
         )
     return table
 

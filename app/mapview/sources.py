@@ -25,8 +25,9 @@ def map_data_from_service(
     geodata: Path = GEODATA,
 ) -> tuple[MapData, bool]:
     """The service's current zone index (with every zone version in it) and the stored reports
-    of the range; parties and reference layers from `geodata` (none when it is missing, as in an
-    installed wheel); and whether the reports were cut at `MAX_MAP_REPORTS`.
+    of the range; the registered parties (else those of `geodata`) and reference layers from
+    `geodata` (none when it is missing, as in an installed wheel); and whether the reports were
+    cut at `MAX_MAP_REPORTS`.
 
     The index is `Service.index()`, rebuilt only when the zones changed, so a map costs no index
     build of its own.
@@ -43,6 +44,8 @@ def map_data_from_service(
         parties, layers = scenario.parties, scenario.layers
     except FileNotFoundError:
         parties, layers = [], {}
+    # The registered parties' names and colours, when there are any (the scenario's otherwise).
+    parties = service.parties() or parties
     index = service.index()
     data = MapData(
         zones=index.zones,

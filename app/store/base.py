@@ -9,7 +9,8 @@ Promises every implementation keeps:
 - **Nothing is overwritten.** A zone change is a new version row; retiring a zone is a new
   version whose `valid_to` is the retirement time. A report's correction or retraction is a new
   version row. Reports and audit entries are never updated or deleted. (Revoking an API key
-  sets its `revoked_at` once; that is the one update.)
+  sets its `revoked_at` once; and a registered party is replaced by its new version, whose every
+  change is written whole in the audit log.)
 - **Versions.** A zone's versions are numbered 1, 2, 3 ... in the order they were stored. The
   *current* version is the latest one. Each version carries its own `valid_from`/`valid_to`, but
   a later version supersedes an earlier one from the later version's `valid_from` on, so a
@@ -58,7 +59,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar, Protocol, runtime_checkable
 
-from app.domain import Report, Zone, ZoneKind
+from app.domain import Party, Report, Zone, ZoneKind
 from app.errors import InvalidInput, TruceError, UnknownZone
 from app.roles import ROLES
 
@@ -185,8 +186,9 @@ class AuditEntry:
     `id` increases with every entry and is the cursor for `Store.audit_log(after=...)`.
     Actions: ``zone.create``, ``zone.version``, ``zone.retire``, ``reports.add``,
     ``report.version`` (a correction; the target is the report id), ``report.retract``,
-    ``key.create``, ``key.revoke``, ``auth.throttle`` (a client address sent too many wrong
-    keys; the target is the address).
+    ``key.create``, ``key.revoke``, ``party.create``, ``party.update`` (the target is the code,
+    the detail the party as written, in JSON), ``auth.throttle`` (a client address sent too many
+    wrong keys; the target is the address).
     """
 
     id: int
@@ -325,13 +327,33 @@ class Store(Protocol):
         """
         ...
 
-    def seed(self, zones: Sequence[Zone], reports: Sequence[Report], actor: str) -> bool:
-        """Fill an empty store with zones (every version) and reports, in one transaction.
+    def seed(
+        self,
+        zones: Sequence[Zone],
+        reports: Sequence[Report],
+        actor: str,
+        parties: Sequence[Party] = (),
+    ) -> bool:
+        """Fill an empty store with zones (every version), parties and reports, in one transaction.
 
         Each id's versions are stored in the order of their `version`, numbered from 1. Returns
         False, and writes nothing, when the store already holds a zone or a report: of several
         processes seeding one database at once, exactly one does it. A failure midway leaves the
         store empty, never half-filled.
+        """
+        ...
+
+    # -- parties ----------------------------------------------------------------------------
+
+    def list_parties(self) -> list[Party]:
+        """Every registered party, ordered by code."""
+        ...
+
+    def put_party(self, party: Party, actor: str) -> tuple[Party, bool]:
+        """Register `party`, or replace the party with its code; returns it and whether it is new.
+
+        One audit entry (``party.create`` or ``party.update``, the party in its detail) in the
+        same transaction. The caller validates (`app.parties.check_party`).
         """
         ...
 

@@ -54,7 +54,7 @@ from urllib.parse import quote
 import orjson
 import shapely
 
-from app.domain import Confidence, Report, ReportKind, Zone, ZoneKind
+from app.domain import Confidence, Party, Report, ReportKind, Zone, ZoneKind
 from app.store.base import (
     ROLES,
     AuditEntry,
@@ -192,6 +192,19 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             UNIQUE (id, version)
         )""",
         *_immutable("report_versions"),
+    ),
+    (
+        # parties: the registry (app.parties). A change replaces the row; every change is in
+        # the audit log with the party as written, so the history is kept there.
+        """CREATE TABLE parties (
+            code TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            color TEXT NOT NULL,
+            aliases TEXT NOT NULL,
+            audit_id INTEGER NOT NULL REFERENCES audit (id)
+        )""",
+        "CREATE TRIGGER parties_no_delete BEFORE DELETE ON parties "
+        "BEGIN SELECT RAISE(ABORT, 'parties rows are never deleted'); END",
     ),
 )
 
@@ -800,7 +813,13 @@ class SQLiteStore(Store):
             self._bump_zones_token(c)
         return [replace(zone, version=1) for zone in zones]
 
-    def seed(self, zones: Sequence[Zone], reports: Sequence[Report], actor: str) -> bool:
+    def seed(
+        self,
+        zones: Sequence[Zone],
+        reports: Sequence[Report],
+        actor: str,
+        parties: Sequence[Party] = (),
+    ) -> bool:
         """Fill an empty store in one transaction (see `Store.seed`)."""
         ordered = sorted(zones, key=lambda z: (z.id, z.version))
         zone_rows = [_zone_values(zone) for zone in ordered]
@@ -824,6 +843,8 @@ class SQLiteStore(Store):
                 self._insert_zone(c, zone.id, version, row, audit_id)
             if ordered:
                 self._bump_zones_token(c)
+            for party in parties:
+                self._put_party(c, now, party, actor)
             if reports:
                 self._insert_reports(c, reports, report_rows, actor)
         return True
@@ -993,6 +1014,49 @@ class SQLiteStore(Store):
                 row[0] for row in c.execute(f"{select} WHERE {column} IN ({marks})", chunk)
             )
         return found
+
+    # -- parties --------------------------------------------------------------------------
+
+    def list_parties(self) -> list[Party]:
+        """Every registered party, by code."""
+        with self._read() as c:
+            rows = c.execute(
+                "SELECT code, name, color, aliases FROM parties ORDER BY code"
+            ).fetchall()
+        return [
+            Party(code=row[0], name=row[1], color=row[2], aliases=tuple(orjson.loads(row[3])))
+            for row in rows
+        ]
+
+    def put_party(self, party: Party, actor: str) -> tuple[Party, bool]:
+        """Register or replace a party, audited (see `Store.put_party`)."""
+        with self._write() as c:
+            created = self._put_party(c, self._now_us(), party, actor)
+        return party, created
+
+    def _put_party(self, c: sqlite3.Connection, now: int, party: Party, actor: str) -> bool:
+        created = (
+            c.execute("SELECT 1 FROM parties WHERE code = ?", (party.code,)).fetchone() is None
+        )
+        detail = orjson.dumps(
+            {"name": party.name, "color": party.color, "aliases": list(party.aliases)}
+        ).decode()
+        audit_id = self._audit(
+            c, now, actor, "party.create" if created else "party.update", party.code, detail
+        )
+        c.execute(
+            "INSERT INTO parties (code, name, color, aliases, audit_id) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (code) DO UPDATE SET name = excluded.name, color = excluded.color, "
+            "aliases = excluded.aliases, audit_id = excluded.audit_id",
+            (
+                party.code,
+                party.name,
+                party.color,
+                orjson.dumps(list(party.aliases)).decode(),
+                audit_id,
+            ),
+        )
+        return created
 
     # -- reports --------------------------------------------------------------------------
 

@@ -86,6 +86,8 @@ ENDPOINTS = [
     Endpoint("listTracks", "GET", "/tracks", "viewer", 200),
     Endpoint("listPartyTracks", "GET", "/tracks/AZE", "viewer", 200),
     Endpoint("listAudit", "GET", "/audit", "admin", 200),
+    Endpoint("listParties", "GET", "/parties", "viewer", 200),
+    Endpoint("putParty", "PUT", "/parties/p-{u}", "admin", 201, lambda u: {"name": f"Party {u}"}),
     Endpoint("getMap", "GET", "/map?at=2022-03-26T00:00:00Z", "viewer", 200),
 ]
 

@@ -192,6 +192,9 @@ def test_report_text_fields_are_limited(
         return collection(*[report] * 3) if batch else report
 
     field = f"features/0/properties/{name}" if batch else f"properties/{name}"
+    if name == "party":  # a party at the limit must be registered to be accepted
+        registered = client.put(f"/parties/{'W' * limit}", json={"name": "W"}, headers=ADMIN)
+        assert registered.status_code == 201, registered.text
     refused = client.post("/reports", json=body("W" * (limit + 1)), headers=OBSERVER)
     problem = assert_problem(refused, 422, field)
     assert f"{limit:,}" in problem["detail"]
