@@ -277,22 +277,30 @@ def parse_zones(obj: Any) -> tuple[list[Zone], list[str]]:
     return parse_zone_document(obj)
 
 
-def parse_zone_version(obj: Any, zone_id: str) -> tuple[Zone, list[str]]:
-    """A new version of zone `zone_id` from a Feature; its id, if it has one, must match."""
+def feature_for_path(obj: Any, path_id: str, what: str) -> Mapping[str, Any]:
+    """One `what` Feature (a zone or a report) for the resource `path_id` named by the URL path.
+
+    Its id, if it has one (`id` or `properties/id`), must be the path's; without one it gets the
+    path's, since the parser would otherwise derive or assign another.
+    """
     if not isinstance(obj, Mapping) or obj.get("type") != "Feature":
         got = describe(obj) if not isinstance(obj, Mapping) else repr(obj.get("type"))
-        raise InvalidGeoJSON(f"expected one zone Feature, got {got}", field="type")
+        raise InvalidGeoJSON(f"expected one {what} Feature, got {got}", field="type")
     given = check_id(obj.get("id"), "id", error=InvalidGeoJSON)
     if given is None:
         properties = obj.get("properties")
         if isinstance(properties, Mapping):
             given = check_id(properties.get("id"), "properties/id", error=InvalidGeoJSON)
     if given is None:
-        # Without an id the parser would derive one from the name; the path names the zone.
-        obj = {**obj, "id": zone_id}
-    elif given != zone_id:
+        return {**obj, "id": path_id}
+    if given != path_id:
         raise InvalidGeoJSON(
-            f"the feature's id {given!r} is not the zone {zone_id!r} of the path", field="id"
+            f"the feature's id {given!r} is not the {what} {path_id!r} of the path", field="id"
         )
-    zones, notes = parse_zone_document(obj)
+    return obj
+
+
+def parse_zone_version(obj: Any, zone_id: str) -> tuple[Zone, list[str]]:
+    """A new version of zone `zone_id` from a Feature; its id, if it has one, must match."""
+    zones, notes = parse_zone_document(feature_for_path(obj, zone_id, "zone"))
     return zones[0], notes

@@ -42,15 +42,14 @@ from app.api.models import (
     json_body,
     problems,
 )
-from app.api.parsing import parse_reports
+from app.api.parsing import feature_for_path, parse_reports
 from app.api.responses import GEOJSON, GeoJSONResponse, ORJSONResponse, dumps
 from app.batch import ReportBatch
-from app.errors import InvalidGeoJSON, InvalidParameter
+from app.errors import InvalidParameter
 from app.geojson import report_to_feature
 from app.service import MAX_REASON_CHARS, Service
 from app.settings import Settings
 from app.store import ReportVersion
-from app.validate import check_id, describe
 
 router = APIRouter(tags=["reports"])
 
@@ -268,20 +267,7 @@ def _version_feature(request: Request, found: ReportVersion) -> dict[str, Any]:
 
 def _parse_correction(obj: Any, report_id: str) -> ReportBatch:
     """The new version of report `report_id`: one Feature whose id, if given, is the path's."""
-    if not isinstance(obj, Mapping) or obj.get("type") != "Feature":
-        got = describe(obj) if not isinstance(obj, Mapping) else repr(obj.get("type"))
-        raise InvalidGeoJSON(f"expected one report Feature, got {got}", field="type")
-    given = check_id(obj.get("id"), "id", error=InvalidGeoJSON)
-    if given is None:
-        properties = obj.get("properties")
-        if isinstance(properties, Mapping):
-            given = check_id(properties.get("id"), "properties/id", error=InvalidGeoJSON)
-    if given is None:
-        obj = {**obj, "id": report_id}
-    elif given != report_id:
-        raise InvalidGeoJSON(
-            f"the feature's id {given!r} is not the report {report_id!r} of the path", field="id"
-        )
+    obj = feature_for_path(obj, report_id, "report")
     return parse_reports(obj, default_observed_at=None, assign_id=_new_id, allow_object=False)
 
 
