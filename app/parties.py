@@ -115,6 +115,11 @@ class PartyRegistry:
         values = np.asarray(values, dtype=object)
         if not len(values):
             return values.copy(), np.zeros(0, dtype=bool)
+        if len(values) == 1:  # a single check: no factorising
+            code = self.resolve(values[0]) if isinstance(values[0], str) else None
+            return np.array([values[0] if code is None else code], dtype=object), np.array(
+                [code is None]
+            )
         positions, distinct = pd.factorize(values, use_na_sentinel=False)
         found = [self.resolve(v) if isinstance(v, str) else None for v in distinct.tolist()]
         known = np.array([code is not None for code in found], dtype=bool)

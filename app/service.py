@@ -147,6 +147,7 @@ class Service:
         self.store = store
         self._lock = threading.Lock()
         self._indexed: _Indexed | None = None
+        self._parties: tuple[tuple[int, int], PartyRegistry] | None = None
         self._violations = ViolationLog(store, lambda: self._current().token, self._violations_of)
 
     # -- the index ------------------------------------------------------------------------
@@ -240,9 +241,16 @@ class Service:
         return self.store.list_parties()
 
     def party_registry(self) -> PartyRegistry:
-        """The registered parties as a resolver (read from the store: every worker sees a
-        change at once; a handful of rows, cheaper than any cache's bookkeeping)."""
-        return PartyRegistry(self.store.list_parties())
+        """The registered parties as a resolver, read again only when the store's parties token
+        moved (every worker sees a change at once; single checks skip the read and rebuild)."""
+        token = self.store.parties_token()
+        cached = self._parties
+        if cached is not None and cached[0] == token:
+            return cached[1]
+        # The token is read before the parties: a write in between costs one more read later.
+        registry = PartyRegistry(self.store.list_parties())
+        self._parties = (token, registry)
+        return registry
 
     def party_code(self, value: str | None) -> str | None:
         """The registered code that `value` names (as in a batch), else `value` as given: a

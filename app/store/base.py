@@ -349,6 +349,10 @@ class Store(Protocol):
         """Every registered party, ordered by code."""
         ...
 
+    def parties_token(self) -> tuple[int, int]:
+        """A value that changes whenever a party is registered or replaced (cheap to read)."""
+        ...
+
     def put_party(self, party: Party, actor: str) -> tuple[Party, bool]:
         """Register `party`, or replace the party with its code; returns it and whether it is new.
 

@@ -1028,6 +1028,14 @@ class SQLiteStore(Store):
             for row in rows
         ]
 
+    def parties_token(self) -> tuple[int, int]:
+        """How many parties, and the newest audit id among them: every write changes one."""
+        with self._read() as c:
+            count, newest = c.execute(
+                "SELECT count(*), coalesce(max(audit_id), 0) FROM parties"
+            ).fetchone()
+        return int(count), int(newest)
+
     def put_party(self, party: Party, actor: str) -> tuple[Party, bool]:
         """Register or replace a party, audited (see `Store.put_party`)."""
         with self._write() as c:
