@@ -40,6 +40,7 @@ from typing import Any, Literal
 
 __all__ = [
     "ASSETS",
+    "DOCS_FILES",
     "LEAFLET_MEASURE_JS",
     "NODE_MODULES",
     "OWN_ASSETS",
@@ -54,6 +55,7 @@ __all__ = [
     "install_assets",
     "localize",
     "missing_assets",
+    "missing_docs_assets",
     "node_template_sources",
     "precompile_templates",
     "uncompiled_templates",
@@ -120,6 +122,14 @@ ASSETS: dict[str, Asset] = {
         "vendor/leaflet-mouse-position/src/L.Control.MousePosition.css"
     ),
 }
+
+#: The API docs' assets (`/docs`, `/redoc`), from the npm registry like the map's: Swagger UI's
+#: bundle, style sheet and icon, and ReDoc's standalone bundle. Copied as they are.
+SWAGGER_JS = _js("vendor/swagger-ui-dist/swagger-ui-bundle.js")
+SWAGGER_CSS = _css("vendor/swagger-ui-dist/swagger-ui.css")
+SWAGGER_FAVICON = "vendor/swagger-ui-dist/favicon-32x32.png"
+REDOC_JS = _js("vendor/redoc/bundles/redoc.standalone.js")
+DOCS_FILES = (SWAGGER_JS.path, SWAGGER_CSS.path, SWAGGER_FAVICON, REDOC_JS.path)
 
 #: Files that a script (not a style sheet) loads: Leaflet's default marker icon, which
 #: leaflet-measure uses. Installed with the rest; inlined as data: URIs by `inline_assets`.
@@ -224,6 +234,11 @@ def missing_assets() -> list[str]:
     return missing
 
 
+def missing_docs_assets() -> list[str]:
+    """The paths under `STATIC_DIR` that `/docs` and `/redoc` need and that are not there."""
+    return [path for path in DOCS_FILES if not (STATIC_DIR / path).is_file()]
+
+
 def install_assets(node_modules: Path = NODE_MODULES, dest: Path = VENDOR_DIR) -> list[Path]:
     """Copy the vendor assets (and the images their CSS uses) from `node_modules` to `dest`.
 
@@ -244,6 +259,7 @@ def install_assets(node_modules: Path = NODE_MODULES, dest: Path = VENDOR_DIR) -
                 str(base / ref) for ref in _css_references(source.read_text(encoding="utf-8"))
             )
     wanted.extend(path.removeprefix("vendor/") for path in LEAFLET_ICONS.values())
+    wanted.extend(path.removeprefix("vendor/") for path in DOCS_FILES)
     wanted = list(dict.fromkeys(wanted))
     absent = [path for path in wanted if not (node_modules / path).is_file()]
     if absent:

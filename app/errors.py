@@ -78,6 +78,16 @@ class InvalidParameter(InvalidInput):
     title = "Invalid parameter"
 
 
+class UnknownQueryParameter(InvalidParameter):
+    """A query parameter the route does not take (OGC API – Features: 400)."""
+
+    title = "Unknown query parameter"
+    #: The problem `type`: the OGC requirement it answers, rather than a Truce name.
+    problem_type: ClassVar[str] = (
+        "http://www.opengis.net/spec/ogcapi-features-1/1.0/req/core/query-param-unknown"
+    )
+
+
 class InvalidJSON(InvalidInput):
     """A request body that is not JSON at all (a syntax error, NaN, bad UTF-8)."""
 

@@ -21,7 +21,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from pydantic import TypeAdapter, ValidationError
 
-from app.errors import InvalidParameter
+from app.errors import InvalidParameter, UnknownQueryParameter
 from app.limits import check_time
 from app.service import Service
 from app.settings import Settings
@@ -364,7 +364,7 @@ def refuse_unknown_query(request: Request) -> None:
     for name in request.query_params:
         if name not in allowed:
             takes = ", ".join(sorted(allowed)) or "none"
-            raise InvalidParameter(
+            raise UnknownQueryParameter(
                 f"unknown query parameter {name!r}; {route.path} takes: {takes}", field=name
             )
 

@@ -144,7 +144,7 @@ def truce_problem(exc: TruceError, instance: str | None) -> ProblemResponse:
     return problem(
         status,
         headers=headers,
-        type_=_PROBLEM_BASE + _slug(type(exc).__name__),
+        type_=getattr(exc, "problem_type", None) or _PROBLEM_BASE + _slug(type(exc).__name__),
         title=exc.title,
         detail=exc.detail,
         instance=instance,

@@ -33,7 +33,18 @@ from app.api.limits import (
 )
 from app.api.models import add_problem_schema
 from app.api.responses import CacheHeaders, ORJSONResponse
-from app.api.routers import admin, check, health, incursions, parties, reports, tracks, zones
+from app.api.routers import (
+    admin,
+    check,
+    health,
+    home,
+    incursions,
+    ogc,
+    parties,
+    reports,
+    tracks,
+    zones,
+)
 from app.roles import Role
 from app.scenario import GEODATA
 from app.service import Service
@@ -85,6 +96,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         default_response_class=ORJSONResponse,
+        # Served by app.api.routers.home from this server's own copies (no CDN).
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     register_error_handlers(app)
@@ -105,7 +119,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Probes stay plain: a load balancer's cache-busting parameter must not fail a liveness check.
     app.include_router(health.router)
     app.include_router(check.router)
-    for module in (zones, reports, tracks, admin, parties):
+    for module in (zones, reports, tracks, admin, parties, ogc, home):
         app.include_router(module.router, dependencies=[strict])
     # Heavy routes take a turn (app.api.limits) after the key is checked.
     heavy = Depends(heavy_turn)

@@ -61,6 +61,7 @@ from typing import ClassVar, Protocol, runtime_checkable
 
 from app.domain import Party, Report, Zone, ZoneKind
 from app.errors import InvalidInput, TruceError, UnknownZone
+from app.predicate import Predicate
 from app.roles import ROLES
 
 #: A bounding box in lon/lat: (min lon, min lat, max lon, max lat). A box whose min lon is
@@ -83,6 +84,7 @@ __all__ = [
     "StorageIOError",
     "StoreError",
     "Unavailable",
+    "ReportSelection",
     "ReportVersion",
     "UnknownKey",
     "UnknownReport",
@@ -233,6 +235,18 @@ class ReportVersion:
     filed_at: datetime
     retracted: bool = False
     reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportSelection:
+    """One page of `Store.select_reports`: the reports in (observed_at, id) order, whether more
+    lie beyond the page in the direction it was asked for, and the cursors at its first and last
+    report (None for an empty page), to ask for the pages before and after it."""
+
+    reports: list[Report]
+    more: bool
+    first: str | None
+    last: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -427,6 +441,37 @@ class Store(Protocol):
         the next page; pages never skip or repeat a report, even while reports are added.
         Raises `BadCursor` for a cursor this store did not make.
         """
+        ...
+
+    def select_reports(
+        self,
+        where: Predicate | None,
+        *,
+        limit: int,
+        after: str | None = None,
+        before: str | None = None,
+    ) -> ReportSelection:
+        """Reports (latest versions, retracted ones left out) that `where` keeps, in
+        (observed_at, id) order, one page at a time: the first `limit`; or, with `after` (a
+        cursor), the first `limit` after it; or, with `before`, the last `limit` before it.
+
+        `where` is an `app.predicate.Predicate` over the report properties `id`, `party`,
+        `observed_at`, `uncertainty_m`, `kind`, `unit`, `source`, `confidence`, `notes`, and
+        `Intersects` on the report's point; each store renders it to its own query in one place
+        (SQLite: `app.store.sqlite_filter.render`) with the semantics of `app.predicate`.
+        Keyset paging: pages never skip or repeat a report, whatever is filed meanwhile. Raises
+        `BadCursor` for a cursor this store did not make, and `ValueError` for a property it
+        does not know.
+        """
+        ...
+
+    def count_reports_where(self, where: Predicate | None) -> int:
+        """How many reports `select_reports` would list with `where`, all pages together."""
+        ...
+
+    def reports_extent(self) -> tuple[BBox | None, datetime | None, datetime | None]:
+        """The box around the reports `select_reports` lists (lon/lat), and their first and
+        last `observed_at`; Nones when there are none."""
         ...
 
     def reports_after(self, position: int, limit: int) -> tuple[list[ReportVersion], int]:

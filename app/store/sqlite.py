@@ -55,6 +55,7 @@ import orjson
 import shapely
 
 from app.domain import Confidence, Party, Report, ReportKind, Zone, ZoneKind
+from app.predicate import Predicate
 from app.store.base import (
     ROLES,
     AuditEntry,
@@ -65,6 +66,7 @@ from app.store.base import (
     IdempotentAnswer,
     KeyRecord,
     ReadOnlyStorage,
+    ReportSelection,
     ReportVersion,
     StorageFull,
     StorageIOError,
@@ -75,6 +77,7 @@ from app.store.base import (
     UnknownReport,
     UnknownZone,
 )
+from app.store.sqlite_filter import REPORT_COLUMNS, register_functions, render
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
@@ -581,6 +584,8 @@ class SQLiteStore(Store):
         conn.execute(f"PRAGMA synchronous = {self._synchronous}")
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute(f"PRAGMA cache_size = {_CACHE_KIB}")
+        # truce_like and truce_intersects_xy, for filters (app.store.sqlite_filter).
+        register_functions(conn)
         return conn
 
     def _conn(self) -> sqlite3.Connection:
@@ -1335,6 +1340,74 @@ class SQLiteStore(Store):
         rows = rows[:limit]
         cursor = _encode_cursor(rows[-1][2], rows[-1][0]) if more else None
         return [_report_from_row(row) for row in rows], cursor
+
+    def select_reports(
+        self,
+        where: Predicate | None,
+        *,
+        limit: int,
+        after: str | None = None,
+        before: str | None = None,
+    ) -> ReportSelection:
+        """One page of the reports `where` keeps (see `Store.select_reports`)."""
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        if after is not None and before is not None:
+            raise ValueError("give after or before, not both")
+        clauses: list[str] = []
+        params: list[Any] = []
+        if where is not None:
+            sql, values = render(where, REPORT_COLUMNS)
+            clauses.append(sql)
+            params.extend(values)
+        if after is not None:
+            clauses.append("(observed_at, id) > (?, ?)")
+            params.extend(_decode_cursor(after))
+        if before is not None:
+            clauses.append("(observed_at, id) < (?, ?)")
+            params.extend(_decode_cursor(before))
+        query, params = _current_reports(clauses, params)
+        direction = "DESC" if before is not None else "ASC"
+        query += f" ORDER BY observed_at {direction}, id {direction} LIMIT ?"
+        params.append(limit + 1)
+        with self._read() as c:
+            rows = c.execute(query, params).fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        if before is not None:
+            rows.reverse()
+        if not rows:
+            return ReportSelection([], more, None, None)
+        return ReportSelection(
+            [_report_from_row(row) for row in rows],
+            more,
+            _encode_cursor(rows[0][2], rows[0][0]),
+            _encode_cursor(rows[-1][2], rows[-1][0]),
+        )
+
+    def count_reports_where(self, where: Predicate | None) -> int:
+        """How many reports `where` keeps (see `Store.count_reports_where`)."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if where is not None:
+            sql, params = render(where, REPORT_COLUMNS)
+            clauses.append(sql)
+        query, params = _current_reports(clauses, params)
+        with self._read() as c:
+            return int(c.execute(f"SELECT count(*) FROM ({query})", params).fetchone()[0])
+
+    def reports_extent(self) -> tuple[BBox | None, datetime | None, datetime | None]:
+        """The reports' box and time range (see `Store.reports_extent`)."""
+        query, params = _current_reports([], [])
+        with self._read() as c:
+            row = c.execute(
+                "SELECT min(lon), min(lat), max(lon), max(lat), min(observed_at), "
+                f"max(observed_at) FROM ({query})",
+                params,
+            ).fetchone()
+        if row[0] is None:
+            return None, None, None
+        return (row[0], row[1], row[2], row[3]), _from_us(row[4]), _from_us(row[5])
 
     def reports_after(self, position: int, limit: int) -> tuple[list[ReportVersion], int]:
         """Report versions by position after `position` (see `Store.reports_after`).

@@ -89,6 +89,13 @@ ENDPOINTS = [
     Endpoint("listParties", "GET", "/parties", "viewer", 200),
     Endpoint("putParty", "PUT", "/parties/p-{u}", "admin", 201, lambda u: {"name": f"Party {u}"}),
     Endpoint("getMap", "GET", "/map?at=2022-03-26T00:00:00Z", "viewer", 200),
+    Endpoint("getLandingPage", "GET", "/", None, 200),
+    Endpoint("getConformance", "GET", "/conformance", "viewer", 200),
+    Endpoint("listCollections", "GET", "/collections", "viewer", 200),
+    Endpoint("getCollection", "GET", "/collections/zones", "viewer", 200),
+    Endpoint("getQueryables", "GET", "/collections/reports/queryables", "viewer", 200),
+    Endpoint("getFeatures", "GET", "/collections/incursions/items?limit=2", "viewer", 200),
+    Endpoint("getFeature", "GET", "/collections/zones/items/nk-pk-zone@v1", "viewer", 200),
 ]
 
 
