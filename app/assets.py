@@ -235,8 +235,17 @@ def missing_assets() -> list[str]:
 
 
 def missing_docs_assets() -> list[str]:
-    """The paths under `STATIC_DIR` that `/docs` and `/redoc` need and that are not there."""
-    return [path for path in DOCS_FILES if not (STATIC_DIR / path).is_file()]
+    """The paths under `STATIC_DIR` that `/docs` and `/redoc` need and that are not there (or
+    not as `make assets` writes them: a ReDoc that still loads its logo from the CDN)."""
+    missing = [path for path in DOCS_FILES if not (STATIC_DIR / path).is_file()]
+    if not missing and _names_cdn_logo(REDOC_JS.file, REDOC_JS.file.stat().st_mtime_ns):
+        missing.append(f"{REDOC_JS.path} (still loads its logo from the CDN)")
+    return missing
+
+
+@lru_cache(maxsize=4)
+def _names_cdn_logo(path: Path, mtime_ns: int) -> bool:
+    return REDOC_LOGO_URL in path.read_text(encoding="utf-8")
 
 
 def install_assets(node_modules: Path = NODE_MODULES, dest: Path = VENDOR_DIR) -> list[Path]:
@@ -354,11 +363,24 @@ def precompile_templates(
     return result
 
 
-#: Vendor files rewritten on their way from node_modules (by npm path): leaflet-measure's script.
+#: ReDoc's sidebar shows Redocly's logo from their CDN, whatever its options say: the copy
+#: shows an empty inline image instead, so the docs load nothing from another host.
+REDOC_LOGO_URL = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+_EMPTY_SVG = "data:image/svg+xml,%3Csvg xmlns='http://www.w3.org/2000/svg'/%3E"
+
+
+def offline_redoc(js: str) -> str:
+    """ReDoc's bundle with the CDN logo replaced by an empty inline image."""
+    return js.replace(REDOC_LOGO_URL, _EMPTY_SVG)
+
+
+#: Vendor files rewritten on their way from node_modules (by npm path): leaflet-measure's
+#: script, and ReDoc's bundle.
 _TRANSFORMS: dict[str, Callable[[str, Path], str]] = {
     str(LEAFLET_MEASURE_JS.npm_path): lambda js, node_modules: precompile_templates(
         js, lambda texts: node_template_sources(texts, node_modules)
     ),
+    str(REDOC_JS.npm_path): lambda js, _node_modules: offline_redoc(js),
 }
 
 

@@ -1,0 +1,211 @@
+"""The OGC API – Features routes and the landing page, in-process over the scenario database."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.api.support import assert_problem, auth
+
+VIEWER = auth("viewer")
+QGIS_NEEDS = {
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
+    "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
+    "http://www.opengis.net/spec/cql2/1.0/conf/basic-cql2",
+    "http://www.opengis.net/spec/cql2/1.0/conf/cql2-text",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
+    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
+}
+
+
+def test_the_landing_page_is_json_for_clients_and_html_for_browsers(client: TestClient) -> None:
+    as_json = client.get("/", headers={"Accept": "application/json"})
+    assert as_json.headers["content-type"] == "application/json"
+    rels = {link["rel"]: link for link in as_json.json()["links"]}
+    assert rels["service-desc"]["type"] == "application/vnd.oai.openapi+json;version=3.0"
+    assert rels["service-desc"]["href"] == "/openapi.json"
+    assert rels["data"]["href"] == "/collections"
+    assert {"conformance", "service-doc", "status"} <= set(rels)
+    data = as_json.json()["data"]
+    assert data["reports"] == 13 and data["first_report_at"].startswith("2022-03-24")
+    browser = client.get("/", headers={"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"})
+    assert browser.headers["content-type"].startswith("text/html")
+    assert 'href="/map"' in browser.text and "2022-03-24" in browser.text
+    assert "default-src 'self'" in browser.headers["content-security-policy"]
+    assert client.get("/").headers["content-type"] == "application/json"  # curl: */*
+    assert client.get("/?f=html").headers["content-type"].startswith("text/html")
+    assert_problem(client.get("/?f=xml"), 400, "f")
+
+
+def test_conformance_declares_what_qgis_needs(client: TestClient) -> None:
+    declared = set(client.get("/conformance", headers=VIEWER).json()["conformsTo"])
+    assert declared >= QGIS_NEEDS
+
+
+def test_links_come_from_the_public_url_never_from_host(
+    make_client: Callable[..., TestClient],
+) -> None:
+    client = make_client(public_url="https://truce.example.org/api")
+    headers = {**VIEWER, "Host": "evil.example"}
+    landing = client.get("/", headers=headers).json()
+    page = client.get("/collections/reports/items?limit=2", headers=headers).json()
+    collections = client.get("/collections", headers=headers).json()
+    hrefs = [link["href"] for link in landing["links"] + page["links"]]
+    hrefs += [link["href"] for c in collections["collections"] for link in c["links"]]
+    assert hrefs and all(h.startswith("https://truce.example.org/api/") for h in hrefs), hrefs
+
+
+def test_every_collection_has_an_extent_and_items(client: TestClient) -> None:
+    collections = client.get("/collections", headers=VIEWER).json()["collections"]
+    ids = [c["id"] for c in collections]
+    assert ids == [
+        "zones",
+        "reports",
+        "incursions",
+        "line-of-contact",
+        "observation-posts",
+        "places",
+    ]
+    reports = next(c for c in collections if c["id"] == "reports")
+    assert reports["extent"]["temporal"]["interval"] == [
+        ["2022-03-24T02:00:00+00:00", "2022-03-28T08:00:00+00:00"]
+    ]
+    minx, miny, maxx, maxy = reports["extent"]["spatial"]["bbox"][0]
+    assert 46 < minx <= maxx < 47 and 40 < miny <= maxy < 40.1
+
+
+def test_unknown_parameters_are_the_ogc_400(client: TestClient) -> None:
+    problem = assert_problem(
+        client.get("/collections/zones/items?sortby=name", headers=VIEWER), 400, "sortby"
+    )
+    assert problem["type"].endswith("/req/core/query-param-unknown")
+
+
+def test_zones_datetime_picks_the_versions_in_force(client: TestClient) -> None:
+    every = client.get("/collections/zones/items", headers=VIEWER).json()
+    native = client.get("/zones?at=all", headers=VIEWER).json()
+    assert every["numberMatched"] == len(native["features"]) == 8
+    then = client.get(
+        "/collections/zones/items?datetime=2022-03-25T00:00:00Z", headers=VIEWER
+    ).json()
+    at = client.get("/zones?at=2022-03-25T00:00:00Z", headers=VIEWER).json()
+    assert sorted(f["properties"]["zone_id"] for f in then["features"]) == sorted(
+        f["id"] for f in at["features"]
+    )
+    versions = client.get(
+        "/collections/zones/items", params={"filter": "version = 2"}, headers=VIEWER
+    ).json()
+    assert {f["id"] for f in versions["features"]} == {"nk-lachin-corridor@v2", "nk-pk-zone@v2"}
+
+
+def test_paging_follows_next_and_prev_links(client: TestClient) -> None:
+    seen: list[str] = []
+    url: str | None = "/collections/reports/items?limit=4"
+    pages = []
+    while url:
+        page = client.get(url, headers=VIEWER).json()
+        pages.append(page)
+        seen += [f["id"] for f in page["features"]]
+        url = next((link["href"] for link in page["links"] if link["rel"] == "next"), None)
+    assert len(seen) == len(set(seen)) == 13 and len(pages) == 4
+    back = next(link["href"] for link in pages[2]["links"] if link["rel"] == "prev")
+    previous = client.get(back, headers=VIEWER).json()
+    assert [f["id"] for f in previous["features"]] == [f["id"] for f in pages[1]["features"]]
+    assert "before" in parse_qs(urlsplit(back).query)
+
+
+def test_a_feature_by_id_and_a_missing_one(client: TestClient) -> None:
+    got = client.get("/collections/incursions/items?limit=1", headers=VIEWER).json()
+    fid = got["features"][0]["id"]
+    one = client.get(f"/collections/incursions/items/{fid}", headers=VIEWER)
+    assert one.status_code == 200 and one.json()["id"] == fid
+    assert_problem(client.get("/collections/zones/items/nope", headers=VIEWER), 404)
+    assert_problem(client.get("/collections/nope/items", headers=VIEWER), 404, "collectionId")
+
+
+def test_filters_and_bbox_answer_as_the_native_routes(client: TestClient) -> None:
+    items = client.get(
+        "/collections/incursions/items",
+        params={"filter": "party = 'AZE' AND verdict = 'inside'", "bbox": "46.79,40.0,46.82,40.02"},
+        headers=VIEWER,
+    ).json()
+    native = client.get(
+        "/incursions", params={"party": "AZE", "bbox": "46.79,40.0,46.82,40.02"}, headers=VIEWER
+    ).json()
+    expected = {
+        (f["properties"]["report_id"], f["properties"]["zone_id"])
+        for f in native["features"]
+        if f["properties"]["verdict"] == "inside"
+    }
+    got = {(f["properties"]["report_id"], f["properties"]["zone_id"]) for f in items["features"]}
+    assert got == expected and expected
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"filter": "party = 'x'' OR 1=1 --'"},
+        {"filter": "party = 'x' OR 1=1"},
+        {"filter": "'; DROP TABLE reports; --"},
+        {"filter": "(" * 3000 + "party = 'x'" + ")" * 3000},
+        {"filter": "party = '" + "é" * 9000 + "'"},
+        {"filter": "S_INTERSECTS(geometry, POLYGON((0 0, 1 1, 1 0, 0 1, 0 0)))"},
+        {"filter": "party = 'x'", "filter-lang": "cql2-json"},
+        {"filter-crs": "EPSG:3857", "filter": "party = 'x'"},
+        {"datetime": "2022-03-25T00:00:00Z/2022-03-24T00:00:00Z"},
+        {"bbox": "1,2,3"},
+        {"after": "!!!"},
+        {"after": "WzEsMl0", "before": "WzEsMl0"},
+        {"limit": "0"},
+    ],
+)
+@pytest.mark.parametrize("collection", ["reports", "incursions", "zones", "places"])
+def test_hostile_queries_are_400_or_an_answer_never_500(
+    client: TestClient, collection: str, params: dict[str, str]
+) -> None:
+    response = client.get(f"/collections/{collection}/items", params=params, headers=VIEWER)
+    assert response.status_code in (200, 400), response.text
+    if response.status_code == 400:
+        assert_problem(response, 400)
+    elif "filter" in params:
+        assert response.json()["numberMatched"] in (0, len(response.json()["features"])) or (
+            "S_INTERSECTS" in params["filter"]
+        )
+    # The reports are all still there.
+    assert client.get("/reports", headers=VIEWER).json()["numberReturned"] == 13
+
+
+def test_queryables_are_a_json_schema(client: TestClient) -> None:
+    response = client.get("/collections/reports/queryables", headers=VIEWER)
+    assert response.headers["content-type"] == "application/schema+json"
+    schema = response.json()
+    assert schema["properties"]["observed_at"] == {
+        "title": "when it was observed",
+        "type": "string",
+        "format": "date-time",
+    }
+    assert "troops" in schema["properties"]["kind"]["enum"]
+    assert schema["properties"]["geometry"]["format"] == "geometry-point"
+
+
+def test_docs_say_how_to_install_their_assets_when_missing(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app import assets
+
+    monkeypatch.setattr(assets, "missing_docs_assets", lambda: ["vendor/redoc/x.js"])
+    for path in ("/docs", "/redoc"):
+        response = client.get(path)
+        assert response.status_code == 503 and "make assets" in response.text
+
+
+@pytest.mark.map_assets
+def test_docs_link_only_this_server(client: TestClient) -> None:
+    for path in ("/docs", "/redoc"):
+        page = client.get(path)
+        assert page.status_code == 200
+        assert "https://" not in page.text and "http://" not in page.text, page.text
+        assert "default-src 'self'" in page.headers["content-security-policy"]
