@@ -93,7 +93,7 @@ def landing_document(request: Request, service: Any) -> dict[str, Any]:
             link("/health", "status", "application/json", "liveness and version"),
         ],
         "data": {
-            "reports": service.store.count_reports(),
+            "reports": service.store.count_reports_where(None),
             "first_report_at": None if first is None else first.isoformat(),
             "last_report_at": None if last is None else last.isoformat(),
             "zones_in_force": len(in_force),
