@@ -1387,6 +1387,14 @@ class SQLiteStore(Store):
 
     def count_reports_where(self, where: Predicate | None) -> int:
         """How many reports `where` keeps (see `Store.count_reports_where`)."""
+        if where is None:
+            # Every report but the retracted ones (a retraction is a report's one last version).
+            with self._read() as c:
+                row = c.execute(
+                    "SELECT (SELECT count(*) FROM reports) - "
+                    "(SELECT count(*) FROM report_versions WHERE retracted)"
+                ).fetchone()
+            return int(row[0])
         clauses: list[str] = []
         params: list[Any] = []
         if where is not None:

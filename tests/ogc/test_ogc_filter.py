@@ -164,3 +164,22 @@ def test_unknown_is_neither_true_nor_false(filled: tuple[SQLiteStore, list[Repor
     either = parse_filter("unit = 'unit-0' OR NOT (unit = 'unit-0')", Q)
     # Reports without a unit are in neither half: SQL's NULL, in memory as in the store.
     assert store.count_reports_where(either) == len(reports) - without_unit
+
+
+def test_counts_leave_out_retracted_reports_and_follow_corrections(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    store = SQLiteStore(tmp_path / "t.sqlite")
+    reports = varied_reports(50, ["AZE", "ARM"], seed=5)
+    store.add_reports(reports, "test")
+    store.retract_report(reports[0].id, "wrong place", "test")
+    moved = replace(reports[1], party="ARM" if reports[1].party == "AZE" else "AZE")
+    store.correct_report(moved, "test")
+    listed = store.select_reports(None, limit=1000).reports
+    assert store.count_reports_where(None) == len(listed) == 49
+    assert reports[0].id not in {r.id for r in listed}
+    aze = parse_filter("party = 'AZE'", Q)
+    kept = store.select_reports(aze, limit=1000).reports
+    assert store.count_reports_where(aze) == len(kept)
+    assert (moved.party == "AZE") == (moved.id in {r.id for r in kept})
+    store.close()

@@ -189,7 +189,7 @@ def landing(
     browsers, JSON for other clients (or as `f` says). Needs no key."""
     document = landing_document(request, service)
     if _wants_html(request, f):
-        return HTMLResponse(_landing_html(document), headers=_HEADERS)
+        return HTMLResponse(_landing_html(document), headers={**_HEADERS, "Vary": "Accept"})
     return ORJSONResponse(document, headers={"Vary": "Accept"})
 
 

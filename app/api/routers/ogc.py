@@ -49,11 +49,12 @@ OPENAPI_JSON = "application/vnd.oai.openapi+json;version=3.0"
 _TRS = "http://www.opengis.net/def/uom/ISO-8601/0/Gregorian"
 
 #: Everything QGIS needs to send filters to the server (it wants all four of filter,
-#: features-filter, basic-cql2 and cql2-text), and what else is taken.
+#: features-filter, basic-cql2 and cql2-text), and what else is taken. Not oas30: the API
+#: definition is the OpenAPI 3.1 document that FastAPI writes (served at /openapi.json and
+#: linked as `service-desc` with the 3.0 media type that QGIS and GDAL look for).
 CONFORMANCE = [
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/core",
     "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/geojson",
-    "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/oas30",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/queryables",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/filter",
     "http://www.opengis.net/spec/ogcapi-features-3/1.0/conf/features-filter",
