@@ -58,6 +58,8 @@ __all__ = [
     "Extent",
     "ItemsPage",
     "ItemsQuery",
+    "ReferenceCollection",
+    "finite_bbox",
     "make_collections",
 ]
 
@@ -121,10 +123,6 @@ def _q(kind: PropertyType, text: str, enum: Sequence[str] | None = None) -> Quer
     return Queryable(kind, text, None if enum is None else tuple(enum))
 
 
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.astimezone(UTC).isoformat()
-
-
 # -- cursors ------------------------------------------------------------------------------------
 
 
@@ -149,12 +147,14 @@ def _decode(cursor: str, field_name: str) -> tuple[Any, ...]:
 
 @dataclass
 class _Rows:
-    """A collection's features in memory, sorted by key, with the columns filters read."""
+    """A collection in memory, sorted by key: the feature ids, the columns filters read, the
+    geometries, and how to write the features at some positions (only those of a page are)."""
 
-    features: list[dict[str, Any]]
+    ids: list[str]
     keys: list[tuple[Any, ...]]
     columns: dict[str, list[Any]]
     geometries: list[BaseGeometry | None]
+    features: Callable[[Sequence[int]], list[dict[str, Any]]]
 
 
 def _page(rows: _Rows, keep: np.ndarray, query: ItemsQuery) -> ItemsPage:
@@ -177,16 +177,16 @@ def _page(rows: _Rows, keep: np.ndarray, query: ItemsQuery) -> ItemsPage:
         ) from None
     end = min(end, len(keys))
     chosen = positions[start:end]
-    features = [rows.features[i] for i in chosen]
+    features = rows.features(chosen.tolist())
     next_cursor = _encode(keys[end - 1]) if end < len(keys) and end > start else None
     prev_cursor = _encode(keys[start]) if start > 0 and end > start else None
     return ItemsPage(features, len(keys), next_cursor, prev_cursor)
 
 
 def _find(rows: _Rows, feature_id: str, title: str) -> dict[str, Any]:
-    for feature in rows.features:
-        if str(feature.get("id")) == feature_id:
-            return feature
+    for position, candidate in enumerate(rows.ids):
+        if candidate == feature_id:
+            return rows.features([position])[0]
     raise NotFound(f"no feature {feature_id!r} in {title}", field="featureId")
 
 
@@ -234,12 +234,16 @@ class ZonesCollection:
 
     def _rows(self, zones: list[Zone]) -> _Rows:
         zones = sorted(zones, key=lambda z: (z.id, z.version))
-        features = []
-        for zone in zones:
-            feature = zone_to_feature(zone)
-            feature["id"] = self.feature_id(zone)
-            feature["properties"] = {"zone_id": zone.id, **feature["properties"]}
-            features.append(feature)
+
+        def features(positions: Sequence[int]) -> list[dict[str, Any]]:
+            out = []
+            for zone in (zones[i] for i in positions):
+                feature = zone_to_feature(zone)
+                feature["id"] = self.feature_id(zone)
+                feature["properties"] = {"zone_id": zone.id, **feature["properties"]}
+                out.append(feature)
+            return out
+
         columns: dict[str, list[Any]] = {
             "zone_id": [z.id for z in zones],
             "name": [z.name for z in zones],
@@ -252,10 +256,11 @@ class ZonesCollection:
             "source": [z.source for z in zones],
         }
         return _Rows(
-            features,
+            [self.feature_id(z) for z in zones],
             [(z.id, z.version) for z in zones],
             columns,
             [z.geometry for z in zones],
+            features,
         )
 
     def extent(self) -> Extent:
@@ -293,9 +298,9 @@ class ZonesCollection:
                 versions = []
             for zone in versions:
                 if zone.version == int(number):
-                    return self._rows([zone]).features[0]
+                    return self._rows([zone]).features([0])[0]
         try:
-            return self._rows([self.service.get_zone(feature_id)]).features[0]
+            return self._rows([self.service.get_zone(feature_id)]).features([0])[0]
         except UnknownZone:
             raise NotFound(f"no feature {feature_id!r} in Zones", field="featureId") from None
 
@@ -335,11 +340,16 @@ class IncursionsCollection:
 
     def _rows(self) -> _Rows:
         found = self.service.incursions()
-        features = found.features()
         report_ids = found.report_id.tolist()
         zone_ids = found.zone_id.tolist()
-        for feature, report_id, zone_id in zip(features, report_ids, zone_ids, strict=True):
-            feature["id"] = f"{report_id}@{zone_id}"
+        ids = [f"{r}@{z}" for r, z in zip(report_ids, zone_ids, strict=True)]
+
+        def features(positions: Sequence[int]) -> list[dict[str, Any]]:
+            chosen = found.take(np.asarray(positions, dtype=np.intp)).features()
+            for feature, position in zip(chosen, positions, strict=True):
+                feature["id"] = ids[position]
+            return chosen
+
         times = np.asarray(found.time_ns, dtype=np.int64).tolist()
         columns: dict[str, list[Any]] = {
             "report_id": report_ids,
@@ -352,7 +362,7 @@ class IncursionsCollection:
         }
         keys = list(zip(times, report_ids, zone_ids, strict=True))
         geometries = list(shapely.points(found.lon, found.lat))
-        return _Rows(features, keys, columns, geometries)
+        return _Rows(ids, keys, columns, geometries, features)
 
     def extent(self) -> Extent:
         """The incursions' box and time range."""
@@ -524,7 +534,13 @@ class ReferenceCollection:
             geometry_type=types.pop() if len(types) == 1 else "Geometry",
             queryables=queryables,
         )
-        layer._rows = _Rows(features, [(i,) for i in range(len(features))], columns, geometries)
+        layer._rows = _Rows(
+            [f["id"] for f in features],
+            [(i,) for i in range(len(features))],
+            columns,
+            geometries,
+            lambda positions: [features[i] for i in positions],
+        )
         return layer
 
     @property
@@ -603,6 +619,3 @@ def finite_bbox(bbox: BBox | None) -> list[float] | None:
     if bbox is None or not all(math.isfinite(v) for v in bbox):
         return None
     return [float(v) for v in bbox]
-
-
-__all__ += ["ReferenceCollection", "finite_bbox"]

@@ -209,3 +209,37 @@ def test_docs_link_only_this_server(client: TestClient) -> None:
         assert page.status_code == 200
         assert "https://" not in page.text and "http://" not in page.text, page.text
         assert "default-src 'self'" in page.headers["content-security-policy"]
+
+
+def test_a_new_collection_needs_no_new_route(client: TestClient) -> None:
+    # Incidents will be one more entry in make_collections: any object with the members of
+    # app.ogc.collections.Collection is listed, described, paged and filtered by the same routes.
+    from app.ogc.collections import ReferenceCollection
+
+    client.get("/collections", headers=VIEWER)  # the app makes its collections on first use
+    made = client.app.state.ogc_collections  # type: ignore[attr-defined]
+    made["incidents"] = ReferenceCollection.from_geojson(
+        "incidents",
+        {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "id": f"i-{n}",
+                    "geometry": {"type": "Point", "coordinates": [46.8 + n / 100, 40.0]},
+                    "properties": {"party": ("AZE", "NK")[n % 2], "reports": n},
+                }
+                for n in range(5)
+            ],
+        },
+    )
+    ids = [c["id"] for c in client.get("/collections", headers=VIEWER).json()["collections"]]
+    assert ids[-1] == "incidents"
+    found = client.get(
+        "/collections/incidents/items",
+        params={"filter": "party = 'AZE' AND reports >= 2", "limit": 1},
+        headers=VIEWER,
+    ).json()
+    assert found["numberMatched"] == 2 and [f["id"] for f in found["features"]] == ["i-2"]
+    queryables = client.get("/collections/incidents/queryables", headers=VIEWER).json()
+    assert queryables["properties"]["reports"]["type"] == "number"

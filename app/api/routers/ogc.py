@@ -32,14 +32,21 @@ from app.api.deps import (
 )
 from app.api.models import Feature, Page, problems
 from app.api.responses import GEOJSON, GeoJSONResponse, ORJSONResponse
-from app.cql import GEOMETRY, FilterError, parse_filter
+from app.cql import GEOMETRY, Queryable, parse_filter
 from app.errors import InvalidParameter
 from app.ogc.collections import Collection, ItemsQuery, finite_bbox, make_collections
 from app.predicate import PropertyType, all_of, intersects_bbox
 from app.scenario import GEODATA
 from app.store import NotFound
 
-__all__ = ["CONFORMANCE", "CRS84", "router"]
+__all__ = [
+    "CONFORMANCE",
+    "CRS84",
+    "OPENAPI_JSON",
+    "collection_document",
+    "get_collections",
+    "router",
+]
 
 router = APIRouter(tags=["ogc"])
 
@@ -199,7 +206,7 @@ def get_collection_route(request: Request, collection: CollectionDep, _: ViewerK
     return ORJSONResponse(collection_document(request, collection))
 
 
-def _schema_of(name: str, queryable: Any) -> dict[str, Any]:
+def _schema_of(queryable: Queryable) -> dict[str, Any]:
     schema: dict[str, Any] = {"title": queryable.description}
     kind = queryable.type
     if kind is PropertyType.DATETIME:
@@ -231,7 +238,7 @@ _GEOMETRY_FORMATS = {
 def queryables(request: Request, collection: CollectionDep, _: ViewerKey) -> Response:
     """The properties a `filter` may name, as a JSON Schema (2020-12): their types and, for
     closed sets, their values; `geometry` for `S_INTERSECTS`."""
-    properties = {name: _schema_of(name, q) for name, q in collection.queryables.items()}
+    properties = {name: _schema_of(q) for name, q in collection.queryables.items()}
     properties[GEOMETRY] = {
         "title": "the feature's geometry (WGS84 lon/lat), for S_INTERSECTS",
         "format": _GEOMETRY_FORMATS.get(collection.geometry_type, "geometry-any"),
@@ -433,6 +440,3 @@ def get_feature(
         _link(request, base, "collection", "application/json"),
     ]
     return GeoJSONResponse(feature)
-
-
-__all__ += ["FilterError", "collection_document", "get_collections"]
