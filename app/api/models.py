@@ -16,6 +16,9 @@ from app.domain import TrackEventKind, Verdict
 
 __all__ = [
     "AuditEntryOut",
+    "CollectionOut",
+    "Collections",
+    "Conformance",
     "AuditPage",
     "Feature",
     "FeatureCollection",
@@ -23,6 +26,7 @@ __all__ = [
     "FindingFeature",
     "FindingProperties",
     "Health",
+    "LandingPage",
     "Link",
     "Page",
     "PointGeometry",
@@ -247,6 +251,50 @@ class Health(BaseModel):
     status: Literal["ok", "degraded"]
     version: str
     zones_set_aside: list[ZoneSetAside] | None = None
+
+
+class Conformance(BaseModel):
+    """The OGC conformance classes implemented."""
+
+    conformsTo: list[str]  # camelCase: the OGC API name
+
+
+class Extent(BaseModel):
+    """A collection's extent: `spatial.bbox` (CRS84) and `temporal.interval` (null: open)."""
+
+    spatial: dict[str, Any]
+    temporal: dict[str, Any]
+
+
+class CollectionOut(BaseModel):
+    """One OGC API collection: its id, title, extent, CRS and links."""
+
+    id: str
+    title: str
+    description: str
+    itemType: Literal["feature"]
+    crs: list[str]
+    storageCrs: str
+    extent: Extent
+    links: list[Link]
+
+
+class Collections(BaseModel):
+    """Every collection."""
+
+    links: list[Link]
+    collections: list[CollectionOut]
+
+
+class LandingPage(BaseModel):
+    """The landing page as JSON: links to the API definition, docs, conformance, collections,
+    the map and health; what the stored data covers."""
+
+    title: str
+    description: str
+    version: str
+    links: list[Link]
+    data: dict[str, Any]
 
 
 class Problem(BaseModel):

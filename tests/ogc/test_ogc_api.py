@@ -243,3 +243,14 @@ def test_a_new_collection_needs_no_new_route(client: TestClient) -> None:
     assert found["numberMatched"] == 2 and [f["id"] for f in found["features"]] == ["i-2"]
     queryables = client.get("/collections/incidents/queryables", headers=VIEWER).json()
     assert queryables["properties"]["reports"]["type"] == "number"
+
+
+def test_answers_validate_against_their_documented_models(client: TestClient) -> None:
+    from app.api.models import CollectionOut, Collections, Conformance, LandingPage, Page
+
+    LandingPage.model_validate(client.get("/").json())
+    Conformance.model_validate(client.get("/conformance", headers=VIEWER).json())
+    Collections.model_validate(client.get("/collections", headers=VIEWER).json())
+    CollectionOut.model_validate(client.get("/collections/zones", headers=VIEWER).json())
+    for collection in ("zones", "reports", "incursions", "places"):
+        Page.model_validate(client.get(f"/collections/{collection}/items", headers=VIEWER).json())

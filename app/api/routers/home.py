@@ -26,10 +26,11 @@ from starlette.responses import Response
 
 from app import __version__, assets
 from app.api.deps import ServiceDep, href
-from app.api.models import problems
+from app.api.models import LandingPage, problems
 from app.api.responses import ORJSONResponse
 from app.api.routers.ogc import OPENAPI_JSON
 from app.errors import InvalidParameter
+from app.service import Service
 
 __all__ = ["DOCS_CSP", "landing_document", "router"]
 
@@ -50,7 +51,7 @@ def _static(request: Request, path: str) -> str:
     return str(request.scope.get("root_path", "")).rstrip("/") + "/static/" + path
 
 
-def landing_document(request: Request, service: Any) -> dict[str, Any]:
+def landing_document(request: Request, service: Service) -> dict[str, Any]:
     """The landing page's JSON: title, description, links, and what the data covers."""
 
     def link(path: str, rel: str, media: str, title: str) -> dict[str, str]:
@@ -168,6 +169,7 @@ URL: this page's address. Keys go in the <code>X-API-Key</code> header.</p>
 @router.get(
     "/",
     operation_id="getLandingPage",
+    response_model=LandingPage,
     response_class=ORJSONResponse,
     responses={
         200: {

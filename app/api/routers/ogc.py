@@ -30,7 +30,7 @@ from app.api.deps import (
     parse_bbox,
     parse_interval,
 )
-from app.api.models import Feature, Page, problems
+from app.api.models import CollectionOut, Collections, Conformance, Feature, Page, problems
 from app.api.responses import GEOJSON, GeoJSONResponse, ORJSONResponse
 from app.cql import GEOMETRY, Queryable, parse_filter
 from app.errors import InvalidParameter
@@ -166,6 +166,7 @@ def collection_document(request: Request, collection: Collection) -> dict[str, A
 @router.get(
     "/conformance",
     operation_id="getConformance",
+    response_model=Conformance,
     response_class=ORJSONResponse,
     responses=problems(400, 401, 403),
 )
@@ -179,6 +180,7 @@ def conformance(_: ViewerKey) -> Response:
 @router.get(
     "/collections",
     operation_id="listCollections",
+    response_model=Collections,
     response_class=ORJSONResponse,
     responses=problems(400, 401, 403),
 )
@@ -198,6 +200,7 @@ def list_collections(request: Request, collections: CollectionsDep, _: ViewerKey
 @router.get(
     "/collections/{collectionId}",
     operation_id="getCollection",
+    response_model=CollectionOut,
     response_class=ORJSONResponse,
     responses=problems(400, 401, 403, 404),
 )
