@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -254,3 +255,49 @@ def test_answers_validate_against_their_documented_models(client: TestClient) ->
     CollectionOut.model_validate(client.get("/collections/zones", headers=VIEWER).json())
     for collection in ("zones", "reports", "incursions", "places"):
         Page.model_validate(client.get(f"/collections/{collection}/items", headers=VIEWER).json())
+
+
+def test_the_requests_qgis_sends(client: TestClient) -> None:
+    # QGIS's OAPIF provider: the landing page as JSON, its service-desc and data links, the
+    # conformance, the collections, then items with a page size, a bbox, the layer's CRS and a
+    # filter in CQL2 text with double-quoted property names.
+    landing = client.get("/", headers={"Accept": "application/json"}).json()
+    rels = {link["rel"]: link["href"] for link in landing["links"]}
+    api = client.get(rels["service-desc"], headers={"Accept": "application/json"}).json()
+    items = api["paths"]["/collections/{collectionId}/items"]["get"]["parameters"]
+    limit = next(p for p in items if p["name"] == "limit")["schema"]
+    assert (limit["default"], limit["maximum"]) == (100, 10_000)
+    assert {"filter", "filter-lang", "bbox", "datetime", "crs"} <= {p["name"] for p in items}
+    assert client.get(rels["conformance"], headers=VIEWER).status_code == 200
+    assert client.get(rels["data"], headers=VIEWER).status_code == 200
+    page = client.get(
+        "/collections/incursions/items",
+        params={
+            "limit": 1000,
+            "bbox": "46.0,39.5,47.5,40.5",
+            "crs": "http://www.opengis.net/def/crs/OGC/1.3/CRS84",
+            "filter": '("party" = \'AZE\') AND ("depth_m" > 0)',
+            "filter-lang": "cql2-text",
+        },
+        headers=VIEWER,
+    )
+    assert page.status_code == 200, page.text
+    assert page.headers["content-crs"] == "<http://www.opengis.net/def/crs/OGC/1.3/CRS84>"
+    features = page.json()["features"]
+    assert features and all(
+        f["properties"]["party"] == "AZE" and f["properties"]["depth_m"] > 0 for f in features
+    )
+
+
+def test_a_time_compares_as_an_instant_whatever_its_offset(client: TestClient) -> None:
+    first = client.get("/collections/incursions/items?limit=1", headers=VIEWER).json()
+    feature = first["features"][0]
+    when = feature["properties"]["observed_at"]  # UTC
+    shifted = datetime.fromisoformat(when).astimezone(timezone(timedelta(hours=4))).isoformat()
+    same = client.get(
+        "/collections/incursions/items",
+        params={"filter": f"observed_at = TIMESTAMP('{shifted}')"},
+        headers=VIEWER,
+    ).json()
+    assert feature["id"] in {f["id"] for f in same["features"]}
+    assert all(f["properties"]["observed_at"] == when for f in same["features"])

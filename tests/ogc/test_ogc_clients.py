@@ -131,6 +131,18 @@ def test_gdal_bbox_datetime_and_a_filter_pushed_to_the_server(
     assert any("/collections/incursions/items" in r and "filter=" in r for r in requests)
 
 
+def test_a_filter_nested_too_deep_is_refused_and_the_server_lives_on(
+    server: Server, http: httpx.Client
+) -> None:
+    # cql2-rs overflows its stack (ending the process) past ~2,000 nested parentheses: the
+    # server must refuse such a filter before parsing it, and keep serving.
+    deep = "(" * 4000 + "party = 'x'" + ")" * 4000
+    response = http.get("/collections/reports/items", params={"filter": deep}, headers=VIEWER)
+    assert response.status_code == 400 and response.json()["field"] == "filter"
+    assert http.get("/health").status_code == 200
+    assert server.process.poll() is None
+
+
 def test_the_readme_ogr2ogr_line_through_pyogrio(server: Server, tmp_path: Path) -> None:
     # ogr2ogr -f GPKG incursions.gpkg OAPIF:<url>/ incursions, through the same GDAL.
     frame = pyogrio.read_dataframe(oapif(server), layer="incursions")
