@@ -21,6 +21,7 @@ PATH_VALUES = {
     "unit": "parukh-group",
     "zone_id": "nk-pk-zone",
     "collectionId": "reports",
+    "featureId": "2022-03-26-ru-mod-1",
 }
 
 

@@ -301,3 +301,9 @@ def test_a_time_compares_as_an_instant_whatever_its_offset(client: TestClient) -
     ).json()
     assert feature["id"] in {f["id"] for f in same["features"]}
     assert all(f["properties"]["observed_at"] == when for f in same["features"])
+
+
+def test_f_json_is_taken_and_other_encodings_refused(client: TestClient) -> None:
+    for path in ("/conformance", "/collections", "/collections/zones/items"):
+        assert client.get(f"{path}?f=json", headers=VIEWER).status_code == 200
+        assert_problem(client.get(f"{path}?f=xml", headers=VIEWER), 400, "f")

@@ -48,7 +48,17 @@ __all__ = [
     "router",
 ]
 
-router = APIRouter(tags=["ogc"])
+
+async def json_only(
+    f: Annotated[
+        Literal["json", "geojson"] | None,
+        Query(description="json (the only encoding; ArcGIS and other clients send f=json)"),
+    ] = None,
+) -> None:
+    """The `f` parameter that OGC API clients may send: JSON is the only encoding here."""
+
+
+router = APIRouter(tags=["ogc"], dependencies=[Depends(json_only)])
 
 CRS84 = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 SCHEMA_JSON = "application/schema+json"
