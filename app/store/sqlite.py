@@ -206,11 +206,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TRIGGER parties_no_delete BEFORE DELETE ON parties "
         "BEGIN SELECT RAISE(ABORT, 'parties rows are never deleted'); END",
     ),
+    (
+        # How far a zone's drawn line may be from the agreed one: part of the rule's u.
+        "ALTER TABLE zones ADD COLUMN boundary_uncertainty_m REAL NOT NULL DEFAULT 0",
+    ),
 )
 
 _ZONE_COLUMNS = (
     "zone_id, version, name, kind, geometry, valid_from, valid_to, authorized_parties, "
-    "warning_distance_m, agreement, source"
+    "warning_distance_m, agreement, source, boundary_uncertainty_m"
 )
 _REPORT_COLUMNS = (
     "id, party, observed_at, lon, lat, uncertainty_m, kind, unit, source, confidence, notes, extra"
@@ -233,11 +237,12 @@ WITH later AS (
             WHEN valid_to IS NULL OR next_from < valid_to THEN next_from
             ELSE valid_to
         END AS valid_to,
-        authorized_parties, warning_distance_m, agreement, source, minx, miny, maxx, maxy
+        authorized_parties, warning_distance_m, agreement, source, boundary_uncertainty_m,
+        minx, miny, maxx, maxy
     FROM later
 )
 SELECT zone_id, version, name, kind, geometry, valid_from, valid_to, authorized_parties,
-    warning_distance_m, agreement, source
+    warning_distance_m, agreement, source, boundary_uncertainty_m
 FROM effective
 """
 
@@ -285,6 +290,7 @@ def _zone_values(zone: Zone) -> tuple[Any, ...]:
         float(zone.warning_distance_m),
         zone.agreement,
         zone.source,
+        float(zone.boundary_uncertainty_m),
     )
 
 
@@ -304,6 +310,7 @@ def _zones_from_rows(rows: Sequence[Sequence[Any]]) -> list[Zone]:
             warning_distance_m=row[8],
             agreement=row[9],
             source=row[10],
+            boundary_uncertainty_m=row[11],
         )
         for row, geometry in zip(rows, geometries, strict=True)
     ]
@@ -893,9 +900,10 @@ class SQLiteStore(Store):
             c.execute(
                 """INSERT INTO zones (zone_id, version, name, kind, geometry, minx, miny, maxx,
                     maxy, valid_from, valid_to, authorized_parties, warning_distance_m, agreement,
-                    source, audit_id)
+                    source, boundary_uncertainty_m, audit_id)
                 SELECT zone_id, version + 1, name, kind, geometry, minx, miny, maxx, maxy,
-                    valid_from, ?, authorized_parties, warning_distance_m, agreement, source, ?
+                    valid_from, ?, authorized_parties, warning_distance_m, agreement, source,
+                    boundary_uncertainty_m, ?
                 FROM zones WHERE zone_id = ? AND version = ?""",
                 (at_us, audit_id, zone_id, version),
             )
@@ -998,8 +1006,8 @@ class SQLiteStore(Store):
         c.execute(
             """INSERT INTO zones (zone_id, version, name, kind, geometry, minx, miny, maxx, maxy,
                 valid_from, valid_to, authorized_parties, warning_distance_m, agreement, source,
-                audit_id)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                boundary_uncertainty_m, audit_id)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (zone_id, version, *values, audit_id),
         )
 
