@@ -176,7 +176,7 @@ class ZoneIndex:
         self._versions = np.array([z.version for z in self.zones], dtype=np.int64)
         self._warning = np.array([z.warning_distance_m for z in self.zones], dtype=np.float64)
         # Added to every report's uncertainty in the zone's verdicts (docs/rule.md).
-        self._boundary_u = np.array(
+        self.boundary_uncertainty_m = np.array(
             [z.boundary_uncertainty_m for z in self.zones], dtype=np.float64
         )
         self._authorized = [np.array(sorted(z.authorized_parties), object) for z in self.zones]
@@ -310,7 +310,7 @@ class ZoneIndex:
         last = self._last_boxes
         if last is not None and last[0] == max_u:
             return last[1], last[2]
-        boxes = expanded_bounds(self._bounds, self._warning + self._boundary_u + max_u)
+        boxes = expanded_bounds(self._bounds, self._warning + self.boundary_uncertainty_m + max_u)
         # A box that wraps around the antimeridian takes every longitude: rare, and still right.
         wraps = (boxes[:, 0] < -180.0) | (boxes[:, 2] > 180.0)
         self._last_boxes = (max_u, boxes, wraps)
@@ -328,7 +328,7 @@ class ZoneIndex:
         found = []
         for j in zones:
             warning = float(self._warning[j])
-            u = report_u + float(self._boundary_u[j])
+            u = report_u + float(self.boundary_uncertainty_m[j])
             covered = shapely.intersects_xy(self._geometries[j], lon, lat)
             limit = math.inf if covered or include_outside else max(warning, u)
             away = self._boundaries[j].distance_one(lon, lat, limit)
@@ -355,7 +355,7 @@ class ZoneIndex:
         """(report indices, zone indices, depths, verdict codes, violations) for zone `j`."""
         lon, lat = r.lon[idx], r.lat[idx]
         # u per (report, zone) pair: the report's own plus the zone's boundary uncertainty.
-        boundary_u = float(self._boundary_u[j])
+        boundary_u = float(self.boundary_uncertainty_m[j])
         u = r.uncertainty_m[idx] + boundary_u
         covered = shapely.intersects_xy(self._geometries[j], lon, lat)
         depth = np.empty(len(idx))

@@ -397,8 +397,10 @@ class Service:
         party: str | None = None,
         zone: str | None = None,
         bbox: BBox | None = None,
+        verdict: str | None = None,
     ) -> FindingColumns:
-        """Stored reports' violations, ordered by report time, report id and zone id.
+        """Stored reports' violations, ordered by report time, report id and zone id;
+        `verdict` (`inside` or `possible`) keeps one certainty.
 
         Judged against the zones as they stand now, so a zone corrected later corrects its
         incursions too (`ViolationLog` keeps them up to date between calls).
@@ -415,6 +417,8 @@ class Service:
             keep.append(found.zone_id == zone)
         if bbox is not None:
             keep.append(_in_bbox(found.lon, found.lat, bbox))
+        if verdict is not None:
+            keep.append(found.verdict == verdict)
         return found.take(np.logical_and.reduce(keep)) if keep else found
 
     def _violations_of(self, reports: Sequence[Report]) -> tuple[int, FindingColumns]:

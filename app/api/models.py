@@ -71,6 +71,14 @@ class Page(FeatureCollection):
     links: list[Link]
 
 
+class IncursionPage(Page):
+    """A page of violations, with the matched ones counted by certainty."""
+
+    violationsByVerdict: dict[str, int] = Field(
+        description="of numberMatched: how many are `inside` (certain) and how many `possible`"
+    )
+
+
 class ZoneCollection(FeatureCollection):
     """Zones written back, with notes on what was repaired or assumed on the way in."""
 
