@@ -35,6 +35,7 @@ from app.limits import check_time, check_zone, to_us
 from app.parties import PartyRegistry, check_party, resolve_batch
 from app.scenario import GEODATA, load_scenario
 from app.store import (
+    REPORT_PAGE,
     AuditEntry,
     BBox,
     NotFound,
@@ -149,6 +150,8 @@ class Service:
         self._indexed: _Indexed | None = None
         self._parties: tuple[tuple[int, int], PartyRegistry] | None = None
         self._violations = ViolationLog(store, lambda: self._current().token, self._violations_of)
+        # One zone's versions indexed alone, for `GET /reports?zone=`.
+        self._zone_indexes: dict[tuple[Any, ...], ZoneIndex] = {}
 
     # -- the index ------------------------------------------------------------------------
 
@@ -374,12 +377,16 @@ class Service:
         unit: str | None = None,
         limit: int = 100,
         after: str | None = None,
+        zone: str | None = None,
     ) -> tuple[list[Report], str | None]:
         """One page of stored reports by (observed_at, id), and the next page's cursor.
 
-        `party` may be a code or an alias of a registered party (`party_code`).
+        `party` may be a code or an alias of a registered party (`party_code`). `zone` keeps the
+        reports of the page that have a finding (`inside`, `possible` or `approaching`) in that
+        zone, judged against the zones as they stand now: such a page may hold fewer than
+        `limit` reports, or none, and still have a next one.
         """
-        return self.store.list_reports(
+        page, cursor = self.store.list_reports(
             since=since,
             until=until,
             party=self.party_code(party),
@@ -388,6 +395,64 @@ class Service:
             limit=limit,
             after=after,
         )
+        if zone is not None:
+            page = self._with_finding_in(zone, page)
+        return page, cursor
+
+    def count_reports(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        party: str | None = None,
+        bbox: BBox | None = None,
+        unit: str | None = None,
+        zone: str | None = None,
+    ) -> int:
+        """How many reports `list_reports` lists over all its pages (`numberMatched`).
+
+        Without `zone` the store counts them; with it, every matching report is judged against
+        that zone (a pass over them, as `/incursions` makes once per zone change).
+        """
+        code = self.party_code(party)
+        if zone is None:
+            return self.store.count_matching_reports(
+                since=since, until=until, party=code, bbox=bbox, unit=unit
+            )
+        count, cursor = 0, None
+        while True:
+            page, cursor = self.store.list_reports(
+                since=since,
+                until=until,
+                party=code,
+                bbox=bbox,
+                unit=unit,
+                limit=REPORT_PAGE,
+                after=cursor,
+            )
+            count += len(self._with_finding_in(zone, page))
+            if cursor is None:
+                return count
+
+    def _with_finding_in(self, zone: str, reports: list[Report]) -> list[Report]:
+        """The reports that have a finding (not `outside`) in every version of `zone`."""
+        versions = [z for z in self._current().index.zones if z.id == zone]
+        if not versions or not reports:
+            return []
+        index = self._zone_index(zone, versions)
+        judged = index.judge(ReportBatch.from_reports(reports))
+        keep = np.unique(judged.report)
+        return [reports[i] for i in keep.tolist()]
+
+    def _zone_index(self, zone: str, versions: list[Zone]) -> ZoneIndex:
+        """An index of one zone's versions, kept until that zone changes."""
+        key = (zone, tuple((z.version, z.valid_from, z.valid_to) for z in versions))
+        found = self._zone_indexes.get(key)
+        if found is None:
+            if len(self._zone_indexes) >= 32:
+                self._zone_indexes.clear()
+            found = self._zone_indexes[key] = ZoneIndex(versions, threads=1)
+        return found
 
     def incursions(
         self,
@@ -516,6 +581,10 @@ class Service:
     def audit_log(self, limit: int = 100, after: int | None = None) -> list[AuditEntry]:
         """Audit entries oldest first, after the entry with id `after`."""
         return self.store.audit_log(limit=limit, after=after)
+
+    def count_audit(self, after: int | None = None) -> int:
+        """How many audit entries come after the one with id `after` (`numberMatched`)."""
+        return self.store.count_audit(after)
 
     def load_scenario(self, directory: Path = GEODATA, actor: str = "scenario") -> bool:
         """Load a scenario directory (default `geodata/`) into an empty database, all or nothing.

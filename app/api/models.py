@@ -238,6 +238,8 @@ class AuditPage(BaseModel):
     """Audit entries oldest first; follow `next` for more."""
 
     entries: list[AuditEntryOut]
+    numberMatched: int
+    numberReturned: int
     links: list[Link]
 
 

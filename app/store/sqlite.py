@@ -368,6 +368,35 @@ def _prefixed(table: str) -> str:
     return ", ".join(f"{table}.{name}" for name in _REPORT_COLUMNS.split(", "))
 
 
+def _report_filters(
+    since: datetime | None,
+    until: datetime | None,
+    party: str | None,
+    bbox: BBox | None,
+    unit: str | None,
+) -> tuple[list[str], list[Any]]:
+    """The WHERE clauses and parameters of a listing of reports (`list_reports`)."""
+    where: list[str] = []
+    params: list[Any] = []
+    if since is not None:
+        where.append("observed_at >= ?")
+        params.append(_to_us(since, "since"))
+    if until is not None:
+        where.append("observed_at < ?")
+        params.append(_to_us(until, "until"))
+    if party is not None:
+        where.append("party = ?")
+        params.append(party)
+    if unit is not None:
+        where.append("unit = ?")
+        params.append(unit)
+    if bbox is not None:
+        sql, values = _bbox_filter(bbox, "lon", "lat", "lon", "lat")
+        where.append(sql)
+        params.extend(values)
+    return where, params
+
+
 def _current_reports(where: Sequence[str], params: Sequence[Any]) -> tuple[str, list[Any]]:
     """A query for every report's latest version, retracted reports left out, under `where`.
 
@@ -1311,24 +1340,7 @@ class SQLiteStore(Store):
         """One page of reports (latest versions) by (observed_at, id) and the next cursor."""
         if limit < 1:
             raise ValueError("limit must be at least 1")
-        where: list[str] = []
-        params: list[Any] = []
-        if since is not None:
-            where.append("observed_at >= ?")
-            params.append(_to_us(since, "since"))
-        if until is not None:
-            where.append("observed_at < ?")
-            params.append(_to_us(until, "until"))
-        if party is not None:
-            where.append("party = ?")
-            params.append(party)
-        if unit is not None:
-            where.append("unit = ?")
-            params.append(unit)
-        if bbox is not None:
-            sql, values = _bbox_filter(bbox, "lon", "lat", "lon", "lat")
-            where.append(sql)
-            params.extend(values)
+        where, params = _report_filters(since, until, party, bbox, unit)
         if after is not None:
             # Keyset pagination: a row-value comparison that the (observed_at, id) index serves.
             where.append("(observed_at, id) > (?, ?)")
@@ -1343,6 +1355,20 @@ class SQLiteStore(Store):
         rows = rows[:limit]
         cursor = _encode_cursor(rows[-1][2], rows[-1][0]) if more else None
         return [_report_from_row(row) for row in rows], cursor
+
+    def count_matching_reports(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        party: str | None = None,
+        bbox: BBox | None = None,
+        unit: str | None = None,
+    ) -> int:
+        """How many reports `list_reports` lists with these filters (see the `Store` method)."""
+        where, params = _report_filters(since, until, party, bbox, unit)
+        query, params = _current_reports(where, params)
+        with self._read() as c:
+            return int(c.execute(f"SELECT count(*) FROM ({query})", params).fetchone()[0])
 
     def reports_after(self, position: int, limit: int) -> tuple[list[ReportVersion], int]:
         """Report versions by position after `position` (see `Store.reports_after`).
@@ -1377,6 +1403,12 @@ class SQLiteStore(Store):
             return int(c.execute("SELECT count(*) FROM reports").fetchone()[0])
 
     # -- audit ----------------------------------------------------------------------------
+
+    def count_audit(self, after: int | None = None) -> int:
+        """How many audit entries there are after the entry with id `after` (all: None)."""
+        with self._read() as c:
+            row = c.execute("SELECT count(*) FROM audit WHERE id > ?", (after or 0,)).fetchone()
+        return int(row[0])
 
     def audit_log(self, limit: int = 100, after: int | None = None) -> list[AuditEntry]:
         """Audit entries oldest first, after the entry with id `after`."""

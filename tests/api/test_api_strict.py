@@ -16,7 +16,12 @@ from tests.factories import PARUKH, collection, point_feature
 
 ADMIN = auth("admin")
 VIEWER = auth("viewer")
-PATH_VALUES = {"party": "AZE", "unit": "parukh-group", "zone_id": "nk-pk-zone"}
+PATH_VALUES = {
+    "party": "AZE",
+    "unit": "parukh-group",
+    "zone_id": "nk-pk-zone",
+    "report_id": "2022-03-24-arm-side-1",
+}
 
 
 def _get_routes_with_query() -> list[tuple[str, frozenset[str]]]:
@@ -39,6 +44,10 @@ GET_ROUTES = _get_routes_with_query()
 def test_the_list_endpoints_are_among_the_routes_checked() -> None:
     paths = {path for path, _ in GET_ROUTES}
     assert {"/zones", "/reports", "/incursions", "/tracks", "/tracks/AZE", "/map"} <= paths
+    # Every list endpoint takes `limit`, the short ones without pages too.
+    for path in ("/parties", "/zones/nk-pk-zone/history", "/audit"):
+        assert "limit" in dict(GET_ROUTES)[path]
+    assert "limit" in dict(GET_ROUTES)["/reports/2022-03-24-arm-side-1/history"]
 
 
 @pytest.mark.parametrize(("path", "names"), GET_ROUTES, ids=[p for p, _ in GET_ROUTES])

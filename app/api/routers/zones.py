@@ -22,6 +22,7 @@ from app.api.body import (
 )
 from app.api.deps import (
     BBoxDep,
+    ListLimitDep,
     PageDep,
     ServiceDep,
     SettingsDep,
@@ -223,8 +224,15 @@ def retire_zone(
     operation_id="getZoneHistory",
     response_model=FeatureCollection,
     response_class=GeoJSONResponse,
-    responses=problems(401, 403, 404),
+    responses=problems(400, 401, 403, 404),
 )
-def zone_history(zone_id: ZoneId, service: ServiceDep, _: ViewerKey) -> Response:
-    """Every version of a zone, oldest first, as filed (each with its `version`)."""
-    return GeoJSONResponse(_collection(service.zone_history(zone_id)))
+def zone_history(
+    zone_id: ZoneId, service: ServiceDep, _: ViewerKey, limit: ListLimitDep
+) -> Response:
+    """Every version of a zone, oldest first, as filed (each with its `version`); `limit`
+    keeps the first."""
+    versions = service.zone_history(zone_id)
+    shown = versions[:limit]
+    return GeoJSONResponse(
+        _collection(shown, numberMatched=len(versions), numberReturned=len(shown))
+    )
