@@ -439,3 +439,48 @@ def test_get_map_filters_and_refuses_bad_parameters(
             client.get("/map", params={"at": "2022-03-25T12:00:00"})
         with pytest.raises(InvalidParameter):
             client.get("/map", params={"since": "2022-03-27T00:00Z", "until": "2022-03-26T00:00Z"})
+
+
+def test_popup_depths_are_rounded_to_fit_the_verdicts_uncertainty(
+    page: str, scenario: Scenario
+) -> None:
+    data = page_payload(page)
+    reports, found = data["reports"], data["findings"]
+    by_id = {r.id: r for r in scenario.reports}
+    (zone,) = [z for z in scenario.zones if z.id == "nk-pk-zone" and z.version == 2]
+    offsets = found["offsets"]
+    checked = 0
+    for i, report_id in enumerate(reports["id"]):
+        report = by_id[report_id]
+        for j in range(offsets[i], offsets[i + 1]):
+            u = found["u"][j]
+            assert u == report.uncertainty_m + zone.boundary_uncertainty_m
+            step = {True: 1000.0}.get(u >= 1000, 100.0 if u >= 100 else 10.0 if u >= 10 else 1.0)
+            reference = oracle_depth(report.lon, report.lat, zone.geometry)
+            assert found["depth"][j] % step == 0
+            assert abs(found["depth"][j] - reference) <= step / 2 + 1
+            checked += 1
+    assert checked == len(reports["id"])
+    assert "(± " in MAP_JS and "depthText(F.depth[j], F.u[j])" in MAP_JS
+
+
+def test_the_header_and_legend_count_inside_apart_from_possible(
+    page: str, model: Any, scenario: Scenario
+) -> None:
+    from tests.scenario_facts import scenario_facts
+
+    facts = scenario_facts(scenario)
+    inside, possible = len(facts.inside), len(facts.violations - facts.inside)
+    assert model.counts["violations_inside"] == inside
+    assert model.counts["violations_possible"] == possible
+    assert model.counts["violations"] == inside + possible
+    from app.mapview.legend import legend_html
+
+    legend = legend_html(model)
+    assert f"{inside:,} inside</span> (certain)" in legend
+    assert f"{possible:,} only possible</span>" in legend
+    certain = page_payload(page)["reports"]["certain"]
+    assert {r for r, c in zip(page_payload(page)["reports"]["id"], certain, strict=True) if c} == (
+        facts.inside
+    )
+    assert "violationsInside" in MAP_JS and 'violations: " + c.violationsInside' in MAP_JS
