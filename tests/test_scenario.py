@@ -197,3 +197,31 @@ def test_the_parukh_group_enters_once_and_is_never_seen_to_leave(
         if e.zone_id == "nk-pk-zone" and e.unit == "parukh-group"
     ]
     assert got == expected == [("entered", "2022-03-24-arm-side-2")]
+
+
+def test_with_exact_lines_the_sample_tells_the_sources_story(scenario: Scenario) -> None:
+    # README.md: with boundary uncertainty 0 the reports give 8 inside, 1 possible, and the
+    # track exits on 27 March and enters again on 28 March.
+    from dataclasses import replace
+
+    from app.tracks import track_events
+
+    exact = Scenario(
+        zones=[replace(z, boundary_uncertainty_m=0.0) for z in scenario.zones],
+        reports=scenario.reports,
+        layers=scenario.layers,
+        parties=scenario.parties,
+    )
+    verdicts = _oracle_verdicts(exact, "nk-pk-zone")
+    aze = [r.id for r in scenario.reports if r.party == "AZE"]
+    assert sum(verdicts[i] == "inside" for i in aze) == 8
+    assert sum(verdicts[i] == "possible" for i in aze) == 1
+    index = ZoneIndex(exact.zones)
+    frame = ReportBatch.from_reports(scenario.reports).frame()
+    events = track_events(frame, index.check(frame), zones=index.zones)
+    kinds = [e.kind for e in events.itertuples() if e.zone_id == "nk-pk-zone"]
+    assert kinds == ["entered", "exited", "entered"]
+    # And with the sources' accuracy, 7 inside and 4 possible (README.md).
+    honest = _oracle_verdicts(scenario, "nk-pk-zone")
+    assert sum(honest[i] == "inside" for i in aze) == 7
+    assert sum(honest[i] == "possible" for i in aze) == 4
