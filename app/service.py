@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,10 @@ class Checked:
     findings: list[JSON]
     warnings: list[str]
     violations: int
+    #: The violations counted by certainty: `inside` apart from `possible`.
+    violations_by_verdict: dict[str, int] = field(
+        default_factory=lambda: {"inside": 0, "possible": 0}
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,10 +293,15 @@ class Service:
             return Checked([], [], 0)
         judged = indexed.index.judge(batch, include_outside=include_outside)
         warnings = self._swapped(indexed, batch, judged)
+        violating = judged.verdict[judged.violation]
         return Checked(
             FindingColumns.of(judged, indexed.index, batch).features(),
             warnings,
             int(judged.violation.sum()),
+            {
+                "inside": int(np.count_nonzero(violating == "inside")),
+                "possible": int(np.count_nonzero(violating == "possible")),
+            },
         )
 
     def _swapped(self, indexed: _Indexed, batch: ReportBatch, judged: Judged) -> list[str]:

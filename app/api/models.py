@@ -120,6 +120,9 @@ class FindingCollection(BaseModel):
     features: list[FindingFeature]
     numberReturned: int
     violations: int
+    violationsByVerdict: dict[str, int] = Field(
+        description="the violations counted by certainty: `inside` apart from `possible`"
+    )
     warnings: list[str]
     judged_at: datetime | None = Field(
         default=None,

@@ -245,3 +245,25 @@ def test_short_listings_take_a_limit_and_say_how_many_match(client: TestClient) 
     assert versions["numberReturned"] == 1 and versions["numberMatched"] == 2
     for path in ("/parties", "/zones/nk-pk-zone/history", f"/reports/{rid}/history"):
         assert_problem(client.get(path, params={"limit": 0}, headers=VIEWER), 400, "limit")
+
+
+def test_a_check_and_a_filing_count_inside_apart_from_possible(
+    client: TestClient, facts: ScenarioFacts
+) -> None:
+    reports = json.loads((load_scenario_dir() / "reports.geojson").read_text())
+    for feature in reports["features"]:
+        feature["id"] = f"again-{feature['id']}"
+    expected = {"inside": len(facts.inside), "possible": len(facts.violations - facts.inside)}
+    checked = client.post("/check", json=reports, headers=VIEWER).json()
+    assert checked["violationsByVerdict"] == expected
+    assert checked["violations"] == sum(expected.values())
+    filed = client.post("/reports", json=reports, headers=ADMIN).json()
+    assert filed["findings"]["violationsByVerdict"] == expected
+    far = client.post("/check", json=point_feature(10.0, 10.0), headers=VIEWER).json()
+    assert far["violationsByVerdict"] == {"inside": 0, "possible": 0}
+
+
+def load_scenario_dir() -> Any:
+    from app.scenario import GEODATA
+
+    return GEODATA
