@@ -465,7 +465,17 @@ def test_100000_reports_open_in_the_browser(
     assert watched.errors == []
     counts = page.evaluate("window.truce.counts()")
     assert counts["reports"] == 100_000
+    # The clusters are built in chunks, after the page has loaded: wait for the first ones.
+    page.wait_for_function(
+        "() => document.querySelectorAll('.leaflet-marker-pane .truce-report, "
+        ".leaflet-marker-pane .truce-cluster').length > 0",
+        timeout=30_000,
+    )
     # Clustered: the page holds a few hundred elements, not 100,000 markers.
     assert 0 < report_elements(page) < 2_000
+    # Thousands of `possible` reports: their uncertainty circles are drawn on a canvas, not as
+    # thousands of SVG paths.
+    assert count(page, "path.truce-uncertainty") == 0
+    assert count(page, ".leaflet-overlay-pane canvas") >= 1
     page.evaluate("window.truce.setStep(Math.floor(window.truce.steps.length / 2))")
     assert 0 < page.evaluate("window.truce.counts()")["reports"] < 100_000

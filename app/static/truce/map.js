@@ -81,6 +81,9 @@
    * Layers each with a time, in time order, in one group: `update(from, to)` shows those with
    * from < t <= to (from null: every t <= to), adding and removing only the difference.
    */
+  // Above this many uncertainty circles, they are drawn on a canvas instead of as SVG paths.
+  var MANY_CIRCLES = 2000;
+
   function TimedSet(group, times, layers) {
     this.group = group;
     this.times = times;
@@ -250,6 +253,14 @@
       return icons[key];
     }
 
+    // Many uncertainty circles (a season judged against zones whose lines are uncertain has
+    // thousands of `possible` reports) are drawn on one canvas: as SVG, each is a DOM element,
+    // and 10,000 of them hold the first markers back by seconds.
+    var circleCount = 0;
+    for (var c = 0; c < n; c++) {
+      if (R.possible[c] === 1 && R.u[c] > 0) circleCount += 1;
+    }
+    var circleRenderer = circleCount > MANY_CIRCLES ? L.canvas({ padding: 0.5 }) : undefined;
     var buckets = { reports: [], violations: [], warnings: [], uncertainty: [] };
     var bucketTimes = { reports: [], violations: [], warnings: [], uncertainty: [] };
     // Violations inside (certain) among the violation markers, as running totals.
@@ -281,6 +292,7 @@
           fillOpacity: 0.08,
           truceIndex: i,
           className: "truce-uncertainty",
+          renderer: circleRenderer,
         });
         circle.bindPopup(popupOf, { maxWidth: 380 });
         buckets.uncertainty.push(circle);
