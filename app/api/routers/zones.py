@@ -126,7 +126,9 @@ async def create_zones(
     """Create zones from a Feature or a FeatureCollection, each as version 1; all or none.
 
     Properties: `name`, `kind`, `valid_from` (required); `authorized_parties`, `valid_to`,
-    `warning_distance_m` (default 1000), `agreement`, `source`. Rings in either winding order
+    `warning_distance_m` (default 1000), `boundary_uncertainty_m` (how far the drawn line may be
+    from the agreed one, default 0; added to each report's uncertainty in the verdict),
+    `agreement`, `source`. Rings in either winding order
     are taken (and written back counter-clockwise); unambiguous repairs are made and listed in
     `warnings`; anything ambiguous (a self-intersecting ring) is refused. An id already stored
     is a conflict (409): send a new version with `PUT /zones/{id}`. With an `Idempotency-Key`
