@@ -267,3 +267,46 @@ def load_scenario_dir() -> Any:
     from app.scenario import GEODATA
 
     return GEODATA
+
+
+# --- the same over a real server ---------------------------------------------------------------
+
+
+def test_over_http_verdict_filter_totals_and_the_zone_field(http: Any) -> None:
+    every = http.get("/incursions", headers=VIEWER).json()
+    totals = every["violationsByVerdict"]
+    assert totals["inside"] + totals["possible"] == every["numberMatched"] > 0
+    for verdict in ("inside", "possible"):
+        page = http.get("/incursions", params={"verdict": verdict}, headers=VIEWER)
+        assert page.status_code == 200 and page.headers["content-type"].startswith(
+            "application/geo+json"
+        )
+        body = page.json()
+        assert body["numberMatched"] == totals[verdict] == len(body["features"])
+        assert all(f["properties"]["verdict"] == verdict for f in body["features"])
+    bad = http.get("/incursions", params={"verdict": "sure"}, headers=VIEWER)
+    assert bad.status_code == 400 and bad.headers["content-type"] == "application/problem+json"
+    assert bad.json()["field"] == "verdict"
+
+    feature = zone_feature("e2e-fuzzy", lon=60.0, lat=10.0, boundary_uncertainty_m=750.5)
+    assert http.post("/zones", json=feature, headers=ADMIN).status_code == 201
+    read = http.get("/zones/e2e-fuzzy", headers=VIEWER).json()
+    assert read["properties"]["boundary_uncertainty_m"] == 750.5
+    for value in (-5, "750", 1e300, None):
+        bad_zone = zone_feature("e2e-bad", lon=60.0, lat=10.0, boundary_uncertainty_m=value)
+        if value is None:
+            bad_zone["properties"]["boundary_uncertainty_m"] = float("nan")
+            response = http.post(
+                "/zones",
+                content=json.dumps(bad_zone),  # NaN is not JSON: refused as unreadable
+                headers={**ADMIN, "content-type": "application/json"},
+            )
+            assert response.status_code in (400, 422)
+        else:
+            response = http.post("/zones", json=bad_zone, headers=ADMIN)
+            assert response.status_code == 422
+            assert response.json()["field"] == FIELD
+        assert response.headers["content-type"] == "application/problem+json"
+    assert http.get("/zones/e2e-bad", headers=VIEWER).status_code == 404
+    reports = http.get("/reports", params={"limit": 1}, headers=VIEWER).json()
+    assert reports["numberMatched"] >= 13 and reports["numberReturned"] == 1
