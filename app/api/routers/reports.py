@@ -182,7 +182,8 @@ def list_reports(
     `retracted`), while the time-ordered listing shows each report's latest version only and
     leaves retracted reports out.
 
-    `numberMatched` counts every report of the listing's filters, over all its pages. `zone`
+    `numberMatched`, on the first page (without `after`), counts every report of the listing's
+    filters over all its pages; later pages leave it out, as counting is a pass over them. `zone`
     keeps reports with a finding (inside, possible or approaching) in that zone, judged against
     the zones as they stand now; with it, a page may hold fewer than `limit` reports (even none)
     and still have a `next` link.
@@ -208,9 +209,13 @@ def list_reports(
         after=after,
         zone=zone,
     )
-    matched = service.count_reports(
-        since=times.since, until=times.until, party=party, bbox=bbox, unit=unit, zone=zone
-    )
+    # Counted on the first page only: a count is a pass over the matching reports (about 50 ms
+    # for 1e5, a page 0.5 ms), which a walk through every page should not pay each time.
+    matched = None
+    if after is None:
+        matched = service.count_reports(
+            since=times.since, until=times.until, party=party, bbox=bbox, unit=unit, zone=zone
+        )
     features = [report_to_feature(r) for r in reports]
     next_params: dict[str, str | int] | None = None
     if cursor is not None:
@@ -219,7 +224,7 @@ def list_reports(
         {
             "type": "FeatureCollection",
             "features": features,
-            "numberMatched": matched,
+            **({} if matched is None else {"numberMatched": matched}),
             "numberReturned": len(features),
             "timeStamp": datetime.now(UTC).isoformat(),
             "links": page_links(request, next_params, GEOJSON),
