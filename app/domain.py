@@ -89,6 +89,8 @@ class Zone:
     valid_to: datetime | None = None
     authorized_parties: frozenset[str] = frozenset()
     warning_distance_m: float = DEFAULT_WARNING_DISTANCE_M
+    #: How far the drawn line may be from the agreed one (m): added to each report's uncertainty.
+    boundary_uncertainty_m: float = 0.0
     agreement: str | None = None
     source: str | None = None
     version: int = 1

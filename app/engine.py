@@ -175,6 +175,10 @@ class ZoneIndex:
         self.zone_names = np.array([z.name for z in self.zones], dtype=object)
         self._versions = np.array([z.version for z in self.zones], dtype=np.int64)
         self._warning = np.array([z.warning_distance_m for z in self.zones], dtype=np.float64)
+        # Added to every report's uncertainty in the zone's verdicts (docs/rule.md).
+        self.boundary_uncertainty_m = np.array(
+            [z.boundary_uncertainty_m for z in self.zones], dtype=np.float64
+        )
         self._authorized = [np.array(sorted(z.authorized_parties), object) for z in self.zones]
         self._allowed = [frozenset(z.authorized_parties) for z in self.zones]
         self._last_boxes: tuple[float, Float, np.ndarray] | None = None
@@ -298,14 +302,15 @@ class ZoneIndex:
         return mask
 
     def _boxes(self, max_u: float) -> tuple[Float, np.ndarray]:
-        """Zone envelopes widened by warning distance + `max_u`, and which wrap around ±180°.
+        """Zone envelopes widened by warning distance + boundary uncertainty + `max_u`, and
+        which wrap around ±180°.
 
         The last answer is kept: single checks mostly come with the same uncertainty.
         """
         last = self._last_boxes
         if last is not None and last[0] == max_u:
             return last[1], last[2]
-        boxes = expanded_bounds(self._bounds, self._warning + max_u)
+        boxes = expanded_bounds(self._bounds, self._warning + self.boundary_uncertainty_m + max_u)
         # A box that wraps around the antimeridian takes every longitude: rare, and still right.
         wraps = (boxes[:, 0] < -180.0) | (boxes[:, 2] > 180.0)
         self._last_boxes = (max_u, boxes, wraps)
@@ -319,10 +324,11 @@ class ZoneIndex:
         to the same answers).
         """
         lon, lat = float(r.lon[0]), float(r.lat[0])
-        u, party = float(r.uncertainty_m[0]), r.party[0]
+        report_u, party = float(r.uncertainty_m[0]), r.party[0]
         found = []
         for j in zones:
             warning = float(self._warning[j])
+            u = report_u + float(self.boundary_uncertainty_m[j])
             covered = shapely.intersects_xy(self._geometries[j], lon, lat)
             limit = math.inf if covered or include_outside else max(warning, u)
             away = self._boundaries[j].distance_one(lon, lat, limit)
@@ -347,13 +353,16 @@ class ZoneIndex:
         self, j: int, idx: np.ndarray, r: ReportBatch, max_u: float, include_outside: bool
     ) -> tuple[np.ndarray, ...]:
         """(report indices, zone indices, depths, verdict codes, violations) for zone `j`."""
-        lon, lat, u = r.lon[idx], r.lat[idx], r.uncertainty_m[idx]
+        lon, lat = r.lon[idx], r.lat[idx]
+        # u per (report, zone) pair: the report's own plus the zone's boundary uncertainty.
+        boundary_u = float(self.boundary_uncertainty_m[j])
+        u = r.uncertainty_m[idx] + boundary_u
         covered = shapely.intersects_xy(self._geometries[j], lon, lat)
         depth = np.empty(len(idx))
         boundary = self._boundaries[j]
         depth[covered] = boundary.distance(lon[covered], lat[covered])
         outside = ~covered
-        limit = np.inf if include_outside else max(self._warning[j], max_u)
+        limit = np.inf if include_outside else max(self._warning[j], max_u + boundary_u)
         # Not covered is strictly outside, even one ulp away where the distance rounds to 0 m.
         away = boundary.distance(lon[outside], lat[outside], limit)
         depth[outside] = -np.maximum(away, _TINY)

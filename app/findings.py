@@ -74,6 +74,13 @@ class FindingColumns:
         """The rows at `rows` (positions, a boolean mask or a slice)."""
         return FindingColumns(*(getattr(self, f.name)[rows] for f in fields(self)))
 
+    def by_verdict(self) -> dict[str, int]:
+        """How many findings are `inside` and how many `possible` (violations are one or the
+        other): summaries never mix certainty."""
+        inside = int(np.count_nonzero(self.verdict == "inside"))
+        possible = int(np.count_nonzero(self.verdict == "possible"))
+        return {"inside": inside, "possible": possible}
+
     def frame(self) -> pd.DataFrame:
         """The findings as the frame that `app.io.write_findings` writes."""
         return pd.DataFrame(

@@ -177,7 +177,8 @@ def zone_from_feature(
     The Feature's "id" (a string, or a number made a string; else `properties.id`) names the
     zone; without one, an id is derived from the name and a note says so. Properties: `name`,
     `kind` and `valid_from` are required; `authorized_parties` (default []), `valid_to`
-    (null = open, after `valid_from`), `warning_distance_m` (≥ 0, default 1000), `agreement`,
+    (null = open, after `valid_from`), `warning_distance_m` (≥ 0, default 1000),
+    `boundary_uncertainty_m` (≥ 0, default 0), `agreement`,
     `source` and `version` (≥ 1, default 1) are optional. Other properties are ignored. With
     `index`, fields are prefixed "features/{index}/" and errors carry the index.
 
@@ -238,6 +239,12 @@ def _zone_from_feature(feature: object, base: str) -> tuple[Zone, list[str]]:
         if warning is None
         else parse_number(warning, at("warning_distance_m"), minimum=0.0, error=InvalidZone)
     )
+    boundary = properties.get("boundary_uncertainty_m")
+    boundary_uncertainty_m = (
+        0.0
+        if boundary is None
+        else parse_number(boundary, at("boundary_uncertainty_m"), minimum=0.0, error=InvalidZone)
+    )
     version = 1
     if properties.get("version") is not None:
         number = parse_number(properties["version"], at("version"), minimum=1, error=InvalidZone)
@@ -271,6 +278,7 @@ def _zone_from_feature(feature: object, base: str) -> tuple[Zone, list[str]]:
         valid_to=valid_to,
         authorized_parties=authorized,
         warning_distance_m=warning_distance_m,
+        boundary_uncertainty_m=boundary_uncertainty_m,
         agreement=optional_string(properties.get("agreement"), at("agreement"), error=InvalidZone),
         source=optional_string(properties.get("source"), at("source"), error=InvalidZone),
         version=version,
@@ -349,6 +357,7 @@ def zone_to_feature(zone: Zone) -> JSON:
             "valid_from": _isoformat(zone.valid_from),
             "valid_to": _isoformat(zone.valid_to),
             "warning_distance_m": zone.warning_distance_m,
+            "boundary_uncertainty_m": zone.boundary_uncertainty_m,
             "agreement": zone.agreement,
             "source": zone.source,
             "version": zone.version,

@@ -107,9 +107,10 @@ def check_zone(zone: Zone, index: int | None = None) -> None:
         check_time(zone.valid_from, join_path(base, "properties", "valid_from"), InvalidZone)
         if zone.valid_to is not None:
             check_time(zone.valid_to, join_path(base, "properties", "valid_to"), InvalidZone)
-        problem = distance_problem(zone.warning_distance_m)
-        if problem is not None:
-            raise InvalidZone(problem, field=join_path(base, "properties", "warning_distance_m"))
+        for name in ("warning_distance_m", "boundary_uncertainty_m"):
+            problem = distance_problem(getattr(zone, name))
+            if problem is not None:
+                raise InvalidZone(problem, field=join_path(base, "properties", name))
     except InvalidZone as exc:
         exc.index = index
         raise

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from app.limits import check_time, check_zone, to_us
 from app.parties import PartyRegistry, check_party, resolve_batch
 from app.scenario import GEODATA, load_scenario
 from app.store import (
+    REPORT_PAGE,
     AuditEntry,
     BBox,
     NotFound,
@@ -64,6 +65,10 @@ class Checked:
     findings: list[JSON]
     warnings: list[str]
     violations: int
+    #: The violations counted by certainty: `inside` apart from `possible`.
+    violations_by_verdict: dict[str, int] = field(
+        default_factory=lambda: {"inside": 0, "possible": 0}
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +154,8 @@ class Service:
         self._indexed: _Indexed | None = None
         self._parties: tuple[tuple[int, int], PartyRegistry] | None = None
         self._violations = ViolationLog(store, lambda: self._current().token, self._violations_of)
+        # One zone's versions indexed alone, for `GET /reports?zone=`.
+        self._zone_indexes: dict[tuple[Any, ...], ZoneIndex] = {}
 
     # -- the index ------------------------------------------------------------------------
 
@@ -286,10 +293,15 @@ class Service:
             return Checked([], [], 0)
         judged = indexed.index.judge(batch, include_outside=include_outside)
         warnings = self._swapped(indexed, batch, judged)
+        violating = judged.verdict[judged.violation]
         return Checked(
             FindingColumns.of(judged, indexed.index, batch).features(),
             warnings,
             int(judged.violation.sum()),
+            {
+                "inside": int(np.count_nonzero(violating == "inside")),
+                "possible": int(np.count_nonzero(violating == "possible")),
+            },
         )
 
     def _swapped(self, indexed: _Indexed, batch: ReportBatch, judged: Judged) -> list[str]:
@@ -374,12 +386,16 @@ class Service:
         unit: str | None = None,
         limit: int = 100,
         after: str | None = None,
+        zone: str | None = None,
     ) -> tuple[list[Report], str | None]:
         """One page of stored reports by (observed_at, id), and the next page's cursor.
 
-        `party` may be a code or an alias of a registered party (`party_code`).
+        `party` may be a code or an alias of a registered party (`party_code`). `zone` keeps the
+        reports of the page that have a finding (`inside`, `possible` or `approaching`) in that
+        zone, judged against the zones as they stand now: such a page may hold fewer than
+        `limit` reports, or none, and still have a next one.
         """
-        return self.store.list_reports(
+        page, cursor = self.store.list_reports(
             since=since,
             until=until,
             party=self.party_code(party),
@@ -388,6 +404,64 @@ class Service:
             limit=limit,
             after=after,
         )
+        if zone is not None:
+            page = self._with_finding_in(zone, page)
+        return page, cursor
+
+    def count_reports(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        party: str | None = None,
+        bbox: BBox | None = None,
+        unit: str | None = None,
+        zone: str | None = None,
+    ) -> int:
+        """How many reports `list_reports` lists over all its pages (`numberMatched`).
+
+        Without `zone` the store counts them; with it, every matching report is judged against
+        that zone (a pass over them, as `/incursions` makes once per zone change).
+        """
+        code = self.party_code(party)
+        if zone is None:
+            return self.store.count_matching_reports(
+                since=since, until=until, party=code, bbox=bbox, unit=unit
+            )
+        count, cursor = 0, None
+        while True:
+            page, cursor = self.store.list_reports(
+                since=since,
+                until=until,
+                party=code,
+                bbox=bbox,
+                unit=unit,
+                limit=REPORT_PAGE,
+                after=cursor,
+            )
+            count += len(self._with_finding_in(zone, page))
+            if cursor is None:
+                return count
+
+    def _with_finding_in(self, zone: str, reports: list[Report]) -> list[Report]:
+        """The reports that have a finding (not `outside`) in every version of `zone`."""
+        versions = [z for z in self._current().index.zones if z.id == zone]
+        if not versions or not reports:
+            return []
+        index = self._zone_index(zone, versions)
+        judged = index.judge(ReportBatch.from_reports(reports))
+        keep = np.unique(judged.report)
+        return [reports[i] for i in keep.tolist()]
+
+    def _zone_index(self, zone: str, versions: list[Zone]) -> ZoneIndex:
+        """An index of one zone's versions, kept until that zone changes."""
+        key = (zone, tuple((z.version, z.valid_from, z.valid_to) for z in versions))
+        found = self._zone_indexes.get(key)
+        if found is None:
+            if len(self._zone_indexes) >= 32:
+                self._zone_indexes.clear()
+            found = self._zone_indexes[key] = ZoneIndex(versions, threads=1)
+        return found
 
     def incursions(
         self,
@@ -397,8 +471,10 @@ class Service:
         party: str | None = None,
         zone: str | None = None,
         bbox: BBox | None = None,
+        verdict: str | None = None,
     ) -> FindingColumns:
-        """Stored reports' violations, ordered by report time, report id and zone id.
+        """Stored reports' violations, ordered by report time, report id and zone id;
+        `verdict` (`inside` or `possible`) keeps one certainty.
 
         Judged against the zones as they stand now, so a zone corrected later corrects its
         incursions too (`ViolationLog` keeps them up to date between calls).
@@ -415,6 +491,8 @@ class Service:
             keep.append(found.zone_id == zone)
         if bbox is not None:
             keep.append(_in_bbox(found.lon, found.lat, bbox))
+        if verdict is not None:
+            keep.append(found.verdict == verdict)
         return found.take(np.logical_and.reduce(keep)) if keep else found
 
     def _violations_of(self, reports: Sequence[Report]) -> tuple[int, FindingColumns]:
@@ -512,6 +590,10 @@ class Service:
     def audit_log(self, limit: int = 100, after: int | None = None) -> list[AuditEntry]:
         """Audit entries oldest first, after the entry with id `after`."""
         return self.store.audit_log(limit=limit, after=after)
+
+    def count_audit(self, after: int | None = None) -> int:
+        """How many audit entries come after the one with id `after` (`numberMatched`)."""
+        return self.store.count_audit(after)
 
     def load_scenario(self, directory: Path = GEODATA, actor: str = "scenario") -> bool:
         """Load a scenario directory (default `geodata/`) into an empty database, all or nothing.

@@ -34,6 +34,7 @@ def same_zone(a: Zone, b: Zone) -> bool:
         and a.valid_to == b.valid_to
         and a.authorized_parties == b.authorized_parties
         and a.warning_distance_m == b.warning_distance_m
+        and a.boundary_uncertainty_m == b.boundary_uncertainty_m
         and (a.agreement or None) == (b.agreement or None)
         and (a.source or None) == (b.source or None)
         and a.geometry.geom_type == b.geometry.geom_type

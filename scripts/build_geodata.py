@@ -34,6 +34,12 @@ NATURAL_EARTH_NAME = "Nagorno-Karabakh"  # the BRK_NAME of the 1994-2020 extent
 DECIMALS = 6  # 1e-6 degree is about 0.1 m: far below every error stated in the README
 CORRIDOR_HALF_WIDTH_M = 2500.0  # the statement, point 6: "the Lachin corridor, 5 km wide"
 BUFFER_QUAD_SEGS = 16  # arcs of the buffer stay within 5 m of the true 2.5 km circle
+# Each zone's `boundary_uncertainty_m`: how far its drawn line may be from the agreed one, as
+# the sources give it (geodata/README.md, "Boundary accuracy", says why each value).
+NATURAL_EARTH_ERROR_M = 3000.0  # 1:10m generalisation, "1-3 km"
+ZONE_LINE_NEAR_PARUKH_ERROR_M = 2000.0  # "+-2 km near Stepanakert/Shusha and Parukh/Askeran"
+DISTRICT_ERROR_M = 10_000.0  # the hand-drawn boundaries between districts, "+-10 km"
+CORRIDOR_ERROR_M = 2000.0  # centre lines 1-2 km; the cut edge at Stepanakert +-2 km
 WGS84 = CRS.from_epsg(4326)
 
 LatLon = tuple[float, float]  # the sources write (lat, lon); the tables keep that order
@@ -611,6 +617,8 @@ class ZoneVersion:
     agreement: str
     source: str
     geometry: BaseGeometry
+    #: How far the drawn line may be from the agreed one (geodata/README.md says why each).
+    boundary_uncertainty_m: float
     warning_distance_m: float = 1000.0
 
     def feature(self) -> Feature:
@@ -627,6 +635,7 @@ class ZoneVersion:
                 "valid_to": self.valid_to,
                 "version": self.version,
                 "warning_distance_m": self.warning_distance_m,
+                "boundary_uncertainty_m": self.boundary_uncertainty_m,
                 "agreement": self.agreement,
                 "source": self.source,
             },
@@ -682,6 +691,7 @@ def build_zones(natural_earth_dir: Path) -> list[Feature]:
             "'Nagorno-Karabakh' (public domain, edition c. 2014); generalised, typical "
             "error 1-3 km",
             geometry=karabakh_1994,
+            boundary_uncertainty_m=NATURAL_EARTH_ERROR_M,
         ),
         ZoneVersion(
             **zor,
@@ -693,6 +703,7 @@ def build_zones(natural_earth_dir: Path) -> list[Feature]:
             "near Stepanakert/Shusha and Parukh/Askeran) plus a hand-drawn salient around "
             "Hin Tagher and Khtsaberd (error about 5 km)",
             geometry=zor_v1,
+            boundary_uncertainty_m=ZONE_LINE_NEAR_PARUKH_ERROR_M,
         ),
         ZoneVersion(
             **zor,
@@ -703,6 +714,7 @@ def build_zones(natural_earth_dir: Path) -> list[Feature]:
             "+-2 km "
             "near Stepanakert/Shusha and Parukh/Askeran), about 2,500 km2",
             geometry=zor_v2,
+            boundary_uncertainty_m=ZONE_LINE_NEAR_PARUKH_ERROR_M,
         ),
         ZoneVersion(
             **handover,
@@ -714,6 +726,7 @@ def build_zones(natural_earth_dir: Path) -> list[Feature]:
             agreement=f"{STATEMENT}, point 2",
             source=district_source,
             geometry=district("aghdam"),
+            boundary_uncertainty_m=DISTRICT_ERROR_M,
         ),
         ZoneVersion(
             **handover,
@@ -725,6 +738,7 @@ def build_zones(natural_earth_dir: Path) -> list[Feature]:
             agreement=f"{STATEMENT}, point 6",
             source=district_source,
             geometry=district("kalbajar"),
+            boundary_uncertainty_m=DISTRICT_ERROR_M,
         ),
         ZoneVersion(
             **handover,
@@ -736,6 +750,7 @@ def build_zones(natural_earth_dir: Path) -> list[Feature]:
             agreement=f"{STATEMENT}, point 6",
             source=district_source,
             geometry=district("lachin"),
+            boundary_uncertainty_m=DISTRICT_ERROR_M,
         ),
         ZoneVersion(
             **lachin,
@@ -747,6 +762,7 @@ def build_zones(natural_earth_dir: Path) -> list[Feature]:
             "2.5 km each "
             "side in metres, minus the zone of responsibility",
             geometry=corridor(CORRIDOR_ROUTE_1),
+            boundary_uncertainty_m=CORRIDOR_ERROR_M,
         ),
         ZoneVersion(
             **lachin,
@@ -758,6 +774,7 @@ def build_zones(natural_earth_dir: Path) -> list[Feature]:
             "2.5 km each "
             "side in metres, minus the zone of responsibility",
             geometry=corridor(CORRIDOR_ROUTE_2),
+            boundary_uncertainty_m=CORRIDOR_ERROR_M,
         ),
     ]
     return [zone.feature() for zone in zones]

@@ -209,6 +209,8 @@ def scenarios(draw: st.DrawFn) -> tuple[list[Zone], pd.DataFrame]:
                 authorized=frozenset(draw(st.sets(st.sampled_from(PARTIES), max_size=2))),
                 warning_m=draw(st.sampled_from([0.0, 500.0, 1000.0, 5000.0])),
                 version=draw(st.integers(1, 3)),
+                # Zones with and without boundary uncertainty, in one batch.
+                boundary_uncertainty_m=draw(st.sampled_from([0.0, 0.0, 300.0, 3000.0])),
             )
         )
     points = []
@@ -299,9 +301,8 @@ def test_exactly_the_zones_in_force_are_judged(scenario: tuple[list[Zone], pd.Da
     assert got == expected
     for row in found.itertuples(index=False):
         zone = zones[row.zone]
-        reference = oracle_verdict(
-            row.depth_m, frame["uncertainty_m"].iloc[row.report], zone.warning_distance_m
-        )
+        u = frame["uncertainty_m"].iloc[row.report] + zone.boundary_uncertainty_m
+        reference = oracle_verdict(row.depth_m, u, zone.warning_distance_m)
         assert row.verdict == reference
         lon, lat = frame["lon"].iloc[row.report], frame["lat"].iloc[row.report]
         _assert_sign(zone.geometry, lon, lat, row.depth_m)

@@ -87,11 +87,17 @@ def test_zone_feature_is_parsed_into_a_zone() -> None:
 
 
 def test_zone_defaults_apply_to_missing_and_null_optionals() -> None:
-    feature = zone_feature(authorized_parties=None, valid_to=None, warning_distance_m=None)
+    feature = zone_feature(
+        authorized_parties=None,
+        valid_to=None,
+        warning_distance_m=None,
+        boundary_uncertainty_m=None,
+    )
     zone, _ = zone_from_feature(feature)
     assert zone.authorized_parties == frozenset()
     assert zone.valid_to is None
     assert zone.warning_distance_m == 1000.0
+    assert zone.boundary_uncertainty_m == 0.0  # an exact line
     assert zone.version == 1
 
 
@@ -726,6 +732,7 @@ def zones(draw: st.DrawFn) -> Zone:
             "valid_from": valid_from.isoformat(),
             "valid_to": None if valid_to is None else (valid_from + valid_to).isoformat(),
             "warning_distance_m": draw(st.floats(0, 1e5)),
+            "boundary_uncertainty_m": draw(st.just(0.0) | st.floats(0, 1e5)),
             "agreement": draw(OPTIONAL_WORDS),
             "source": draw(OPTIONAL_WORDS),
             "version": draw(st.integers(1, 50)),

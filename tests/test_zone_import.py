@@ -42,6 +42,8 @@ def test_same_zone_ignores_the_version_and_an_empty_agreement() -> None:
     assert not same_zone(a, replace(a, name="Other"))
     assert not same_zone(a, zone("a", size=0.2))
     assert not same_zone(a, replace(a, authorized_parties=frozenset({"RU-PK"})))
+    # A line found to be known less (or more) precisely is a change: a new version.
+    assert not same_zone(a, replace(a, boundary_uncertainty_m=2000.0))
 
 
 def test_a_plan_creates_first_versions_adds_later_ones_and_skips_what_is_stored() -> None:

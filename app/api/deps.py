@@ -372,3 +372,16 @@ def refuse_unknown_query(request: Request) -> None:
 async def strict_query(request: Request) -> None:
     """The dependency form of `refuse_unknown_query`, applied to every router in `create_app`."""
     refuse_unknown_query(request)
+
+
+async def list_limit_query(
+    limit: Annotated[
+        int | None,
+        Query(ge=1, le=MAX_LIMIT, description="at most this many items (default: every one)"),
+    ] = None,
+) -> int | None:
+    """`limit` of a short listing that has no pages (parties, a history): the first items."""
+    return limit
+
+
+ListLimitDep = Annotated[int | None, Depends(list_limit_query)]

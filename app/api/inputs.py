@@ -98,6 +98,9 @@ class ZonePropertiesIn(BaseModel):
     valid_to: datetime | None = Field(None, description="exclusive; null: open")
     authorized_parties: list[str] = Field(default_factory=list)
     warning_distance_m: float = Field(1000.0, ge=0)
+    boundary_uncertainty_m: float = Field(
+        0.0, ge=0, description="how far the drawn line may be from the agreed one (m)"
+    )
     agreement: str | None = None
     source: str | None = None
 

@@ -75,6 +75,14 @@ class Page(FeatureCollection):
     links: list[Link]
 
 
+class IncursionPage(Page):
+    """A page of violations, with the matched ones counted by certainty."""
+
+    violationsByVerdict: dict[str, int] = Field(
+        description="of numberMatched: how many are `inside` (certain) and how many `possible`"
+    )
+
+
 class ZoneCollection(FeatureCollection):
     """Zones written back, with notes on what was repaired or assumed on the way in."""
 
@@ -116,6 +124,9 @@ class FindingCollection(BaseModel):
     features: list[FindingFeature]
     numberReturned: int
     violations: int
+    violationsByVerdict: dict[str, int] = Field(
+        description="the violations counted by certainty: `inside` apart from `possible`"
+    )
     warnings: list[str]
     judged_at: datetime | None = Field(
         default=None,
@@ -234,6 +245,8 @@ class AuditPage(BaseModel):
     """Audit entries oldest first; follow `next` for more."""
 
     entries: list[AuditEntryOut]
+    numberMatched: int
+    numberReturned: int
     links: list[Link]
 
 

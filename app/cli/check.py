@@ -40,6 +40,7 @@ from app.cli.judging import index_zones, judge_reports, refuse_swapped
 from app.engine import ZoneIndex
 from app.io import ReadOptions, output_format, read_reports, read_zones, write_findings
 from app.parties import PartyRegistry, resolve_batch
+from app.precision import format_depth
 from app.scenario import GEODATA
 from app.tracks import track_summary
 
@@ -73,32 +74,52 @@ def _duration(seconds: float) -> str:
 def _print_summary(table: ReportBatch, findings: pd.DataFrame, top: int) -> None:
     verdicts = findings["verdict"].value_counts()
     violations = findings[findings["violation"].to_numpy(bool)]
+    inside = violations[violations["verdict"] == "inside"]
     console.print(
         f"[bold]{len(table):,}[/bold] reports: {len(findings):,} findings "
         f"({verdicts.get('inside', 0):,} inside, {verdicts.get('possible', 0):,} possible, "
-        f"{verdicts.get('approaching', 0):,} approaching), "
-        f"[bold red]{len(violations):,}[/bold red] violations"
-        f" by {violations['report'].nunique():,} reports"
+        f"{verdicts.get('approaching', 0):,} approaching); violations: "
+        f"[bold red]{len(inside):,} inside[/bold red] (certain), "
+        f"{len(violations) - len(inside):,} possible"
+        f" ({violations['report'].nunique():,} reports)"
     )
     if violations.empty:
         return
+    counted = violations.assign(
+        inside=violations["verdict"] == "inside",
+        possible=violations["verdict"] == "possible",
+    )
+    # The deepest `inside` finding of each (zone, party), rounded to fit its uncertainty.
+    deepest_first = inside.sort_values("depth_m", ascending=False, kind="stable")
+    deepest_first = deepest_first.drop_duplicates(["zone_id", "party"])
+    deepest_of = {
+        (zone, party): format_depth(depth, u)
+        for zone, party, depth, u in zip(
+            deepest_first["zone_id"].tolist(),
+            deepest_first["party"].tolist(),
+            deepest_first["depth_m"].tolist(),
+            deepest_first["uncertainty_m"].tolist(),
+            strict=True,
+        )
+    }
     by_zone = (
-        violations.groupby(["zone_id", "zone_name", "party"], sort=False)
+        counted.groupby(["zone_id", "zone_name", "party"], sort=False)
         .agg(
-            violations=("report", "size"),
-            deepest=("depth_m", "max"),
+            inside=("inside", "sum"),
+            possible=("possible", "sum"),
             first=("observed_at", "min"),
             last=("observed_at", "max"),
         )
         .reset_index()
-        .sort_values(["violations", "deepest"], ascending=False)
+        .sort_values(["inside", "possible"], ascending=False)
     )
-    grid = Table(title="Violations by zone and party")
+    grid = Table(title="Violations by zone and party: inside (certain) apart from possible")
     for name, justify in (
         ("zone", "left"),
         ("party", "left"),
-        ("violations", "right"),
-        ("deepest (m)", "right"),
+        ("inside", "right"),
+        ("possible", "right"),
+        ("deepest inside (m)", "right"),
         ("first", "left"),
         ("last", "left"),
     ):
@@ -107,8 +128,9 @@ def _print_summary(table: ReportBatch, findings: pd.DataFrame, top: int) -> None
         grid.add_row(
             f"{row.zone_name} ({row.zone_id})",
             str(row.party),
-            f"{row.violations:,}",
-            f"{row.deepest:,.0f}",
+            f"{row.inside:,}",
+            f"{row.possible:,}",
+            deepest_of.get((row.zone_id, row.party), "-"),
             format_time(row.first),
             format_time(row.last),
         )
@@ -116,21 +138,25 @@ def _print_summary(table: ReportBatch, findings: pd.DataFrame, top: int) -> None
         grid.caption = f"{len(by_zone) - top * 2} more (zone, party) pairs not shown"
     console.print(grid)
 
-    deepest = violations.nlargest(top, "depth_m")
-    grid = Table(title="Deepest incursions")
-    for name in ("report", "where", "zone", "party", "observed", "depth (m)", "verdict"):
-        grid.add_column(name, justify="right" if name == "depth (m)" else "left")
-    for row in deepest.itertuples(index=False):
-        grid.add_row(
-            str(row.report_id),
-            table.where(int(row.report)),  # type: ignore[arg-type]
-            str(row.zone_id),
-            str(row.party),
-            format_time(row.observed_at),
-            f"{row.depth_m:,.0f}",
-            str(row.verdict),
-        )
-    console.print(grid)
+    if not inside.empty:
+        deepest_rows = inside.nlargest(top, "depth_m")
+        grid = Table(title="Deepest incursions (inside: the whole uncertainty disc in the zone)")
+        columns = ("report", "where", "zone", "party", "observed", "depth (m)", "± u (m)")
+        for name in columns:
+            grid.add_column(name, justify="right" if name.endswith("(m)") else "left")
+        for row in deepest_rows.itertuples(index=False):
+            u = float(row.uncertainty_m)  # type: ignore[arg-type]
+            grid.add_row(
+                str(row.report_id),
+                table.where(int(row.report)),  # type: ignore[arg-type]
+                str(row.zone_id),
+                str(row.party),
+                format_time(row.observed_at),
+                format_depth(float(row.depth_m), u),  # type: ignore[arg-type]
+                f"{u:,.0f}",
+            )
+        grid.caption = "depths rounded to a step that fits u (report + zone boundary)"
+        console.print(grid)
     _print_units(table, findings, top)
 
 

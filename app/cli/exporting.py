@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,6 +33,13 @@ Format = Annotated[
 Since = Annotated[str | None, typer.Option(help="Only reports observed at or after this time")]
 Until = Annotated[str | None, typer.Option(help="Only reports observed before this time")]
 Party = Annotated[str | None, typer.Option(help="Only this party's reports")]
+
+
+class VerdictChoice(StrEnum):
+    """The two certainties of a violation."""
+
+    INSIDE = "inside"
+    POSSIBLE = "possible"
 
 
 def _stored_reports(
@@ -102,6 +110,10 @@ def export_incursions(
     until: Until = None,
     party: Party = None,
     zone: Annotated[str | None, typer.Option(help="Only incursions into this zone id")] = None,
+    verdict: Annotated[
+        VerdictChoice | None,
+        typer.Option(help="Only violations inside (certain) or only possible ones"),
+    ] = None,
     show_progress: ShowProgress = True,
 ) -> None:
     """Write the violations of the stored reports against the stored zones to --out.
@@ -113,7 +125,17 @@ def export_incursions(
         start, end = parse_time(since, "--since"), parse_time(until, "--until")
         with Steps(show_progress) as steps, open_service(database_url, create=False) as service:
             with steps.step("finding the incursions of the stored reports"):
-                found = service.incursions(since=start, until=end, party=party, zone=zone)
+                found = service.incursions(
+                    since=start,
+                    until=end,
+                    party=party,
+                    zone=zone,
+                    verdict=None if verdict is None else verdict.value,
+                )
             incursions = found.frame()
             write_findings(incursions, out, fmt, steps)
-        console.print(f"{len(incursions):,} incursion(s) written to {out}")
+        inside = int((incursions["verdict"] == "inside").sum())
+        console.print(
+            f"{len(incursions):,} incursion(s) written to {out}: {inside:,} inside, "
+            f"{len(incursions) - inside:,} possible (column `verdict`)"
+        )

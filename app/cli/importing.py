@@ -142,10 +142,12 @@ def import_reports(
             table = service.resolve_parties(read_reports(file, options, steps))
             with steps.step("indexing the stored zones"):
                 index = service.index()
-            violations = 0
+            violations = certain = 0
             if len(index) and len(table):
                 findings = judge_reports(index, table, steps)
-                violations = int(findings["violation"].to_numpy(bool).sum())
+                violating = findings["violation"].to_numpy(bool)
+                violations = int(violating.sum())
+                certain = int((violating & (findings["verdict"] == "inside").to_numpy()).sum())
                 if not allow_swapped:
                     refuse_swapped(index, table, findings)
             stored = corrected = 0
@@ -168,7 +170,8 @@ def import_reports(
         changed = f", {corrected:,} corrected (new versions)" if update else ""
         console.print(
             f"{file.name}: {n:,} report(s): {stored:,} stored{changed}, {len(duplicates):,} "
-            f"duplicate(s) already stored; {violations:,} violation(s) against the stored zones"
+            f"duplicate(s) already stored; violations against the stored zones: {certain:,} "
+            f"inside, {violations - certain:,} possible"
         )
         _print_duplicates(duplicates)
 

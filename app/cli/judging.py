@@ -25,7 +25,8 @@ def index_zones(zones: list[Zone], steps: Steps) -> ZoneIndex:
 
 
 def judge_reports(index: ZoneIndex, table: ReportBatch, steps: Steps) -> pd.DataFrame:
-    """Findings for every report of `table`, with `report_id`, `unit`, `lon` and `lat` added."""
+    """Findings for every report of `table`, with `report_id`, `unit`, `lon` and `lat` added,
+    and `uncertainty_m`: the u of the verdict (the report's plus the zone's boundary's)."""
     n = len(table)
     parts = []
     with steps.step(f"checking {n:,} reports against {len(index):,} zone versions", n) as advance:
@@ -43,6 +44,8 @@ def judge_reports(index: ZoneIndex, table: ReportBatch, steps: Steps) -> pd.Data
     findings["unit"] = table.unit[report]
     findings["lon"] = table.lon[report]
     findings["lat"] = table.lat[report]
+    zone = findings["zone"].to_numpy(np.int64)
+    findings["uncertainty_m"] = table.uncertainty_m[report] + index.boundary_uncertainty_m[zone]
     return findings
 
 

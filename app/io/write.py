@@ -205,6 +205,9 @@ def _zone_table(zones: Sequence[Zone]) -> pd.DataFrame:
             "valid_from": [z.valid_from.isoformat() for z in zones],
             "valid_to": [None if z.valid_to is None else z.valid_to.isoformat() for z in zones],
             "warning_distance_m": np.array([z.warning_distance_m for z in zones], dtype=np.float64),
+            "boundary_uncertainty_m": np.array(
+                [z.boundary_uncertainty_m for z in zones], dtype=np.float64
+            ),
             "agreement": [z.agreement for z in zones],
             "source": [z.source for z in zones],
         }

@@ -42,6 +42,8 @@ _ZONE_FIELDS: dict[str, tuple[str, ...]] = {
     "valid_from": ("valid_from", "valid_fro"),
     "valid_to": ("valid_to",),
     "warning_distance_m": ("warning_distance_m", "warning_di", "warning_m"),
+    # Shapefile field names stop at 10 characters.
+    "boundary_uncertainty_m": ("boundary_uncertainty_m", "boundary_u", "boundary_m"),
     "agreement": ("agreement",),
     "source": ("source",),
     "version": ("version",),
@@ -104,7 +106,15 @@ def _read_wkt_csv(
         )
     progress(f"reading {path.name}", 0, None)
     try:
-        numeric = {"warning_distance_m", "warning_di", "warning_m", "version"}
+        numeric = {
+            "warning_distance_m",
+            "warning_di",
+            "warning_m",
+            "boundary_uncertainty_m",
+            "boundary_u",
+            "boundary_m",
+            "version",
+        }
         frame = pd.read_csv(
             path,
             sep=delimiter,

@@ -38,6 +38,8 @@ def _line_swatch(color: str, weight: float, dash: str | None = None) -> str:
 def legend_html(model: MapModel) -> str:
     """The legend: zone kinds, reference layers, parties, report kinds, sources, findings."""
     items: list[tuple[str, list[tuple[str, str]]]] = []
+    inside = model.counts.get("violations_inside", 0)
+    possible = model.counts.get("violations_possible", 0)
     kinds_shown = list(model.zones) or list(ZoneKind)
     items.append(
         (
@@ -104,7 +106,12 @@ def legend_html(model: MapModel) -> str:
         (
             "Findings",
             [
-                (marker_svg(grey, "#bbbbbb", "1", "", VIOLATION), "Violation: inside or possible"),
+                (
+                    marker_svg(grey, "#bbbbbb", "1", "", VIOLATION),
+                    "Violation: inside or possible. In this map: "
+                    f'<span class="truce-legend-inside">{inside:,} inside</span> (certain), '
+                    f'<span class="truce-legend-possible">{possible:,} only possible</span>',
+                ),
                 (
                     '<svg width="30" height="16"><circle cx="15" cy="8" r="6.5" fill="#d7191c" '
                     'fill-opacity="0.08" stroke="#d7191c" stroke-width="1.5" '

@@ -177,8 +177,12 @@ def prepare(
     if zones and len(frame):
         index = data.index if data.index is not None else ZoneIndex(zones)
         findings = index.check(frame)
+        # The u of each verdict: the report's uncertainty plus the zone's boundary uncertainty.
+        report_u = frame["uncertainty_m"].to_numpy(np.float64)[findings["report"].to_numpy()]
+        zone_u = index.boundary_uncertainty_m[findings["zone"].to_numpy(np.int64)]
+        findings["uncertainty_m"] = report_u + zone_u
     else:
-        findings = pd.DataFrame({c: [] for c in FINDING_COLUMNS})
+        findings = pd.DataFrame({c: [] for c in [*FINDING_COLUMNS, "uncertainty_m"]})
     if query.zone is not None:
         frame, findings = _keep_zone(frame, findings, query.zone)
         zones = [z for z in zones if z.id == query.zone]
@@ -188,7 +192,7 @@ def prepare(
     layers = {name: reference_layer(name, layer) for name, layer in data.layers.items()}
     steps = _steps(frame["t"].to_numpy(np.int64), drawn, layers, start, end, opening)
 
-    frame["status"], frame["possible"] = _status(len(frame), findings)
+    frame["status"], frame["possible"], frame["certain"] = _status(len(frame), findings)
     track_input = frame.assign(id=np.arange(len(frame)))
     events = track_events(track_input, findings)
     summary = track_summary(track_input, findings)
@@ -216,6 +220,10 @@ def prepare(
         counts={
             "reports": len(frame),
             "violations": int((frame["status"] == VIOLATION).sum()),
+            # Reports with a violation `inside` (certain); the rest of the violations are
+            # only `possible`: summaries never mix the two.
+            "violations_inside": int(frame["certain"].sum()),
+            "violations_possible": int(((frame["status"] == VIOLATION) & ~frame["certain"]).sum()),
             "warnings": int((frame["status"] == WARNING).sum()),
             "possible": int(frame["possible"].sum()),
             "zones": len(drawn),
@@ -293,10 +301,12 @@ def _steps(
     return moments[(moments >= start) & (moments <= end)]
 
 
-def _status(n: int, findings: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Per report: the highest of PLAIN / AUTHORIZED_IN / WARNING / VIOLATION, and `possible`."""
+def _status(n: int, findings: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per report: the highest of PLAIN / AUTHORIZED_IN / WARNING / VIOLATION, `possible`, and
+    `certain` (a violation `inside`, not only a possible one)."""
     status = np.zeros(n, np.int8)
     possible = np.zeros(n, bool)
+    certain = np.zeros(n, bool)
     if len(findings):
         report = findings["report"].to_numpy(np.int64)
         verdict = findings["verdict"].to_numpy(object)
@@ -311,4 +321,6 @@ def _status(n: int, findings: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         ).astype(np.int8)
         np.maximum.at(status, report, rank)
         possible[report[verdict == Verdict.POSSIBLE.value]] = True
-    return status, possible
+        inside = findings["violation"].to_numpy(bool) & (verdict == Verdict.INSIDE.value)
+        certain[report[inside]] = True
+    return status, possible, certain

@@ -22,6 +22,7 @@ from app.mapview.style import (
     WARNING_COLOR,
     marker_svg,
 )
+from app.precision import round_depth
 
 #: The slider's window choices, in seconds (0 = everything before the slider's time).
 WINDOWS = (
@@ -50,6 +51,7 @@ def payload(model: MapModel) -> dict[str, Any]:
     notes = r["notes"].astype(object).where(r["notes"].notna(), None)
 
     f = model.findings
+    finding_u = f["uncertainty_m"].to_numpy(np.float64)
     zone_labels, zone_codes = [], np.empty(0, np.int64)
     if len(f):
         label = f["zone_name"].astype(str) + " [" + f["zone_id"].astype(str) + " v"
@@ -97,6 +99,7 @@ def payload(model: MapModel) -> dict[str, Any]:
             "notes": notes.tolist() if notes.notna().any() else None,
             "status": r["status"].to_numpy(np.int8),
             "possible": r["possible"].to_numpy(bool).astype(np.int8),
+            "certain": r["certain"].to_numpy(bool).astype(np.int8),
         },
         "zones": zone_labels,
         "verdicts": [str(v) for v in VERDICTS],
@@ -104,7 +107,9 @@ def payload(model: MapModel) -> dict[str, Any]:
             "offsets": np.searchsorted(report_of_finding, np.arange(n + 1)).astype(np.int64),
             "zone": np.asarray(zone_codes, np.int32),
             "verdict": _codes(f["verdict"], [str(v) for v in VERDICTS]),
-            "depth": np.round(f["depth_m"].to_numpy(np.float64), 1),
+            # Rounded to a step that fits the verdict's u (app/precision.py), with that u.
+            "depth": round_depth(f["depth_m"].to_numpy(np.float64), finding_u),
+            "u": np.round(finding_u, 1),
             "violation": f["violation"].to_numpy(bool).astype(np.int8),
         },
         "tracks": tracks,

@@ -45,6 +45,7 @@ def zone_popup(zone: Zone, parties: Sequence[Party] = ()) -> str:
                 ("Valid from", escape(format_seconds(begin))),
                 ("Valid to", escape(format_seconds(stop))),
                 ("Warning distance", f"{zone.warning_distance_m:,.0f} m"),
+                ("Boundary accuracy", f"± {zone.boundary_uncertainty_m:,.0f} m"),
                 ("Agreement", escape(zone.agreement)),
                 ("Source and accuracy", escape(zone.source)),
             ]

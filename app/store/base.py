@@ -472,6 +472,16 @@ class Store(Protocol):
     def reports_extent(self) -> tuple[BBox | None, datetime | None, datetime | None]:
         """The box around the reports `select_reports` lists (lon/lat), and their first and
         last `observed_at`; Nones when there are none."""
+    def count_matching_reports(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        party: str | None = None,
+        bbox: BBox | None = None,
+        unit: str | None = None,
+    ) -> int:
+        """How many reports `list_reports` lists with these filters, over all its pages (latest
+        versions, retracted reports left out): the `numberMatched` of `GET /reports`."""
         ...
 
     def reports_after(self, position: int, limit: int) -> tuple[list[ReportVersion], int]:
@@ -499,6 +509,10 @@ class Store(Protocol):
 
     def audit_log(self, limit: int = 100, after: int | None = None) -> list[AuditEntry]:
         """Audit entries oldest first; `after` is the `id` of the last entry already seen."""
+        ...
+
+    def count_audit(self, after: int | None = None) -> int:
+        """How many audit entries come after the one with id `after` (every one: None)."""
         ...
 
     def add_audit_entry(

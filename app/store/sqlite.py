@@ -209,11 +209,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TRIGGER parties_no_delete BEFORE DELETE ON parties "
         "BEGIN SELECT RAISE(ABORT, 'parties rows are never deleted'); END",
     ),
+    (
+        # How far a zone's drawn line may be from the agreed one: part of the rule's u.
+        "ALTER TABLE zones ADD COLUMN boundary_uncertainty_m REAL NOT NULL DEFAULT 0",
+    ),
 )
 
 _ZONE_COLUMNS = (
     "zone_id, version, name, kind, geometry, valid_from, valid_to, authorized_parties, "
-    "warning_distance_m, agreement, source"
+    "warning_distance_m, agreement, source, boundary_uncertainty_m"
 )
 _REPORT_COLUMNS = (
     "id, party, observed_at, lon, lat, uncertainty_m, kind, unit, source, confidence, notes, extra"
@@ -236,11 +240,12 @@ WITH later AS (
             WHEN valid_to IS NULL OR next_from < valid_to THEN next_from
             ELSE valid_to
         END AS valid_to,
-        authorized_parties, warning_distance_m, agreement, source, minx, miny, maxx, maxy
+        authorized_parties, warning_distance_m, agreement, source, boundary_uncertainty_m,
+        minx, miny, maxx, maxy
     FROM later
 )
 SELECT zone_id, version, name, kind, geometry, valid_from, valid_to, authorized_parties,
-    warning_distance_m, agreement, source
+    warning_distance_m, agreement, source, boundary_uncertainty_m
 FROM effective
 """
 
@@ -288,6 +293,7 @@ def _zone_values(zone: Zone) -> tuple[Any, ...]:
         float(zone.warning_distance_m),
         zone.agreement,
         zone.source,
+        float(zone.boundary_uncertainty_m),
     )
 
 
@@ -307,6 +313,7 @@ def _zones_from_rows(rows: Sequence[Sequence[Any]]) -> list[Zone]:
             warning_distance_m=row[8],
             agreement=row[9],
             source=row[10],
+            boundary_uncertainty_m=row[11],
         )
         for row, geometry in zip(rows, geometries, strict=True)
     ]
@@ -362,6 +369,35 @@ def _same_content(a: Sequence[Any], b: Sequence[Any]) -> bool:
 def _prefixed(table: str) -> str:
     """`_REPORT_COLUMNS` qualified by a table alias."""
     return ", ".join(f"{table}.{name}" for name in _REPORT_COLUMNS.split(", "))
+
+
+def _report_filters(
+    since: datetime | None,
+    until: datetime | None,
+    party: str | None,
+    bbox: BBox | None,
+    unit: str | None,
+) -> tuple[list[str], list[Any]]:
+    """The WHERE clauses and parameters of a listing of reports (`list_reports`)."""
+    where: list[str] = []
+    params: list[Any] = []
+    if since is not None:
+        where.append("observed_at >= ?")
+        params.append(_to_us(since, "since"))
+    if until is not None:
+        where.append("observed_at < ?")
+        params.append(_to_us(until, "until"))
+    if party is not None:
+        where.append("party = ?")
+        params.append(party)
+    if unit is not None:
+        where.append("unit = ?")
+        params.append(unit)
+    if bbox is not None:
+        sql, values = _bbox_filter(bbox, "lon", "lat", "lon", "lat")
+        where.append(sql)
+        params.extend(values)
+    return where, params
 
 
 def _current_reports(where: Sequence[str], params: Sequence[Any]) -> tuple[str, list[Any]]:
@@ -898,9 +934,10 @@ class SQLiteStore(Store):
             c.execute(
                 """INSERT INTO zones (zone_id, version, name, kind, geometry, minx, miny, maxx,
                     maxy, valid_from, valid_to, authorized_parties, warning_distance_m, agreement,
-                    source, audit_id)
+                    source, boundary_uncertainty_m, audit_id)
                 SELECT zone_id, version + 1, name, kind, geometry, minx, miny, maxx, maxy,
-                    valid_from, ?, authorized_parties, warning_distance_m, agreement, source, ?
+                    valid_from, ?, authorized_parties, warning_distance_m, agreement, source,
+                    boundary_uncertainty_m, ?
                 FROM zones WHERE zone_id = ? AND version = ?""",
                 (at_us, audit_id, zone_id, version),
             )
@@ -1003,8 +1040,8 @@ class SQLiteStore(Store):
         c.execute(
             """INSERT INTO zones (zone_id, version, name, kind, geometry, minx, miny, maxx, maxy,
                 valid_from, valid_to, authorized_parties, warning_distance_m, agreement, source,
-                audit_id)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                boundary_uncertainty_m, audit_id)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             (zone_id, version, *values, audit_id),
         )
 
@@ -1308,24 +1345,7 @@ class SQLiteStore(Store):
         """One page of reports (latest versions) by (observed_at, id) and the next cursor."""
         if limit < 1:
             raise ValueError("limit must be at least 1")
-        where: list[str] = []
-        params: list[Any] = []
-        if since is not None:
-            where.append("observed_at >= ?")
-            params.append(_to_us(since, "since"))
-        if until is not None:
-            where.append("observed_at < ?")
-            params.append(_to_us(until, "until"))
-        if party is not None:
-            where.append("party = ?")
-            params.append(party)
-        if unit is not None:
-            where.append("unit = ?")
-            params.append(unit)
-        if bbox is not None:
-            sql, values = _bbox_filter(bbox, "lon", "lat", "lon", "lat")
-            where.append(sql)
-            params.extend(values)
+        where, params = _report_filters(since, until, party, bbox, unit)
         if after is not None:
             # Keyset pagination: a row-value comparison that the (observed_at, id) index serves.
             where.append("(observed_at, id) > (?, ?)")
@@ -1417,6 +1437,20 @@ class SQLiteStore(Store):
             return None, None, None
         return (row[0], row[1], row[2], row[3]), _from_us(row[4]), _from_us(row[5])
 
+    def count_matching_reports(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        party: str | None = None,
+        bbox: BBox | None = None,
+        unit: str | None = None,
+    ) -> int:
+        """How many reports `list_reports` lists with these filters (see the `Store` method)."""
+        where, params = _report_filters(since, until, party, bbox, unit)
+        query, params = _current_reports(where, params)
+        with self._read() as c:
+            return int(c.execute(f"SELECT count(*) FROM ({query})", params).fetchone()[0])
+
     def reports_after(self, position: int, limit: int) -> tuple[list[ReportVersion], int]:
         """Report versions by position after `position` (see `Store.reports_after`).
 
@@ -1450,6 +1484,12 @@ class SQLiteStore(Store):
             return int(c.execute("SELECT count(*) FROM reports").fetchone()[0])
 
     # -- audit ----------------------------------------------------------------------------
+
+    def count_audit(self, after: int | None = None) -> int:
+        """How many audit entries there are after the entry with id `after` (all: None)."""
+        with self._read() as c:
+            row = c.execute("SELECT count(*) FROM audit WHERE id > ?", (after or 0,)).fetchone()
+        return int(row[0])
 
     def audit_log(self, limit: int = 100, after: int | None = None) -> list[AuditEntry]:
         """Audit entries oldest first, after the entry with id `after`."""

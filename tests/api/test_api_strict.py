@@ -22,6 +22,7 @@ PATH_VALUES = {
     "zone_id": "nk-pk-zone",
     "collectionId": "reports",
     "featureId": "2022-03-26-ru-mod-1",
+    "report_id": "2022-03-24-arm-side-1",
 }
 
 
@@ -46,6 +47,10 @@ def test_the_list_endpoints_are_among_the_routes_checked() -> None:
     paths = {path for path, _ in GET_ROUTES}
     assert {"/zones", "/reports", "/incursions", "/tracks", "/tracks/AZE", "/map"} <= paths
     assert {"/", "/collections/reports/items"} <= paths
+    # Every list endpoint takes `limit`, the short ones without pages too.
+    for path in ("/parties", "/zones/nk-pk-zone/history", "/audit"):
+        assert "limit" in dict(GET_ROUTES)[path]
+    assert "limit" in dict(GET_ROUTES)["/reports/2022-03-24-arm-side-1/history"]
 
 
 @pytest.mark.parametrize(("path", "names"), GET_ROUTES, ids=[p for p, _ in GET_ROUTES])

@@ -59,7 +59,9 @@ def zones_to_write() -> list[Zone]:
             authorized={"RU-PK"},
             version=2,
         ),
-        make_zone(hole, "ring", kind=ZoneKind.BUFFER, warning_m=2500.0),
+        make_zone(
+            hole, "ring", kind=ZoneKind.BUFFER, warning_m=2500.0, boundary_uncertainty_m=1234.5
+        ),
     ]
 
 
@@ -87,6 +89,7 @@ def test_zones_written_then_read_are_the_same_zones(tmp_path: Path, fmt: str) ->
         assert read.authorized_parties == written.authorized_parties
         assert read.valid_from == written.valid_from and read.valid_to == written.valid_to
         assert read.warning_distance_m == written.warning_distance_m
+        assert read.boundary_uncertainty_m == written.boundary_uncertainty_m
         assert read.agreement == written.agreement and read.source == written.source
         assert shapely.equals_exact(read.geometry.normalize(), written.geometry.normalize(), 0)
 

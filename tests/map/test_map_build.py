@@ -34,6 +34,7 @@ from app.mapview import (
 from app.scenario import Scenario
 from tests.factories import square, varied_reports
 from tests.map.support import map_app
+from tests.oracle import oracle_depth, oracle_verdict
 
 NOW = datetime(2024, 1, 1, tzinfo=UTC)
 MAP_JS = (assets.STATIC_DIR / "truce" / "map.js").read_text(encoding="utf-8")
@@ -280,11 +281,21 @@ def test_findings_carry_verdict_and_depth_for_the_popup(page: str, model: Any) -
         assert label in MAP_JS
 
 
-def test_possible_findings_get_their_uncertainty_circle(page: str) -> None:
+def test_possible_findings_get_their_uncertainty_circle(page: str, scenario: Scenario) -> None:
     data = page_payload(page)
     reports = data["reports"]
-    (i,) = [k for k, p in enumerate(reports["possible"]) if p]
-    assert reports["id"][i] == "2022-03-27-ru-mod-2"
+    possible = {reports["id"][k] for k, p in enumerate(reports["possible"]) if p}
+    # The reference's verdicts with u = the report's uncertainty + the zone's boundary accuracy.
+    expected = set()
+    for r in scenario.reports:
+        for z in scenario.zones:
+            if z.in_force(r.observed_at) and r.party not in z.authorized_parties:
+                depth = oracle_depth(r.lon, r.lat, z.geometry)
+                u = r.uncertainty_m + z.boundary_uncertainty_m
+                if oracle_verdict(depth, u, z.warning_distance_m) == "possible":
+                    expected.add(r.id)
+    assert possible == expected and "2022-03-27-ru-mod-2" in possible
+    i = reports["id"].index("2022-03-27-ru-mod-2")
     assert reports["u"][i] == 5000
     assert "L.circle(latlng" in MAP_JS and "radius: R.u[i]" in MAP_JS
 
@@ -292,7 +303,9 @@ def test_possible_findings_get_their_uncertainty_circle(page: str) -> None:
 def test_approaching_reports_are_warnings_not_violations(scenario_data: MapData) -> None:
     when = at("2022-03-25T10:00:00+04:00")
     (zone,) = [z for z in scenario_data.zones if z.id == "nk-pk-zone" and z.in_force(when)]
-    # 500 m out from a vertex of the zone, away from its centre (within the 1 km warning).
+    # The scenario's zone may be 2 km off, more than its 1 km warning distance: nothing is ever
+    # `approaching` it, only `possible`. With an exact line, 500 m out from a vertex of the
+    # zone, away from its centre (within the 1 km warning).
     vertex = np.array(zone.geometry.exterior.coords[0])
     centre = np.array(zone.geometry.centroid.coords[0])
     away = (vertex - centre) / np.linalg.norm(vertex - centre)
@@ -305,7 +318,8 @@ def test_approaching_reports_are_warnings_not_violations(scenario_data: MapData)
         lat=float(lat),
         kind=ReportKind.VEHICLE,
     )
-    model = prepare(MapData(scenario_data.zones, [near]), now=NOW)
+    exact = [replace(z, boundary_uncertainty_m=0.0) for z in scenario_data.zones]
+    model = prepare(MapData(exact, [near]), now=NOW)
     assert model.findings["verdict"].tolist() == ["approaching"]
     assert model.counts == model.counts | {"warnings": 1, "violations": 0}
 
@@ -317,7 +331,9 @@ def test_tracks_carry_each_units_path_and_its_events(page: str) -> None:
     times = [data["reports"]["t"][r] for r in track["rows"]]
     assert times == sorted(times) and len(times) == 7
     kinds = ["exited" if k else "entered" for k in data["events"]["kind"]]
-    assert kinds == ["entered", "exited", "entered"]
+    # With the zone's line +-2 km off near Parukh, the 27 March report 1.9 km out is `possible`,
+    # which keeps the unit in (tests/test_scenario.py works it out from the reference).
+    assert kinds == ["entered"]
     (summary,) = track["summary"]
     assert summary["withdrawn"] is False and summary["distance"] > 0
 
@@ -423,3 +439,48 @@ def test_get_map_filters_and_refuses_bad_parameters(
             client.get("/map", params={"at": "2022-03-25T12:00:00"})
         with pytest.raises(InvalidParameter):
             client.get("/map", params={"since": "2022-03-27T00:00Z", "until": "2022-03-26T00:00Z"})
+
+
+def test_popup_depths_are_rounded_to_fit_the_verdicts_uncertainty(
+    page: str, scenario: Scenario
+) -> None:
+    data = page_payload(page)
+    reports, found = data["reports"], data["findings"]
+    by_id = {r.id: r for r in scenario.reports}
+    (zone,) = [z for z in scenario.zones if z.id == "nk-pk-zone" and z.version == 2]
+    offsets = found["offsets"]
+    checked = 0
+    for i, report_id in enumerate(reports["id"]):
+        report = by_id[report_id]
+        for j in range(offsets[i], offsets[i + 1]):
+            u = found["u"][j]
+            assert u == report.uncertainty_m + zone.boundary_uncertainty_m
+            step = {True: 1000.0}.get(u >= 1000, 100.0 if u >= 100 else 10.0 if u >= 10 else 1.0)
+            reference = oracle_depth(report.lon, report.lat, zone.geometry)
+            assert found["depth"][j] % step == 0
+            assert abs(found["depth"][j] - reference) <= step / 2 + 1
+            checked += 1
+    assert checked == len(reports["id"])
+    assert "(± " in MAP_JS and "depthText(F.depth[j], F.u[j])" in MAP_JS
+
+
+def test_the_header_and_legend_count_inside_apart_from_possible(
+    page: str, model: Any, scenario: Scenario
+) -> None:
+    from tests.scenario_facts import scenario_facts
+
+    facts = scenario_facts(scenario)
+    inside, possible = len(facts.inside), len(facts.violations - facts.inside)
+    assert model.counts["violations_inside"] == inside
+    assert model.counts["violations_possible"] == possible
+    assert model.counts["violations"] == inside + possible
+    from app.mapview.legend import legend_html
+
+    legend = legend_html(model)
+    assert f"{inside:,} inside</span> (certain)" in legend
+    assert f"{possible:,} only possible</span>" in legend
+    certain = page_payload(page)["reports"]["certain"]
+    assert {r for r, c in zip(page_payload(page)["reports"]["id"], certain, strict=True) if c} == (
+        facts.inside
+    )
+    assert "violationsInside" in MAP_JS and 'violations: " + c.violationsInside' in MAP_JS

@@ -34,6 +34,7 @@ def list_audit(
 ) -> Response:
     """Audit entries oldest first: `zone.create`, `zone.version`, `zone.retire`, `reports.add`,
     `key.create`, `key.revoke`, each with the key that made it (`actor`) and when.
+    `numberMatched` counts the entries after `after` (all of them without it).
     """
     entries = service.audit_log(limit=limit, after=after)
     more = len(entries) == limit
@@ -51,6 +52,8 @@ def list_audit(
                 }
                 for e in entries
             ],
+            "numberMatched": service.count_audit(after),
+            "numberReturned": len(entries),
             "links": page_links(request, next_params, "application/json"),
         }
     )

@@ -98,6 +98,7 @@ async def check(request: Request) -> Response:
                 "features": checked.findings,
                 "numberReturned": len(checked.findings),
                 "violations": checked.violations,
+                "violationsByVerdict": checked.violations_by_verdict,
                 "warnings": warnings,
                 "judged_at": now.isoformat() if undated else None,
             }

@@ -14,7 +14,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from app.api.auth import AdminKey, ViewerKey
-from app.api.deps import ServiceDep
+from app.api.deps import ListLimitDep, ServiceDep
 from app.api.models import problems
 from app.api.responses import ORJSONResponse
 from app.domain import Party
@@ -42,6 +42,7 @@ class PartyList(BaseModel):
 
     parties: list[PartyOut]
     numberMatched: int
+    numberReturned: int
 
 
 class PartyIn(BaseModel):
@@ -83,14 +84,21 @@ def _out(party: Party) -> dict[str, object]:
     response_class=ORJSONResponse,
     responses=problems(400, 401, 403),
 )
-def list_parties(service: ServiceDep, _: ViewerKey) -> Response:
-    """The registered parties with their names, colours and aliases.
+def list_parties(service: ServiceDep, _: ViewerKey, limit: ListLimitDep) -> Response:
+    """The registered parties with their names, colours and aliases; `limit` keeps the first.
 
     A report's `party` must be one of these codes or match one of their aliases (it is stored
     as the code); when none is registered, any party is taken as sent.
     """
     parties = service.parties()
-    return ORJSONResponse({"parties": [_out(p) for p in parties], "numberMatched": len(parties)})
+    shown = parties[:limit]
+    return ORJSONResponse(
+        {
+            "parties": [_out(p) for p in shown],
+            "numberMatched": len(parties),
+            "numberReturned": len(shown),
+        }
+    )
 
 
 @router.put(

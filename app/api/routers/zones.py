@@ -22,6 +22,7 @@ from app.api.body import (
 )
 from app.api.deps import (
     BBoxDep,
+    ListLimitDep,
     PageDep,
     ServiceDep,
     SettingsDep,
@@ -125,7 +126,9 @@ async def create_zones(
     """Create zones from a Feature or a FeatureCollection, each as version 1; all or none.
 
     Properties: `name`, `kind`, `valid_from` (required); `authorized_parties`, `valid_to`,
-    `warning_distance_m` (default 1000), `agreement`, `source`. Rings in either winding order
+    `warning_distance_m` (default 1000), `boundary_uncertainty_m` (how far the drawn line may be
+    from the agreed one, default 0; added to each report's uncertainty in the verdict),
+    `agreement`, `source`. Rings in either winding order
     are taken (and written back counter-clockwise); unambiguous repairs are made and listed in
     `warnings`; anything ambiguous (a self-intersecting ring) is refused. An id already stored
     is a conflict (409): send a new version with `PUT /zones/{id}`. With an `Idempotency-Key`
@@ -223,8 +226,15 @@ def retire_zone(
     operation_id="getZoneHistory",
     response_model=FeatureCollection,
     response_class=GeoJSONResponse,
-    responses=problems(401, 403, 404),
+    responses=problems(400, 401, 403, 404),
 )
-def zone_history(zone_id: ZoneId, service: ServiceDep, _: ViewerKey) -> Response:
-    """Every version of a zone, oldest first, as filed (each with its `version`)."""
-    return GeoJSONResponse(_collection(service.zone_history(zone_id)))
+def zone_history(
+    zone_id: ZoneId, service: ServiceDep, _: ViewerKey, limit: ListLimitDep
+) -> Response:
+    """Every version of a zone, oldest first, as filed (each with its `version`); `limit`
+    keeps the first."""
+    versions = service.zone_history(zone_id)
+    shown = versions[:limit]
+    return GeoJSONResponse(
+        _collection(shown, numberMatched=len(versions), numberReturned=len(shown))
+    )

@@ -81,6 +81,9 @@
    * Layers each with a time, in time order, in one group: `update(from, to)` shows those with
    * from < t <= to (from null: every t <= to), adding and removing only the difference.
    */
+  // Above this many uncertainty circles, they are drawn on a canvas instead of as SVG paths.
+  var MANY_CIRCLES = 2000;
+
   function TimedSet(group, times, layers) {
     this.group = group;
     this.times = times;
@@ -130,6 +133,11 @@
     return this.hi - this.lo;
   };
 
+  // How many shown layers are flagged, from `prefix` (prefix[k]: flagged among the first k).
+  TimedSet.prototype.countFlagged = function (prefix) {
+    return prefix[this.hi] - prefix[this.lo];
+  };
+
   function init(map, layers, P, options) {
     options = options || {};
     var R = P.reports;
@@ -155,8 +163,10 @@
       return swatch + esc(p.code) + (p.name && p.name !== p.code ? " (" + esc(p.name) + ")" : "");
     }
 
-    function depthText(depth) {
-      return depth >= 0 ? fmtNumber(depth, 1) + " m inside" : fmtNumber(-depth, 1) + " m outside";
+    // Depths come rounded to a step that fits the verdict's u (report + zone boundary).
+    function depthText(depth, u) {
+      var text = depth >= 0 ? fmtNumber(depth) + " m inside" : fmtNumber(-depth) + " m outside";
+      return u > 0 ? text + " (± " + fmtNumber(u) + " m)" : text;
     }
 
     function findingsHtml(i) {
@@ -173,7 +183,7 @@
           '<tr class="truce-verdict-' + esc(verdict) + (violation ? " truce-violation" : "") + '">' +
             "<td>" + esc(P.zones[F.zone[j]]) + "</td>" +
             "<td>" + esc(verdict) + (violation ? " <strong>VIOLATION</strong>" : "") + "</td>" +
-            "<td>" + depthText(F.depth[j]) + "</td></tr>"
+            "<td>" + depthText(F.depth[j], F.u[j]) + "</td></tr>"
         );
       }
       return (
@@ -243,8 +253,18 @@
       return icons[key];
     }
 
+    // Many uncertainty circles (a season judged against zones whose lines are uncertain has
+    // thousands of `possible` reports) are drawn on one canvas: as SVG, each is a DOM element,
+    // and 10,000 of them hold the first markers back by seconds.
+    var circleCount = 0;
+    for (var c = 0; c < n; c++) {
+      if (R.possible[c] === 1 && R.u[c] > 0) circleCount += 1;
+    }
+    var circleRenderer = circleCount > MANY_CIRCLES ? L.canvas({ padding: 0.5 }) : undefined;
     var buckets = { reports: [], violations: [], warnings: [], uncertainty: [] };
     var bucketTimes = { reports: [], violations: [], warnings: [], uncertainty: [] };
+    // Violations inside (certain) among the violation markers, as running totals.
+    var certainPrefix = [0];
     for (var i = 0; i < n; i++) {
       var latlng = [R.lat[i], R.lon[i]];
       var status = R.status[i];
@@ -259,6 +279,9 @@
       var bucket = status === 3 ? "violations" : status === 2 ? "warnings" : "reports";
       buckets[bucket].push(marker);
       bucketTimes[bucket].push(R.t[i]);
+      if (bucket === "violations") {
+        certainPrefix.push(certainPrefix[certainPrefix.length - 1] + (R.certain[i] === 1 ? 1 : 0));
+      }
       if (R.possible[i] === 1 && R.u[i] > 0) {
         var party = parties[R.party[i]];
         var circle = L.circle(latlng, {
@@ -269,6 +292,7 @@
           fillOpacity: 0.08,
           truceIndex: i,
           className: "truce-uncertainty",
+          renderer: circleRenderer,
         });
         circle.bindPopup(popupOf, { maxWidth: 380 });
         buckets.uncertainty.push(circle);
@@ -452,12 +476,14 @@
           (sets.warnings ? sets.warnings.count() : 0),
         plain: sets.reports ? sets.reports.count() : 0,
         violations: sets.violations ? sets.violations.count() : 0,
+        violationsInside: sets.violations ? sets.violations.countFlagged(certainPrefix) : 0,
         warnings: sets.warnings ? sets.warnings.count() : 0,
         possible: sets.uncertainty ? sets.uncertainty.count() : 0,
         zones: zones,
         tracks: shownTracks,
         events: eventSet ? eventSet.count() : 0,
       };
+      state.counts.violationsPossible = state.counts.violations - state.counts.violationsInside;
       render();
     }
 
@@ -468,8 +494,9 @@
       ui.time.textContent = fmtTime(state.time);
       var c = state.counts;
       ui.counts.textContent =
-        c.reports + " of " + n + " reports · " + c.violations + " violations · " + c.warnings +
-        " warnings · " + c.zones + " zones in force";
+        c.reports + " of " + n + " reports · violations: " + c.violationsInside + " inside, " +
+        c.violationsPossible + " possible · " + c.warnings + " warnings · " + c.zones +
+        " zones in force";
       ui.range.value = String(state.step);
       ui.range.setAttribute("aria-valuetext", fmtTime(state.time));
     }
