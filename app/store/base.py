@@ -472,6 +472,7 @@ class Store(Protocol):
     def reports_extent(self) -> tuple[BBox | None, datetime | None, datetime | None]:
         """The box around the reports `select_reports` lists (lon/lat), and their first and
         last `observed_at`; Nones when there are none."""
+
     def count_matching_reports(
         self,
         since: datetime | None = None,
