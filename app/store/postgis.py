@@ -552,7 +552,7 @@ class _ZoneListener:
                     self.connected.set()
                     backoff = 0.05
                     while not self._stop.is_set():
-                        for note in conn.notifies(timeout=1.0):
+                        for note in conn.notifies(timeout=0.25):
                             with suppress(ValueError, IndexError):
                                 self._store._saw_zones_token(int(note.payload.split()[0]))
             except (psycopg.Error, OSError):
