@@ -589,12 +589,13 @@ class PostGISStore(Store):
         read_url: str | None = None,
         listen: bool = True,
         migrate: bool = True,
+        check_schema: bool = True,
     ) -> None:
         """Open the database at `url` (and `read_url`, a replica, for reads).
 
         `listen` follows zone changes by LISTEN/NOTIFY (off: every `zones_changed_token` reads
         the primary). `migrate` creates or upgrades the schema (off: a database whose schema is
-        not current is refused).
+        not current is refused, unless `check_schema` is off too).
         """
         self.url = url
         conninfo, options = postgres_conninfo(url)
@@ -613,7 +614,7 @@ class PostGISStore(Store):
                 self._read_pool = self._make_pool(read_conninfo, read_options, "truce-replica")
             if migrate:
                 self.migrate()
-            else:
+            elif check_schema:
                 version = self.schema_version()
                 if version != len(MIGRATIONS):
                     raise StoreError(
