@@ -29,9 +29,7 @@ def _as_postgres(command: list[str]) -> list[str]:
 
 
 def _run(command: list[str], timeout: float = 120) -> None:
-    subprocess.run(
-        _as_postgres(command), check=True, capture_output=True, timeout=timeout, cwd="/"
-    )
+    subprocess.run(_as_postgres(command), check=True, capture_output=True, timeout=timeout, cwd="/")
 
 
 class Cluster:
