@@ -46,7 +46,8 @@ class Cluster:
     def url(self, database: str = "postgres", host: str | None = None, query: str = "") -> str:
         """A URL of one of its databases, as `postgres`."""
         suffix = f"?{query}" if query else ""
-        return f"postgresql://postgres@{host or self.listen}:{self.port}/{database}{suffix}"
+        host = host or self.listen.split(",")[0]
+        return f"postgresql://postgres@{host}:{self.port}/{database}{suffix}"
 
     def init(self) -> Cluster:
         """Create the cluster: trust for everyone (a test server), WAL for replicas."""
@@ -95,11 +96,12 @@ class Cluster:
     def replica(self, root: Path, port: int) -> Cluster:
         """A streaming replica of this server (pg_basebackup), started on `port`."""
         standby = Cluster(root, port, self.listen)
+        host = self.listen.split(",")[0]
         _run(
             [
                 str(BIN / "pg_basebackup"),
                 "-h",
-                self.listen,
+                host,
                 "-p",
                 str(self.port),
                 "-U",
