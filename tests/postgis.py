@@ -23,7 +23,16 @@ ADMIN_URL = os.environ.get(
 )
 
 # Everything a test may have written; meta's counters go back to 0.
-_TABLES = ("audit", "zones", "reports", "report_versions", "api_keys", "parties", "idempotency")
+_TABLES = (
+    "audit",
+    "zones",
+    "reports",
+    "report_ids",
+    "report_versions",
+    "api_keys",
+    "parties",
+    "idempotency",
+)
 
 
 def database_url(name: str, admin_url: str = ADMIN_URL, query: str = "pool_timeout=5") -> str:

@@ -30,7 +30,7 @@ import psycopg
 from psycopg import sql
 
 from app.store.base import StoreError
-from app.store.postgis import _COPY_TYPES, PostGISStore, _partition
+from app.store.postgis import _COPY_TYPES, PostGISStore, _copy_ids, _partition
 
 __all__ = ["CopyProgress", "Copied", "copy_sqlite_to_postgis"]
 
@@ -266,16 +266,18 @@ def _copy_reports(
         last,
         size,
     ):
-        with (
-            pg.transaction(),
-            pg.cursor() as cur,
-            cur.copy(
-                f"COPY reports (position, {_REPORT_COLUMNS}, audit_id) FROM STDIN (FORMAT BINARY)"
-            ) as copy,
-        ):
-            copy.set_types(_COPY_TYPES)
-            for row in rows:
-                copy.write_row((row[0], *_report_row(row[1:13]), row[13]))
+        with pg.transaction():  # the chunk and its ids, together
+            with (
+                pg.cursor() as cur,
+                cur.copy(
+                    f"COPY reports (position, {_REPORT_COLUMNS}, audit_id) "
+                    "FROM STDIN (FORMAT BINARY)"
+                ) as copy,
+            ):
+                copy.set_types(_COPY_TYPES)
+                for row in rows:
+                    copy.write_row((row[0], *_report_row(row[1:13]), row[13]))
+            _copy_ids(pg, [_report_row(row[1:13]) for row in rows])
         done += len(rows)
         copied.rows["reports"] = copied.rows.get("reports", 0) + len(rows)
         report("reports", done, total)
