@@ -73,7 +73,10 @@ def reset_database(url: str) -> None:
                 sql.SQL(", ").join(sql.Identifier(t) for t in _TABLES)
             )
         )
-        conn.execute("UPDATE meta SET value = 0 WHERE key IN ('zones_token', 'report_position')")
+        conn.execute(
+            "UPDATE meta SET value = 0 "
+            "WHERE key IN ('zones_token', 'report_position', 'parties_token')"
+        )
 
 
 def worker_database_name(prefix: str) -> str:

@@ -333,6 +333,7 @@ def _finish(src: sqlite3.Connection, pg: psycopg.Connection[Any]) -> None:
             "UPDATE meta SET value = greatest(value, %s) WHERE key = 'report_position'",
             (int(position[0]),),
         )
+        pg.execute("UPDATE meta SET value = value + 1 WHERE key = 'parties_token'")
         for table in ("audit", "api_keys"):
             pg.execute(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "

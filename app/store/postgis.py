@@ -3,8 +3,9 @@
 Choices, and why:
 
 - **psycopg 3 and a pool per server** (psycopg-pool): a connection is checked out per call and
-  checked (a round trip) before use, so connections that a restart of the server killed are
-  replaced by themselves; while the server is down, calls fail within `pool_timeout` with
+  checked before use (a readable socket on an idle connection means the server closed it: then
+  a round trip decides), so connections that a restart of the server killed are replaced by
+  themselves; while the server is down, calls fail within `pool_timeout` with
   `Unreachable` (503 with `Retry-After`), and nothing of a write that failed is stored.
 - **Writers are serialised** by one transaction-level advisory lock, as SQLite's writers are:
   the audit ids, the zone versions and the report positions of `reports_after` then grow in
@@ -32,6 +33,7 @@ from __future__ import annotations
 
 import base64
 import math
+import select
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -122,7 +124,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # Counters by name: `zones_token` moves with every zone write, `report_position` is
         # the last position of the commit-order feed.
         'CREATE TABLE meta (key text COLLATE "C" PRIMARY KEY, value bigint NOT NULL)',
-        "INSERT INTO meta (key, value) VALUES ('zones_token', 0), ('report_position', 0)",
+        "INSERT INTO meta (key, value) VALUES ('zones_token', 0), ('report_position', 0), "
+        "('parties_token', 0)",
         """CREATE TABLE audit (
             id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
             at timestamptz NOT NULL,
@@ -530,6 +533,16 @@ def _configure(conn: psycopg.Connection[Any]) -> None:
     conn.execute("SET TIME ZONE 'UTC'")
 
 
+def _check(conn: psycopg.Connection[Any]) -> None:
+    """Before a pooled connection is handed out: an idle connection has nothing to read, so a
+    readable socket means the server sent something (a FATAL message when it shut down or
+    terminated the session, or end of file): then a real round trip decides. A healthy
+    connection costs no round trip."""
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    if readable:
+        ConnectionPool.check_connection(conn)
+
+
 # -- the zone listener ------------------------------------------------------------------------
 
 
@@ -553,16 +566,24 @@ class _ZoneListener:
                     self._conn = conn
                     conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
                     # Catch up: what changed while no notification could reach this process.
-                    row = conn.execute(
-                        "SELECT value FROM meta WHERE key = 'zones_token'"
-                    ).fetchone()
-                    self._store._saw_zones_token(int(row[0]) if row else 0)
+                    tokens: dict[str, int] = dict(
+                        conn.execute(
+                            "SELECT key, value FROM meta "
+                            "WHERE key IN ('zones_token', 'parties_token')"
+                        ).fetchall()
+                    )
+                    self._store._saw_zones_token(int(tokens.get("zones_token", 0)))
+                    self._store._saw_parties_token(int(tokens.get("parties_token", 0)))
                     self.connected.set()
                     backoff = 0.05
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=0.25):
                             with suppress(ValueError, IndexError):
-                                self._store._saw_zones_token(int(note.payload.split()[0]))
+                                words = note.payload.split()
+                                if words[0] == "parties":
+                                    self._store._saw_parties_token(int(words[1]))
+                                else:
+                                    self._store._saw_zones_token(int(words[0]))
             except (psycopg.Error, OSError):
                 pass
             finally:
@@ -612,6 +633,7 @@ class PostGISStore(Store):
         self._closed = False
         self._token_lock = threading.Condition()
         self._zones_token = -1
+        self._parties_token = -1
         self._partitions: set[tuple[int, int]] = set()
         self._pool = self._make_pool(conninfo, options, "truce-primary")
         self._read_pool = self._pool
@@ -647,7 +669,7 @@ class PostGISStore(Store):
             timeout=float(options.get("pool_timeout", _OPTIONS["pool_timeout"])),
             kwargs={"autocommit": True},
             configure=_configure,
-            check=ConnectionPool.check_connection,
+            check=_check,
             reconnect_timeout=0,  # keep trying for ever: the server may be restarting
             name=name,
             open=False,
@@ -877,7 +899,7 @@ class PostGISStore(Store):
             if row and row[0]:
                 return False
         self._ensure_partitions(reports)
-        token = None
+        token = parties_token = None
         with self._write() as c:
             row = c.execute(filled).fetchone()
             if row and row[0]:
@@ -892,11 +914,13 @@ class PostGISStore(Store):
             if ordered:
                 token = self._bump_zones_token(c, "seed")
             for party in parties:
-                self._put_party(c, now, party, actor)
+                parties_token = self._put_party(c, now, party, actor)[1]
             if reports:
                 self._insert_reports(c, reports, rows, actor, now)
         if token is not None:
             self._zones_written(token)
+        if parties_token is not None:
+            self._saw_parties_token(parties_token)
         return True
 
     def new_zone_version(self, zone: Zone, actor: str) -> Zone:
@@ -1052,22 +1076,33 @@ class PostGISStore(Store):
             for row in rows
         ]
 
+    def _saw_parties_token(self, token: int) -> None:
+        with self._token_lock:
+            self._parties_token = max(self._parties_token, token)
+
     def parties_token(self) -> tuple[int, int]:
-        """How many parties, and the newest audit id among them."""
+        """The party-write counter (as the zones' token: from memory while the listener is
+        connected, else read), paired with 0 to keep the protocol's shape."""
+        listener = self._listener
+        if listener is not None and listener.connected.is_set():
+            return 0, self._parties_token
         with self._connection() as c:
-            row = c.execute("SELECT count(*), coalesce(max(audit_id), 0) FROM parties").fetchone()
-        assert row is not None
-        return int(row[0]), int(row[1])
+            row = c.execute("SELECT value FROM meta WHERE key = 'parties_token'").fetchone()
+        token = int(row[0]) if row else 0
+        self._saw_parties_token(token)
+        return 0, token
 
     def put_party(self, party: Party, actor: str) -> tuple[Party, bool]:
         """Register or replace a party, audited (see `Store.put_party`)."""
         with self._write() as c:
-            created = self._put_party(c, self._now(c), party, actor)
+            created, token = self._put_party(c, self._now(c), party, actor)
+        self._saw_parties_token(token)
         return party, created
 
     def _put_party(
         self, c: psycopg.Connection[Any], now: datetime, party: Party, actor: str
-    ) -> bool:
+    ) -> tuple[bool, int]:
+        """Write a party and its audit entry, move the parties' token and notify it."""
         created = c.execute("SELECT 1 FROM parties WHERE code = %s", (party.code,)).fetchone()
         detail = orjson.dumps(
             {"name": party.name, "color": party.color, "aliases": list(party.aliases)}
@@ -1088,7 +1123,12 @@ class PostGISStore(Store):
                 audit_id,
             ),
         )
-        return created is None
+        row = c.execute(
+            "UPDATE meta SET value = value + 1 WHERE key = 'parties_token' RETURNING value"
+        ).fetchone()
+        assert row is not None
+        c.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, f"parties {row[0]}"))
+        return created is None, int(row[0])
 
     # -- reports --------------------------------------------------------------------------
 

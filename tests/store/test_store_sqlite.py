@@ -21,7 +21,7 @@ import pytest
 import shapely
 from shapely import Polygon, box
 
-from app.domain import Confidence, Report, ReportKind, Zone, ZoneKind
+from app.domain import Confidence, Party, Report, ReportKind, Zone, ZoneKind
 from app.store import (
     AuditEntry,
     BadCursor,
@@ -741,3 +741,25 @@ def test_reopening_keeps_data_and_does_not_migrate_again(tmp_path: Path) -> None
         raw.close()
     with pytest.raises(Exception, match="newer"):
         SQLiteStore(path)
+
+
+def test_parties_token_moves_on_every_party_write_and_other_stores_see_it(
+    store: Store, reopen: Callable[[], Store]
+) -> None:
+    other = reopen()
+    before = other.parties_token()
+    party, created = store.put_party(Party("AZE", "Azerbaijan"), "admin")
+    assert created and store.parties_token() != before  # the writer's own store, at once
+    deadline = time.monotonic() + 2.0
+    while other.parties_token() == before and time.monotonic() < deadline:
+        time.sleep(0.001)
+    moved = other.parties_token()
+    assert moved != before
+    assert [p.code for p in other.list_parties()] == ["AZE"]
+    _, created = store.put_party(Party("AZE", "Azerbaijan", "#00ff00"), "admin")
+    assert not created
+    deadline = time.monotonic() + 2.0
+    while other.parties_token() == moved and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert other.parties_token() != moved
+    assert other.list_parties()[0].color == "#00ff00"
