@@ -572,7 +572,7 @@ class _ZoneListener:
                             "WHERE key IN ('zones_token', 'parties_token')"
                         ).fetchall()
                     )
-                    self._store._saw_zones_token(int(tokens.get("zones_token", 0)))
+                    self._store._heard_zones_token(int(tokens.get("zones_token", 0)))
                     self._store._saw_parties_token(int(tokens.get("parties_token", 0)))
                     self.connected.set()
                     backoff = 0.05
@@ -583,7 +583,7 @@ class _ZoneListener:
                                 if words[0] == "parties":
                                     self._store._saw_parties_token(int(words[1]))
                                 else:
-                                    self._store._saw_zones_token(int(words[0]))
+                                    self._store._heard_zones_token(int(words[0]))
             except (psycopg.Error, OSError):
                 pass
             finally:
@@ -633,6 +633,7 @@ class PostGISStore(Store):
         self._closed = False
         self._token_lock = threading.Condition()
         self._zones_token = -1
+        self._heard = -1  # the newest zones token this process's listener has heard
         self._parties_token = -1
         self._partitions: set[tuple[int, int]] = set()
         self._pool = self._make_pool(conninfo, options, "truce-primary")
@@ -793,9 +794,13 @@ class PostGISStore(Store):
 
     def _saw_zones_token(self, token: int) -> None:
         with self._token_lock:
-            if token > self._zones_token:
-                self._zones_token = token
-                self._token_lock.notify_all()
+            self._zones_token = max(self._zones_token, token)
+
+    def _heard_zones_token(self, token: int) -> None:
+        with self._token_lock:
+            self._heard = max(self._heard, token)
+            self._zones_token = max(self._zones_token, token)
+            self._token_lock.notify_all()
 
     def _bump_zones_token(self, c: psycopg.Connection[Any], detail: str) -> int:
         row = c.execute(
@@ -817,10 +822,6 @@ class PostGISStore(Store):
         with self._token_lock:
             while self._heard < token and time.monotonic() < deadline:
                 self._token_lock.wait(0.01)
-
-    @property
-    def _heard(self) -> int:
-        return self._zones_token
 
     def zones_changed_token(self) -> int:
         """The zone-write counter: from memory while the listener is connected, else read."""
