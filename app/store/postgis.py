@@ -997,6 +997,8 @@ class PostGISStore(Store):
 
     def get_zone(self, zone_id: str) -> Zone:
         """The latest version of a zone, as filed; `UnknownZone` if none."""
+        if "\x00" in zone_id:  # no text column holds U+0000: no such zone
+            raise UnknownZone(f"no zone with id {zone_id!r}", field="id")
         with self._read() as c:
             rows = c.execute(
                 f"SELECT {_ZONE_SELECT} FROM zones WHERE zone_id = %s "
@@ -1010,6 +1012,8 @@ class PostGISStore(Store):
 
     def zone_history(self, zone_id: str) -> list[Zone]:
         """Every version of a zone, oldest first; `UnknownZone` if none."""
+        if "\x00" in zone_id:
+            raise UnknownZone(f"no zone with id {zone_id!r}", field="id")
         with self._read() as c:
             rows = c.execute(
                 f"SELECT {_ZONE_SELECT} FROM zones WHERE zone_id = %s ORDER BY version",
@@ -1324,6 +1328,8 @@ class PostGISStore(Store):
 
     @staticmethod
     def _history(c: psycopg.Connection[Any], report_id: str) -> list[ReportVersion]:
+        if "\x00" in report_id:  # no text column holds U+0000: no such report
+            raise UnknownReport(f"no report with id {report_id!r}", field="id")
         prefixed_r = ", ".join(f"r.{name}" for name in _REPORT_COLUMNS.split(", "))
         prefixed_v = ", ".join(f"v.{name}" for name in _REPORT_COLUMNS.split(", "))
         rows = c.execute(
@@ -1403,6 +1409,8 @@ class PostGISStore(Store):
         """One page of reports (latest versions) by (observed_at, id), from the replica."""
         if limit < 1:
             raise ValueError("limit must be at least 1")
+        if any(value is not None and "\x00" in value for value in (party, unit)):
+            return [], None  # no stored text holds U+0000
         where: list[str] = []
         params: list[Any] = []
         if since is not None:
@@ -1461,6 +1469,8 @@ class PostGISStore(Store):
 
     def get_reports_for_track(self, party: str, unit: str) -> list[Report]:
         """Every report (latest version) of one unit by (observed_at, id)."""
+        if "\x00" in party or "\x00" in unit:
+            return []
         query, params = _current_reports(["party = %s", "unit = %s"], [party, unit])
         with self._read(replica=True) as c:
             rows = c.execute(
@@ -1532,6 +1542,8 @@ class PostGISStore(Store):
 
     def find_key(self, key_hash: str) -> KeyRecord | None:
         """The active key with this hash, or None (from the primary: revocations count)."""
+        if "\x00" in key_hash:
+            return None
         with self._connection() as c:
             row = c.execute(
                 f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL",
