@@ -1432,9 +1432,7 @@ class PostGISStore(Store):
         if after is not None:
             where.append("(observed_at, id) > (%s, %s)")
             params.extend(_decode_cursor(after))
-        query, all_params = _current_reports(where, params)
-        query += " ORDER BY observed_at, id LIMIT %s"
-        all_params.append(limit + 1)
+        query, all_params = _current_reports(where, params, limit + 1)
         with self._read(replica=True) as c:
             rows = c.execute(query.encode(), all_params, binary=True).fetchall()
         more = len(rows) > limit
@@ -1473,9 +1471,7 @@ class PostGISStore(Store):
             return []
         query, params = _current_reports(["party = %s", "unit = %s"], [party, unit])
         with self._read(replica=True) as c:
-            rows = c.execute(
-                (query + " ORDER BY observed_at, id").encode(), params, binary=True
-            ).fetchall()
+            rows = c.execute(query.encode(), params, binary=True).fetchall()
         return [_report_from_row(row) for row in rows]
 
     def count_reports(self) -> int:
@@ -1647,16 +1643,26 @@ def _copy_ids(c: psycopg.Connection[Any], rows: Sequence[Sequence[Any]]) -> None
             copy.write_row((row[0], row[2]))
 
 
-def _current_reports(where: Sequence[str], params: Sequence[Any]) -> tuple[str, list[Any]]:
+def _current_reports(
+    where: Sequence[str], params: Sequence[Any], limit: int | None = None
+) -> tuple[str, list[Any]]:
     """Every report's latest version, retracted ones left out, under `where` (two arms, as in
-    the SQLite store: reports never changed, and the latest versions of changed ones)."""
+    the SQLite store: reports never changed, and the latest versions of changed ones), ordered
+    by (observed_at, id).
+
+    With `limit`, each arm is ordered and limited itself: the first is then an ordered walk of
+    the partitions' (observed_at, id) indexes that stops after `limit` rows, where an ORDER BY
+    over the whole union would sort every matching report for each page.
+    """
     condition = "".join(f" AND {clause}" for clause in where)
+    tail = " ORDER BY observed_at, id" + (" LIMIT %s" if limit is not None else "")
+    arm_params = [*params, limit] if limit is not None else [*params]
     query = (
-        f"SELECT {_REPORT_COLUMNS} FROM reports AS r "
+        f"(SELECT {_REPORT_COLUMNS} FROM reports AS r "
         "WHERE NOT EXISTS (SELECT 1 FROM report_versions AS x WHERE x.id = r.id)"
-        f"{condition} "
-        f"UNION ALL SELECT {_REPORT_COLUMNS} FROM report_versions AS v WHERE NOT v.retracted "
+        f"{condition}{tail}) "
+        f"UNION ALL (SELECT {_REPORT_COLUMNS} FROM report_versions AS v WHERE NOT v.retracted "
         "AND v.version = (SELECT max(version) FROM report_versions WHERE id = v.id)"
-        f"{condition}"
+        f"{condition}{tail}){tail}"
     )
-    return query, [*params, *params]
+    return query, [*arm_params, *arm_params, *([limit] if limit is not None else [])]
