@@ -4,11 +4,13 @@ The founding scenario is loaded once into a template database; each test gets it
 tests can write freely and still start from the same state in a few milliseconds.
 
 The modules in `BOTH_STORES` run each test twice, over SQLite and over PostGIS (the worker's
-database, emptied and loaded with the scenario for the test), with the same answers expected.
+database, emptied and loaded with the scenario for the test), with the same answers expected;
+`TRUCE_TEST_ALL_STORES=1` does it for every module that uses the in-process client.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -63,7 +65,8 @@ BOTH_STORES = frozenset(
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Run the tests of `BOTH_STORES` over each store."""
     module = metafunc.module.__name__.rsplit(".", 1)[-1]
-    if "store_kind" in metafunc.fixturenames and module in BOTH_STORES:
+    every = os.environ.get("TRUCE_TEST_ALL_STORES") == "1"  # every API module, both stores
+    if "store_kind" in metafunc.fixturenames and (every or module in BOTH_STORES):
         metafunc.parametrize("store_kind", ["sqlite", "postgis"])
 
 
