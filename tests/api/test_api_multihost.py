@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from app.store.postgis import PostGISStore
@@ -38,6 +39,8 @@ OBSERVER = auth("observer")
 ADMIN = auth("admin")
 HOSTS = 3
 PORT = 8000
+#: The URL of the hosts' database, as the test's own namespace reaches it.
+DATABASE: dict[str, str] = {}
 
 
 @dataclass
@@ -175,6 +178,7 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, list[
         for host in started:
             _wait_healthy(host)
         print(f"multi-host test over {mode}: " + ", ".join(h.url for h in started))
+        DATABASE["url"] = cluster.url(host=links[0][1])
         yield mode, started
 
 
@@ -263,3 +267,38 @@ def test_reports_sent_through_every_host_at_once_are_all_there_once(
             if link is not None and link.startswith("/"):
                 link = host.url + link
         assert len(ids) == len(set(ids)) and set(ids) == expected, host.name
+
+
+def test_zones_imported_by_the_command_line_are_used_at_once_by_every_host(
+    hosts: tuple[str, list[Host]], tmp_path: Path, record_property: Any
+) -> None:
+    mode, servers = hosts
+    record_property("network", mode)
+    where = (43.05, 42.05)
+    for host in servers:
+        assert _zones_found(host, *where) == []
+    path = tmp_path / "zones.geojson"
+    feature = zone_feature("imported", 43.0, 42.0)
+    path.write_text(orjson.dumps({"type": "FeatureCollection", "features": [feature]}).decode())
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("TRUCE_")}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from app.cli import main; main()",
+            "import",
+            "zones",
+            str(path),
+            "--database-url",
+            DATABASE["url"],
+            "--no-progress",
+        ],
+        cwd=REPO,
+        env={**environment, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    for host in servers:  # another process wrote the zone: every server uses it at once
+        assert _zones_found(host, *where) == [("imported", True)], host.name
