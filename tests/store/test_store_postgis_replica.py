@@ -8,6 +8,7 @@ while single reads and checks, which go to the primary, have it.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from typing import Any
 
@@ -37,6 +38,7 @@ def primary_and_replica() -> Iterator[tuple[Cluster, Cluster]]:
             yield primary, replica
         finally:
             replica.stop("immediate")
+            shutil.rmtree(root, ignore_errors=True)
 
 
 def _replay(replica: Cluster, paused: bool) -> None:
