@@ -1,12 +1,13 @@
 # Everything a fresh machine (Python 3.11, make, git) needs: `make run` serves the sample scenario,
 # `make test` runs the linters and every test. Both create .venv on first use; run as root, they
-# also install Debian's npm (the map's assets) and chromium (the browser tests) when missing.
+# also install Debian's npm (the map's assets), chromium (the browser tests) and PostGIS for the
+# PostgreSQL 15 server (the PostGIS store's tests) when missing, and start that server.
 VENV   ?= .venv
 PYTHON ?= python3
 PORT   ?= 8000
 BIN    := $(VENV)/bin
 
-.PHONY: install run test lint bench bench-http geodata clean assets browser
+.PHONY: install run test lint bench bench-http bench-store geodata clean assets browser postgis
 
 install: $(VENV)/.installed
 
@@ -28,7 +29,7 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
 
-test: lint assets browser
+test: lint assets browser postgis
 	$(BIN)/pytest -n 2 -q
 
 bench: install
@@ -42,6 +43,10 @@ bench-http: install
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; \
 	  fi; }
 	$(BIN)/python bench/bench_http.py
+
+# The PostGIS store's benchmark (bench/bench_store.py): SQLite and PostGIS side by side.
+bench-store: install postgis
+	$(BIN)/python bench/bench_store.py
 
 geodata: install
 	$(BIN)/python scripts/build_geodata.py
@@ -73,6 +78,29 @@ browser:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	else \
 	  echo "the browser tests need Debian's chromium: sudo apt-get install -y chromium" >&2; \
+	fi
+
+# PostgreSQL 15 with PostGIS 3 on 127.0.0.1:$(PG_PORT) for the PostGIS store's tests (they make
+# and drop their own databases as `postgres`, and their own temporary clusters for the replica
+# and multi-host tests). As root, Debian's postgresql-15-postgis-3 is installed when missing and
+# the server is started when it does not answer.
+PG_PORT ?= 5432
+PG_CONTROL := /usr/share/postgresql/15/extension/postgis.control
+
+postgis:
+	@if [ ! -f $(PG_CONTROL) ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15-postgis-3; \
+	  else \
+	    echo "the PostGIS tests need Debian's postgresql-15-postgis-3: sudo apt-get install -y postgresql-15-postgis-3" >&2; exit 1; \
+	  fi; \
+	fi
+	@if ! pg_isready -q -h 127.0.0.1 -p $(PG_PORT); then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    pg_ctlcluster 15 main start 2>/dev/null || service postgresql start; \
+	  fi; \
+	  for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p $(PG_PORT) && break; sleep 1; done; \
+	  pg_isready -h 127.0.0.1 -p $(PG_PORT) || { echo "PostgreSQL does not answer on 127.0.0.1:$(PG_PORT)" >&2; exit 1; }; \
 	fi
 
 clean:

@@ -3,7 +3,10 @@
 Every setting has a working default, so `truce serve` runs with none set:
 
 - `TRUCE_DATABASE_URL`: ``sqlite:///data/truce.sqlite`` (relative to the working directory; the
-  directory is created on first start);
+  directory is created on first start), or ``postgresql://user@host:5432/db`` for the PostGIS
+  store (options `pool_min`, `pool_max`, `pool_timeout` in its query; see docs/deployment.md);
+- `TRUCE_DATABASE_READ_URL`: a streaming replica of the PostGIS primary for reads (lists, the
+  report feed, incursions, map data); default none: every read goes to the primary;
 - `TRUCE_API_KEYS`: ``key:role,key:role`` with the roles of `app.roles` (``viewer``,
   ``observer``, ``admin``; default none: only keys stored in the database, and public reads if
   allowed);
@@ -97,7 +100,10 @@ class Settings(BaseSettings):
 
     database_url: str = Field(
         default="sqlite:///data/truce.sqlite",
-        description="sqlite:///relative/path or sqlite:////absolute/path",
+        description="sqlite:///relative/path, sqlite:////absolute/path or postgresql://...",
+    )
+    database_read_url: str | None = Field(
+        default=None, description="postgresql://... of a read replica of the PostGIS primary"
     )
     # NoDecode: the environment gives "key:role,key:role", not JSON.
     api_keys: Annotated[list[ApiKey], NoDecode] = Field(

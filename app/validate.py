@@ -474,6 +474,10 @@ def validate_zone_geometry(
 def _check_text(value: str, field: str, max_chars: int, error: type[InvalidInput]) -> str:
     if len(value) > max_chars:
         raise error(f"must be at most {max_chars:,} characters, got {len(value):,}", field=field)
+    # Free text may hold line breaks and tabs, but not U+0000, which no text column of
+    # PostgreSQL can hold (both stores refuse it alike).
+    if "\x00" in value:
+        raise error("must not contain U+0000 (NUL)", field=field)
     return value
 
 

@@ -6,6 +6,8 @@ that area's conftest (`tests/api/`, `tests/map/`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 from hypothesis import HealthCheck, settings
 
@@ -35,3 +37,21 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
             "run `make assets`",
             pytrace=False,
         )
+
+
+@pytest.fixture(scope="session")
+def postgis_session_url() -> Iterator[str]:
+    """A migrated PostGIS database of this worker, for the session (see `tests/postgis.py`)."""
+    from tests.postgis import session_database
+
+    with session_database("truce_test") as url:
+        yield url
+
+
+@pytest.fixture
+def postgis_url(postgis_session_url: str) -> str:
+    """The worker's PostGIS database, emptied for this test."""
+    from tests.postgis import reset_database
+
+    reset_database(postgis_session_url)
+    return postgis_session_url

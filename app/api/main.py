@@ -74,7 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = open_store(settings.database_url)
+        store = open_store(settings.database_url, settings.database_read_url)
         try:
             service = Service(store)
             if settings.load_scenario and service.load_scenario(settings.geodata_dir or GEODATA):

@@ -1,8 +1,8 @@
 """`truce`: the command line, a thin layer over the engine and the service.
 
 One command (or one group of commands) a module: `serve`, `map`, `check`, `importing`
-(`import zones|reports`), `exporting` (`export zones|reports|incursions`), `keys` and
-`parties`; `judging`
+(`import zones|reports`), `exporting` (`export zones|reports|incursions`), `keys`,
+`parties` and `db` (`db migrate|copy`); `judging`
 judges a file's reports with progress bars, and `common` holds what the commands share (output,
 errors, progress bars, options, the database). The commands over files and the database read and
 write files through `app.io` and reach the database through `app.service.Service`, the layer the
@@ -20,6 +20,7 @@ from rich.console import Console
 from app import __version__
 from app.cli import backup
 from app.cli.check import check
+from app.cli.db import db_app
 from app.cli.exporting import export_app
 from app.cli.importing import import_app
 from app.cli.keys import keys_app
@@ -59,6 +60,7 @@ def register(cli: typer.Typer) -> None:
     cli.add_typer(keys_app, name="keys")
     cli.add_typer(parties_app, name="parties")
     backup.add_commands(cli)  # backup, restore
+    cli.add_typer(db_app, name="db")
 
 
 # check, import, export and keys: the commands over files and the database.

@@ -147,7 +147,8 @@ DatabaseUrl = Annotated[
     typer.Option(
         "--database-url",
         envvar="TRUCE_DATABASE_URL",
-        help="sqlite:///path/to/truce.sqlite (relative) or sqlite:////absolute/path",
+        help="sqlite:///path/to/truce.sqlite (relative), sqlite:////absolute/path or "
+        "postgresql://user@host/db",
     ),
 ]
 Actor = Annotated[

@@ -46,7 +46,9 @@ def serve(
     ] = 1,
     database_url: Annotated[
         str | None,
-        typer.Option(help="sqlite:///path/to/truce.sqlite [default: TRUCE_DATABASE_URL]"),
+        typer.Option(
+            help="sqlite:///path/to/truce.sqlite or postgresql://... [default: TRUCE_DATABASE_URL]"
+        ),
     ] = None,
     load_scenario: Annotated[
         bool | None,
@@ -90,7 +92,7 @@ def serve(
         from app.service import Service
         from app.store import open_store
 
-        with closing(open_store(settings.database_url)) as store:
+        with closing(open_store(settings.database_url, settings.database_read_url)) as store:
             Service(store).load_scenario(settings.geodata_dir or GEODATA)
     console.print(
         f"Truce {__version__} on http://{host}:{port} (API docs at /docs), "

@@ -5,7 +5,9 @@ URLs follow the SQLAlchemy convention that operators know:
 - ``sqlite:///truce.db`` (a path relative to the working directory),
   ``sqlite:////var/lib/truce/truce.db`` (absolute); query options ``synchronous`` (``full``,
   the default, or ``normal``) and ``busy_timeout`` (seconds);
-- ``postgresql://...`` is reserved for the PostGIS store (not written yet).
+- ``postgresql://user@host:5432/db`` (also ``postgis://`` and ``postgresql+psycopg://``): the
+  PostGIS store; query options ``pool_min``, ``pool_max``, ``pool_timeout`` (seconds), the rest
+  go to libpq (``sslmode``, ``application_name``...). `read_url` names a read replica.
 """
 
 from __future__ import annotations
@@ -64,10 +66,13 @@ __all__ = [
 _POSTGRES_SCHEMES = ("postgresql", "postgres", "postgis")
 
 
-def open_store(url: str) -> Store:
-    """Open the store that `url` names (see the module docstring for the forms)."""
+def open_store(url: str, read_url: str | None = None) -> Store:
+    """Open the store that `url` names (see the module docstring for the forms); `read_url`,
+    a replica of a PostGIS `url`, serves its reads."""
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
+    if read_url and scheme == "sqlite":
+        raise UnsupportedDatabase("a read replica (TRUCE_DATABASE_READ_URL) needs PostGIS")
     if scheme == "sqlite":
         # sqlite:///rel/path -> path "/rel/path" -> "rel/path"; sqlite:////abs -> "//abs" -> "/abs".
         if parts.netloc:
@@ -98,10 +103,10 @@ def open_store(url: str) -> Store:
         except ValueError as exc:
             raise UnsupportedDatabase(f"bad SQLite URL {url!r}: {exc}") from None
     if scheme.split("+")[0] in _POSTGRES_SCHEMES:
-        raise UnsupportedDatabase(
-            "the PostGIS store is not available yet; use sqlite:///path/to/truce.db"
-        )
+        from app.store.postgis import PostGISStore
+
+        return PostGISStore(url, read_url=read_url)
     raise UnsupportedDatabase(
         f"unsupported database URL {url!r}: expected sqlite:///path/to/truce.db "
-        "(postgresql:// is reserved for PostGIS)"
+        "or postgresql://host/database"
     )

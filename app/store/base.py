@@ -45,8 +45,9 @@ Promises every implementation keeps:
 - **Errors.** `UnknownZone` (from `app.errors`), `Conflict`, `UnknownKey`, `BadCursor`; and
   `Unavailable` when the storage itself fails, by cause: `Busy` (locked by other writers),
   `StorageFull` (no space left), `ReadOnlyStorage` (the file or its file system cannot be
-  written), `StorageIOError` (the disk failed or the file cannot be opened). Nothing of a write
-  that raises is stored, and reads keep working where the cause allows (they do when full or
+  written), `StorageIOError` (the disk failed or the file cannot be opened), `Unreachable`
+  (a database server that is down, or the connection to it was lost). Nothing of a write that
+  raises is stored, and reads keep working where the cause allows (they do when full or
   read-only). `ValueError` for arguments that no caller should pass (naive datetimes, a zone
   that ends before it starts, a bad bbox, an unknown role).
 """
@@ -89,6 +90,7 @@ __all__ = [
     "UnknownKey",
     "UnknownReport",
     "UnknownZone",
+    "Unreachable",
     "UnsupportedDatabase",
     "hash_key",
     "iter_report_pages",
@@ -173,6 +175,18 @@ class StorageIOError(Unavailable):
     title = "Storage I/O error"
     cause = "io-error"
     retry_after = 30
+
+
+class Unreachable(Unavailable):
+    """The database server cannot be reached (down, restarting, or the connection was lost).
+
+    Nothing of the write that raised is stored; the store reconnects by itself once the server
+    is back.
+    """
+
+    title = "Database unreachable"
+    cause = "unreachable"
+    retry_after = 2
 
 
 class UnsupportedDatabase(StoreError):

@@ -79,8 +79,14 @@ def sqlite_file(url: str) -> Path:
     parts = urlsplit(url)
     path = unquote(parts.path)[1:]
     if parts.scheme.lower() != "sqlite" or parts.netloc or not path or path == ":memory:":
+        hint = (
+            "; back up a PostGIS store with pg_dump or pg_basebackup (docs/deployment.md)"
+            if parts.scheme.lower().startswith(("postgres", "postgis"))
+            else ""
+        )
         raise UnsupportedDatabase(
-            f"backup and restore work on SQLite files (sqlite:///path/to/truce.db), not {url!r}"
+            f"backup and restore work on SQLite files (sqlite:///path/to/truce.db), not "
+            f"{url!r}{hint}"
         )
     return Path(path)
 

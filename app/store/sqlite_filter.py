@@ -85,7 +85,7 @@ def _value(column: Column, value: Value) -> Any:
     return value
 
 
-def _is_box(geometry: BaseGeometry) -> bool:
+def is_box(geometry: BaseGeometry) -> bool:
     """Whether a polygon is exactly its envelope (a lon/lat box)."""
     return bool(
         geometry.geom_type == "Polygon"
@@ -97,7 +97,7 @@ def _is_box(geometry: BaseGeometry) -> bool:
 def _intersects(predicate: Intersects, lon: str, lat: str) -> tuple[str, list[Any]]:
     geometry = predicate.geometry
     parts = list(geometry.geoms) if geometry.geom_type == "MultiPolygon" else [geometry]
-    if all(_is_box(part) for part in parts):
+    if all(is_box(part) for part in parts):
         boxes = []
         params: list[Any] = []
         for part in parts:

@@ -2,10 +2,15 @@
 
 The founding scenario is loaded once into a template database; each test gets its own copy, so
 tests can write freely and still start from the same state in a few milliseconds.
+
+The modules in `BOTH_STORES` run each test twice, over SQLite and over PostGIS (the worker's
+database, emptied and loaded with the scenario for the test), with the same answers expected;
+`TRUCE_TEST_ALL_STORES=1` does it for every module that uses the in-process client.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -19,6 +24,7 @@ from app.api.main import create_app
 from app.service import Service
 from app.settings import Settings
 from app.store import SQLiteStore
+from app.store.postgis import PostGISStore
 from tests.api.support import API_KEYS, SERVER_MAX_BODY, SERVER_MAX_FEATURES, Server, running_server
 
 
@@ -42,12 +48,55 @@ def db_path(tmp_path: Path, template_db: Path) -> Path:
     return path
 
 
+#: The API modules whose tests run over both stores (the others over SQLite only).
+BOTH_STORES = frozenset(
+    {
+        "test_api_check",
+        "test_api_corrections",
+        "test_api_idempotency",
+        "test_api_incursions",
+        "test_api_reports",
+        "test_api_tracks",
+        "test_api_zones",
+    }
+)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run the tests of `BOTH_STORES` over each store."""
+    module = metafunc.module.__name__.rsplit(".", 1)[-1]
+    every = os.environ.get("TRUCE_TEST_ALL_STORES") == "1"  # every API module, both stores
+    if "store_kind" in metafunc.fixturenames and (every or module in BOTH_STORES):
+        metafunc.parametrize("store_kind", ["sqlite", "postgis"])
+
+
 @pytest.fixture
-def make_settings(db_path: Path) -> Callable[..., Settings]:
+def store_kind() -> str:
+    """The store of the test's database (parametrized for the modules of `BOTH_STORES`)."""
+    return "sqlite"
+
+
+@pytest.fixture
+def database_url(store_kind: str, request: pytest.FixtureRequest) -> str:
+    """The test's database, with the founding scenario in it: a copy of the SQLite template, or
+    the worker's PostGIS database emptied and loaded."""
+    if store_kind == "sqlite":
+        return f"sqlite:///{request.getfixturevalue('db_path')}"
+    url: str = request.getfixturevalue("postgis_url")
+    store = PostGISStore(url, listen=False)
+    try:
+        assert Service(store).load_scenario()
+    finally:
+        store.close()
+    return url
+
+
+@pytest.fixture
+def make_settings(database_url: str) -> Callable[..., Settings]:
     """Settings for the test's database, with the three test keys; overrides as keywords."""
 
     def make(**overrides: Any) -> Settings:
-        values: dict[str, Any] = {"database_url": f"sqlite:///{db_path}", "api_keys": API_KEYS}
+        values: dict[str, Any] = {"database_url": database_url, "api_keys": API_KEYS}
         values.update(overrides)
         return Settings(_env_file=None, **values)
 

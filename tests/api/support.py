@@ -52,7 +52,7 @@ class Server:
 
     url: str
     process: subprocess.Popen[bytes]
-    db: Path
+    db: Path | str  # a SQLite file, or a PostgreSQL URL
     log: Path
 
     def kill(self, sig: int = signal.SIGTERM) -> None:
@@ -67,15 +67,23 @@ class Server:
             self.process.wait(timeout=15)
 
 
+def database_url(db: Path | str) -> str:
+    """The TRUCE_DATABASE_URL of a SQLite file or of a PostgreSQL URL (kept as it is)."""
+    return db if isinstance(db, str) else f"sqlite:///{db}"
+
+
 def start_server(
-    db: Path, log: Path, *, workers: int = 1, env: dict[str, str] | None = None
+    db: Path | str, log: Path, *, workers: int = 1, env: dict[str, str] | None = None
 ) -> Server:
-    """Start `uvicorn --factory app.api.main:create_app_from_env` and wait for /health."""
+    """Start `uvicorn --factory app.api.main:create_app_from_env` and wait for /health.
+
+    `db` is a SQLite file or a PostgreSQL URL.
+    """
     port = free_port()
     environment = {key: value for key, value in os.environ.items() if not key.startswith("TRUCE_")}
     environment.update(
         {
-            "TRUCE_DATABASE_URL": f"sqlite:///{db}",
+            "TRUCE_DATABASE_URL": database_url(db),
             "TRUCE_API_KEYS": API_KEYS,
             "TRUCE_LOAD_SCENARIO": "true",
         }
@@ -121,7 +129,7 @@ SERVER_MAX_FEATURES = 5_000
 
 @contextmanager
 def running_server(
-    db: Path, log: Path, *, workers: int = 1, env: dict[str, str] | None = None
+    db: Path | str, log: Path, *, workers: int = 1, env: dict[str, str] | None = None
 ) -> Iterator[Server]:
     """A server for the duration of a `with` block."""
     server = start_server(db, log, workers=workers, env=env)

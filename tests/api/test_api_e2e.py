@@ -1,7 +1,8 @@
-"""End to end over real HTTP: uvicorn on a loopback port, a real SQLite file, real processes.
+"""End to end over real HTTP: uvicorn on a loopback port, a real database, real processes.
 
 Durability (an acknowledged report survives SIGKILL), concurrent writers in two processes, an index
-that is never stale across workers and servers, the body limits, and a big check.
+that is never stale across workers and servers, the body limits, and a big check. The tests that
+write run on both stores (`make_db`: a SQLite file, or a fresh PostGIS database).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
@@ -30,6 +31,7 @@ from tests.api.support import (
     start_server,
 )
 from tests.factories import PARUKH, collection, point_feature, zone_feature
+from tests.postgis import create_database, drop_database, worker_database_name
 
 VIEWER = auth("viewer")
 OBSERVER = auth("observer")
@@ -86,8 +88,10 @@ def test_over_the_feature_limit_is_413(http: httpx.Client) -> None:
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
-def test_an_acknowledged_report_survives_sigkill(tmp_path: Path) -> None:
-    db, log = tmp_path / "truce.sqlite", tmp_path / "uvicorn.log"
+def test_an_acknowledged_report_survives_sigkill(
+    make_db: Callable[[str], Path | str], tmp_path: Path
+) -> None:
+    db, log = make_db("sigkill"), tmp_path / "uvicorn.log"
     first = start_server(db, log)
     try:
         batch = collection(*(point_feature(*PARUKH, id=f"durable-{i}") for i in range(100)))
@@ -127,11 +131,34 @@ print("done", flush=True)
 """
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgis"])
+def make_db(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[str], Path | str]]:
+    """Fresh databases of one store for this module: SQLite files, or PostGIS databases (each
+    dropped at the end of the module)."""
+    directory = tmp_path_factory.mktemp(request.param)
+    made: list[str] = []
+
+    def make(name: str) -> Path | str:
+        if request.param == "sqlite":
+            return directory / f"{name}.sqlite"
+        database = worker_database_name(f"truce_e2e_{name}")
+        made.append(database)
+        return create_database(database)
+
+    yield make
+    for database in made:
+        drop_database(database)
+
+
 @pytest.fixture(scope="module")
-def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A server with two worker processes on one SQLite file."""
-    directory = tmp_path_factory.mktemp("workers")
-    with running_server(directory / "truce.sqlite", directory / "uvicorn.log", workers=2) as server:
+def two_workers(
+    make_db: Callable[[str], Path | str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """A server with two worker processes on one database."""
+    log = tmp_path_factory.mktemp("workers") / "uvicorn.log"
+    with running_server(make_db("workers"), log, workers=2) as server:
         yield server
 
 
@@ -173,7 +200,7 @@ def test_zone_changes_are_used_at_once_by_every_worker_and_server(
 ) -> None:
     base = two_workers.url
     where = (44.05, 41.05)
-    # A second server on the same file: another process with its own index.
+    # A second server on the same database: another process with its own index.
     with running_server(two_workers.db, tmp_path / "other.log") as other:
         for url in (base, other.url):
             assert _zones_found(url, *where) == []

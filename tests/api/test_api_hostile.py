@@ -25,6 +25,7 @@ import pytest
 from app.validate import MAX_CODE_CHARS, MAX_ID_CHARS, MAX_NOTES_CHARS, MAX_TEXT_CHARS
 from tests.api.support import Server, assert_problem, auth, running_server
 from tests.factories import FAR, PARUKH, T, collection, point_feature, zone_feature
+from tests.postgis import create_database, drop_database, worker_database_name
 
 MAX_BODY = 256 * 1024
 MAX_FEATURES = 500
@@ -519,16 +520,26 @@ case("reports-empty", "POST", "/reports", 200, body=collection(), key=OBSERVER)
 # -- the server and the store -------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def hostile(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A server of this module's own, with small limits."""
+@pytest.fixture(scope="module", params=["sqlite", "postgis"])
+def hostile(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """A server of this module's own, with small limits, over each store."""
     directory = tmp_path_factory.mktemp("hostile")
-    with running_server(
-        directory / "truce.sqlite",
-        directory / "uvicorn.log",
-        env={"TRUCE_MAX_BODY_BYTES": str(MAX_BODY), "TRUCE_MAX_FEATURES": str(MAX_FEATURES)},
-    ) as running:
-        yield running
+    database: Path | str = directory / "truce.sqlite"
+    name = worker_database_name("truce_hostile")
+    if request.param == "postgis":
+        database = create_database(name)
+    try:
+        with running_server(
+            database,
+            directory / "uvicorn.log",
+            env={"TRUCE_MAX_BODY_BYTES": str(MAX_BODY), "TRUCE_MAX_FEATURES": str(MAX_FEATURES)},
+        ) as running:
+            yield running
+    finally:
+        if request.param == "postgis":
+            drop_database(name)
 
 
 @pytest.fixture(scope="module")

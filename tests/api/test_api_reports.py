@@ -227,3 +227,22 @@ def test_numeric_ids_and_extra_properties_survive(client: TestClient) -> None:
     assert stored["properties"]["placement"] == "by the road"
     assert stored["properties"]["confidence"] == "high"
     assert stored["properties"]["observed_at"] == "2022-03-24T02:00:00+00:00"
+
+
+@pytest.mark.parametrize("name", ["notes", "source", "unit", "party"])
+def test_nul_in_a_text_property_is_422_naming_it_on_every_store(
+    client: TestClient, name: str
+) -> None:
+    # PostgreSQL's text cannot hold U+0000: both stores refuse it alike, before storing.
+    feature = point_feature(*PARUKH, id="with-nul", **{name: "a\x00b"})
+    answer = client.post("/reports", json=feature, headers=OBSERVER)
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["field"] == f"properties/{name}"
+    assert client.get("/reports/with-nul", headers=VIEWER).status_code == 404
+
+
+def test_nul_in_a_path_or_a_filter_finds_nothing_on_every_store(client: TestClient) -> None:
+    assert client.get("/reports/a%00b", headers=VIEWER).status_code == 404
+    assert client.get("/zones/a%00b", headers=VIEWER).status_code == 404
+    page = client.get("/reports", params={"party": "A\x00ZE", "unit": "u\x00"}, headers=VIEWER)
+    assert page.status_code == 200 and page.json()["features"] == []

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from app.scenario import GEODATA
 from app.service import Service
 from app.store import SQLiteStore
-from app.store.base import ReadOnlyStorage, StorageFull, StorageIOError
+from app.store.base import ReadOnlyStorage, StorageFull, StorageIOError, Unreachable
 from tests.api.support import assert_problem, auth, running_server
 from tests.factories import PARUKH, collection, point_feature
 from tests.storage_mounts import can_mount, fill, read_only_view, small_tmpfs
@@ -179,6 +179,7 @@ def test_ready_is_200_with_a_writable_store(client: TestClient) -> None:
         (StorageFull("the database's disk is full"), 507, "disk-full"),
         (ReadOnlyStorage("the database is read-only"), 503, "read-only"),
         (StorageIOError("the database's disk failed"), 503, "io-error"),
+        (Unreachable("the database cannot be reached"), 503, "unreachable"),
     ],
 )
 def test_storage_errors_name_their_cause_and_close_the_connection(

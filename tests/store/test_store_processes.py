@@ -168,8 +168,9 @@ def test_open_store_reads_sqlite_options(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("url", "message"),
     [
-        ("postgresql://truce@db/truce", "PostGIS"),
-        ("postgresql+psycopg://truce@db/truce", "PostGIS"),
+        ("postgresql://truce@db/truce?pool_max=0", "pool_max"),
+        ("postgresql+psycopg://truce@db/truce?pool_timeout=soon", "pool_timeout"),
+        ("sqlite:///t.db?synchronous=full&read=1", "unknown"),
         ("mysql://db/truce", "unsupported"),
         ("truce.db", "unsupported"),
         ("sqlite://", "file path"),

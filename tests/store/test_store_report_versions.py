@@ -1,9 +1,9 @@
-"""Report versions in SQLiteStore: corrections, retractions, history, the feed, old files."""
+"""Report versions in both stores: corrections, retractions, history, the feed; old SQLite files."""
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from app.domain import Report
-from app.store import Conflict, SQLiteStore, UnknownReport
+from app.store import Conflict, SQLiteStore, Store, UnknownReport
 from app.store.sqlite import MIGRATIONS
 from tests.factories import make_report
+from tests.store.conftest import RAW_ERRORS
 
 T0 = datetime(2022, 3, 24, 6, tzinfo=UTC)
 
@@ -23,19 +24,13 @@ def report(report_id: str, at: datetime = T0, **kw: Any) -> Report:
     return make_report(report_id, observed_at=at, **kw)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
-    with SQLiteStore(tmp_path / "truce.db") as s:
-        yield s
-
-
-def _listed(store: SQLiteStore, **kw: Any) -> dict[str, Report]:
+def _listed(store: Store, **kw: Any) -> dict[str, Report]:
     page, cursor = store.list_reports(limit=10_000, **kw)
     assert cursor is None
     return {r.id: r for r in page}
 
 
-def test_a_correction_is_the_next_version_and_every_read_uses_it(store: SQLiteStore) -> None:
+def test_a_correction_is_the_next_version_and_every_read_uses_it(store: Store) -> None:
     store.add_reports([report("a", unit="bn-1"), report("b", unit="bn-1")], "op")
     moved = report("a", lon=45.0, party="ARM", unit="bn-1", notes="party misread")
     version, changed = store.correct_report(moved, "op-2")
@@ -66,7 +61,7 @@ def test_a_correction_is_the_next_version_and_every_read_uses_it(store: SQLiteSt
     )
 
 
-def test_a_retraction_hides_the_report_but_keeps_its_record(store: SQLiteStore) -> None:
+def test_a_retraction_hides_the_report_but_keeps_its_record(store: Store) -> None:
     store.add_reports([report("a", unit="bn-1"), report("b")], "op")
     done = store.retract_report("a", "double count of b", "op-3")
     assert done.retracted and done.version == 2 and done.reason == "double count of b"
@@ -88,7 +83,7 @@ def test_a_retraction_hides_the_report_but_keeps_its_record(store: SQLiteStore) 
     assert _listed(store).keys() == {"b"}
 
 
-def test_unknown_reports_are_named(store: SQLiteStore) -> None:
+def test_unknown_reports_are_named(store: Store) -> None:
     for call in (
         lambda: store.get_report("nope"),
         lambda: store.report_history("nope"),
@@ -100,7 +95,7 @@ def test_unknown_reports_are_named(store: SQLiteStore) -> None:
 
 
 def test_update_files_changed_reports_as_versions_and_any_version_is_a_duplicate(
-    store: SQLiteStore,
+    store: Store,
 ) -> None:
     store.add_reports([report("a"), report("b")], "op")
     stored, corrected, duplicates = store.update_reports(
@@ -117,7 +112,7 @@ def test_update_files_changed_reports_as_versions_and_any_version_is_a_duplicate
     assert store.get_report("a").version == 2
 
 
-def test_the_feed_lists_versions_in_commit_order(store: SQLiteStore) -> None:
+def test_the_feed_lists_versions_in_commit_order(store: Store) -> None:
     store.add_reports([report("a"), report("b")], "op")
     first, position = store.reports_after(0, 10)
     assert [(v.report.id, v.version) for v in first] == [("a", 1), ("b", 1)]
@@ -137,7 +132,7 @@ def test_the_feed_lists_versions_in_commit_order(store: SQLiteStore) -> None:
 
 
 def test_pages_give_each_latest_version_once_when_a_correction_moves_it_in_time(
-    store: SQLiteStore,
+    store: Store,
 ) -> None:
     store.add_reports([report(f"r{i:02d}", at=T0 + timedelta(hours=i)) for i in range(30)], "op")
     store.correct_report(report("r03", at=T0 + timedelta(hours=40)), "op")
@@ -198,13 +193,10 @@ def test_a_database_of_the_first_schema_is_upgraded_and_its_reports_corrected(
         ]
 
 
-def test_versions_are_never_overwritten(store: SQLiteStore) -> None:
+def test_versions_are_never_overwritten(store: Store, raw_execute: Callable[[str], None]) -> None:
     store.add_reports([report("a")], "op")
     store.correct_report(replace(report("a"), party="ARM"), "op")
-    raw = sqlite3.connect(store.path)
-    try:
-        for statement in ("UPDATE report_versions SET party = 'X'", "DELETE FROM report_versions"):
-            with pytest.raises(sqlite3.DatabaseError, match="never"):
-                raw.execute(statement)
-    finally:
-        raw.close()
+    for statement in ("UPDATE report_versions SET party = 'X'", "DELETE FROM report_versions"):
+        with pytest.raises(RAW_ERRORS, match="never"):
+            raw_execute(statement)
+    assert [v.report.party for v in store.report_history("a")] == ["AZE", "ARM"]

@@ -1,21 +1,27 @@
-"""SQLiteStore in one process: zones and their versions, reports, pagination, keys, audit."""
+"""Both stores in one process: zones and their versions, reports, pagination, keys, audit.
+
+`store` is each store in turn (tests/store/conftest.py); `sqlite_store` is for what only the
+SQLite file has.
+"""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import shapely
 from shapely import Polygon, box
 
-from app.domain import Confidence, Report, ReportKind, Zone, ZoneKind
+from app.domain import Confidence, Party, Report, ReportKind, Zone, ZoneKind
 from app.store import (
     AuditEntry,
     BadCursor,
@@ -30,6 +36,10 @@ from app.store import (
 )
 from app.store.sqlite import MIGRATIONS
 from tests.factories import make_report, make_zone
+from tests.store.conftest import RAW_ERRORS
+
+# A NOT NULL column refused by the database itself, in each store.
+INTEGRITY_ERRORS = (sqlite3.IntegrityError, psycopg.IntegrityError)
 
 T0 = datetime(2020, 11, 10, tzinfo=UTC)  # the trilateral statement
 AGDAM = datetime(2020, 11, 20, tzinfo=UTC)
@@ -49,20 +59,14 @@ def report(report_id: str, at: datetime = T0, **kw: Any) -> Report:
     return make_report(report_id, observed_at=at, **kw)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SQLiteStore]:
-    with SQLiteStore(tmp_path / "truce.db") as s:
-        yield s
-
-
 # -- zones ------------------------------------------------------------------------------------
 
 
-def test_sqlite_store_satisfies_the_store_protocol(store: SQLiteStore) -> None:
+def test_each_store_satisfies_the_store_protocol(store: Store) -> None:
     assert isinstance(store, Store)
 
 
-def test_created_zone_reads_back_as_version_1_with_times_in_utc(store: SQLiteStore) -> None:
+def test_created_zone_reads_back_as_version_1_with_times_in_utc(store: Store) -> None:
     local_from = datetime(2020, 11, 10, 4, 0, tzinfo=BAKU)
     geometry = Polygon([(46.5, 39.6), (47.0, 39.6), (46.8, 40.0), (46.5, 39.6)])
     created = store.add_zones(
@@ -81,7 +85,7 @@ def test_created_zone_reads_back_as_version_1_with_times_in_utc(store: SQLiteSto
     assert got.warning_distance_m == 1000.0
 
 
-def test_existing_zone_id_is_a_conflict_and_the_batch_stores_nothing(store: SQLiteStore) -> None:
+def test_existing_zone_id_is_a_conflict_and_the_batch_stores_nothing(store: Store) -> None:
     store.add_zones([zone("pk")], "admin")
     token = store.zones_changed_token()
     with pytest.raises(Conflict) as caught:
@@ -93,13 +97,13 @@ def test_existing_zone_id_is_a_conflict_and_the_batch_stores_nothing(store: SQLi
     assert [e.action for e in store.audit_log()] == ["zone.create"]
 
 
-def test_zone_id_repeated_in_one_batch_is_a_conflict(store: SQLiteStore) -> None:
+def test_zone_id_repeated_in_one_batch_is_a_conflict(store: Store) -> None:
     with pytest.raises(Conflict):
         store.add_zones([zone("pk"), zone("pk")], "admin")
     assert store.list_zones() == []
 
 
-def test_new_version_numbers_up_and_leaves_the_old_version_as_filed(store: SQLiteStore) -> None:
+def test_new_version_numbers_up_and_leaves_the_old_version_as_filed(store: Store) -> None:
     store.add_zones([zone()], "admin")
     smaller = box(46.6, 39.7, 46.9, 39.9)
     v2 = store.new_zone_version(zone(geometry=smaller, valid_from=AGDAM, version=99), "admin")
@@ -113,7 +117,7 @@ def test_new_version_numbers_up_and_leaves_the_old_version_as_filed(store: SQLit
     assert store.get_zone("pk").version == 2
 
 
-def test_new_version_of_an_unknown_zone_raises_unknown_zone(store: SQLiteStore) -> None:
+def test_new_version_of_an_unknown_zone_raises_unknown_zone(store: Store) -> None:
     with pytest.raises(UnknownZone):
         store.new_zone_version(zone("nowhere"), "admin")
     with pytest.raises(UnknownZone):
@@ -122,7 +126,7 @@ def test_new_version_of_an_unknown_zone_raises_unknown_zone(store: SQLiteStore) 
         store.retire_zone("nowhere", WITHDRAWAL, "admin")
 
 
-def test_retiring_adds_a_version_ending_at_the_retirement(store: SQLiteStore) -> None:
+def test_retiring_adds_a_version_ending_at_the_retirement(store: Store) -> None:
     store.add_zones([zone()], "admin")
     retired = store.retire_zone("pk", WITHDRAWAL, "admin")
     assert (retired.version, retired.valid_from, retired.valid_to) == (2, T0, WITHDRAWAL)
@@ -132,7 +136,7 @@ def test_retiring_adds_a_version_ending_at_the_retirement(store: SQLiteStore) ->
     assert history[1].authorized_parties == history[0].authorized_parties
 
 
-def test_a_zone_is_retired_once_and_never_before_it_starts(store: SQLiteStore) -> None:
+def test_a_zone_is_retired_once_and_never_before_it_starts(store: Store) -> None:
     store.add_zones([zone()], "admin")
     with pytest.raises(Conflict):
         store.retire_zone("pk", T0 - timedelta(days=1), "admin")
@@ -147,7 +151,7 @@ def test_a_zone_is_retired_once_and_never_before_it_starts(store: SQLiteStore) -
 
 
 @pytest.fixture
-def handed_over(store: SQLiteStore) -> SQLiteStore:
+def handed_over(store: Store) -> Store:
     """A zone reshaped at the Agdam handover and retired at the withdrawal, and a corridor."""
     store.add_zones(
         [zone("pk"), zone("lachin", box(46.4, 39.5, 46.6, 39.7), kind=ZoneKind.CORRIDOR)], "admin"
@@ -157,7 +161,7 @@ def handed_over(store: SQLiteStore) -> SQLiteStore:
     return store
 
 
-def test_list_zones_at_a_time_gives_the_version_in_force(handed_over: SQLiteStore) -> None:
+def test_list_zones_at_a_time_gives_the_version_in_force(handed_over: Store) -> None:
     before = handed_over.list_zones(at=T0 - timedelta(seconds=1))
     assert before == []
 
@@ -173,7 +177,7 @@ def test_list_zones_at_a_time_gives_the_version_in_force(handed_over: SQLiteStor
     assert [z.id for z in after] == ["lachin"]
 
 
-def test_list_zones_without_a_time_gives_latest_or_all_versions(handed_over: SQLiteStore) -> None:
+def test_list_zones_without_a_time_gives_latest_or_all_versions(handed_over: Store) -> None:
     latest = handed_over.list_zones()
     assert [(z.id, z.version, z.valid_to) for z in latest] == [
         ("lachin", 1, None),
@@ -185,7 +189,7 @@ def test_list_zones_without_a_time_gives_latest_or_all_versions(handed_over: SQL
     assert every[1].valid_to is None
 
 
-def test_zones_for_index_never_outlive_a_retirement(handed_over: SQLiteStore) -> None:
+def test_zones_for_index_never_outlive_a_retirement(handed_over: Store) -> None:
     indexed = handed_over.zones_for_index()
     pk = [z for z in indexed if z.id == "pk"]
     # v2 is wholly superseded by v3 (same start, earlier end) and left out.
@@ -199,7 +203,7 @@ def test_zones_for_index_never_outlive_a_retirement(handed_over: SQLiteStore) ->
         assert len(in_force) == (1 if T0 <= at < WITHDRAWAL else 0)
 
 
-def test_a_backdated_version_supersedes_every_earlier_one(store: SQLiteStore) -> None:
+def test_a_backdated_version_supersedes_every_earlier_one(store: Store) -> None:
     store.add_zones([zone()], "admin")
     store.new_zone_version(zone(valid_from=AGDAM), "admin")
     corrected = box(46.55, 39.65, 46.95, 39.95)
@@ -209,7 +213,7 @@ def test_a_backdated_version_supersedes_every_earlier_one(store: SQLiteStore) ->
     assert [z.version for z in store.list_zones(at=LACHIN)] == [3]
 
 
-def test_bbox_keeps_zones_whose_envelope_intersects(store: SQLiteStore) -> None:
+def test_bbox_keeps_zones_whose_envelope_intersects(store: Store) -> None:
     store.add_zones(
         [
             zone("west", box(10, 10, 11, 11)),
@@ -226,7 +230,7 @@ def test_bbox_keeps_zones_whose_envelope_intersects(store: SQLiteStore) -> None:
     assert [z.id for z in store.list_zones(at=T0, bbox=(19, 9, 22, 12))] == ["east"]
 
 
-def test_kind_filter(store: SQLiteStore) -> None:
+def test_kind_filter(store: Store) -> None:
     store.add_zones([zone("pk"), zone("lachin", kind=ZoneKind.CORRIDOR)], "admin")
     assert [z.id for z in store.list_zones(kind="corridor")] == ["lachin"]
     assert [z.id for z in store.list_zones(kind=ZoneKind.PEACEKEEPING, at=T0)] == ["pk"]
@@ -234,46 +238,58 @@ def test_kind_filter(store: SQLiteStore) -> None:
         store.list_zones(kind="nonsense")
 
 
+def _moved(other: Store, before: int) -> int:
+    """`other`'s token once it moved from `before`: at once in SQLite (read from the file); in
+    PostGIS as soon as its listener hears the NOTIFY (the server sends it at the commit)."""
+    deadline = time.monotonic() + 2.0
+    token = other.zones_changed_token()
+    while token == before and time.monotonic() < deadline:
+        time.sleep(0.001)
+        token = other.zones_changed_token()
+    return token
+
+
 def test_zones_changed_token_moves_on_every_zone_write_and_other_stores_see_it(
-    store: SQLiteStore,
+    store: Store, reopen: Callable[[], Store]
 ) -> None:
-    other = SQLiteStore(store.path)
-    try:
-        seen = [other.zones_changed_token()]
-        store.add_zones([zone("pk"), zone("lachin")], "admin")
-        seen.append(other.zones_changed_token())
-        store.new_zone_version(zone("pk", valid_from=AGDAM), "admin")
-        seen.append(other.zones_changed_token())
-        store.retire_zone("lachin", WITHDRAWAL, "admin")
-        seen.append(other.zones_changed_token())
-        store.add_reports([report("r1")], "observer")  # not a zone write
-        seen.append(other.zones_changed_token())
-    finally:
-        other.close()
+    other = reopen()
+    seen = [other.zones_changed_token()]
+    store.add_zones([zone("pk"), zone("lachin")], "admin")
+    seen.append(_moved(other, seen[-1]))
+    store.new_zone_version(zone("pk", valid_from=AGDAM), "admin")
+    seen.append(_moved(other, seen[-1]))
+    store.retire_zone("lachin", WITHDRAWAL, "admin")
+    seen.append(_moved(other, seen[-1]))
+    store.add_reports([report("r1")], "observer")  # not a zone write
+    time.sleep(0.05)
+    seen.append(other.zones_changed_token())
     assert len(set(seen[:4])) == 4
     assert seen[4] == seen[3]
+    # The writer's own store knows its write at once.
+    before = store.zones_changed_token()
+    store.new_zone_version(zone("lachin", valid_from=AGDAM), "admin")
+    assert store.zones_changed_token() != before
 
 
-def test_stored_zones_and_reports_cannot_be_overwritten(store: SQLiteStore) -> None:
+def test_stored_zones_and_reports_cannot_be_overwritten(
+    store: Store, raw_execute: Callable[[str], None]
+) -> None:
     store.add_zones([zone()], "admin")
     store.add_reports([report("r1")], "observer")
-    raw = sqlite3.connect(store.path)
-    try:
-        for statement in (
-            "UPDATE zones SET name = 'x'",
-            "DELETE FROM zones",
-            "UPDATE reports SET party = 'ARM'",
-            "DELETE FROM reports",
-            "DELETE FROM audit",
-        ):
-            with pytest.raises(sqlite3.DatabaseError):
-                raw.execute(statement)
-    finally:
-        raw.close()
+    for statement in (
+        "UPDATE zones SET name = 'x'",
+        "DELETE FROM zones",
+        "UPDATE reports SET party = 'ARM'",
+        "DELETE FROM reports",
+        "DELETE FROM audit",
+    ):
+        with pytest.raises(RAW_ERRORS, match="never"):
+            raw_execute(statement)
     assert store.get_zone("pk").name == "zone pk"
+    assert store.list_reports()[0][0].party == "AZE"
 
 
-def test_naive_datetimes_are_refused(store: SQLiteStore) -> None:
+def test_naive_datetimes_are_refused(store: Store) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         store.add_zones([zone(valid_from=datetime(2020, 11, 10))], "admin")
     with pytest.raises(ValueError, match="timezone-aware"):
@@ -281,7 +297,7 @@ def test_naive_datetimes_are_refused(store: SQLiteStore) -> None:
     assert store.count_reports() == 0
 
 
-def test_a_zone_that_ends_before_it_starts_is_refused(store: SQLiteStore) -> None:
+def test_a_zone_that_ends_before_it_starts_is_refused(store: Store) -> None:
     with pytest.raises(ValueError, match="valid_to"):
         store.add_zones([zone(valid_to=T0)], "admin")
     assert store.list_zones() == []
@@ -290,7 +306,7 @@ def test_a_zone_that_ends_before_it_starts_is_refused(store: SQLiteStore) -> Non
 # -- reports ----------------------------------------------------------------------------------
 
 
-def test_report_reads_back_with_every_field(store: SQLiteStore) -> None:
+def test_report_reads_back_with_every_field(store: Store) -> None:
     at = datetime(2022, 3, 24, 9, 30, 15, 123456, tzinfo=BAKU)
     sent = Report(
         id="farukh-1",
@@ -318,7 +334,7 @@ def test_report_reads_back_with_every_field(store: SQLiteStore) -> None:
     assert got.kind is ReportKind.TROOPS and got.confidence is Confidence.MEDIUM
 
 
-def test_a_resent_report_is_a_duplicate_only_with_the_same_content(store: SQLiteStore) -> None:
+def test_a_resent_report_is_a_duplicate_only_with_the_same_content(store: Store) -> None:
     store.add_reports([report("r1"), report("r2")], "observer")
     stored, duplicates = store.add_reports([report("r3"), report("r1")], "observer")
     assert ([r.id for r in stored], duplicates) == (["r3"], ["r1"])
@@ -331,7 +347,7 @@ def test_a_resent_report_is_a_duplicate_only_with_the_same_content(store: SQLite
     assert {r.id: r.party for r in page}["r1"] == "AZE"
 
 
-def test_ids_repeated_within_a_batch_are_stored_once(store: SQLiteStore) -> None:
+def test_ids_repeated_within_a_batch_are_stored_once(store: Store) -> None:
     batch = [report("a"), report("b"), report("a"), report("c"), report("a")]
     stored, duplicates = store.add_reports(batch, "observer")
     assert [r.id for r in stored] == ["a", "b", "c"]
@@ -343,11 +359,11 @@ def test_ids_repeated_within_a_batch_are_stored_once(store: SQLiteStore) -> None
     assert store.count_reports() == 3
 
 
-def test_a_batch_that_fails_midway_stores_nothing(store: SQLiteStore) -> None:
+def test_a_batch_that_fails_midway_stores_nothing(store: Store) -> None:
     good = [report(f"r{i:04d}") for i in range(1000)]
     # Sorts last, so the insert fails after the other 1000 rows went in: NOT NULL on party.
     bad = replace(report("zzz"), party=None)  # type: ignore[arg-type]
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(INTEGRITY_ERRORS):
         store.add_reports([*good, bad], "observer")
     assert store.count_reports() == 0
     assert store.audit_log() == []
@@ -356,7 +372,7 @@ def test_a_batch_that_fails_midway_stores_nothing(store: SQLiteStore) -> None:
     assert (len(stored), duplicates) == (1000, [])
 
 
-def test_empty_batch_stores_nothing_and_writes_no_audit(store: SQLiteStore) -> None:
+def test_empty_batch_stores_nothing_and_writes_no_audit(store: Store) -> None:
     assert store.add_reports([], "observer") == ([], [])
     assert store.audit_log() == []
 
@@ -365,7 +381,7 @@ def _sorted(reports: list[Report]) -> list[str]:
     return [r.id for r in sorted(reports, key=lambda r: (r.observed_at, r.id))]
 
 
-def test_pagination_covers_every_report_exactly_once(store: SQLiteStore) -> None:
+def test_pagination_covers_every_report_exactly_once(store: Store) -> None:
     # Many reports share a time, so the cursor must break ties by id.
     reports = [
         report(uuid.UUID(int=i * 7919 % 10007).hex, at=T0 + timedelta(minutes=i % 37))
@@ -385,7 +401,7 @@ def test_pagination_covers_every_report_exactly_once(store: SQLiteStore) -> None
     assert pages == 143  # 1000 / 7 rounded up: no empty trailing page
 
 
-def test_pagination_with_filters_and_writes_in_between(store: SQLiteStore) -> None:
+def test_pagination_with_filters_and_writes_in_between(store: Store) -> None:
     reports = [
         report(f"r{i:03d}", at=T0 + timedelta(hours=i % 50), party="AZE" if i % 3 else "ARM")
         for i in range(300)
@@ -406,7 +422,7 @@ def test_pagination_with_filters_and_writes_in_between(store: SQLiteStore) -> No
     assert seen == expected
 
 
-def test_list_reports_filters(store: SQLiteStore) -> None:
+def test_list_reports_filters(store: Store) -> None:
     store.add_reports(
         [
             report("t0", at=T0),
@@ -434,13 +450,13 @@ def test_list_reports_filters(store: SQLiteStore) -> None:
 
 
 @pytest.mark.parametrize("cursor", ["garbage!", "", "W10", "WyJhIiwxXQ"])
-def test_a_cursor_the_store_did_not_make_is_refused(store: SQLiteStore, cursor: str) -> None:
+def test_a_cursor_the_store_did_not_make_is_refused(store: Store, cursor: str) -> None:
     with pytest.raises(BadCursor) as caught:
         store.list_reports(after=cursor)
     assert caught.value.field == "after"
 
 
-def test_reports_after_gives_each_report_once_in_the_order_stored(store: SQLiteStore) -> None:
+def test_reports_after_gives_each_report_once_in_the_order_stored(store: Store) -> None:
     assert store.reports_after(0, 10) == ([], 0)
     store.add_reports([report("m", at=T0 + timedelta(days=1)), report("a")], "observer")
     first, position = store.reports_after(0, 10)
@@ -457,7 +473,7 @@ def test_reports_after_gives_each_report_once_in_the_order_stored(store: SQLiteS
     assert [v.report.id for v in rest] == ["m", "b"]
 
 
-def test_track_reports_come_in_time_order(store: SQLiteStore) -> None:
+def test_track_reports_come_in_time_order(store: Store) -> None:
     store.add_reports(
         [
             report("c", at=T0 + timedelta(hours=2), unit="bn-1"),
@@ -472,7 +488,7 @@ def test_track_reports_come_in_time_order(store: SQLiteStore) -> None:
     assert store.get_reports_for_track("AZE", "nobody") == []
 
 
-def test_threads_sharing_one_store_lose_nothing(store: SQLiteStore) -> None:
+def test_threads_sharing_one_store_lose_nothing(store: Store) -> None:
     errors: list[BaseException] = []
 
     def write(worker: int) -> None:
@@ -554,23 +570,22 @@ def test_a_busy_timeout_must_be_finite_seconds(tmp_path: Path, seconds: float) -
         open_store(f"sqlite:///{tmp_path}/truce.db?busy_timeout={seconds}")
 
 
-def test_1e5_reports_in_one_batch_are_all_stored(tmp_path: Path) -> None:
+def test_1e5_reports_in_one_batch_are_all_stored(store: Store, reopen: Callable[[], Store]) -> None:
     # The big-batch path (a larger page cache while it writes); its speed is bench_http's.
     reports = [
         report(str(uuid.uuid4()), at=T0 + timedelta(seconds=i), unit=f"u{i % 40}")
         for i in range(100_000)
     ]
-    with SQLiteStore(tmp_path / "big.sqlite") as store:
-        stored, _ = store.add_reports(reports, "bulk")
-        assert len(stored) == 100_000
-    with SQLiteStore(tmp_path / "big.sqlite") as reopened:
-        assert reopened.count_reports() == 100_000
+    stored, _ = store.add_reports(reports, "bulk")
+    assert len(stored) == 100_000
+    store.close()
+    assert reopen().count_reports() == 100_000
 
 
 # -- seeding ----------------------------------------------------------------------------------
 
 
-def test_seed_fills_an_empty_store_numbering_versions_in_order(store: SQLiteStore) -> None:
+def test_seed_fills_an_empty_store_numbering_versions_in_order(store: Store) -> None:
     token = store.zones_changed_token()
     later = zone("pk", box(46.6, 39.7, 46.9, 39.9), valid_from=AGDAM, version=7)
     first = zone("pk", version=3)
@@ -589,9 +604,7 @@ def test_seed_fills_an_empty_store_numbering_versions_in_order(store: SQLiteStor
 
 
 @pytest.mark.parametrize("filled_with", ["zone", "report"])
-def test_seed_leaves_a_store_that_holds_anything_alone(
-    store: SQLiteStore, filled_with: str
-) -> None:
+def test_seed_leaves_a_store_that_holds_anything_alone(store: Store, filled_with: str) -> None:
     if filled_with == "zone":
         store.add_zones([zone("other")], "admin")
     else:
@@ -602,24 +615,26 @@ def test_seed_leaves_a_store_that_holds_anything_alone(
     assert len(store.list_zones()) + store.count_reports() == 1
 
 
-def test_a_seed_that_fails_midway_leaves_the_store_empty(store: SQLiteStore) -> None:
+def test_a_seed_that_fails_midway_leaves_the_store_empty(store: Store) -> None:
     bad = replace(report("zzz"), party=None)  # type: ignore[arg-type]  # NOT NULL on party
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises(INTEGRITY_ERRORS):
         store.seed([zone("pk"), zone("lachin")], [report("r1"), bad], "scenario")
     assert store.list_zones() == [] and store.count_reports() == 0 and store.audit_log() == []
     assert store.seed([zone("pk")], [report("r1")], "scenario")  # and it can be seeded after
 
 
-def test_of_stores_seeding_one_database_at_once_exactly_one_does(tmp_path: Path) -> None:
-    path = tmp_path / "shared.db"
-    SQLiteStore(path).close()  # schema in place
+def test_of_stores_seeding_one_database_at_once_exactly_one_does(store_url: str) -> None:
+    open_store(store_url).close()  # schema in place
     barrier = threading.Barrier(4)
     results: list[bool] = []
 
     def seed() -> None:
-        with SQLiteStore(path) as own:  # each its own connection, as separate processes have
+        own = open_store(store_url)  # each its own connections, as separate processes have
+        try:
             barrier.wait()
             results.append(own.seed([zone("pk")], [report("r1")], "scenario"))
+        finally:
+            own.close()
 
     threads = [threading.Thread(target=seed) for _ in range(4)]
     for thread in threads:
@@ -627,14 +642,17 @@ def test_of_stores_seeding_one_database_at_once_exactly_one_does(tmp_path: Path)
     for thread in threads:
         thread.join()
     assert sorted(results) == [False, False, False, True]
-    with SQLiteStore(path) as check:
+    check = open_store(store_url)
+    try:
         assert len(check.list_zones()) == 1 and check.count_reports() == 1
+    finally:
+        check.close()
 
 
 # -- audit and keys ---------------------------------------------------------------------------
 
 
-def test_every_write_leaves_an_audit_entry_with_its_actor(store: SQLiteStore) -> None:
+def test_every_write_leaves_an_audit_entry_with_its_actor(store: Store) -> None:
     before = datetime.now(UTC)
     store.add_zones([zone("pk"), zone("lachin")], "admin-1")
     store.new_zone_version(zone("pk", valid_from=AGDAM), "admin-2")
@@ -661,7 +679,7 @@ def test_every_write_leaves_an_audit_entry_with_its_actor(store: SQLiteStore) ->
     assert [e.id for e in log] == sorted(e.id for e in log)
 
 
-def test_audit_log_pages_with_after(store: SQLiteStore) -> None:
+def test_audit_log_pages_with_after(store: Store) -> None:
     store.add_zones([zone(f"z{i}") for i in range(5)], "admin")
     first = store.audit_log(limit=2)
     rest = store.audit_log(limit=10, after=first[-1].id)
@@ -669,7 +687,7 @@ def test_audit_log_pages_with_after(store: SQLiteStore) -> None:
     assert isinstance(first[0], AuditEntry)
 
 
-def test_keys_are_found_by_hash_until_revoked(store: SQLiteStore) -> None:
+def test_keys_are_found_by_hash_until_revoked(store: Store) -> None:
     viewer = store.add_key("a" * 64, "viewer", "map wall", "cli")
     admin = store.add_key("b" * 64, "admin", "ops", "cli")
     assert store.find_key("a" * 64) == viewer
@@ -683,7 +701,7 @@ def test_keys_are_found_by_hash_until_revoked(store: SQLiteStore) -> None:
     assert [(k.id, k.active) for k in store.list_keys()] == [(viewer.id, False), (admin.id, True)]
 
 
-def test_key_errors(store: SQLiteStore) -> None:
+def test_key_errors(store: Store) -> None:
     store.add_key("a" * 64, "viewer", "map wall", "cli")
     with pytest.raises(Conflict):
         store.add_key("a" * 64, "admin", "again", "cli")
@@ -696,7 +714,8 @@ def test_key_errors(store: SQLiteStore) -> None:
 # -- the file ---------------------------------------------------------------------------------
 
 
-def test_the_database_is_in_wal_mode(store: SQLiteStore) -> None:
+def test_the_database_is_in_wal_mode(sqlite_store: SQLiteStore) -> None:
+    store = sqlite_store
     raw = sqlite3.connect(store.path)
     try:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
@@ -722,3 +741,25 @@ def test_reopening_keeps_data_and_does_not_migrate_again(tmp_path: Path) -> None
         raw.close()
     with pytest.raises(Exception, match="newer"):
         SQLiteStore(path)
+
+
+def test_parties_token_moves_on_every_party_write_and_other_stores_see_it(
+    store: Store, reopen: Callable[[], Store]
+) -> None:
+    other = reopen()
+    before = other.parties_token()
+    party, created = store.put_party(Party("AZE", "Azerbaijan"), "admin")
+    assert created and store.parties_token() != before  # the writer's own store, at once
+    deadline = time.monotonic() + 2.0
+    while other.parties_token() == before and time.monotonic() < deadline:
+        time.sleep(0.001)
+    moved = other.parties_token()
+    assert moved != before
+    assert [p.code for p in other.list_parties()] == ["AZE"]
+    _, created = store.put_party(Party("AZE", "Azerbaijan", "#00ff00"), "admin")
+    assert not created
+    deadline = time.monotonic() + 2.0
+    while other.parties_token() == moved and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert other.parties_token() != moved
+    assert other.list_parties()[0].color == "#00ff00"

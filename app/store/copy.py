@@ -1,0 +1,352 @@
+"""Moving a whole SQLite store into PostGIS: `copy_sqlite_to_postgis` (`truce db copy`).
+
+Everything is copied as it was filed, below the `Store` interface (which cannot write the past):
+the audit log with its ids and times, every zone version with its audit entry, every report
+version with its position in the commit-order feed, the API keys (hashes, revocations) with
+their ids, the parties, and the zone token. The target's identity sequences then continue after
+the copied ids.
+
+- **One snapshot**: a run reads the SQLite file in one read transaction, so what it copies is the
+  store as it was when the run began (stop the servers first: writes made during the copy are
+  not in it).
+- **Resumable**: tables go in order (audit, zones, parties, keys, reports, report versions), in
+  chunks of `chunk` rows by key, each chunk in one transaction; a run that stops (or fails)
+  leaves whole chunks, and the next run goes on after the last key found in the target. Audit
+  entries, zones, keys and parties are checked to be the same rows when resuming; a target that
+  holds anything else is refused.
+- **Fast**: reports go by binary COPY, as `PostGISStore` files a batch.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from app.store.base import StoreError
+from app.store.postgis import _COPY_TYPES, PostGISStore, _copy_ids, _partition
+
+__all__ = ["CopyProgress", "Copied", "copy_sqlite_to_postgis"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+#: Progress: (table, rows done, rows in all).
+CopyProgress = Callable[[str, int, int], None]
+
+
+def _at(us: int | None) -> datetime | None:
+    return None if us is None else _EPOCH + timedelta(microseconds=us)
+
+
+@dataclass
+class Copied:
+    """Rows copied by one run, by table (rows found already in the target are not counted)."""
+
+    rows: dict[str, int] = field(default_factory=dict)
+    resumed: bool = False
+
+
+_REPORT_COLUMNS = (
+    "id, party, observed_at, lon, lat, uncertainty_m, kind, unit, source, confidence, notes, extra"
+)
+
+
+def _report_row(row: sqlite3.Row | tuple[Any, ...]) -> tuple[Any, ...]:
+    """A SQLite report row (columns above) with its time as a datetime."""
+    return (row[0], row[1], _at(row[2]), *row[3:])
+
+
+def copy_sqlite_to_postgis(
+    source: Path,
+    target: PostGISStore,
+    *,
+    chunk: int = 10_000,
+    progress: CopyProgress | None = None,
+) -> Copied:
+    """Copy the SQLite store at `source` into `target` (see the module docstring)."""
+    if not source.is_file():
+        raise StoreError(f"no SQLite database at {source}")
+    report = progress or (lambda table, done, total: None)
+    src = sqlite3.connect(f"file:{source}?mode=ro", uri=True, isolation_level=None)
+    try:
+        src.execute("BEGIN")  # one snapshot for the whole run
+        tables = {row[0] for row in src.execute("SELECT name FROM sqlite_master")}
+        if not {"audit", "zones", "reports", "api_keys"} <= tables:
+            raise StoreError(f"{source} is not a Truce store")
+        copied = Copied()
+        with target._connection() as pg:
+            copied.resumed = _started(pg)
+            _copy_audit(src, pg, chunk, copied, report)
+            _copy_zones(src, pg, copied, report)
+            if "parties" in tables:
+                _copy_parties(src, pg, copied, report)
+            _copy_keys(src, pg, copied, report)
+            _copy_reports(src, pg, target, chunk, copied, report)
+            if "report_versions" in tables:
+                _copy_versions(src, pg, chunk, copied, report)
+            _finish(src, pg)
+        src.execute("COMMIT")
+        return copied
+    finally:
+        src.close()
+
+
+def _one(pg: psycopg.Connection[Any], query: str, params: tuple[Any, ...] = ()) -> Any:
+    row = pg.execute(query.encode(), params).fetchone()
+    return None if row is None else row[0]
+
+
+def _started(pg: psycopg.Connection[Any]) -> bool:
+    return bool(_one(pg, "SELECT EXISTS (SELECT 1 FROM audit)"))
+
+
+def _chunks(src: sqlite3.Connection, query: str, after: Any, size: int) -> Iterator[list[Any]]:
+    """Rows of `query` (which takes the last key and a limit) in chunks, by key."""
+    while True:
+        rows = src.execute(query, (after, size)).fetchall()
+        if not rows:
+            return
+        yield rows
+        after = rows[-1][0]
+
+
+def _copy_audit(
+    src: sqlite3.Connection,
+    pg: psycopg.Connection[Any],
+    size: int,
+    copied: Copied,
+    report: CopyProgress,
+) -> None:
+    total = int(src.execute("SELECT count(*) FROM audit").fetchone()[0])
+    last = int(_one(pg, "SELECT coalesce(max(id), 0) FROM audit"))
+    if last:
+        mine = src.execute(
+            "SELECT id, at, actor, action, target, detail FROM audit WHERE id = ?", (last,)
+        ).fetchone()
+        theirs = pg.execute(
+            "SELECT id, at, actor, action, target, detail FROM audit WHERE id = %s", (last,)
+        ).fetchone()
+        if mine is None or theirs is None or (*mine[:1], _at(mine[1]), *mine[2:]) != theirs:
+            raise StoreError(
+                "the target database holds an audit log that is not this store's: "
+                "copy into an empty database"
+            )
+    done = int(src.execute("SELECT count(*) FROM audit WHERE id <= ?", (last,)).fetchone()[0])
+    report("audit", done, total)
+    for rows in _chunks(
+        src,
+        "SELECT id, at, actor, action, target, detail FROM audit WHERE id > ? ORDER BY id LIMIT ?",
+        last,
+        size,
+    ):
+        with pg.transaction(), pg.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO audit (id, at, actor, action, target, detail) "
+                "OVERRIDING SYSTEM VALUE VALUES (%s, %s, %s, %s, %s, %s)",
+                [(r[0], _at(r[1]), *r[2:]) for r in rows],
+            )
+        done += len(rows)
+        copied.rows["audit"] = copied.rows.get("audit", 0) + len(rows)
+        report("audit", done, total)
+
+
+def _copy_zones(
+    src: sqlite3.Connection, pg: psycopg.Connection[Any], copied: Copied, report: CopyProgress
+) -> None:
+    columns = {row[1] for row in src.execute("PRAGMA table_info(zones)")}
+    uncertainty = "boundary_uncertainty_m" if "boundary_uncertainty_m" in columns else "0.0"
+    rows = src.execute(
+        "SELECT zone_id, version, name, kind, geometry, minx, miny, maxx, maxy, valid_from, "
+        f"valid_to, authorized_parties, warning_distance_m, {uncertainty}, agreement, source, "
+        "audit_id FROM zones ORDER BY zone_id, version"
+    ).fetchall()
+    stored = int(_one(pg, "SELECT count(*) FROM zones"))
+    report("zones", stored, len(rows))
+    if stored == len(rows):
+        return
+    if stored:
+        raise StoreError("the target database holds some zones already: copy into an empty one")
+    with pg.transaction(), pg.cursor() as cur:
+        cur.executemany(
+            """INSERT INTO zones (zone_id, version, name, kind, geometry, minx, miny, maxx, maxy,
+                valid_from, valid_to, authorized_parties, warning_distance_m,
+                boundary_uncertainty_m, agreement, source, audit_id)
+            VALUES (%s, %s, %s, %s, ST_GeomFromWKB(%s, 4326), %s, %s, %s, %s, %s, %s, %s, %s,
+                %s, %s, %s, %s)""",
+            [(*r[:9], _at(r[9]), _at(r[10]), *r[11:]) for r in rows],
+        )
+    copied.rows["zones"] = len(rows)
+    report("zones", len(rows), len(rows))
+
+
+def _copy_parties(
+    src: sqlite3.Connection, pg: psycopg.Connection[Any], copied: Copied, report: CopyProgress
+) -> None:
+    rows = src.execute("SELECT code, name, color, aliases, audit_id FROM parties").fetchall()
+    stored = int(_one(pg, "SELECT count(*) FROM parties"))
+    if stored != len(rows):
+        if stored:
+            raise StoreError("the target database holds some parties already")
+        with pg.transaction(), pg.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO parties (code, name, color, aliases, audit_id) "
+                "VALUES (%s, %s, %s, %s, %s)",
+                rows,
+            )
+        copied.rows["parties"] = len(rows)
+    report("parties", len(rows), len(rows))
+
+
+def _copy_keys(
+    src: sqlite3.Connection, pg: psycopg.Connection[Any], copied: Copied, report: CopyProgress
+) -> None:
+    rows = src.execute(
+        "SELECT id, key_hash, role, label, created_at, created_by, revoked_at, revoked_by "
+        "FROM api_keys ORDER BY id"
+    ).fetchall()
+    stored = int(_one(pg, "SELECT count(*) FROM api_keys"))
+    if stored != len(rows):
+        if stored:
+            raise StoreError("the target database holds some API keys already")
+        with pg.transaction(), pg.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO api_keys (id, key_hash, role, label, created_at, created_by, "
+                "revoked_at, revoked_by) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
+                [(*r[:4], _at(r[4]), r[5], _at(r[6]), r[7]) for r in rows],
+            )
+        copied.rows["api_keys"] = len(rows)
+    report("api_keys", len(rows), len(rows))
+
+
+def _copy_reports(
+    src: sqlite3.Connection,
+    pg: psycopg.Connection[Any],
+    target: PostGISStore,
+    size: int,
+    copied: Copied,
+    report: CopyProgress,
+) -> None:
+    total = int(src.execute("SELECT count(*) FROM reports").fetchone()[0])
+    last = int(_one(pg, "SELECT coalesce(max(position), 0) FROM reports"))
+    done = int(src.execute("SELECT count(*) FROM reports WHERE rowid <= ?", (last,)).fetchone()[0])
+    report("reports", done, total)
+    # Every month's partition first, each in a short transaction of its own.
+    months = src.execute(
+        "SELECT DISTINCT strftime('%Y', observed_at / 1000000, 'unixepoch'), "
+        "strftime('%m', observed_at / 1000000, 'unixepoch') FROM reports WHERE rowid > ?",
+        (last,),
+    ).fetchall()
+    for year, month in months:
+        if year is None:  # out of SQLite's date range: made by the batch below if possible
+            continue
+        name, start, end = _partition(int(year), int(month))
+        with pg.transaction():
+            pg.execute("SELECT pg_advisory_xact_lock(%s)", (0x7472_7563_6502,))
+            if _one(pg, "SELECT to_regclass(%s)", (name,)) is None:
+                pg.execute(
+                    sql.SQL(
+                        "CREATE TABLE {} PARTITION OF reports FOR VALUES FROM ({}) TO ({})"
+                    ).format(
+                        sql.Identifier(name),
+                        sql.Literal(start),
+                        sql.Literal(end),
+                    )
+                )
+        target._partitions.add((int(year), int(month)))
+    for rows in _chunks(
+        src,
+        f"SELECT rowid, {_REPORT_COLUMNS}, audit_id FROM reports WHERE rowid > ? "
+        "ORDER BY rowid LIMIT ?",
+        last,
+        size,
+    ):
+        with pg.transaction():  # the chunk and its ids, together
+            with (
+                pg.cursor() as cur,
+                cur.copy(
+                    f"COPY reports (position, {_REPORT_COLUMNS}, audit_id) "
+                    "FROM STDIN (FORMAT BINARY)"
+                ) as copy,
+            ):
+                copy.set_types(_COPY_TYPES)
+                for row in rows:
+                    copy.write_row((row[0], *_report_row(row[1:13]), row[13]))
+            _copy_ids(pg, [_report_row(row[1:13]) for row in rows])
+        done += len(rows)
+        copied.rows["reports"] = copied.rows.get("reports", 0) + len(rows)
+        report("reports", done, total)
+
+
+def _copy_versions(
+    src: sqlite3.Connection,
+    pg: psycopg.Connection[Any],
+    size: int,
+    copied: Copied,
+    report: CopyProgress,
+) -> None:
+    total = int(src.execute("SELECT count(*) FROM report_versions").fetchone()[0])
+    last = int(_one(pg, "SELECT coalesce(max(position), 0) FROM report_versions"))
+    done = int(
+        src.execute("SELECT count(*) FROM report_versions WHERE seq <= ?", (last,)).fetchone()[0]
+    )
+    report("report_versions", done, total)
+    for rows in _chunks(
+        src,
+        f"SELECT seq, version, retracted, reason, {_REPORT_COLUMNS}, audit_id "
+        "FROM report_versions WHERE seq > ? ORDER BY seq LIMIT ?",
+        last,
+        size,
+    ):
+        with pg.transaction(), pg.cursor() as cur:
+            cur.executemany(
+                f"INSERT INTO report_versions (position, version, retracted, reason, "
+                f"{_REPORT_COLUMNS}, audit_id) VALUES "
+                "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                [(r[0], r[1], bool(r[2]), r[3], *_report_row(r[4:16]), r[16]) for r in rows],
+            )
+        done += len(rows)
+        copied.rows["report_versions"] = copied.rows.get("report_versions", 0) + len(rows)
+        report("report_versions", done, total)
+
+
+def _finish(src: sqlite3.Connection, pg: psycopg.Connection[Any]) -> None:
+    """Counters and identity sequences continue after what was copied."""
+    token = src.execute("SELECT value FROM meta WHERE key = 'zones_token'").fetchone()
+    position = src.execute(
+        "SELECT max(coalesce((SELECT max(rowid) FROM reports), 0), "
+        "coalesce((SELECT max(seq) FROM report_versions), 0))"
+        if _has_versions(src)
+        else "SELECT coalesce(max(rowid), 0) FROM reports"
+    ).fetchone()
+    with pg.transaction():
+        pg.execute(
+            "UPDATE meta SET value = greatest(value, %s) WHERE key = 'zones_token'",
+            (int(token[0]) if token else 0,),
+        )
+        pg.execute(
+            "UPDATE meta SET value = greatest(value, %s) WHERE key = 'report_position'",
+            (int(position[0]),),
+        )
+        pg.execute("UPDATE meta SET value = value + 1 WHERE key = 'parties_token'")
+        for table in ("audit", "api_keys"):
+            pg.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                f"coalesce((SELECT max(id) FROM {table}), 0) + 1, false)".encode()
+            )
+        pg.execute(
+            "SELECT pg_notify('truce_zones', "
+            "(SELECT value FROM meta WHERE key = 'zones_token')::text || ' copy')"
+        )
+
+
+def _has_versions(src: sqlite3.Connection) -> bool:
+    row = src.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'report_versions'"
+    ).fetchone()
+    return row is not None

@@ -1,0 +1,1819 @@
+"""`PostGISStore`: the `Store` in PostgreSQL with PostGIS, for many processes and machines.
+
+Choices, and why:
+
+- **psycopg 3 and a pool per server** (psycopg-pool): a connection is checked out per call and
+  checked before use (a readable socket on an idle connection means the server closed it: then
+  a round trip decides), so connections that a restart of the server killed are replaced by
+  themselves; while the server is down, calls fail within `pool_timeout` with
+  `Unreachable` (503 with `Retry-After`), and nothing of a write that failed is stored.
+- **Writers are serialised** by one transaction-level advisory lock, as SQLite's writers are:
+  the audit ids, the zone versions and the report positions of `reports_after` then grow in
+  commit order, and the duplicate check of a batch sees every committed id. Readers never wait.
+- **Geometry in PostGIS columns**: zones in `geometry(Geometry, 4326)`, reports (and their
+  versions) carry a generated `geometry(Point, 4326)`; all with GiST indexes, used by bbox
+  filters. Text keys are `COLLATE "C"`, so orders and cursors are those of the SQLite store.
+- **Reports partitioned by month of `observed_at`** (declarative range partitions), created on
+  demand, each in a short transaction of its own before the batch that needs it.
+- **Batches by binary COPY** and reads through binary cursors (no text parsing either way).
+- **Every process sees every zone change**: each zone write bumps `meta.zones_token` and sends
+  `NOTIFY truce_zones` with the new token, zone and version in the same transaction; each store
+  keeps one listening connection in a thread, and on every (re)connection reads the token again
+  (notifications sent while it was away are not replayed). `zones_changed_token` answers from
+  memory; while the listener is down it reads the token from the primary.
+- **A read replica** (`read_url`) serves lists, the report feed and counts; anything that must
+  read its own writes (single zones and reports, histories, keys, parties, the zone index and
+  every write) goes to the primary. The zone index always comes from the primary, so replica lag
+  never makes a check use a stale zone.
+- **Schema migrations**: `truce_schema` and the `MIGRATIONS` tuple, run under an advisory lock,
+  so processes starting together migrate once; a database from a newer Truce is refused.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import select
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import orjson
+import psycopg
+import psycopg.errors
+import shapely
+from psycopg import sql
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from app.domain import Confidence, Party, Report, ReportKind, Zone, ZoneKind
+from app.predicate import Predicate
+from app.store.base import (
+    ROLES,
+    AuditEntry,
+    BadCursor,
+    BBox,
+    Busy,
+    Conflict,
+    IdempotentAnswer,
+    KeyRecord,
+    ReadOnlyStorage,
+    ReportSelection,
+    ReportVersion,
+    StorageFull,
+    Store,
+    StoreError,
+    Unavailable,
+    UnknownKey,
+    UnknownReport,
+    UnknownZone,
+    Unreachable,
+    UnsupportedDatabase,
+)
+from app.store.postgis_filter import render_postgres
+from app.store.sqlite import _Known, _quote_id, _report_values, _same_content
+
+__all__ = ["MIGRATIONS", "NOTIFY_CHANNEL", "PostGISStore", "postgres_conninfo"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+#: The advisory lock every write transaction takes (serialises writers, as SQLite does).
+_WRITE_LOCK = 0x7472_7563_6501
+#: The advisory lock of migrations and of partition creation.
+_SCHEMA_LOCK = 0x7472_7563_6502
+NOTIFY_CHANNEL = "truce_zones"
+#: Up to this many new reports, a batch is written by pipelined INSERTs rather than COPY.
+_SMALL_BATCH = 8
+
+
+def _immutable(table: str) -> tuple[str, ...]:
+    return (
+        f"CREATE TRIGGER {table}_immutable BEFORE UPDATE OR DELETE ON {table} "
+        "FOR EACH ROW EXECUTE FUNCTION truce_immutable()",
+    )
+
+
+_REPORT_COLUMNS_DDL = """
+    id text COLLATE "C" NOT NULL,
+    party text COLLATE "C" NOT NULL,
+    observed_at timestamptz NOT NULL,
+    lon double precision NOT NULL,
+    lat double precision NOT NULL,
+    uncertainty_m double precision NOT NULL,
+    kind text NOT NULL,
+    unit text COLLATE "C",
+    source text,
+    confidence text,
+    notes text,
+    extra text,
+    geom geometry(Point, 4326)
+        GENERATED ALWAYS AS (ST_SetSRID(ST_MakePoint(lon, lat), 4326)) STORED,
+    audit_id bigint NOT NULL"""
+
+#: The schema, one tuple of statements per version; append, never edit a released one.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        "CREATE EXTENSION IF NOT EXISTS postgis",
+        """CREATE FUNCTION truce_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            RAISE EXCEPTION '% rows are never overwritten or deleted', TG_TABLE_NAME;
+        END $$""",
+        """CREATE FUNCTION truce_no_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            RAISE EXCEPTION '% rows are never deleted', TG_TABLE_NAME;
+        END $$""",
+        # Counters by name: `zones_token` moves with every zone write, `report_position` is
+        # the last position of the commit-order feed.
+        'CREATE TABLE meta (key text COLLATE "C" PRIMARY KEY, value bigint NOT NULL)',
+        "INSERT INTO meta (key, value) VALUES ('zones_token', 0), ('report_position', 0), "
+        "('parties_token', 0)",
+        """CREATE TABLE audit (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            at timestamptz NOT NULL,
+            actor text NOT NULL,
+            action text NOT NULL,
+            target text NOT NULL,
+            detail text
+        )""",
+        """CREATE TABLE zones (
+            seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            zone_id text COLLATE "C" NOT NULL,
+            version integer NOT NULL,
+            name text NOT NULL,
+            kind text NOT NULL,
+            geometry geometry(Geometry, 4326) NOT NULL,
+            minx double precision,
+            miny double precision,
+            maxx double precision,
+            maxy double precision,
+            valid_from timestamptz NOT NULL,
+            valid_to timestamptz,
+            authorized_parties text NOT NULL,
+            warning_distance_m double precision NOT NULL,
+            boundary_uncertainty_m double precision NOT NULL DEFAULT 0,
+            agreement text,
+            source text,
+            audit_id bigint NOT NULL REFERENCES audit (id),
+            UNIQUE (zone_id, version)
+        )""",
+        "CREATE INDEX zones_geometry ON zones USING gist (geometry)",
+        # Version 1 of every report, partitioned by month of observed_at (partitions are made
+        # on demand). Ids are unique because writers are serialised and check them first.
+        f"""CREATE TABLE reports (
+            position bigint NOT NULL,
+            {_REPORT_COLUMNS_DDL}
+        ) PARTITION BY RANGE (observed_at)""",
+        "CREATE INDEX reports_by_id ON reports (id)",
+        # Every report id once, with the time that finds its partition: uniqueness across
+        # partitions (which a partitioned table cannot declare), and one probe per id for the
+        # duplicate check of a batch instead of one per partition.
+        """CREATE TABLE report_ids (
+            id text COLLATE "C" PRIMARY KEY,
+            observed_at timestamptz NOT NULL
+        )""",
+        "CREATE INDEX reports_by_time ON reports (observed_at, id)",
+        "CREATE INDEX reports_by_party ON reports (party, observed_at, id)",
+        "CREATE INDEX reports_by_track ON reports (party, unit, observed_at, id)",
+        "CREATE INDEX reports_by_position ON reports (position)",
+        "CREATE INDEX reports_geom ON reports USING gist (geom)",
+        f"""CREATE TABLE report_versions (
+            position bigint PRIMARY KEY,
+            version integer NOT NULL,
+            retracted boolean NOT NULL,
+            reason text,
+            {_REPORT_COLUMNS_DDL} REFERENCES audit (id),
+            UNIQUE (id, version)
+        )""",
+        "CREATE INDEX report_versions_geom ON report_versions USING gist (geom)",
+        """CREATE TABLE api_keys (
+            id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+            key_hash text NOT NULL UNIQUE,
+            role text NOT NULL,
+            label text NOT NULL,
+            created_at timestamptz NOT NULL,
+            created_by text NOT NULL,
+            revoked_at timestamptz,
+            revoked_by text
+        )""",
+        """CREATE TABLE parties (
+            code text COLLATE "C" PRIMARY KEY,
+            name text NOT NULL,
+            color text NOT NULL,
+            aliases text NOT NULL,
+            audit_id bigint NOT NULL REFERENCES audit (id)
+        )""",
+        # Answers to writes sent with an Idempotency-Key: a cache that expires, not the record.
+        """CREATE TABLE idempotency (
+            actor text NOT NULL,
+            key text NOT NULL,
+            fingerprint text NOT NULL,
+            created_at timestamptz NOT NULL,
+            status integer,
+            body bytea,
+            headers text,
+            PRIMARY KEY (actor, key)
+        )""",
+        "CREATE INDEX idempotency_by_age ON idempotency (created_at)",
+        *_immutable("zones"),
+        *_immutable("reports"),
+        *_immutable("report_versions"),
+        *_immutable("report_ids"),
+        *_immutable("audit"),
+        "CREATE TRIGGER api_keys_no_delete BEFORE DELETE ON api_keys "
+        "FOR EACH ROW EXECUTE FUNCTION truce_no_delete()",
+        "CREATE TRIGGER parties_no_delete BEFORE DELETE ON parties "
+        "FOR EACH ROW EXECUTE FUNCTION truce_no_delete()",
+    ),
+)
+
+_ZONE_SELECT = (
+    "zone_id, version, name, kind, ST_AsBinary(geometry), valid_from, valid_to, "
+    "authorized_parties, warning_distance_m, agreement, source, boundary_uncertainty_m"
+)
+_REPORT_COLUMNS = (
+    "id, party, observed_at, lon, lat, uncertainty_m, kind, unit, source, confidence, notes, extra"
+)
+_KEY_COLUMNS = "id, key_hash, role, label, created_at, created_by, revoked_at, revoked_by"
+# The binary COPY types of `position`, the report columns and `audit_id`.
+_COPY_TYPES = [
+    "int8",
+    "text",
+    "text",
+    "timestamptz",
+    "float8",
+    "float8",
+    "float8",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "text",
+    "int8",
+]
+
+_EFFECTIVE_ZONES = """
+WITH later AS (
+    SELECT *, MIN(valid_from) OVER (
+        PARTITION BY zone_id ORDER BY version
+        ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING
+    ) AS next_from
+    FROM zones
+), effective AS (
+    SELECT zone_id, version, name, kind, geometry, valid_from,
+        CASE
+            WHEN next_from IS NULL THEN valid_to
+            WHEN valid_to IS NULL OR next_from < valid_to THEN next_from
+            ELSE valid_to
+        END AS valid_to,
+        authorized_parties, warning_distance_m, agreement, source, boundary_uncertainty_m,
+        minx, miny, maxx, maxy
+    FROM later
+)
+SELECT zone_id, version, name, kind, ST_AsBinary(geometry), valid_from, valid_to,
+    authorized_parties, warning_distance_m, agreement, source, boundary_uncertainty_m
+FROM effective
+"""
+
+
+# -- conversions ------------------------------------------------------------------------------
+
+
+def _aware(at: datetime, what: str = "datetime") -> datetime:
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware, got {at.isoformat()}")
+    return at.astimezone(UTC)
+
+
+def _utc(at: datetime | None) -> datetime | None:
+    return None if at is None else at.astimezone(UTC)
+
+
+def _to_us(at: datetime) -> int:
+    return (at - _EPOCH) // _US
+
+
+def _zone_params(zone: Zone) -> tuple[Any, ...]:
+    """A zone's parameters for `_insert_zone`, after its id and version."""
+    valid_from = _aware(zone.valid_from, "valid_from")
+    valid_to = None if zone.valid_to is None else _aware(zone.valid_to, "valid_to")
+    if valid_to is not None and valid_to <= valid_from:
+        raise ValueError(f"zone {zone.id!r}: valid_to must be later than valid_from")
+    return (
+        zone.name,
+        str(zone.kind),
+        bytes(shapely.to_wkb(zone.geometry)),
+        *(_finite_or_none(float(b)) for b in zone.geometry.bounds),
+        valid_from,
+        valid_to,
+        orjson.dumps(sorted(zone.authorized_parties)).decode(),
+        float(zone.warning_distance_m),
+        zone.agreement,
+        zone.source,
+        float(zone.boundary_uncertainty_m),
+    )
+
+
+def _finite_or_none(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def _zones_from_rows(rows: Sequence[Sequence[Any]]) -> list[Zone]:
+    geometries = shapely.from_wkb([bytes(row[4]) for row in rows]) if rows else []
+    return [
+        Zone(
+            id=row[0],
+            version=row[1],
+            name=row[2],
+            kind=ZoneKind(row[3]),
+            geometry=geometry,
+            valid_from=row[5].astimezone(UTC),
+            valid_to=_utc(row[6]),
+            authorized_parties=frozenset(orjson.loads(row[7])),
+            warning_distance_m=row[8],
+            agreement=row[9],
+            source=row[10],
+            boundary_uncertainty_m=row[11],
+        )
+        for row, geometry in zip(rows, geometries, strict=True)
+    ]
+
+
+def _report_row(report: Report) -> tuple[Any, ...]:
+    """A report's columns in `_REPORT_COLUMNS` order, as PostgreSQL takes them."""
+    return (
+        report.id,
+        report.party,
+        _aware(report.observed_at, "observed_at"),
+        float(report.lon),
+        float(report.lat),
+        float(report.uncertainty_m),
+        str(report.kind),
+        report.unit,
+        report.source,
+        None if report.confidence is None else str(report.confidence),
+        report.notes,
+        orjson.dumps(report.extra).decode() if report.extra else None,
+    )
+
+
+def _report_from_row(row: Sequence[Any]) -> Report:
+    return Report(
+        id=row[0],
+        party=row[1],
+        observed_at=row[2].astimezone(UTC),
+        lon=row[3],
+        lat=row[4],
+        uncertainty_m=row[5],
+        kind=ReportKind(row[6]),
+        unit=row[7],
+        source=row[8],
+        confidence=None if row[9] is None else Confidence(row[9]),
+        notes=row[10],
+        extra={} if row[11] is None else orjson.loads(row[11]),
+    )
+
+
+def _versions_from_rows(rows: Sequence[Sequence[Any]]) -> list[ReportVersion]:
+    """Rows of (version, retracted, reason, filed at, *report columns) as `ReportVersion`s."""
+    return [
+        ReportVersion(
+            _report_from_row(row[4:]), row[0], row[3].astimezone(UTC), bool(row[1]), row[2]
+        )
+        for row in rows
+    ]
+
+
+def _key_from_row(row: Sequence[Any]) -> KeyRecord:
+    return KeyRecord(
+        id=row[0],
+        key_hash=row[1],
+        role=row[2],
+        label=row[3],
+        created_at=row[4].astimezone(UTC),
+        created_by=row[5],
+        revoked_at=_utc(row[6]),
+        revoked_by=row[7],
+    )
+
+
+def _bbox_filter(
+    bbox: BBox, geometry: str, minx: str, miny: str, maxx: str, maxy: str
+) -> tuple[str, list[float]]:
+    """SQL keeping envelopes that meet `bbox` (min lon > max lon crosses 180°).
+
+    The GiST operator `&&` finds candidates (its boxes are rounded outwards to single
+    precision); the exact comparisons on double columns decide, as the SQLite store does.
+    """
+    try:
+        qminx, qminy, qmaxx, qmaxy = (float(v) for v in bbox)
+    except (TypeError, ValueError):
+        raise ValueError("bbox must be four numbers: min lon, min lat, max lon, max lat") from None
+    if not all(math.isfinite(v) for v in (qminx, qminy, qmaxx, qmaxy)) or qminy > qmaxy:
+        raise ValueError("bbox must be finite with min lat <= max lat")
+    box = f"{geometry} && ST_MakeEnvelope(%s, %s, %s, %s, 4326)"
+    lat = f"{maxy} >= %s AND {miny} <= %s"
+    if qminx <= qmaxx:
+        return (
+            f"({box} AND {lat} AND {maxx} >= %s AND {minx} <= %s)",
+            [qminx, qminy, qmaxx, qmaxy, qminy, qmaxy, qminx, qmaxx],
+        )
+    # Across the antimeridian the box is [qminx, 180] plus [-180, qmaxx] (and beyond).
+    far = 1e30
+    return (
+        f"(({box} OR {box}) AND {lat} AND ({maxx} >= %s OR {minx} <= %s))",
+        [qminx, qminy, far, qmaxy, -far, qminy, qmaxx, qmaxy, qminy, qmaxy, qminx, qmaxx],
+    )
+
+
+def _encode_cursor(observed_at: datetime, report_id: str) -> str:
+    raw = orjson.dumps([_to_us(observed_at), report_id])
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        value = orjson.loads(raw)
+    except (ValueError, TypeError):
+        raise BadCursor("not a cursor from this server", field="after") from None
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not isinstance(value[0], int)
+        or not isinstance(value[1], str)
+        or "\x00" in value[1]
+    ):
+        raise BadCursor("not a cursor from this server", field="after")
+    try:
+        at = _EPOCH + timedelta(microseconds=value[0])
+    except OverflowError:
+        raise BadCursor("not a cursor from this server", field="after") from None
+    return at, value[1]
+
+
+def _month(at: datetime) -> tuple[int, int]:
+    at = at.astimezone(UTC)
+    return at.year, at.month
+
+
+def _partition(year: int, month: int) -> tuple[str, str, str]:
+    """Name and bounds of the month's partition of `reports`."""
+    following = (year + 1, 1) if month == 12 else (year, month + 1)
+    return (
+        f"reports_p{year:04d}{month:02d}",
+        f"{year:04d}-{month:02d}-01 00:00:00+00",
+        f"{following[0]:04d}-{following[1]:02d}-01 00:00:00+00",
+    )
+
+
+def _unavailable(exc: BaseException) -> Unavailable | None:
+    """The `Unavailable` that a failure of the database server stands for, else None."""
+    if isinstance(exc, PoolTimeout):
+        return Unreachable(f"no connection to the database could be had ({exc}); try again")
+    if isinstance(exc, psycopg.errors.DiskFull):
+        return StorageFull(
+            "the database's disk is full: nothing can be written until space is freed "
+            "(reads still work)"
+        )
+    if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction):
+        return ReadOnlyStorage("the database is read-only (a standby): nothing can be written")
+    if isinstance(
+        exc,
+        psycopg.errors.LockNotAvailable
+        | psycopg.errors.QueryCanceled
+        | psycopg.errors.SerializationFailure
+        | psycopg.errors.DeadlockDetected,
+    ):
+        return Busy("the database is busy with other writers; try again")
+    if isinstance(
+        exc, psycopg.OperationalError | psycopg.InterfaceError | psycopg.errors.AdminShutdown
+    ):
+        return Unreachable(f"the database cannot be reached ({exc}); try again")
+    return None
+
+
+@contextmanager
+def _storage_errors() -> Iterator[None]:
+    try:
+        yield
+    except (psycopg.Error, PoolTimeout) as exc:
+        translated = _unavailable(exc)
+        if translated is None:
+            raise
+        raise translated from exc
+
+
+#: Options of a PostgreSQL URL that this store reads (the rest go to libpq).
+_OPTIONS = {"pool_min": 1, "pool_max": 8, "pool_timeout": 5.0, "connect_timeout": 5}
+
+
+def postgres_conninfo(url: str) -> tuple[str, dict[str, float]]:
+    """A libpq URL from a Truce URL (``postgis://``, ``postgresql+psycopg://`` accepted) and
+    the pool options taken out of its query (`pool_min`, `pool_max`, `pool_timeout` seconds)."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower().split("+")[0]
+    if scheme not in ("postgresql", "postgres", "postgis"):
+        raise UnsupportedDatabase(f"not a PostgreSQL URL: {url!r}")
+    options: dict[str, float] = {}
+    passed: list[tuple[str, str]] = []
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        if name in ("pool_min", "pool_max", "pool_timeout"):
+            try:
+                number = float(value)
+            except ValueError:
+                raise UnsupportedDatabase(f"bad {name} {value!r} in the database URL") from None
+            if not math.isfinite(number) or number < (1 if name == "pool_max" else 0):
+                raise UnsupportedDatabase(f"bad {name} {value!r} in the database URL")
+            options[name] = number
+        else:
+            passed.append((name, value))
+    if not any(name == "connect_timeout" for name, _ in passed):
+        passed.append(("connect_timeout", str(_OPTIONS["connect_timeout"])))
+    return urlunsplit(("postgresql", parts.netloc, parts.path, urlencode(passed), "")), options
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    conn.execute("SET TIME ZONE 'UTC'")
+
+
+def _check(conn: psycopg.Connection[Any]) -> None:
+    """Before a pooled connection is handed out: an idle connection has nothing to read, so a
+    readable socket means the server sent something (a FATAL message when it shut down or
+    terminated the session, or end of file): then a real round trip decides. A healthy
+    connection costs no round trip."""
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    if readable:
+        ConnectionPool.check_connection(conn)
+
+
+# -- the zone listener ------------------------------------------------------------------------
+
+
+class _ZoneListener:
+    """A thread on a connection of its own that follows `NOTIFY truce_zones` (see module)."""
+
+    def __init__(self, conninfo: str, store: PostGISStore) -> None:
+        self._conninfo = conninfo
+        self._store = store
+        self._stop = threading.Event()
+        self.connected = threading.Event()
+        self._conn: psycopg.Connection[Any] | None = None
+        self._thread = threading.Thread(target=self._run, name="truce-zone-listener", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        backoff = 0.05
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self._conninfo, autocommit=True) as conn:
+                    self._conn = conn
+                    conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                    # Catch up: what changed while no notification could reach this process.
+                    tokens: dict[str, int] = dict(
+                        conn.execute(
+                            "SELECT key, value FROM meta "
+                            "WHERE key IN ('zones_token', 'parties_token')"
+                        ).fetchall()
+                    )
+                    self._store._heard_zones_token(int(tokens.get("zones_token", 0)))
+                    self._store._saw_parties_token(int(tokens.get("parties_token", 0)))
+                    self.connected.set()
+                    backoff = 0.05
+                    while not self._stop.is_set():
+                        for note in conn.notifies(timeout=0.25):
+                            with suppress(ValueError, IndexError):
+                                words = note.payload.split()
+                                if words[0] == "parties":
+                                    self._store._saw_parties_token(int(words[1]))
+                                else:
+                                    self._store._heard_zones_token(int(words[0]))
+            except (psycopg.Error, OSError):
+                pass
+            finally:
+                self.connected.clear()
+                self._conn = None
+            if self._stop.wait(backoff):
+                return
+            backoff = min(backoff * 2, 2.0)
+
+    def stop(self) -> None:
+        self._stop.set()
+        conn = self._conn
+        if conn is not None:
+            with suppress(Exception):
+                conn.cancel_safe(timeout=1.0)
+        self._thread.join(timeout=5)
+
+
+# -- the store --------------------------------------------------------------------------------
+
+
+class PostGISStore(Store):
+    """The `Store` in a PostgreSQL + PostGIS database (schema created or migrated on open).
+
+    Safe to share between threads; every process (or machine) opens its own.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        read_url: str | None = None,
+        listen: bool = True,
+        migrate: bool = True,
+        check_schema: bool = True,
+    ) -> None:
+        """Open the database at `url` (and `read_url`, a replica, for reads).
+
+        `listen` follows zone changes by LISTEN/NOTIFY (off: every `zones_changed_token` reads
+        the primary). `migrate` creates or upgrades the schema (off: a database whose schema is
+        not current is refused, unless `check_schema` is off too).
+        """
+        self.url = url
+        conninfo, options = postgres_conninfo(url)
+        self._conninfo = conninfo
+        self._pool_timeout = float(options.get("pool_timeout", _OPTIONS["pool_timeout"]))
+        self._closed = False
+        self._token_lock = threading.Condition()
+        self._zones_token = -1
+        self._heard = -1  # the newest zones token this process's listener has heard
+        self._parties_token = -1
+        self._partitions: set[tuple[int, int]] = set()
+        self._local = threading.local()
+        self._pool = self._make_pool(conninfo, options, "truce-primary")
+        self._read_pool = self._pool
+        self._listener: _ZoneListener | None = None
+        try:
+            if read_url:
+                read_conninfo, read_options = postgres_conninfo(read_url)
+                self._read_pool = self._make_pool(read_conninfo, read_options, "truce-replica")
+            if migrate:
+                self.migrate()
+            elif check_schema:
+                version = self.schema_version()
+                if version != len(MIGRATIONS):
+                    raise StoreError(
+                        f"the database has schema version {version}, this Truce needs "
+                        f"{len(MIGRATIONS)}: run `truce db migrate`"
+                    )
+            if listen:
+                self._listener = _ZoneListener(conninfo, self)
+                self._listener.connected.wait(self._pool_timeout)
+        except BaseException:
+            self.close()
+            raise
+
+    def _make_pool(self, conninfo: str, options: dict[str, float], name: str) -> ConnectionPool:
+        pool = ConnectionPool(
+            conninfo,
+            min_size=int(options.get("pool_min", _OPTIONS["pool_min"])),
+            max_size=max(
+                int(options.get("pool_max", _OPTIONS["pool_max"])),
+                int(options.get("pool_min", _OPTIONS["pool_min"])),
+            ),
+            timeout=float(options.get("pool_timeout", _OPTIONS["pool_timeout"])),
+            kwargs={"autocommit": True},
+            configure=_configure,
+            check=_check,
+            reconnect_timeout=0,  # keep trying for ever: the server may be restarting
+            name=name,
+            open=False,
+        )
+        pool.open(wait=False)
+        return pool
+
+    def __repr__(self) -> str:
+        return f"PostGISStore({self._conninfo!r})"
+
+    def __enter__(self) -> PostGISStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- connections and transactions -----------------------------------------------------
+
+    @contextmanager
+    def _connection(self, pool: ConnectionPool | None = None) -> Iterator[psycopg.Connection[Any]]:
+        if self._closed:
+            raise StoreError("the store is closed")
+        with _storage_errors(), (pool or self._pool).connection() as conn:
+            yield conn
+
+    @contextmanager
+    def _write(self) -> Iterator[psycopg.Connection[Any]]:
+        """A write transaction on the primary, holding the writers' lock until it ends."""
+        with self._connection() as conn, conn.transaction():
+            # The lock and the write's time in one round trip: times then grow with audit ids.
+            row = conn.execute(
+                "SELECT pg_advisory_xact_lock(%s), clock_timestamp()", (_WRITE_LOCK,)
+            ).fetchone()
+            assert row is not None
+            self._local.write = (conn, row[1].astimezone(UTC))
+            try:
+                yield conn
+            finally:
+                self._local.write = None
+
+    @contextmanager
+    def _read(self, replica: bool = False) -> Iterator[psycopg.Connection[Any]]:
+        """A read transaction (one snapshot), on the replica when asked and configured."""
+        pool = self._read_pool if replica else self._pool
+        with self._connection(pool) as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield conn
+
+    def schema_version(self) -> int:
+        """The schema version of the database (0: no schema yet)."""
+        with self._connection() as conn:
+            row = conn.execute("SELECT to_regclass('truce_schema') IS NOT NULL").fetchone()
+            if not row or not row[0]:
+                return 0
+            row = conn.execute("SELECT coalesce(max(version), 0) FROM truce_schema").fetchone()
+        return int(row[0]) if row else 0
+
+    def migrate(self) -> list[int]:
+        """Create or upgrade the schema; returns the migrations run (none when current)."""
+        ran: list[int] = []
+        with self._connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            conn.execute("CREATE TABLE IF NOT EXISTS truce_schema (version integer NOT NULL)")
+            row = conn.execute("SELECT coalesce(max(version), 0) FROM truce_schema").fetchone()
+            version = int(row[0]) if row else 0
+            if version > len(MIGRATIONS):
+                raise StoreError(
+                    f"the database has schema version {version}, newer than this Truce "
+                    f"({len(MIGRATIONS)}); upgrade Truce"
+                )
+            for number in range(version + 1, len(MIGRATIONS) + 1):
+                for statement in MIGRATIONS[number - 1]:
+                    conn.execute(statement.encode())
+                conn.execute("INSERT INTO truce_schema (version) VALUES (%s)", (number,))
+                ran.append(number)
+        return ran
+
+    # -- readiness and lifetime -----------------------------------------------------------
+
+    def check_writable(self, timeout_s: float = 2.0) -> None:
+        """Prove a write now: a real row, committed, within `timeout_s` (see `Store`)."""
+        with self._connection() as conn, conn.transaction():
+            conn.execute(f"SET LOCAL statement_timeout = {int(timeout_s * 1000)}")
+            conn.execute(f"SET LOCAL lock_timeout = {int(timeout_s * 1000)}")
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES ('ready_probe', %s) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (_to_us(datetime.now(UTC)),),
+            )
+
+    def close(self) -> None:
+        """Stop the listener and close both pools."""
+        self._closed = True
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener = None
+        for pool in {id(self._pool): self._pool, id(self._read_pool): self._read_pool}.values():
+            with suppress(Exception):
+                pool.close(timeout=2)
+
+    # -- helpers --------------------------------------------------------------------------
+
+    @staticmethod
+    def _audit(
+        c: psycopg.Connection[Any],
+        at: datetime,
+        actor: str,
+        action: str,
+        target: str,
+        detail: str | None = None,
+    ) -> int:
+        row = c.execute(
+            "INSERT INTO audit (at, actor, action, target, detail) VALUES (%s, %s, %s, %s, %s) "
+            "RETURNING id",
+            (at, actor, action, target, detail),
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def _now(self, c: psycopg.Connection[Any]) -> datetime:
+        """The time of the write on the database server's clock (one clock for all): when its
+        transaction took the writers' lock."""
+        write = getattr(self._local, "write", None)
+        if write is not None and write[0] is c:
+            cached: datetime = write[1]
+            return cached
+        row = c.execute("SELECT clock_timestamp()").fetchone()
+        assert row is not None
+        at: datetime = row[0]
+        return at.astimezone(UTC)
+
+    # -- zones ----------------------------------------------------------------------------
+
+    def _saw_zones_token(self, token: int) -> None:
+        with self._token_lock:
+            self._zones_token = max(self._zones_token, token)
+
+    def _heard_zones_token(self, token: int) -> None:
+        with self._token_lock:
+            self._heard = max(self._heard, token)
+            self._zones_token = max(self._zones_token, token)
+            self._token_lock.notify_all()
+
+    def _bump_zones_token(self, c: psycopg.Connection[Any], detail: str) -> int:
+        row = c.execute(
+            "UPDATE meta SET value = value + 1 WHERE key = 'zones_token' RETURNING value"
+        ).fetchone()
+        assert row is not None
+        token = int(row[0])
+        c.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, f"{token} {detail}"))
+        return token
+
+    def _zones_written(self, token: int) -> None:
+        """After a zone write commits: this process knows its token at once, and waits briefly
+        for its own listener to hear the notification (the other processes hear it together)."""
+        self._saw_zones_token(token)
+        listener = self._listener
+        if listener is None or not listener.connected.is_set():
+            return
+        deadline = time.monotonic() + 0.2
+        with self._token_lock:
+            while self._heard < token and time.monotonic() < deadline:
+                self._token_lock.wait(0.01)
+
+    def zones_changed_token(self) -> int:
+        """The zone-write counter: from memory while the listener is connected, else read."""
+        listener = self._listener
+        if listener is not None and listener.connected.is_set():
+            return self._zones_token
+        with self._connection() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'zones_token'").fetchone()
+        token = int(row[0]) if row else 0
+        self._saw_zones_token(token)
+        return token
+
+    def _insert_zone(
+        self,
+        c: psycopg.Connection[Any],
+        zone_id: str,
+        version: int,
+        params: tuple[Any, ...],
+        audit_id: int,
+    ) -> None:
+        c.execute(
+            """INSERT INTO zones (zone_id, version, name, kind, geometry, minx, miny, maxx, maxy,
+                valid_from, valid_to, authorized_parties, warning_distance_m, agreement, source,
+                boundary_uncertainty_m, audit_id)
+            VALUES (%s, %s, %s, %s, ST_GeomFromWKB(%s, 4326), %s, %s, %s, %s, %s, %s, %s, %s,
+                %s, %s, %s, %s)""",
+            (zone_id, version, *params, audit_id),
+        )
+
+    def add_zones(self, zones: Sequence[Zone], actor: str) -> list[Zone]:
+        """Create zones, each as version 1, all or none (see `Store.add_zones`)."""
+        seen: set[str] = set()
+        for index, zone in enumerate(zones):
+            if zone.id in seen:
+                raise Conflict(f"zone {zone.id!r} appears twice", field="id", index=index)
+            seen.add(zone.id)
+        params = [_zone_params(zone) for zone in zones]
+        if not zones:
+            return []
+        with self._write() as c:
+            existing = {
+                row[0]
+                for row in c.execute(
+                    "SELECT DISTINCT zone_id FROM zones WHERE zone_id = ANY(%s)", (sorted(seen),)
+                )
+            }
+            for index, zone in enumerate(zones):
+                if zone.id in existing:
+                    raise Conflict(
+                        f"zone {zone.id!r} already exists; send a new version instead",
+                        field="id",
+                        index=index,
+                    )
+            now = self._now(c)
+            for zone, row in zip(zones, params, strict=True):
+                audit_id = self._audit(c, now, actor, "zone.create", zone.id, "version 1")
+                self._insert_zone(c, zone.id, 1, row, audit_id)
+            token = self._bump_zones_token(c, f"{zones[0].id} 1")
+        self._zones_written(token)
+        return [replace(zone, version=1) for zone in zones]
+
+    def seed(
+        self,
+        zones: Sequence[Zone],
+        reports: Sequence[Report],
+        actor: str,
+        parties: Sequence[Party] = (),
+    ) -> bool:
+        """Fill an empty store in one transaction (see `Store.seed`)."""
+        ordered = sorted(zones, key=lambda z: (z.id, z.version))
+        zone_params = [_zone_params(zone) for zone in ordered]
+        rows = [_report_row(report) for report in reports]
+        filled = "SELECT EXISTS (SELECT 1 FROM zones) OR EXISTS (SELECT 1 FROM reports)"
+        with self._read() as c:
+            row = c.execute(filled).fetchone()
+            if row and row[0]:
+                return False
+        self._ensure_partitions(reports)
+        token = parties_token = None
+        with self._write() as c:
+            row = c.execute(filled).fetchone()
+            if row and row[0]:
+                return False
+            now = self._now(c)
+            versions: dict[str, int] = {}
+            for zone, params in zip(ordered, zone_params, strict=True):
+                version = versions[zone.id] = versions.get(zone.id, 0) + 1
+                action = "zone.create" if version == 1 else "zone.version"
+                audit_id = self._audit(c, now, actor, action, zone.id, f"version {version}")
+                self._insert_zone(c, zone.id, version, params, audit_id)
+            if ordered:
+                token = self._bump_zones_token(c, "seed")
+            for party in parties:
+                parties_token = self._put_party(c, now, party, actor)[1]
+            if reports:
+                self._insert_reports(c, reports, rows, actor, now)
+        if token is not None:
+            self._zones_written(token)
+        if parties_token is not None:
+            self._saw_parties_token(parties_token)
+        return True
+
+    def new_zone_version(self, zone: Zone, actor: str) -> Zone:
+        """Store `zone` as the next version of its id (see `Store.new_zone_version`)."""
+        params = _zone_params(zone)
+        with self._write() as c:
+            version = self._latest_version(c, zone.id) + 1
+            audit_id = self._audit(
+                c, self._now(c), actor, "zone.version", zone.id, f"version {version}"
+            )
+            self._insert_zone(c, zone.id, version, params, audit_id)
+            token = self._bump_zones_token(c, f"{zone.id} {version}")
+        self._zones_written(token)
+        return replace(zone, version=version)
+
+    def retire_zone(self, zone_id: str, at: datetime, actor: str) -> Zone:
+        """Store a copy of the latest version ending at `at` (see `Store.retire_zone`)."""
+        at = _aware(at, "at")
+        with self._write() as c:
+            version = self._latest_version(c, zone_id)
+            row = c.execute(
+                "SELECT valid_from, valid_to FROM zones WHERE zone_id = %s AND version = %s",
+                (zone_id, version),
+            ).fetchone()
+            assert row is not None
+            valid_from, valid_to = row
+            if at <= valid_from:
+                raise Conflict(
+                    f"zone {zone_id!r} version {version} starts at "
+                    f"{valid_from.astimezone(UTC).isoformat()}; it cannot be retired at or "
+                    "before that",
+                    field="at",
+                )
+            if valid_to is not None and valid_to <= at:
+                raise Conflict(
+                    f"zone {zone_id!r} already ends at {valid_to.astimezone(UTC).isoformat()}",
+                    field="at",
+                )
+            audit_id = self._audit(
+                c,
+                self._now(c),
+                actor,
+                "zone.retire",
+                zone_id,
+                f"version {version + 1}, valid_to {at.isoformat()}",
+            )
+            c.execute(
+                """INSERT INTO zones (zone_id, version, name, kind, geometry, minx, miny, maxx,
+                    maxy, valid_from, valid_to, authorized_parties, warning_distance_m,
+                    boundary_uncertainty_m, agreement, source, audit_id)
+                SELECT zone_id, version + 1, name, kind, geometry, minx, miny, maxx, maxy,
+                    valid_from, %s,
+                    authorized_parties, warning_distance_m, boundary_uncertainty_m, agreement,
+                    source, %s
+                FROM zones WHERE zone_id = %s AND version = %s""",
+                (at, audit_id, zone_id, version),
+            )
+            token = self._bump_zones_token(c, f"{zone_id} {version + 1}")
+            rows = c.execute(
+                f"SELECT {_ZONE_SELECT} FROM zones WHERE zone_id = %s AND version = %s",
+                (zone_id, version + 1),
+                binary=True,
+            ).fetchall()
+        self._zones_written(token)
+        return _zones_from_rows(rows)[0]
+
+    @staticmethod
+    def _latest_version(c: psycopg.Connection[Any], zone_id: str) -> int:
+        row = c.execute("SELECT max(version) FROM zones WHERE zone_id = %s", (zone_id,)).fetchone()
+        if row is None or row[0] is None:
+            raise UnknownZone(f"no zone with id {zone_id!r}", field="id")
+        return int(row[0])
+
+    def get_zone(self, zone_id: str) -> Zone:
+        """The latest version of a zone, as filed; `UnknownZone` if none."""
+        if "\x00" in zone_id:  # no text column holds U+0000: no such zone
+            raise UnknownZone(f"no zone with id {zone_id!r}", field="id")
+        with self._read() as c:
+            rows = c.execute(
+                f"SELECT {_ZONE_SELECT} FROM zones WHERE zone_id = %s "
+                "ORDER BY version DESC LIMIT 1",
+                (zone_id,),
+                binary=True,
+            ).fetchall()
+        if not rows:
+            raise UnknownZone(f"no zone with id {zone_id!r}", field="id")
+        return _zones_from_rows(rows)[0]
+
+    def zone_history(self, zone_id: str) -> list[Zone]:
+        """Every version of a zone, oldest first; `UnknownZone` if none."""
+        if "\x00" in zone_id:
+            raise UnknownZone(f"no zone with id {zone_id!r}", field="id")
+        with self._read() as c:
+            rows = c.execute(
+                f"SELECT {_ZONE_SELECT} FROM zones WHERE zone_id = %s ORDER BY version",
+                (zone_id,),
+                binary=True,
+            ).fetchall()
+        if not rows:
+            raise UnknownZone(f"no zone with id {zone_id!r}", field="id")
+        return _zones_from_rows(rows)
+
+    def list_zones(
+        self,
+        at: datetime | None = None,
+        bbox: BBox | None = None,
+        kind: ZoneKind | str | None = None,
+        all_versions: bool = False,
+    ) -> list[Zone]:
+        """Zones by id and version, filtered (see `Store.list_zones`); from the replica."""
+        where: list[str] = []
+        params: list[Any] = []
+        if bbox is not None:
+            clause, values = _bbox_filter(bbox, "geometry", "minx", "miny", "maxx", "maxy")
+            where.append(clause)
+            params.extend(values)
+        if kind is not None:
+            where.append("kind = %s")
+            params.append(str(ZoneKind(kind)))
+        if at is not None:
+            at = _aware(at, "at")
+            where.append("valid_from <= %s AND (valid_to IS NULL OR %s < valid_to)")
+            params.extend([at, at])
+            query = _EFFECTIVE_ZONES
+        elif all_versions:
+            query = f"SELECT {_ZONE_SELECT} FROM zones"
+        else:
+            query = f"SELECT {_ZONE_SELECT} FROM zones AS z"
+            where.append("version = (SELECT max(version) FROM zones WHERE zone_id = z.zone_id)")
+        if where:
+            query += " WHERE " + " AND ".join(where)
+        query += " ORDER BY zone_id, version"
+        with self._read(replica=True) as c:
+            rows = c.execute(query.encode(), params, binary=True).fetchall()
+        return _zones_from_rows(rows)
+
+    def zones_for_index(self) -> list[Zone]:
+        """Versions in force at some instant, with their effective validity (primary)."""
+        query = (
+            _EFFECTIVE_ZONES
+            + " WHERE valid_to IS NULL OR valid_to > valid_from ORDER BY zone_id, version"
+        )
+        with self._read() as c:
+            rows = c.execute(query.encode(), binary=True).fetchall()
+        return _zones_from_rows(rows)
+
+    # -- parties --------------------------------------------------------------------------
+
+    def list_parties(self) -> list[Party]:
+        """Every registered party, by code."""
+        with self._read() as c:
+            rows = c.execute(
+                "SELECT code, name, color, aliases FROM parties ORDER BY code"
+            ).fetchall()
+        return [
+            Party(code=row[0], name=row[1], color=row[2], aliases=tuple(orjson.loads(row[3])))
+            for row in rows
+        ]
+
+    def _saw_parties_token(self, token: int) -> None:
+        with self._token_lock:
+            self._parties_token = max(self._parties_token, token)
+
+    def parties_token(self) -> tuple[int, int]:
+        """The party-write counter (as the zones' token: from memory while the listener is
+        connected, else read), paired with 0 to keep the protocol's shape."""
+        listener = self._listener
+        if listener is not None and listener.connected.is_set():
+            return 0, self._parties_token
+        with self._connection() as c:
+            row = c.execute("SELECT value FROM meta WHERE key = 'parties_token'").fetchone()
+        token = int(row[0]) if row else 0
+        self._saw_parties_token(token)
+        return 0, token
+
+    def put_party(self, party: Party, actor: str) -> tuple[Party, bool]:
+        """Register or replace a party, audited (see `Store.put_party`)."""
+        with self._write() as c:
+            created, token = self._put_party(c, self._now(c), party, actor)
+        self._saw_parties_token(token)
+        return party, created
+
+    def _put_party(
+        self, c: psycopg.Connection[Any], now: datetime, party: Party, actor: str
+    ) -> tuple[bool, int]:
+        """Write a party and its audit entry, move the parties' token and notify it."""
+        created = c.execute("SELECT 1 FROM parties WHERE code = %s", (party.code,)).fetchone()
+        detail = orjson.dumps(
+            {"name": party.name, "color": party.color, "aliases": list(party.aliases)}
+        ).decode()
+        audit_id = self._audit(
+            c, now, actor, "party.update" if created else "party.create", party.code, detail
+        )
+        c.execute(
+            "INSERT INTO parties (code, name, color, aliases, audit_id) "
+            "VALUES (%s, %s, %s, %s, %s) "
+            "ON CONFLICT (code) DO UPDATE SET name = excluded.name, color = excluded.color, "
+            "aliases = excluded.aliases, audit_id = excluded.audit_id",
+            (
+                party.code,
+                party.name,
+                party.color,
+                orjson.dumps(list(party.aliases)).decode(),
+                audit_id,
+            ),
+        )
+        row = c.execute(
+            "UPDATE meta SET value = value + 1 WHERE key = 'parties_token' RETURNING value"
+        ).fetchone()
+        assert row is not None
+        c.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, f"parties {row[0]}"))
+        return created is None, int(row[0])
+
+    # -- reports --------------------------------------------------------------------------
+
+    def _ensure_partitions(self, reports: Sequence[Report]) -> None:
+        """Create the month partitions the reports need, each in a short transaction of its
+        own (creating a partition locks the parent table; a batch must not hold that lock)."""
+        months: set[tuple[int, int]] = set()
+        for report in reports:
+            _aware(report.observed_at, "observed_at")
+            months.add(_month(report.observed_at))
+        missing = months - self._partitions
+        if not missing:
+            return
+        with self._connection() as conn:
+            for year, month in sorted(missing):
+                name, start, end = _partition(year, month)
+                with conn.transaction():
+                    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                    exists = conn.execute("SELECT to_regclass(%s)", (name,)).fetchone()
+                    if exists is None or exists[0] is None:
+                        conn.execute(
+                            sql.SQL(
+                                "CREATE TABLE {} PARTITION OF reports FOR VALUES FROM ({}) TO ({})"
+                            ).format(sql.Identifier(name), sql.Literal(start), sql.Literal(end))
+                        )
+                self._partitions.add((year, month))
+
+    def add_reports(self, reports: Sequence[Report], actor: str) -> tuple[list[Report], list[str]]:
+        """Store a batch all or nothing; returns (stored, duplicate ids) in input order."""
+        stored, _, duplicates = self._file_batch(reports, actor, update=False)
+        return stored, duplicates
+
+    def update_reports(
+        self, reports: Sequence[Report], actor: str
+    ) -> tuple[list[Report], list[ReportVersion], list[str]]:
+        """Store a batch; changed reports become new versions (see `Store.update_reports`)."""
+        return self._file_batch(reports, actor, update=True)
+
+    def _file_batch(
+        self, reports: Sequence[Report], actor: str, *, update: bool
+    ) -> tuple[list[Report], list[ReportVersion], list[str]]:
+        if not reports:
+            return [], [], []
+        rows = [_report_row(report) for report in reports]
+        self._ensure_partitions(reports)
+        with self._write() as c:
+            return self._insert_reports(c, reports, rows, actor, self._now(c), update=update)
+
+    @staticmethod
+    def _known(c: psycopg.Connection[Any], ids: list[str]) -> dict[str, _Known]:
+        """What is stored of `ids`: every version's content, the latest number, retracted.
+
+        `report_ids` says which are stored in one probe each; only those are read whole.
+        """
+        known: dict[str, _Known] = {}
+        with c.cursor(binary=True) as cur:
+            found = [
+                row[0]
+                for row in cur.execute("SELECT id FROM report_ids WHERE id = ANY(%s)", (ids,))
+            ]
+            if not found:
+                return known
+            for row in cur.execute(
+                f"SELECT {_REPORT_COLUMNS} FROM reports WHERE id = ANY(%s)", (found,)
+            ):
+                known[row[0]] = _Known([_report_values(_report_from_row(row))])
+            for row in cur.execute(
+                f"SELECT version, retracted, {_REPORT_COLUMNS} FROM report_versions "
+                "WHERE id = ANY(%s) ORDER BY id, version",
+                (found,),
+            ):
+                entry = known[row[2]]
+                if not row[1]:
+                    entry.contents.append(_report_values(_report_from_row(row[2:])))
+                entry.latest, entry.retracted = int(row[0]), bool(row[1])
+        return known
+
+    @staticmethod
+    def _take_positions(c: psycopg.Connection[Any], count: int) -> int:
+        """Reserve `count` positions of the commit-order feed; returns the first."""
+        row = c.execute(
+            "UPDATE meta SET value = value + %s WHERE key = 'report_position' RETURNING value",
+            (count,),
+        ).fetchone()
+        assert row is not None
+        return int(row[0]) - count + 1
+
+    def _insert_reports(
+        self,
+        c: psycopg.Connection[Any],
+        reports: Sequence[Report],
+        rows: list[tuple[Any, ...]],
+        actor: str,
+        now: datetime,
+        *,
+        update: bool = False,
+    ) -> tuple[list[Report], list[ReportVersion], list[str]]:
+        """File a batch in `c`'s transaction (the writers' lock held): new ids are stored by
+        binary COPY, the same content again is a duplicate, changed content a new version
+        (`update`) or a `Conflict`."""
+        values = [_report_values(report) for report in reports]
+        known = self._known(c, sorted({r.id for r in reports}))
+        first_at: dict[str, int] = {}
+        stored_at: list[int] = []
+        corrected_at: list[int] = []
+        duplicates: list[str] = []
+        for index, report in enumerate(reports):
+            row = values[index]
+            first = first_at.get(report.id)
+            if first is not None:
+                if not _same_content(values[first], row):
+                    raise Conflict(
+                        f"report {report.id!r} appears twice in the batch with different "
+                        f"content (first at index {first}); send one version",
+                        field="id",
+                        index=index,
+                    )
+                duplicates.append(report.id)
+                continue
+            first_at[report.id] = index
+            stored = known.get(report.id)
+            if stored is None:
+                stored_at.append(index)
+            elif any(_same_content(content, row) for content in stored.contents):
+                duplicates.append(report.id)
+            elif stored.retracted:
+                raise Conflict(
+                    f"report {report.id!r} was retracted and takes no new version; "
+                    "file it under a new id",
+                    field="id",
+                    index=index,
+                )
+            elif update:
+                corrected_at.append(index)
+            else:
+                raise Conflict(
+                    f"report {report.id!r} is already stored with different content; to "
+                    f"correct it, send the new version with PUT /reports/{_quote_id(report.id)}",
+                    field="id",
+                    index=index,
+                )
+        detail = f"stored {len(stored_at)}, duplicates {len(duplicates)}"
+        if update:
+            detail += f", corrected {len(corrected_at)}"
+        # The batch's audit entry and its positions in one round trip.
+        taken = len(stored_at) + len(corrected_at)
+        taken_row = c.execute(
+            "WITH a AS (INSERT INTO audit (at, actor, action, target, detail) "
+            "VALUES (%s, %s, 'reports.add', 'reports', %s) RETURNING id), "
+            "p AS (UPDATE meta SET value = value + %s WHERE key = 'report_position' "
+            "RETURNING value) SELECT a.id, p.value FROM a, p",
+            (now, actor, detail, taken),
+        ).fetchone()
+        assert taken_row is not None
+        audit_id, position = int(taken_row[0]), int(taken_row[1]) - taken + 1
+        if 0 < len(stored_at) <= _SMALL_BATCH:
+            # A few reports: two pipelined INSERTs cost fewer round trips than two COPYs.
+            ordered = sorted((rows[index] for index in stored_at), key=lambda row: row[0])
+            with c.pipeline(), c.cursor() as cur:
+                cur.executemany(
+                    f"INSERT INTO reports (position, {_REPORT_COLUMNS}, audit_id) VALUES "
+                    "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+                    [(position + n, *r, audit_id) for n, r in enumerate(ordered)],
+                )
+                cur.executemany(
+                    "INSERT INTO report_ids (id, observed_at) VALUES (%s, %s)",
+                    [(r[0], r[2]) for r in ordered],
+                )
+            position += len(ordered)
+        elif stored_at:
+            ordered = sorted((rows[index] for index in stored_at), key=lambda row: row[0])
+            with (
+                c.cursor() as cur,
+                cur.copy(
+                    f"COPY reports (position, {_REPORT_COLUMNS}, audit_id) "
+                    "FROM STDIN (FORMAT BINARY)"
+                ) as copy,
+            ):
+                copy.set_types(_COPY_TYPES)
+                for n, row in enumerate(ordered):
+                    copy.write_row((position + n, *row, audit_id))
+            _copy_ids(c, ordered)
+            position += len(ordered)
+        corrected = []
+        for offset, index in enumerate(corrected_at):
+            report = reports[index]
+            version = known[report.id].latest + 1
+            self._insert_version(c, position + offset, version, rows[index], actor, now)
+            corrected.append(ReportVersion(report, version, now))
+        return [reports[index] for index in stored_at], corrected, duplicates
+
+    def _insert_version(
+        self,
+        c: psycopg.Connection[Any],
+        position: int,
+        version: int,
+        row: tuple[Any, ...],
+        actor: str,
+        now: datetime,
+        reason: str | None = None,
+    ) -> None:
+        report_id = row[0]
+        if reason is None:
+            audit_id = self._audit(c, now, actor, "report.version", report_id, f"version {version}")
+        else:
+            audit_id = self._audit(
+                c, now, actor, "report.retract", report_id, f"version {version}: {reason}"
+            )
+        c.execute(
+            f"INSERT INTO report_versions (position, version, retracted, reason, "
+            f"{_REPORT_COLUMNS}, audit_id) VALUES "
+            "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (position, version, reason is not None, reason, *row, audit_id),
+        )
+
+    @staticmethod
+    def _history(c: psycopg.Connection[Any], report_id: str) -> list[ReportVersion]:
+        if "\x00" in report_id:  # no text column holds U+0000: no such report
+            raise UnknownReport(f"no report with id {report_id!r}", field="id")
+        prefixed_r = ", ".join(f"r.{name}" for name in _REPORT_COLUMNS.split(", "))
+        prefixed_v = ", ".join(f"v.{name}" for name in _REPORT_COLUMNS.split(", "))
+        rows = c.execute(
+            f"SELECT 1, false, NULL::text, a.at, {prefixed_r} FROM reports AS r "
+            "JOIN audit AS a ON a.id = r.audit_id WHERE r.id = %s "
+            f"UNION ALL SELECT v.version, v.retracted, v.reason, a.at, {prefixed_v} "
+            "FROM report_versions AS v JOIN audit AS a ON a.id = v.audit_id WHERE v.id = %s "
+            "ORDER BY 1",
+            (report_id, report_id),
+            binary=True,
+        ).fetchall()
+        if not rows:
+            raise UnknownReport(f"no report with id {report_id!r}", field="id")
+        return _versions_from_rows(rows)
+
+    def get_report(self, report_id: str) -> ReportVersion:
+        """The latest version of a report (see `Store.get_report`)."""
+        with self._read() as c:
+            return self._history(c, report_id)[-1]
+
+    def report_history(self, report_id: str) -> list[ReportVersion]:
+        """Every version of a report, oldest first (see `Store.report_history`)."""
+        with self._read() as c:
+            return self._history(c, report_id)
+
+    def correct_report(self, report: Report, actor: str) -> tuple[ReportVersion, bool]:
+        """Store the next version of a report (see `Store.correct_report`)."""
+        row = _report_row(report)
+        values = _report_values(report)
+        with self._write() as c:
+            latest = self._history(c, report.id)[-1]
+            if latest.retracted:
+                raise Conflict(
+                    f"report {report.id!r} was retracted and takes no new version; "
+                    "file it under a new id",
+                    field="id",
+                )
+            if _same_content(_report_values(latest.report), values):
+                return latest, False
+            now = self._now(c)
+            version = latest.version + 1
+            self._insert_version(c, self._take_positions(c, 1), version, row, actor, now)
+        return ReportVersion(report, version, now), True
+
+    def retract_report(self, report_id: str, reason: str, actor: str) -> ReportVersion:
+        """Retract a report with a reason (see `Store.retract_report`)."""
+        with self._write() as c:
+            latest = self._history(c, report_id)[-1]
+            if latest.retracted:
+                raise Conflict(
+                    f"report {report_id!r} was already retracted at {latest.filed_at.isoformat()}",
+                    field="id",
+                )
+            now = self._now(c)
+            version = latest.version + 1
+            self._insert_version(
+                c,
+                self._take_positions(c, 1),
+                version,
+                _report_row(latest.report),
+                actor,
+                now,
+                reason=reason,
+            )
+        return ReportVersion(latest.report, version, now, True, reason)
+
+    def list_reports(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        party: str | None = None,
+        bbox: BBox | None = None,
+        unit: str | None = None,
+        limit: int = 100,
+        after: str | None = None,
+    ) -> tuple[list[Report], str | None]:
+        """One page of reports (latest versions) by (observed_at, id), from the replica."""
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        if any(value is not None and "\x00" in value for value in (party, unit)):
+            return [], None  # no stored text holds U+0000
+        where, params = _report_filters(since, until, party, bbox, unit)
+        if after is not None:
+            where.append("(observed_at, id) > (%s, %s)")
+            params.extend(_decode_cursor(after))
+        query, all_params = _current_reports(where, params, limit + 1)
+        with self._read(replica=True) as c:
+            rows = c.execute(query.encode(), all_params, binary=True).fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        cursor = _encode_cursor(rows[-1][2], rows[-1][0]) if more else None
+        return [_report_from_row(row) for row in rows], cursor
+
+    def count_matching_reports(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        party: str | None = None,
+        bbox: BBox | None = None,
+        unit: str | None = None,
+    ) -> int:
+        """How many reports `list_reports` lists with these filters (see the `Store` method)."""
+        if any(value is not None and "\x00" in value for value in (party, unit)):
+            return 0
+        where, params = _report_filters(since, until, party, bbox, unit)
+        query, params = _current_reports(where, params)
+        with self._read(replica=True) as c:
+            row = c.execute(f"SELECT count(*) FROM ({query}) AS m", params).fetchone()
+        return int(row[0]) if row else 0
+
+    def select_reports(
+        self,
+        where: Predicate | None,
+        *,
+        limit: int,
+        after: str | None = None,
+        before: str | None = None,
+    ) -> ReportSelection:
+        """One page of the reports `where` keeps (see `Store.select_reports`)."""
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        if after is not None and before is not None:
+            raise ValueError("give after or before, not both")
+        clauses: list[str] = []
+        params: list[Any] = []
+        if where is not None:
+            sql, values = render_postgres(where)
+            clauses.append(sql)
+            params.extend(values)
+        if after is not None:
+            clauses.append("(observed_at, id) > (%s, %s)")
+            params.extend(_decode_cursor(after))
+        if before is not None:
+            clauses.append("(observed_at, id) < (%s, %s)")
+            params.extend(_decode_cursor(before))
+        query, params = _current_reports(clauses, params)
+        direction = "DESC" if before is not None else "ASC"
+        query = (
+            f"SELECT * FROM ({query}) AS s ORDER BY observed_at {direction}, id {direction} "
+            "LIMIT %s"
+        )
+        params.append(limit + 1)
+        with self._read(replica=True) as c:
+            rows = c.execute(query.encode(), params, binary=True).fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        if before is not None:
+            rows.reverse()
+        if not rows:
+            return ReportSelection([], more, None, None)
+        return ReportSelection(
+            [_report_from_row(row) for row in rows],
+            more,
+            _encode_cursor(rows[0][2], rows[0][0]),
+            _encode_cursor(rows[-1][2], rows[-1][0]),
+        )
+
+    def count_reports_where(self, where: Predicate | None) -> int:
+        """How many reports `where` keeps (see `Store.count_reports_where`)."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        if where is not None:
+            sql, params = render_postgres(where)
+            clauses.append(sql)
+        query, params = _current_reports(clauses, params)
+        with self._read(replica=True) as c:
+            row = c.execute(f"SELECT count(*) FROM ({query}) AS m", params).fetchone()
+        return int(row[0]) if row else 0
+
+    def reports_extent(self) -> tuple[BBox | None, datetime | None, datetime | None]:
+        """The reports' box and time range (see `Store.reports_extent`)."""
+        query, params = _current_reports([], [])
+        with self._read(replica=True) as c:
+            row = c.execute(
+                "SELECT min(lon), min(lat), max(lon), max(lat), min(observed_at), "
+                f"max(observed_at) FROM ({query}) AS m",
+                params,
+            ).fetchone()
+        if row is None or row[0] is None:
+            return None, None, None
+        return (row[0], row[1], row[2], row[3]), _utc(row[4]), _utc(row[5])
+
+    def reports_after(self, position: int, limit: int) -> tuple[list[ReportVersion], int]:
+        """Report versions by position after `position` (see `Store.reports_after`).
+
+        Positions are taken with the writers' lock held to the commit, so they grow in commit
+        order on the primary and on every replica (which replays commits in order).
+        """
+        prefixed_r = ", ".join(f"r.{name}" for name in _REPORT_COLUMNS.split(", "))
+        prefixed_v = ", ".join(f"v.{name}" for name in _REPORT_COLUMNS.split(", "))
+        with self._read(replica=True) as c:
+            rows = c.execute(
+                f"(SELECT r.position, 1, false, NULL::text, a.at, {prefixed_r} FROM reports AS r "
+                "JOIN audit AS a ON a.id = r.audit_id WHERE r.position > %s "
+                "ORDER BY r.position LIMIT %s) "
+                f"UNION ALL (SELECT v.position, v.version, v.retracted, v.reason, a.at, "
+                f"{prefixed_v} FROM report_versions AS v "
+                "JOIN audit AS a ON a.id = v.audit_id WHERE v.position > %s "
+                "ORDER BY v.position LIMIT %s) "
+                "ORDER BY 1 LIMIT %s",
+                (position, limit, position, limit, limit),
+                binary=True,
+            ).fetchall()
+        if not rows:
+            return [], position
+        return _versions_from_rows([row[1:] for row in rows]), int(rows[-1][0])
+
+    def get_reports_for_track(self, party: str, unit: str) -> list[Report]:
+        """Every report (latest version) of one unit by (observed_at, id)."""
+        if "\x00" in party or "\x00" in unit:
+            return []
+        query, params = _current_reports(["party = %s", "unit = %s"], [party, unit])
+        with self._read(replica=True) as c:
+            rows = c.execute(query.encode(), params, binary=True).fetchall()
+        return [_report_from_row(row) for row in rows]
+
+    def count_reports(self) -> int:
+        """How many reports are stored (ids, retracted ones included)."""
+        with self._read() as c:
+            row = c.execute("SELECT count(*) FROM report_ids").fetchone()
+        return int(row[0]) if row else 0
+
+    # -- audit ----------------------------------------------------------------------------
+
+    def count_audit(self, after: int | None = None) -> int:
+        """How many audit entries there are after the entry with id `after` (all: None)."""
+        with self._read() as c:
+            row = c.execute("SELECT count(*) FROM audit WHERE id > %s", (after or 0,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def audit_log(self, limit: int = 100, after: int | None = None) -> list[AuditEntry]:
+        """Audit entries oldest first, after the entry with id `after`."""
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        with self._read() as c:
+            rows = c.execute(
+                "SELECT id, at, actor, action, target, detail FROM audit WHERE id > %s "
+                "ORDER BY id LIMIT %s",
+                (after if after is not None else 0, limit),
+            ).fetchall()
+        return [
+            AuditEntry(
+                id=row[0],
+                at=row[1].astimezone(UTC),
+                actor=row[2],
+                action=row[3],
+                target=row[4],
+                detail=row[5],
+            )
+            for row in rows
+        ]
+
+    def add_audit_entry(
+        self, actor: str, action: str, target: str, detail: str | None = None
+    ) -> AuditEntry:
+        """Append one audit entry (see `Store.add_audit_entry`)."""
+        with self._write() as c:
+            now = self._now(c)
+            entry_id = self._audit(c, now, actor, action, target, detail)
+        return AuditEntry(
+            id=entry_id, at=now, actor=actor, action=action, target=target, detail=detail
+        )
+
+    # -- API keys -------------------------------------------------------------------------
+
+    def add_key(self, key_hash: str, role: str, label: str, actor: str) -> KeyRecord:
+        """Store a key by its hash (see `Store.add_key`)."""
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {', '.join(ROLES)}, got {role!r}")
+        if not key_hash:
+            raise ValueError("key_hash must not be empty")
+        with self._write() as c:
+            if c.execute("SELECT 1 FROM api_keys WHERE key_hash = %s", (key_hash,)).fetchone():
+                raise Conflict("this key is already stored", field="key")
+            now = self._now(c)
+            row = c.execute(
+                "INSERT INTO api_keys (key_hash, role, label, created_at, created_by) "
+                f"VALUES (%s, %s, %s, %s, %s) RETURNING {_KEY_COLUMNS}",
+                (key_hash, role, label, now, actor),
+            ).fetchone()
+            assert row is not None
+            self._audit(c, now, actor, "key.create", str(row[0]), f"role {role}, label {label}")
+        return _key_from_row(row)
+
+    def find_key(self, key_hash: str) -> KeyRecord | None:
+        """The active key with this hash, or None (from the primary: revocations count)."""
+        if "\x00" in key_hash:
+            return None
+        with self._connection() as c:
+            row = c.execute(
+                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE key_hash = %s AND revoked_at IS NULL",
+                (key_hash,),
+            ).fetchone()
+        return None if row is None else _key_from_row(row)
+
+    def list_keys(self) -> list[KeyRecord]:
+        """Every key, oldest first."""
+        with self._read() as c:
+            rows = c.execute(f"SELECT {_KEY_COLUMNS} FROM api_keys ORDER BY id").fetchall()
+        return [_key_from_row(row) for row in rows]
+
+    def revoke_key(self, key_id: int, actor: str) -> KeyRecord:
+        """Revoke a key once; `UnknownKey` if there is no such key."""
+        if not -(2**63) <= key_id < 2**63:
+            raise UnknownKey(f"no API key with id {key_id}", field="id")
+        with self._write() as c:
+            row = c.execute(
+                f"SELECT {_KEY_COLUMNS} FROM api_keys WHERE id = %s", (key_id,)
+            ).fetchone()
+            if row is None:
+                raise UnknownKey(f"no API key with id {key_id}", field="id")
+            if row[6] is None:
+                now = self._now(c)
+                row = c.execute(
+                    "UPDATE api_keys SET revoked_at = %s, revoked_by = %s WHERE id = %s "
+                    f"RETURNING {_KEY_COLUMNS}",
+                    (now, actor, key_id),
+                ).fetchone()
+                self._audit(c, now, actor, "key.revoke", str(key_id))
+        assert row is not None
+        return _key_from_row(row)
+
+    # -- idempotency keys -----------------------------------------------------------------
+
+    def claim_idempotency_key(
+        self, actor: str, key: str, fingerprint: str, expire_before: datetime
+    ) -> IdempotentAnswer | None:
+        """Claim (actor, key), or return its entry (see `Store.claim_idempotency_key`)."""
+        expire_before = _aware(expire_before, "expire_before")
+        with self._connection() as c, c.transaction():
+            c.execute("DELETE FROM idempotency WHERE created_at < %s", (expire_before,))
+            claimed = c.execute(
+                "INSERT INTO idempotency (actor, key, fingerprint, created_at) "
+                "VALUES (%s, %s, %s, clock_timestamp()) ON CONFLICT DO NOTHING RETURNING 1",
+                (actor, key, fingerprint),
+            ).fetchone()
+            if claimed is not None:
+                return None
+            row = c.execute(
+                "SELECT fingerprint, created_at, status, body, headers FROM idempotency "
+                "WHERE actor = %s AND key = %s",
+                (actor, key),
+            ).fetchone()
+        if row is None:  # expired and deleted by another claim between the two statements
+            return self.claim_idempotency_key(actor, key, fingerprint, expire_before)
+        headers = orjson.loads(row[4]) if row[4] else []
+        return IdempotentAnswer(
+            fingerprint=row[0],
+            created_at=row[1].astimezone(UTC),
+            status=row[2],
+            body=bytes(row[3] or b""),
+            headers=tuple((str(name), str(value)) for name, value in headers),
+        )
+
+    def finish_idempotency_key(
+        self,
+        actor: str,
+        key: str,
+        status: int,
+        body: bytes,
+        headers: Sequence[tuple[str, str]],
+    ) -> None:
+        """Store the answer of a claimed key (see `Store.finish_idempotency_key`)."""
+        with self._connection() as c:
+            c.execute(
+                "UPDATE idempotency SET status = %s, body = %s, headers = %s "
+                "WHERE actor = %s AND key = %s",
+                (status, body, orjson.dumps([list(h) for h in headers]).decode(), actor, key),
+            )
+
+    def release_idempotency_key(self, actor: str, key: str) -> None:
+        """Forget a running claim (see `Store.release_idempotency_key`)."""
+        with self._connection() as c:
+            c.execute(
+                "DELETE FROM idempotency WHERE actor = %s AND key = %s AND status IS NULL",
+                (actor, key),
+            )
+
+
+def _copy_ids(c: psycopg.Connection[Any], rows: Sequence[Sequence[Any]]) -> None:
+    """Register new report ids (rows in `_REPORT_COLUMNS` order) by binary COPY; an id stored
+    already fails the transaction (the primary key), whatever the checks before missed."""
+    with (
+        c.cursor() as cur,
+        cur.copy("COPY report_ids (id, observed_at) FROM STDIN (FORMAT BINARY)") as copy,
+    ):
+        copy.set_types(["text", "timestamptz"])
+        for row in rows:
+            copy.write_row((row[0], row[2]))
+
+
+def _report_filters(
+    since: datetime | None,
+    until: datetime | None,
+    party: str | None,
+    bbox: BBox | None,
+    unit: str | None,
+) -> tuple[list[str], list[Any]]:
+    """The WHERE clauses and parameters of `list_reports`'s filters."""
+    where: list[str] = []
+    params: list[Any] = []
+    if since is not None:
+        where.append("observed_at >= %s")
+        params.append(_aware(since, "since"))
+    if until is not None:
+        where.append("observed_at < %s")
+        params.append(_aware(until, "until"))
+    if party is not None:
+        where.append("party = %s")
+        params.append(party)
+    if unit is not None:
+        where.append("unit = %s")
+        params.append(unit)
+    if bbox is not None:
+        clause, values = _bbox_filter(bbox, "geom", "lon", "lat", "lon", "lat")
+        where.append(clause)
+        params.extend(values)
+    return where, params
+
+
+def _current_reports(
+    where: Sequence[str], params: Sequence[Any], limit: int | None = None
+) -> tuple[str, list[Any]]:
+    """Every report's latest version, retracted ones left out, under `where` (two arms, as in
+    the SQLite store: reports never changed, and the latest versions of changed ones), ordered
+    by (observed_at, id).
+
+    With `limit`, each arm is ordered and limited itself: the first is then an ordered walk of
+    the partitions' (observed_at, id) indexes that stops after `limit` rows, where an ORDER BY
+    over the whole union would sort every matching report for each page.
+    """
+    condition = "".join(f" AND {clause}" for clause in where)
+    tail = " ORDER BY observed_at, id" + (" LIMIT %s" if limit is not None else "")
+    arm_params = [*params, limit] if limit is not None else [*params]
+    query = (
+        f"(SELECT {_REPORT_COLUMNS} FROM reports AS r "
+        "WHERE NOT EXISTS (SELECT 1 FROM report_versions AS x WHERE x.id = r.id)"
+        f"{condition}{tail}) "
+        f"UNION ALL (SELECT {_REPORT_COLUMNS} FROM report_versions AS v WHERE NOT v.retracted "
+        "AND v.version = (SELECT max(version) FROM report_versions WHERE id = v.id)"
+        f"{condition}{tail}){tail}"
+    )
+    return query, [*arm_params, *arm_params, *([limit] if limit is not None else [])]
