@@ -695,7 +695,9 @@ MOMENTS = st.datetimes(
     min_value=datetime(1990, 1, 1), max_value=datetime(2100, 1, 1), timezones=OFFSETS
 )
 #: Free text: anything but U+0000, which every text property refuses (no PostgreSQL text holds it).
-WORDS = st.text(st.characters(exclude_characters="\x00"), min_size=1, max_size=20).filter(str.strip)
+WORDS = st.text(
+    st.characters(codec="utf-8", exclude_characters="\x00"), min_size=1, max_size=20
+).filter(str.strip)
 OPTIONAL_WORDS = st.none() | WORDS
 #: Ids: any script, no control characters; a zone id is also a URL path segment (no "/").
 IDS = st.text(

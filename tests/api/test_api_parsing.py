@@ -70,7 +70,9 @@ reports = st.builds(
     st.one_of(st.none(), st.floats(0, 1e6), st.integers(0, 5000)),
     st.one_of(st.none(), st.sampled_from(["troops", "Vehicle", "DRONE"])),
     # Free text of any characters but U+0000, which both stores refuse (a 422 of its own).
-    st.one_of(st.none(), st.text(st.characters(exclude_characters="\x00"), max_size=5)),
+    st.one_of(
+        st.none(), st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=5)
+    ),
     st.one_of(st.none(), st.sampled_from(["low", "HIGH"])),
     st.dictionaries(
         st.sampled_from(["placement", "n", "tags"]),
