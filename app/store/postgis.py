@@ -75,7 +75,7 @@ from app.store.base import (
     UnsupportedDatabase,
 )
 from app.store.postgis_filter import render_postgres
-from app.store.sqlite import _Known, _quote_id, _report_values, _same_content
+from app.store.sqlite import _Known, _report_values, _same_content, sort_batch
 
 __all__ = ["MIGRATIONS", "NOTIFY_CHANNEL", "PostGISStore", "postgres_conninfo"]
 
@@ -1257,45 +1257,7 @@ class PostGISStore(Store):
         (`update`) or a `Conflict`."""
         values = [_report_values(report) for report in reports]
         known = self._known(c, sorted({r.id for r in reports}))
-        first_at: dict[str, int] = {}
-        stored_at: list[int] = []
-        corrected_at: list[int] = []
-        duplicates: list[str] = []
-        for index, report in enumerate(reports):
-            row = values[index]
-            first = first_at.get(report.id)
-            if first is not None:
-                if not _same_content(values[first], row):
-                    raise Conflict(
-                        f"report {report.id!r} appears twice in the batch with different "
-                        f"content (first at index {first}); send one version",
-                        field="id",
-                        index=index,
-                    )
-                duplicates.append(report.id)
-                continue
-            first_at[report.id] = index
-            stored = known.get(report.id)
-            if stored is None:
-                stored_at.append(index)
-            elif any(_same_content(content, row) for content in stored.contents):
-                duplicates.append(report.id)
-            elif stored.retracted:
-                raise Conflict(
-                    f"report {report.id!r} was retracted and takes no new version; "
-                    "file it under a new id",
-                    field="id",
-                    index=index,
-                )
-            elif update:
-                corrected_at.append(index)
-            else:
-                raise Conflict(
-                    f"report {report.id!r} is already stored with different content; to "
-                    f"correct it, send the new version with PUT /reports/{_quote_id(report.id)}",
-                    field="id",
-                    index=index,
-                )
+        stored_at, corrected_at, duplicates = sort_batch(reports, values, known, update=update)
         detail = f"stored {len(stored_at)}, duplicates {len(duplicates)}"
         if update:
             detail += f", corrected {len(corrected_at)}"

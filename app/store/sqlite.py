@@ -549,6 +549,59 @@ def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
         yield items[start : start + size]
 
 
+def sort_batch(
+    reports: Sequence[Report],
+    values: Sequence[tuple[Any, ...]],
+    known: dict[str, _Known],
+    *,
+    update: bool,
+) -> tuple[list[int], list[int], list[str]]:
+    """Sort a batch against the ids already stored (`known`), for both stores: the indexes of
+    new reports, the indexes of corrections (`update` only), and the ids that are duplicates.
+    Raises `Conflict` for an id twice in the batch with different content, a retracted id, or
+    changed content without `update`."""
+    first_at: dict[str, int] = {}
+    stored_at: list[int] = []
+    corrected_at: list[int] = []
+    duplicates: list[str] = []
+    for index, report in enumerate(reports):
+        row = values[index]
+        first = first_at.get(report.id)
+        if first is not None:
+            if not _same_content(values[first], row):
+                raise Conflict(
+                    f"report {report.id!r} appears twice in the batch with different "
+                    f"content (first at index {first}); send one version",
+                    field="id",
+                    index=index,
+                )
+            duplicates.append(report.id)
+            continue
+        first_at[report.id] = index
+        stored = known.get(report.id)
+        if stored is None:
+            stored_at.append(index)
+        elif any(_same_content(content, row) for content in stored.contents):
+            duplicates.append(report.id)
+        elif stored.retracted:
+            raise Conflict(
+                f"report {report.id!r} was retracted and takes no new version; "
+                "file it under a new id",
+                field="id",
+                index=index,
+            )
+        elif update:
+            corrected_at.append(index)
+        else:
+            raise Conflict(
+                f"report {report.id!r} is already stored with different content; to "
+                f"correct it, send the new version with PUT /reports/{_quote_id(report.id)}",
+                field="id",
+                index=index,
+            )
+    return stored_at, corrected_at, duplicates
+
+
 # -- the store --------------------------------------------------------------------------------
 
 
@@ -1181,45 +1234,7 @@ class SQLiteStore(Store):
         duplicate, changed content a new version (`update`) or a `Conflict`."""
         # Read inside the write transaction, so no other writer can add an id meanwhile.
         known = self._known(c, {r.id for r in reports})
-        first_at: dict[str, int] = {}
-        stored_at: list[int] = []
-        corrected_at: list[int] = []
-        duplicates: list[str] = []
-        for index, report in enumerate(reports):
-            row = values[index]
-            first = first_at.get(report.id)
-            if first is not None:
-                if not _same_content(values[first], row):
-                    raise Conflict(
-                        f"report {report.id!r} appears twice in the batch with different "
-                        f"content (first at index {first}); send one version",
-                        field="id",
-                        index=index,
-                    )
-                duplicates.append(report.id)
-                continue
-            first_at[report.id] = index
-            stored = known.get(report.id)
-            if stored is None:
-                stored_at.append(index)
-            elif any(_same_content(content, row) for content in stored.contents):
-                duplicates.append(report.id)
-            elif stored.retracted:
-                raise Conflict(
-                    f"report {report.id!r} was retracted and takes no new version; "
-                    "file it under a new id",
-                    field="id",
-                    index=index,
-                )
-            elif update:
-                corrected_at.append(index)
-            else:
-                raise Conflict(
-                    f"report {report.id!r} is already stored with different content; to "
-                    f"correct it, send the new version with PUT /reports/{_quote_id(report.id)}",
-                    field="id",
-                    index=index,
-                )
+        stored_at, corrected_at, duplicates = sort_batch(reports, values, known, update=update)
         now = self._now_us()
         detail = f"stored {len(stored_at)}, duplicates {len(duplicates)}"
         if update:
