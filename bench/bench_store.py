@@ -17,7 +17,11 @@ Nov 2020 - 2023, so they spread over 38 month partitions).
 3. **Incursions**: `Service.incursions()` over the N stored reports against the founding
    scenario's zones: the first call reads and judges every report (the violation log), the
    second only asks the store what is new.
-4. **HTTP throughput**: single `POST /check` and single `POST /reports` (a new id each), closed
+4. **db copy**: `truce db copy` of the SQLite store of step 1 into a new PostGIS database
+   (the bulk path: months without a partition are loaded into tables without indexes and
+   attached at the end, which builds their indexes by sorting); reports/s over the whole copy
+   (audit, zones and keys included), and the size of that database.
+5. **HTTP throughput**: single `POST /check` and single `POST /reports` (a new id each), closed
    loop from `--clients` client processes for `--seconds`, against `truce serve` with 1, 2 and
    4 worker processes over each store. The clients share the machine's cores with the servers.
 
@@ -156,6 +160,28 @@ def bench_store(kind: str, url: str, reports: list[Report], dbs: Databases) -> d
         store.close()
 
 
+def bench_copy(sqlite_url: str, dbs: Databases, name: str) -> dict[str, float]:
+    """`truce db copy` of the SQLite store just filled into a new PostGIS database: the bulk
+    path (months loaded without indexes, indexes built when each is attached)."""
+    from app.store.copy import copy_sqlite_to_postgis
+    from app.store.postgis import PostGISStore
+
+    url = dbs.url("postgis", name)
+    target = PostGISStore(url, listen=False)
+    try:
+        copy_s, copied = timed(
+            lambda: copy_sqlite_to_postgis(Path(sqlite_url.removeprefix("sqlite:///")), target)
+        )
+    finally:
+        target.close()
+    reports = copied.rows.get("reports", 0)
+    return {
+        "copy_rate": reports / copy_s,
+        "copy_s": copy_s,
+        "size": float(dbs.size("postgis", url)),
+    }
+
+
 # -- HTTP -------------------------------------------------------------------------------------
 
 
@@ -281,6 +307,7 @@ def main(argv: list[str] | None = None) -> int:
             results = {}
             for kind in ("sqlite", "postgis"):
                 results[kind] = bench_store(kind, dbs.url(kind, f"store{n}"), reports, dbs)
+            copy = bench_copy(dbs.url("sqlite", f"store{n}"), dbs, f"copy{n}")
             print(f"\n== {n:,} reports (batches of {BATCH:,}) ==")
             print(f"{'':28}{'SQLite':>14}{'PostGIS':>14}{'PostGIS/SQLite':>16}")
             rows = [
@@ -296,6 +323,12 @@ def main(argv: list[str] | None = None) -> int:
                     a, b = a / 2**20, b / 2**20
                 ratio = b / a if higher in (True, None) else a / b
                 print(f"{label:28}{a:14,.2f}{b:14,.2f}{ratio:15.2f}x")
+            ratio = copy["copy_rate"] / results["sqlite"]["store_rate"]
+            print(
+                f"{'db copy into PostGIS, /s':28}{'':14}{copy['copy_rate']:14,.2f}{ratio:15.2f}x"
+                f"   (whole copy {copy['copy_s']:.2f} s, {copy['size'] / 2**20:,.1f} MiB; "
+                "bulk path: months indexed when attached)"
+            )
             assert results["sqlite"]["violations"] == results["postgis"]["violations"]
             print(f"{'violations found (both)':28}{results['sqlite']['violations']:14,.0f}")
         if not args.skip_http:

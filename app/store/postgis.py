@@ -1255,9 +1255,16 @@ class PostGISStore(Store):
         """File a batch in `c`'s transaction (the writers' lock held): new ids are stored by
         binary COPY, the same content again is a duplicate, changed content a new version
         (`update`) or a `Conflict`."""
-        values = [_report_values(report) for report in reports]
-        known = self._known(c, sorted({r.id for r in reports}))
-        stored_at, corrected_at, duplicates = sort_batch(reports, values, known, update=update)
+        ids = [report.id for report in reports]
+        unique_ids = set(ids)
+        known = self._known(c, sorted(unique_ids))
+        if not known and len(unique_ids) == len(ids):
+            # Every id new and none twice (a bulk load's usual batch): nothing to compare, so
+            # no content tuples are built (a third of the Python time of a 1e4 batch).
+            stored_at, corrected_at, duplicates = list(range(len(reports))), [], []
+        else:
+            values = [_report_values(report) for report in reports]
+            stored_at, corrected_at, duplicates = sort_batch(reports, values, known, update=update)
         detail = f"stored {len(stored_at)}, duplicates {len(duplicates)}"
         if update:
             detail += f", corrected {len(corrected_at)}"
@@ -1296,8 +1303,8 @@ class PostGISStore(Store):
                 ) as copy,
             ):
                 copy.set_types(_COPY_TYPES)
-                for n, row in enumerate(ordered):
-                    copy.write_row((position + n, *row, audit_id))
+                for row in _by_partition(ordered, position, audit_id):
+                    copy.write_row(row)
             _copy_ids(c, ordered)
             position += len(ordered)
         corrected = []
@@ -1713,6 +1720,19 @@ class PostGISStore(Store):
                 "DELETE FROM idempotency WHERE actor = %s AND key = %s AND status IS NULL",
                 (actor, key),
             )
+
+
+def _by_partition(
+    ordered: Sequence[tuple[Any, ...]], position: int, audit_id: int
+) -> list[tuple[Any, ...]]:
+    """COPY rows (`position`, the report columns, `audit_id`) of `ordered` (rows in id order, so
+    positions follow ids), sent in order of `observed_at`: COPY then fills one month partition
+    at a time with its multi-row inserts (it keeps only 32 partitions' buffers) and each
+    partition's time index grows at its end (about 1.6x the rows/s of id order, measured at
+    1e5 reports over 38 months)."""
+    rows = [(position + n, *row, audit_id) for n, row in enumerate(ordered)]
+    rows.sort(key=lambda row: row[3])
+    return rows
 
 
 def _copy_ids(c: psycopg.Connection[Any], rows: Sequence[Sequence[Any]]) -> None:

@@ -7,7 +7,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import psycopg
+import psycopg.errors
 import pytest
+from psycopg import sql
 from shapely import box
 from typer.testing import CliRunner
 
@@ -115,6 +118,13 @@ def test_an_interrupted_copy_goes_on_where_it_stopped(tmp_path: Path, postgis_ur
     path = tmp_path / "truce.sqlite"
     _fill(path)
     seen: list[tuple[str, int]] = []
+    # The test database is emptied between tests, but keeps the month partitions earlier
+    # tests made: drop them, so that this copy goes into months with no partition yet.
+    with psycopg.connect(postgis_url.split("?")[0], autocommit=True) as pg:
+        for (name,) in pg.execute(
+            "SELECT relname FROM pg_class WHERE relkind = 'r' AND relname LIKE 'reports\\_p%'"
+        ).fetchall():
+            pg.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
 
     def stop_midway(table: str, done: int, total: int) -> None:
         seen.append((table, done))
@@ -125,11 +135,32 @@ def test_an_interrupted_copy_goes_on_where_it_stopped(tmp_path: Path, postgis_ur
         copy_sqlite_to_postgis(path, target, chunk=10, progress=stop_midway)
     with PostGISStore(postgis_url) as target:
         assert target.count_reports() == 30  # whole chunks only
+        # The months copied so far wait in tables of their own, not yet partitions.
+        with psycopg.connect(postgis_url.split("?")[0]) as pg:
+            assert _partitions(pg) == {"loading": 2}  # 30 days from 10 November
         resumed = copy_sqlite_to_postgis(path, target, chunk=10)
         assert resumed.resumed and resumed.rows["reports"] == 46
         assert "audit" not in resumed.rows and "zones" not in resumed.rows
+    with psycopg.connect(postgis_url.split("?")[0]) as pg:
+        # Attached at the end, each with the parent's six indexes and its immutability.
+        assert _partitions(pg) == {"attached": 3}
+        indexes = pg.execute(
+            "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+            "WHERE c.relname = 'reports_p202012'"
+        ).fetchone()
+        assert indexes == (6,)
+        with pytest.raises(psycopg.errors.RaiseException, match="never overwritten"):
+            pg.execute("UPDATE reports SET lon = 0 WHERE id = 'r030'")
     with SQLiteStore(path) as sqlite, PostGISStore(postgis_url) as postgis:
         assert _everything(postgis) == _everything(sqlite)
+
+
+def _partitions(pg: psycopg.Connection[Any]) -> dict[str, int]:
+    rows = pg.execute(
+        "SELECT CASE WHEN relispartition THEN 'attached' ELSE 'loading' END, count(*) "
+        "FROM pg_class WHERE relkind = 'r' AND relname LIKE 'reports\\_p%' GROUP BY 1"
+    ).fetchall()
+    return {str(state): int(count) for state, count in rows}
 
 
 def test_db_copy_refuses_a_target_holding_another_store(tmp_path: Path, postgis_url: str) -> None:
