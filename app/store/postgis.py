@@ -1261,7 +1261,9 @@ class PostGISStore(Store):
         if not known and len(unique_ids) == len(ids):
             # Every id new and none twice (a bulk load's usual batch): nothing to compare, so
             # no content tuples are built (a third of the Python time of a 1e4 batch).
-            stored_at, corrected_at, duplicates = list(range(len(reports))), [], []
+            stored_at: list[int] = list(range(len(reports)))
+            corrected_at: list[int] = []
+            duplicates: list[str] = []
         else:
             values = [_report_values(report) for report in reports]
             stored_at, corrected_at, duplicates = sort_batch(reports, values, known, update=update)
