@@ -78,9 +78,9 @@ def test_no_deepest_table_when_nothing_is_inside(tmp_path: Path) -> None:
 
 
 def test_export_incursions_says_and_filters_by_certainty(
-    tmp_path: Path, facts: ScenarioFacts
+    tmp_path: Path, facts: ScenarioFacts, store_url: str
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'truce.sqlite'}"
+    url = store_url
     assert invoke("import", "zones", str(ZONES), "--database-url", url).exit_code == 0
     assert invoke("import", "reports", str(REPORTS), "--database-url", url).exit_code == 0
     inside, possible = len(facts.inside), len(facts.violations - facts.inside)

@@ -183,8 +183,8 @@ def test_fail_on_violation_exits_with_one_and_without_it_zero() -> None:
     assert invoke("check", str(REPORTS)).exit_code == 0
 
 
-def test_check_against_zones_in_the_database(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'truce.sqlite'}"
+def test_check_against_zones_in_the_database(tmp_path: Path, store_url: str) -> None:
+    url = store_url
     assert invoke("import", "zones", str(ZONES), "--database-url", url).exit_code == 0
     out = tmp_path / "f.geojson"
     result = invoke(
@@ -574,8 +574,8 @@ def stored_reports(url: str) -> list:
     return sorted(reports, key=lambda r: r.id)
 
 
-def test_import_zones_then_again_reports_duplicates(tmp_path: Path) -> None:
-    url = db(tmp_path)
+def test_import_zones_then_again_reports_duplicates(tmp_path: Path, store_url: str) -> None:
+    url = store_url
     result = invoke("import", "zones", str(ZONES), "--database-url", url)
     assert result.exit_code == 0, result.output
     assert "6 zone(s) created, 2 new version(s)" in result.stdout
@@ -585,8 +585,8 @@ def test_import_zones_then_again_reports_duplicates(tmp_path: Path) -> None:
     assert len(stored_zones(url)) == 8
 
 
-def test_import_zones_refuses_a_changed_version(tmp_path: Path) -> None:
-    url = db(tmp_path)
+def test_import_zones_refuses_a_changed_version(tmp_path: Path, store_url: str) -> None:
+    url = store_url
     assert invoke("import", "zones", str(ZONES), "--database-url", url).exit_code == 0
     obj = json.loads(ZONES.read_text())
     obj["features"][0]["properties"]["name"] = "Renamed"
@@ -601,8 +601,8 @@ def test_import_zones_refuses_a_changed_version(tmp_path: Path) -> None:
     assert "1 new version(s)" in result.stdout
 
 
-def test_import_reports_then_again_reports_duplicates(tmp_path: Path) -> None:
-    url = db(tmp_path)
+def test_import_reports_then_again_reports_duplicates(tmp_path: Path, store_url: str) -> None:
+    url = store_url
     assert invoke("import", "zones", str(ZONES), "--database-url", url).exit_code == 0
     result = invoke("import", "reports", str(REPORTS), "--database-url", url)
     assert result.exit_code == 0, result.output
@@ -616,8 +616,8 @@ def test_import_reports_then_again_reports_duplicates(tmp_path: Path) -> None:
     assert "0 stored, 13 duplicate(s)" in again.stdout
 
 
-def test_import_csv_without_ids_is_idempotent(tmp_path: Path) -> None:
-    url = db(tmp_path)
+def test_import_csv_without_ids_is_idempotent(tmp_path: Path, store_url: str) -> None:
+    url = store_url
     path = tmp_path / "r.csv"
     path.write_text(
         "lon,lat,observed_at,party,unit\n"
@@ -633,8 +633,8 @@ def test_import_csv_without_ids_is_idempotent(tmp_path: Path) -> None:
     assert all(i.startswith("h-") for i in ids)
 
 
-def test_import_acled_keeps_source_notes_and_fatalities(tmp_path: Path) -> None:
-    url = db(tmp_path)
+def test_import_acled_keeps_source_notes_and_fatalities(tmp_path: Path, store_url: str) -> None:
+    url = store_url
     args = ["import", "reports", str(ACLED), "--database-url", url]
     for item in PARTY_MAP:
         args += ["--party-map", item]
@@ -670,8 +670,11 @@ def test_export_then_import_gives_the_same_zones(tmp_path: Path, fmt: str) -> No
 
 
 @pytest.mark.parametrize("fmt", ["geojson", "csv", "gpkg"])
-def test_export_then_import_gives_the_same_reports(tmp_path: Path, fmt: str) -> None:
-    first, second = db(tmp_path, "a.sqlite"), db(tmp_path, "b.sqlite")
+def test_export_then_import_gives_the_same_reports(
+    tmp_path: Path, fmt: str, store_url: str
+) -> None:
+    # From each store out to a file, and back into a SQLite file.
+    first, second = store_url, db(tmp_path, "b.sqlite")
     assert invoke("import", "reports", str(REPORTS), "--database-url", first).exit_code == 0
     out = tmp_path / f"reports.{fmt}"
     result = invoke("export", "reports", "--out", str(out), "--database-url", first)
@@ -683,8 +686,8 @@ def test_export_then_import_gives_the_same_reports(tmp_path: Path, fmt: str) -> 
     assert [r.extra.get("placement") for r in after] == [r.extra.get("placement") for r in before]
 
 
-def test_export_reports_filters_by_party_and_time(tmp_path: Path) -> None:
-    url = db(tmp_path)
+def test_export_reports_filters_by_party_and_time(tmp_path: Path, store_url: str) -> None:
+    url = store_url
     assert invoke("import", "reports", str(REPORTS), "--database-url", url).exit_code == 0
     out = tmp_path / "aze.geojson"
     result = invoke(

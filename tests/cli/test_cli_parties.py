@@ -9,7 +9,7 @@ from typer.testing import CliRunner, Result
 
 from app.cli import cli
 from app.service import Service
-from app.store import SQLiteStore
+from app.store import open_store
 
 ROOT = Path(__file__).resolve().parents[2]
 ACLED = ROOT / "tests" / "data" / "acled_sample.csv"
@@ -25,21 +25,20 @@ def truce(*args: str, ok: bool = True) -> Result:
 
 
 @pytest.fixture
-def scenario_db(tmp_path: Path) -> str:
-    """A database with the founding scenario: its zones, reports and parties."""
-    path = tmp_path / "truce.sqlite"
-    with SQLiteStore(path) as store:
+def scenario_db(store_url: str) -> str:
+    """A database of each store with the founding scenario: its zones, reports and parties."""
+    with open_store(store_url) as store:
         assert Service(store).load_scenario()
-    return f"sqlite:///{path}"
+    return store_url
 
 
 def stored_parties(url: str) -> dict[str, tuple[str, ...]]:
-    with SQLiteStore(url.removeprefix("sqlite:///")) as store:
+    with open_store(url) as store:
         return {p.code: p.aliases for p in store.list_parties()}
 
 
 def stored_report_parties(url: str, ids: list[str]) -> dict[str, str]:
-    with SQLiteStore(url.removeprefix("sqlite:///")) as store:
+    with open_store(url) as store:
         reports, _ = store.list_reports(limit=10_000)
     return {r.id: r.party for r in reports if r.id in ids}
 
@@ -64,7 +63,7 @@ def test_parties_set_registers_and_changes_a_party(scenario_db: str) -> None:
     )
     assert bad.exit_code == 2
     assert "color" in bad.output and "#rrggbb" in bad.output
-    with SQLiteStore(scenario_db.removeprefix("sqlite:///")) as store:
+    with open_store(scenario_db) as store:
         entries = store.audit_log(limit=1000)
     assert [(e.action, e.target, e.actor) for e in entries if e.target == "OSCE"][0] == (
         "party.create",

@@ -33,8 +33,9 @@ def truce(*args: str) -> Result:
 
 
 @pytest.fixture
-def url(tmp_path: Path) -> str:
-    return f"sqlite:///{tmp_path / 'truce.sqlite'}"
+def url(store_url: str) -> str:
+    """An empty database of each store (see tests/cli/conftest.py)."""
+    return store_url
 
 
 @pytest.fixture

@@ -12,12 +12,12 @@ from app.api.map import mount_static, router
 from app.domain import Zone
 from app.scenario import Scenario
 from app.service import Service
-from app.store import SQLiteStore
+from app.store import Store
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def load_into(store: SQLiteStore, scenario: Scenario) -> None:
+def load_into(store: Store, scenario: Scenario) -> None:
     """The scenario's zones (first versions, then the later ones in order) and reports."""
     first: dict[str, Zone] = {}
     later: list[Zone] = []
@@ -32,7 +32,7 @@ def load_into(store: SQLiteStore, scenario: Scenario) -> None:
     store.add_reports(scenario.reports, "test")
 
 
-def map_app(store: SQLiteStore, tiles: str | None = None) -> FastAPI:
+def map_app(store: Store, tiles: str | None = None) -> FastAPI:
     """The smallest app that serves the map: the router, the static assets, a service."""
     app = FastAPI()
     app.include_router(router)

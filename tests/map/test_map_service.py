@@ -17,14 +17,20 @@ from app.mapview import MapData, map_data_from_service, prepare
 from app.scenario import Scenario
 from app.service import Service
 from app.settings import Settings
-from app.store import SQLiteStore
+from app.store import Store, open_store
 from tests.map.support import load_into, map_app
 from tests.map.test_map_build import NOW, page_payload
 
 
-@pytest.fixture
-def store(tmp_path: Path, scenario: Scenario) -> Iterator[SQLiteStore]:
-    store = SQLiteStore(tmp_path / "truce.sqlite")
+@pytest.fixture(params=["sqlite", "postgis"])
+def store(request: pytest.FixtureRequest, tmp_path: Path, scenario: Scenario) -> Iterator[Store]:
+    """The scenario in each store: the zone token that tells the service to rebuild its index
+    is each store's own (a counter in SQLite, LISTEN/NOTIFY in PostGIS)."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'truce.sqlite'}"
+    else:
+        url = request.getfixturevalue("postgis_url")
+    store = open_store(url)
     load_into(store, scenario)
     yield store
     store.close()
@@ -46,7 +52,7 @@ def builds(monkeypatch: pytest.MonkeyPatch) -> list[ZoneIndex]:
 
 @pytest.mark.map_assets
 def test_two_maps_with_no_zone_change_reuse_the_services_index(
-    store: SQLiteStore, builds: list[ZoneIndex]
+    store: Store, builds: list[ZoneIndex]
 ) -> None:
     app = map_app(store)
     service: Service = app.state.service
@@ -66,9 +72,7 @@ def test_two_maps_with_no_zone_change_reuse_the_services_index(
     assert page_payload(first.text)["counts"]["reports"] == 13
 
 
-def test_the_map_data_carries_the_services_index(
-    store: SQLiteStore, builds: list[ZoneIndex]
-) -> None:
+def test_the_map_data_carries_the_services_index(store: Store, builds: list[ZoneIndex]) -> None:
     service = Service(store)
     data, truncated = map_data_from_service(service)
     assert not truncated and len(data.reports) == 13
@@ -82,7 +86,7 @@ def test_the_map_data_carries_the_services_index(
 
 
 @pytest.mark.map_assets
-def test_the_map_reads_since_and_until_as_every_route_does(store: SQLiteStore) -> None:
+def test_the_map_reads_since_and_until_as_every_route_does(store: Store) -> None:
     with TestClient(map_app(store)) as client:
         with pytest.raises(InvalidParameter) as bad:
             client.get("/map", params={"since": "soon"})
