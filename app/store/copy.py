@@ -26,6 +26,7 @@ import sqlite3
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ import psycopg
 from psycopg import sql
 
 from app.store.base import StoreError
-from app.store.postgis import _COPY_TYPES, _SCHEMA_LOCK, PostGISStore, _copy_ids, _partition
+from app.store.postgis import _COPY_TYPES, _SCHEMA_LOCK, PostGISStore, _partition
 
 __all__ = ["CopyProgress", "Copied", "copy_sqlite_to_postgis"]
 
@@ -227,6 +228,15 @@ def _copy_keys(
     report("api_keys", len(rows), len(rows))
 
 
+#: Microseconds from 1970 (SQLite's times) to 2000 (PostgreSQL's binary timestamptz).
+_PG_EPOCH_US = 946_684_800_000_000
+#: The partitioned table a copy loads months into: no indexes, so each row costs a heap write.
+_LOADING = "reports_loading"
+#: COPY types of the rows below: the time goes as PostgreSQL's own binary timestamptz (int8
+#: microseconds since 2000), so no Python datetime is made for a report.
+_BULK_TYPES = [*_COPY_TYPES[:3], "int8", *_COPY_TYPES[4:]]
+
+
 def _copy_reports(
     src: sqlite3.Connection,
     pg: psycopg.Connection[Any],
@@ -235,109 +245,138 @@ def _copy_reports(
     copied: Copied,
     report: CopyProgress,
 ) -> None:
-    """Reports in chunks by rowid (= position), the bulk way: a month the target has no
-    partition for is loaded into a table of its own without indexes, attached as the month's
-    partition once every chunk is in (`_attach_loaded`), which builds its indexes by sorting
-    (far cheaper than growing six indexes row by row: see bench/README.md)."""
+    """Reports in chunks by rowid (= position), the bulk way (see bench/README.md).
+
+    A month the target has no partition for is loaded into a partition of `reports_loading`,
+    a partitioned table without indexes, by one binary COPY per chunk; once every chunk is in,
+    each month moves to `reports` with its ids (`_attach_loaded`), where PostgreSQL builds its
+    six indexes by sorting instead of growing them row by row. Until then the copied reports of
+    those months are not visible; a resumed run finds them and goes on. Months that are
+    partitions of `reports` already take their rows by COPY into `reports`, as a batch does.
+    """
     total = int(src.execute("SELECT count(*) FROM reports").fetchone()[0])
-    loading = _loading_tables(pg)
-    last = int(_one(pg, "SELECT coalesce(max(position), 0) FROM reports"))
-    for name in loading:
-        last = max(last, int(_one(pg, f'SELECT coalesce(max(position), 0) FROM "{name}"')))
+    pg.execute(
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (LIKE reports INCLUDING DEFAULTS INCLUDING GENERATED) "
+            "PARTITION BY RANGE (observed_at)"
+        ).format(sql.Identifier(_LOADING))
+    )
+    last = int(
+        _one(
+            pg,
+            "SELECT greatest((SELECT max(position) FROM reports), "
+            f"(SELECT max(position) FROM {_LOADING}), 0)",
+        )
+    )
     done = int(src.execute("SELECT count(*) FROM reports WHERE rowid <= ?", (last,)).fetchone()[0])
     report("reports", done, total)
-    attached: dict[str, bool] = {name: False for name in loading}
-    for rows in _chunks(
+    state = _month_states(pg)
+    for chunk in _chunks(
         src,
-        f"SELECT rowid, {_REPORT_COLUMNS}, audit_id FROM reports WHERE rowid > ? "
-        "ORDER BY rowid LIMIT ?",
+        f"SELECT rowid, id, party, observed_at - {_PG_EPOCH_US}, lon, lat, uncertainty_m, kind, "
+        "unit, source, confidence, notes, extra, audit_id, "
+        "CAST(strftime('%Y%m', observed_at / 1000000, 'unixepoch') AS INTEGER) "
+        "FROM reports WHERE rowid > ? ORDER BY rowid LIMIT ?",
         last,
         size,
     ):
-        by_month: dict[tuple[int, int], list[tuple[Any, ...]]] = {}
-        for row in rows:
-            values = _report_row(row[1:13])
-            at: datetime = values[2]
-            by_month.setdefault((at.year, at.month), []).append((row[0], *values, row[13]))
-        with pg.transaction():  # the chunk and its ids, together
-            for (year, month), month_rows in sorted(by_month.items()):
-                name, start, end = _partition(year, month)
-                if name not in attached:
-                    attached[name] = _month_table(pg, name, start, end)
-                into = "reports" if attached[name] else f'"{name}"'
-                with (
-                    pg.cursor() as cur,
-                    cur.copy(
-                        f"COPY {into} (position, {_REPORT_COLUMNS}, audit_id) "
-                        "FROM STDIN (FORMAT BINARY)"
-                    ) as copy,
-                ):
-                    copy.set_types(_COPY_TYPES)
-                    for month_row in month_rows:
-                        copy.write_row(month_row)
-            _copy_ids(pg, [_report_row(row[1:13]) for row in rows])
+        # One month after another, so COPY fills one partition at a time (a sorted copy: the
+        # chunks go on after the chunk's last rowid).
+        rows = sorted(chunk, key=itemgetter(3))
+        with pg.transaction():  # the chunk and (for months in `reports`) its ids, together
+            for month in sorted({row[14] for row in rows} - state.keys()):
+                state[month] = _loading_month(pg, month)
+            loading = [row[:14] for row in rows if not state[row[14]]]
+            live = [row[:14] for row in rows if state[row[14]]]
+            _copy_rows(pg, _LOADING, loading)
+            if live:
+                _copy_rows(pg, "reports", live)
+                _copy_bulk_ids(pg, live)
         done += len(rows)
         copied.rows["reports"] = copied.rows.get("reports", 0) + len(rows)
         report("reports", done, total)
     _attach_loaded(pg, target, report)
 
 
-def _loading_tables(pg: psycopg.Connection[Any]) -> list[str]:
-    """Month tables a copy has loaded (or is loading) and not yet attached to `reports`."""
+def _month_states(pg: psycopg.Connection[Any]) -> dict[int, bool]:
+    """The months (yyyymm) that have a table: True for a partition of `reports`, False for one
+    of `reports_loading`."""
     rows = pg.execute(
-        "SELECT relname FROM pg_class WHERE relkind = 'r' AND NOT relispartition "
-        "AND relname LIKE 'reports\\_p%' AND relnamespace = 'public'::regnamespace "
-        "ORDER BY relname"
+        "SELECT c.relname, p.relname = 'reports' FROM pg_inherits i "
+        "JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent "
+        "WHERE p.relname IN ('reports', %s)",
+        (_LOADING,),
     ).fetchall()
-    return [str(row[0]) for row in rows]
+    return {int(name[9:15]): bool(live) for name, live in rows if name[9:15].isdigit()}
 
 
-def _month_table(pg: psycopg.Connection[Any], name: str, start: str, end: str) -> bool:
-    """Whether month `name` is a partition of `reports` already; if there is no such table,
-    make it a table of its own to load (the partition's columns and bounds, no indexes)."""
-    found = pg.execute(
-        "SELECT relispartition FROM pg_class WHERE relname = %s "
-        "AND relnamespace = 'public'::regnamespace",
-        (name,),
-    ).fetchone()
-    if found is not None:
-        return bool(found[0])
+def _loading_month(pg: psycopg.Connection[Any], month: int) -> bool:
+    """Give `month` (yyyymm) a partition of `reports_loading`; False (not live)."""
+    name, start, end = _partition(month // 100, month % 100)
     pg.execute(
-        sql.SQL(
-            "CREATE TABLE {} (LIKE reports INCLUDING DEFAULTS INCLUDING GENERATED, "
-            "CONSTRAINT {} CHECK (observed_at >= {} AND observed_at < {}))"
-        ).format(
-            sql.Identifier(name),
-            sql.Identifier(f"{name}_bounds"),
-            sql.Literal(start),
-            sql.Literal(end),
+        sql.SQL("CREATE TABLE {} PARTITION OF {} FOR VALUES FROM ({}) TO ({})").format(
+            sql.Identifier(name), sql.Identifier(_LOADING), sql.Literal(start), sql.Literal(end)
         )
     )
     return False
 
 
+def _copy_rows(pg: psycopg.Connection[Any], table: str, rows: list[tuple[Any, ...]]) -> None:
+    if not rows:
+        return
+    with (
+        pg.cursor() as cur,
+        cur.copy(
+            sql.SQL("COPY {} (position, {}, audit_id) FROM STDIN (FORMAT BINARY)").format(
+                sql.Identifier(table), sql.SQL(_REPORT_COLUMNS)
+            )
+        ) as copy,
+    ):
+        copy.set_types(_BULK_TYPES)
+        for row in rows:
+            copy.write_row(row)
+
+
+def _copy_bulk_ids(pg: psycopg.Connection[Any], rows: list[tuple[Any, ...]]) -> None:
+    with (
+        pg.cursor() as cur,
+        cur.copy("COPY report_ids (id, observed_at) FROM STDIN (FORMAT BINARY)") as copy,
+    ):
+        copy.set_types(["text", "int8"])
+        for row in rows:
+            copy.write_row((row[1], row[3]))
+
+
 def _attach_loaded(pg: psycopg.Connection[Any], target: PostGISStore, report: CopyProgress) -> None:
-    """Attach every loaded month table as its partition, one transaction each: PostgreSQL
-    builds the partition's indexes (and clones the row triggers) as it attaches, and the bounds
-    constraint spares it a scan to prove the rows belong to the month."""
-    loading = _loading_tables(pg)
-    for n, name in enumerate(loading, 1):
-        year, month = int(name[9:13]), int(name[13:15])
-        _, start, end = _partition(year, month)
+    """Move every loaded month to `reports`, one transaction each: detached from
+    `reports_loading`, attached to `reports` (PostgreSQL builds the partition's indexes by
+    sorting, and clones the row triggers), and its ids registered in `report_ids`."""
+    months = sorted(month for month, live in _month_states(pg).items() if not live)
+    for n, month in enumerate(months, 1):
+        year, number = month // 100, month % 100
+        name, start, end = _partition(year, number)
         with pg.transaction():
             pg.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+            pg.execute(
+                sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(
+                    sql.Identifier(_LOADING), sql.Identifier(name)
+                )
+            )
             pg.execute(
                 sql.SQL(
                     "ALTER TABLE reports ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})"
                 ).format(sql.Identifier(name), sql.Literal(start), sql.Literal(end))
             )
             pg.execute(
-                sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(
-                    sql.Identifier(name), sql.Identifier(f"{name}_bounds")
-                )
+                sql.SQL(
+                    "INSERT INTO report_ids (id, observed_at) SELECT id, observed_at FROM {} "
+                    "ORDER BY id"
+                ).format(sql.Identifier(name))
             )
-        target._partitions.add((year, month))
-        report("report partitions indexed", n, len(loading))
+        target._partitions.add((year, number))
+        report("report months indexed", n, len(months))
+    with pg.transaction():
+        pg.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(_LOADING)))
 
 
 def _copy_versions(

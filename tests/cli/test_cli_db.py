@@ -134,16 +134,19 @@ def test_an_interrupted_copy_goes_on_where_it_stopped(tmp_path: Path, postgis_ur
     with PostGISStore(postgis_url) as target, pytest.raises(Interrupted):
         copy_sqlite_to_postgis(path, target, chunk=10, progress=stop_midway)
     with PostGISStore(postgis_url) as target:
-        assert target.count_reports() == 30  # whole chunks only
-        # The months copied so far wait in tables of their own, not yet partitions.
+        # Whole chunks only, waiting in the months of reports_loading (30 days from 10
+        # November: two), not yet partitions of reports, so not yet visible.
         with psycopg.connect(postgis_url.split("?")[0]) as pg:
-            assert _partitions(pg) == {"loading": 2}  # 30 days from 10 November
+            assert pg.execute("SELECT count(*) FROM reports_loading").fetchone() == (30,)
+            assert _partitions(pg) == {"loading": 2}
+        assert target.count_reports() == 0
         resumed = copy_sqlite_to_postgis(path, target, chunk=10)
         assert resumed.resumed and resumed.rows["reports"] == 46
         assert "audit" not in resumed.rows and "zones" not in resumed.rows
     with psycopg.connect(postgis_url.split("?")[0]) as pg:
         # Attached at the end, each with the parent's six indexes and its immutability.
         assert _partitions(pg) == {"attached": 3}
+        assert pg.execute("SELECT to_regclass('reports_loading')").fetchone() == (None,)
         indexes = pg.execute(
             "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
             "WHERE c.relname = 'reports_p202012'"
@@ -157,8 +160,10 @@ def test_an_interrupted_copy_goes_on_where_it_stopped(tmp_path: Path, postgis_ur
 
 def _partitions(pg: psycopg.Connection[Any]) -> dict[str, int]:
     rows = pg.execute(
-        "SELECT CASE WHEN relispartition THEN 'attached' ELSE 'loading' END, count(*) "
-        "FROM pg_class WHERE relkind = 'r' AND relname LIKE 'reports\\_p%' GROUP BY 1"
+        "SELECT CASE WHEN p.relname = 'reports' THEN 'attached' ELSE 'loading' END, count(*) "
+        "FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "JOIN pg_class p ON p.oid = i.inhparent "
+        "WHERE c.relkind = 'r' AND c.relname LIKE 'reports\\_p%' GROUP BY 1"
     ).fetchall()
     return {str(state): int(count) for state, count in rows}
 
