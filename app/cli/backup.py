@@ -1,9 +1,12 @@
-"""`truce backup DEST` and `truce restore SOURCE`: copies of the SQLite store, taken online.
+"""`truce backup DEST` and `truce restore SOURCE`: copies of the store, taken online.
 
-`backup` copies the running store (the server keeps serving and filing reports meanwhile) into
-one self-contained, integrity-checked file; `restore` verifies such a file and puts it in place
-of the store, atomically, refusing while a server has the store open. The mechanics are in
-`app.store.sqlite_backup`.
+SQLite: `backup` copies the running store (the server keeps serving and filing reports
+meanwhile) into one self-contained, integrity-checked file; `restore` verifies such a file and
+puts it in place of the store, atomically, refusing while a server has the store open. The
+mechanics are in `app.store.sqlite_backup`.
+
+PostGIS (a postgresql:// URL): pg_dump's custom format and pg_restore in one transaction
+(`app.store.postgis_backup`), with progress by table.
 """
 
 from __future__ import annotations
@@ -21,9 +24,18 @@ from app.cli.common import (
     handled_errors,
     print_note,
 )
+from app.store.postgis_backup import ArchiveInfo, pg_backup, pg_restore
 from app.store.sqlite_backup import Copied, backup, restore, sqlite_file
 
 __all__ = ["add_commands", "backup_command", "restore_command"]
+
+
+def _postgres(url: str) -> bool:
+    return url.split(":", 1)[0].lower() in ("postgresql", "postgres", "postgis")
+
+
+def _archive_summary(info: ArchiveInfo) -> str:
+    return f"{info.tables:,} tables, {info.bytes / 2**20:,.1f} MiB (pg_dump custom format)"
 
 
 def _summary(copied: Copied) -> str:
@@ -38,9 +50,22 @@ def backup_command(
 ) -> None:
     """Copy the store, while it is in use, into one integrity-checked file.
 
-    The copy holds every report acknowledged before it began; writes go on meanwhile.
+    The copy holds every report acknowledged before it began; writes go on meanwhile. On a
+    PostGIS URL: pg_dump's custom format (needs PostgreSQL's client tools).
     """
     with handled_errors():
+        if _postgres(database_url):
+            with Steps(enabled=show_progress) as steps:
+                info = pg_backup(
+                    database_url,
+                    dest,
+                    overwrite=force,
+                    progress=lambda done, total: steps("dumping tables", done, total),
+                )
+            print_note(
+                f"backed up the PostGIS database to {dest}: {_archive_summary(info)}", "done"
+            )
+            return
         source = sqlite_file(database_url)
         with Steps(enabled=show_progress) as steps:
             copied = backup(
@@ -68,8 +93,22 @@ def restore_command(
     """Replace the store with a backup, after checking the backup's integrity.
 
     Refuses while a server has the store open (unless --force); the switch is one atomic rename.
+    On a PostGIS URL: pg_restore in one transaction, into an empty database (or --force to
+    replace the Truce store it holds).
     """
     with handled_errors():
+        if _postgres(database_url):
+            with Steps(enabled=show_progress) as steps:
+                info = pg_restore(
+                    source,
+                    database_url,
+                    force=force,
+                    progress=lambda done, total: steps("restoring tables", done, total),
+                )
+            print_note(
+                f"restored {source} into the PostGIS database: {_archive_summary(info)}", "done"
+            )
+            return
         target = sqlite_file(database_url)
         with Steps(enabled=show_progress) as steps:
             copied = restore(
