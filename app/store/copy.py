@@ -3,21 +3,22 @@
 Everything is copied as it was filed, below the `Store` interface (which cannot write the past):
 the audit log with its ids and times, every zone version with its audit entry, every report
 version with its position in the commit-order feed, the API keys (hashes, revocations) with
-their ids, the parties, and the zone token. The target's identity sequences then continue after
-the copied ids.
+their ids, the parties, the zone token, and the answers kept for Idempotency-Key retries (so a
+client retrying across the move gets its first answer). The target's identity sequences then
+continue after the copied ids.
 
 - **One snapshot**: a run reads the SQLite file in one read transaction, so what it copies is the
   store as it was when the run began (stop the servers first: writes made during the copy are
   not in it).
-- **Resumable**: tables go in order (audit, zones, parties, keys, reports, report versions), in
-  chunks of `chunk` rows by key, each chunk in one transaction; a run that stops (or fails)
-  leaves whole chunks, and the next run goes on after the last key found in the target. Audit
-  entries, zones, keys and parties are checked to be the same rows when resuming; a target that
-  holds anything else is refused.
-- **Fast**: reports go by binary COPY; a month the target has no partition for is loaded into
-  a table of its own without indexes and attached as the partition at the end, which builds
-  its indexes by sorting. Until then the copied reports of those months are not visible through
-  `reports` (a resumed run finds them and goes on).
+- **Resumable**: tables go in order (audit, zones, parties, keys, reports, report versions,
+  idempotency answers), in chunks of `chunk` rows by key, each chunk in one transaction; a run
+  that stops (or fails) leaves whole chunks, and the next run goes on after the last key found
+  in the target. Audit entries, zones, keys and parties are checked to be the same rows when
+  resuming; a target that holds anything else is refused.
+- **Fast**: reports go by binary COPY; a month the target has no partition for is loaded into a
+  partition of `reports_loading` (no indexes) and moved to `reports` at the end, where its
+  indexes are built by sorting. Until then the copied reports of those months are not visible
+  (a resumed run finds them and goes on).
 """
 
 from __future__ import annotations
@@ -94,6 +95,8 @@ def copy_sqlite_to_postgis(
             _copy_reports(src, pg, target, chunk, copied, report)
             if "report_versions" in tables:
                 _copy_versions(src, pg, chunk, copied, report)
+            if "idempotency" in tables:
+                _copy_idempotency(src, pg, chunk, copied, report)
             _finish(src, pg)
         src.execute("COMMIT")
         return copied
@@ -409,6 +412,52 @@ def _copy_versions(
         done += len(rows)
         copied.rows["report_versions"] = copied.rows.get("report_versions", 0) + len(rows)
         report("report_versions", done, total)
+
+
+def _copy_idempotency(
+    src: sqlite3.Connection,
+    pg: psycopg.Connection[Any],
+    size: int,
+    copied: Copied,
+    report: CopyProgress,
+) -> None:
+    """The answers kept for Idempotency-Key retries, with their times (they expire alike), in
+    chunks by (actor, key); a resumed run goes on after the greatest pair in the target, in
+    the bytewise order both databases share (SQLite's BINARY, PostgreSQL's "C"). Claims with
+    no answer are left out: they are requests that were running when the servers stopped, and
+    a retry of one must run again rather than wait for the claim to expire."""
+    finished = "status IS NOT NULL"
+    total = int(src.execute(f"SELECT count(*) FROM idempotency WHERE {finished}").fetchone()[0])
+    last = pg.execute(
+        'SELECT actor, key FROM idempotency ORDER BY actor COLLATE "C" DESC, key COLLATE "C" '
+        "DESC LIMIT 1"
+    ).fetchone()
+    after = (str(last[0]), str(last[1])) if last else ("", "")
+    done = int(
+        src.execute(
+            f"SELECT count(*) FROM idempotency WHERE {finished} AND (actor, key) <= (?, ?)",
+            after,
+        ).fetchone()[0]
+    )
+    report("idempotency", done, total)
+    while True:
+        rows = src.execute(
+            "SELECT actor, key, fingerprint, created_at, status, body, headers FROM idempotency "
+            f"WHERE {finished} AND (actor, key) > (?, ?) ORDER BY actor, key LIMIT ?",
+            (*after, size),
+        ).fetchall()
+        if not rows:
+            return
+        with pg.transaction(), pg.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO idempotency (actor, key, fingerprint, created_at, status, body, "
+                "headers) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                [(r[0], r[1], r[2], _at(r[3]), r[4], r[5], r[6]) for r in rows],
+            )
+        after = (rows[-1][0], rows[-1][1])
+        done += len(rows)
+        copied.rows["idempotency"] = copied.rows.get("idempotency", 0) + len(rows)
+        report("idempotency", done, total)
 
 
 def _finish(src: sqlite3.Connection, pg: psycopg.Connection[Any]) -> None:

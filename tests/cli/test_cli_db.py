@@ -202,3 +202,39 @@ def test_db_migrate_creates_then_finds_nothing_to_run(tmp_path: Path) -> None:
     sqlite_url = f"sqlite:///{tmp_path / 'new' / 'truce.sqlite'}"
     made = runner.invoke(cli, ["db", "migrate", "--database-url", sqlite_url])
     assert made.exit_code == 0 and (tmp_path / "new" / "truce.sqlite").is_file()
+
+
+def _claim(store: Store, actor: str, key: str, fingerprint: str = "f") -> Any:
+    return store.claim_idempotency_key(actor, key, fingerprint, datetime(2000, 1, 1, tzinfo=UTC))
+
+
+def test_db_copy_takes_the_idempotency_answers_resumably(tmp_path: Path, postgis_url: str) -> None:
+    path = tmp_path / "truce.sqlite"
+    _fill(path)
+    answers = {
+        ("observer", f"k{n}"): (201, f'{{"n": {n}}}'.encode(), [("Location", f"/reports/{n}")])
+        for n in range(5)
+    }
+    with SQLiteStore(path) as sqlite:
+        for (actor, key), (status, body, headers) in answers.items():
+            assert _claim(sqlite, actor, key, f"fp-{key}") is None
+            sqlite.finish_idempotency_key(actor, key, status, body, headers)
+        assert _claim(sqlite, "observer", "running") is None  # a claim with no answer yet
+        kept = {key: _claim(sqlite, *key) for key in answers}
+
+    def stop_midway(table: str, done: int, total: int) -> None:
+        if table == "idempotency" and done >= 2:
+            raise Interrupted
+
+    with PostGISStore(postgis_url) as target, pytest.raises(Interrupted):
+        copy_sqlite_to_postgis(path, target, chunk=2, progress=stop_midway)
+    with PostGISStore(postgis_url) as target:
+        resumed = copy_sqlite_to_postgis(path, target, chunk=2)
+        assert resumed.rows == {"idempotency": 3}  # the two of the first run are not sent again
+    with PostGISStore(postgis_url) as postgis:
+        for key, answer in kept.items():
+            # The same answer, fingerprint and time: a retry after the move is answered alike.
+            assert _claim(postgis, *key) == answer
+            assert answer.fingerprint == f"fp-{key[1]}" and answer.status == 201
+        # The unanswered claim was a request cut short by the stop: claimed anew, not waited on.
+        assert _claim(postgis, "observer", "running") is None
