@@ -1165,6 +1165,10 @@ class PostGISStore(Store):
         for report in reports:
             _aware(report.observed_at, "observed_at")
             months.add(_month(report.observed_at))
+        self._ensure_months(months)
+
+    def _ensure_months(self, months: set[tuple[int, int]]) -> None:
+        """Create the partitions of `months` (year, month) that do not exist yet."""
         missing = months - self._partitions
         if not missing:
             return
@@ -1199,7 +1203,8 @@ class PostGISStore(Store):
         if not reports:
             return [], [], []
         rows = [_report_row(report) for report in reports]
-        self._ensure_partitions(reports)
+        # Months from the rows' UTC times (checked aware by `_report_row`): no second pass.
+        self._ensure_months({(row[2].year, row[2].month) for row in rows})
         with self._write() as c:
             return self._insert_reports(c, reports, rows, actor, self._now(c), update=update)
 
@@ -1213,7 +1218,7 @@ class PostGISStore(Store):
         with c.cursor(binary=True) as cur:
             found = [
                 row[0]
-                for row in cur.execute("SELECT id FROM report_ids WHERE id = ANY(%s)", (ids,))
+                for row in cur.execute("SELECT id FROM report_ids WHERE id = ANY(%b)", (ids,))
             ]
             if not found:
                 return known
@@ -1307,7 +1312,12 @@ class PostGISStore(Store):
                 copy.set_types(_COPY_TYPES)
                 for row in _by_partition(ordered, position, audit_id):
                     copy.write_row(row)
-            _copy_ids(c, ordered)
+            # The ids from the rows just written, on the server: no second COPY to encode.
+            c.execute(
+                "INSERT INTO report_ids (id, observed_at) SELECT id, observed_at FROM reports "
+                "WHERE position BETWEEN %s AND %s ORDER BY id",
+                (position, position + len(ordered) - 1),
+            )
             position += len(ordered)
         corrected = []
         for offset, index in enumerate(corrected_at):
