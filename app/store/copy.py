@@ -24,7 +24,9 @@ continue after the copied ids.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from operator import itemgetter
@@ -350,11 +352,68 @@ def _copy_bulk_ids(pg: psycopg.Connection[Any], rows: list[tuple[Any, ...]]) -> 
             copy.write_row((row[1], row[3]))
 
 
+def _index_months(
+    pg: psycopg.Connection[Any], target: PostGISStore, months: list[int], report: CopyProgress
+) -> None:
+    """Build the indexes of `reports` on the loaded month tables, on two connections at once
+    (the machine's two cores): each a sorted build; ATTACH then finds them and builds none."""
+    definitions = [
+        (str(row[0]), str(row[1]))
+        for row in pg.execute(
+            "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indexrelid WHERE i.indrelid = 'reports'::regclass"
+        ).fetchall()
+    ]
+    jobs: list[str] = []
+    for month in months:
+        name, _, _ = _partition(month // 100, month % 100)
+        have = {
+            str(row[0])
+            for row in pg.execute(
+                "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                "WHERE i.indrelid = %s::regclass",
+                (name,),
+            ).fetchall()
+        }
+        for index, definition in definitions:
+            mine = f"{name}_{index.removeprefix('reports_')}"
+            if mine in have:  # built by an earlier run that stopped before attaching
+                continue
+            # "CREATE INDEX reports_by_id ON ONLY public.reports USING ..." -> the month's.
+            head, sep, tail = definition.partition(" ON ONLY public.reports ")
+            if not sep:
+                raise StoreError(f"unexpected index definition: {definition}")
+            jobs.append(
+                sql.SQL("CREATE INDEX {} ON {} ")
+                .format(sql.Identifier(mine), sql.Identifier(name))
+                .as_string(pg)
+                + tail
+            )
+    if not jobs:
+        return
+    done = 0
+    lock = threading.Lock()
+
+    def build(statements: list[str]) -> None:
+        nonlocal done
+        with target._connection() as conn:
+            for statement in statements:
+                conn.execute(statement.encode())
+                with lock:
+                    done += 1
+                    report("report month indexes", done, len(jobs))
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        for future in [pool.submit(build, jobs[k::2]) for k in range(2)]:
+            future.result()
+
+
 def _attach_loaded(pg: psycopg.Connection[Any], target: PostGISStore, report: CopyProgress) -> None:
     """Move every loaded month to `reports`, one transaction each: detached from
     `reports_loading`, attached to `reports` (PostgreSQL builds the partition's indexes by
     sorting, and clones the row triggers), and its ids registered in `report_ids`."""
     months = sorted(month for month, live in _month_states(pg).items() if not live)
+    _index_months(pg, target, months, report)
     for n, month in enumerate(months, 1):
         year, number = month // 100, month % 100
         name, start, end = _partition(year, number)
