@@ -396,7 +396,8 @@ def _index_months(
 
     def build(statements: list[str]) -> None:
         nonlocal done
-        with target._connection() as conn:
+        # A connection of its own, outside the store's pool (which may be as small as one).
+        with psycopg.connect(target._conninfo, autocommit=True) as conn:
             for statement in statements:
                 conn.execute(statement.encode())
                 with lock:
