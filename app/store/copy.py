@@ -16,9 +16,9 @@ continue after the copied ids.
   in the target. Audit entries, zones, keys and parties are checked to be the same rows when
   resuming; a target that holds anything else is refused.
 - **Fast**: reports go by binary COPY; a month the target has no partition for is loaded into a
-  partition of `reports_loading` (no indexes) and moved to `reports` at the end, where its
-  indexes are built by sorting. Until then the copied reports of those months are not visible
-  (a resumed run finds them and goes on).
+  partition of `reports_loading` (no indexes) and moved to `reports` at the end, in one
+  transaction, its indexes built by sorting beforehand. Until then the copied reports of those
+  months are not visible (a resumed run finds them and goes on).
 """
 
 from __future__ import annotations
@@ -410,16 +410,27 @@ def _index_months(
 
 
 def _attach_loaded(pg: psycopg.Connection[Any], target: PostGISStore, report: CopyProgress) -> None:
-    """Move every loaded month to `reports`, one transaction each: detached from
-    `reports_loading`, attached to `reports` (PostgreSQL builds the partition's indexes by
-    sorting, and clones the row triggers), and its ids registered in `report_ids`."""
+    """Move every loaded month to `reports`, all in one transaction: their ids registered in
+    `report_ids` by one insert in id order (the primary key then grows at its end), and each
+    month detached from `reports_loading` and attached to `reports` (its indexes, built by
+    `_index_months`, are taken as the partition's; the row triggers are cloned). One
+    transaction, so the ids never name a report not visible yet, whatever stops the run."""
     months = sorted(month for month, live in _month_states(pg).items() if not live)
     _index_months(pg, target, months, report)
-    for n, month in enumerate(months, 1):
-        year, number = month // 100, month % 100
-        name, start, end = _partition(year, number)
-        with pg.transaction():
-            pg.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+    if not months:
+        pg.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(_LOADING)))
+        return
+    report("report months attached", 0, len(months))
+    with pg.transaction():
+        pg.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+        pg.execute(
+            sql.SQL(
+                "INSERT INTO report_ids (id, observed_at) SELECT id, observed_at FROM {} "
+                "ORDER BY id"
+            ).format(sql.Identifier(_LOADING))
+        )
+        for n, month in enumerate(months, 1):
+            name, start, end = _partition(month // 100, month % 100)
             pg.execute(
                 sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(
                     sql.Identifier(_LOADING), sql.Identifier(name)
@@ -430,16 +441,9 @@ def _attach_loaded(pg: psycopg.Connection[Any], target: PostGISStore, report: Co
                     "ALTER TABLE reports ATTACH PARTITION {} FOR VALUES FROM ({}) TO ({})"
                 ).format(sql.Identifier(name), sql.Literal(start), sql.Literal(end))
             )
-            pg.execute(
-                sql.SQL(
-                    "INSERT INTO report_ids (id, observed_at) SELECT id, observed_at FROM {} "
-                    "ORDER BY id"
-                ).format(sql.Identifier(name))
-            )
-        target._partitions.add((year, number))
-        report("report months indexed", n, len(months))
-    with pg.transaction():
-        pg.execute(sql.SQL("DROP TABLE IF EXISTS {}").format(sql.Identifier(_LOADING)))
+            report("report months attached", n, len(months))
+        pg.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(_LOADING)))
+    target._partitions.update((month // 100, month % 100) for month in months)
 
 
 def _copy_versions(
