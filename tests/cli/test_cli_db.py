@@ -118,13 +118,7 @@ def test_an_interrupted_copy_goes_on_where_it_stopped(tmp_path: Path, postgis_ur
     path = tmp_path / "truce.sqlite"
     _fill(path)
     seen: list[tuple[str, int]] = []
-    # The test database is emptied between tests, but keeps the month partitions earlier
-    # tests made: drop them, so that this copy goes into months with no partition yet.
-    with psycopg.connect(postgis_url.split("?")[0], autocommit=True) as pg:
-        for (name,) in pg.execute(
-            "SELECT relname FROM pg_class WHERE relkind = 'r' AND relname LIKE 'reports\\_p%'"
-        ).fetchall():
-            pg.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
+    _drop_partitions(postgis_url)
 
     def stop_midway(table: str, done: int, total: int) -> None:
         seen.append((table, done))
@@ -156,6 +150,46 @@ def test_an_interrupted_copy_goes_on_where_it_stopped(tmp_path: Path, postgis_ur
             pg.execute("UPDATE reports SET lon = 0 WHERE id = 'r030'")
     with SQLiteStore(path) as sqlite, PostGISStore(postgis_url) as postgis:
         assert _everything(postgis) == _everything(sqlite)
+
+
+@pytest.mark.parametrize("step", ["report month indexes", "report months attached"])
+def test_a_copy_stopped_while_indexing_or_attaching_goes_on(
+    tmp_path: Path, postgis_url: str, step: str
+) -> None:
+    path = tmp_path / "truce.sqlite"
+    _fill(path)
+    _drop_partitions(postgis_url)
+
+    def stop_there(table: str, done: int, total: int) -> None:
+        if table == step and done >= 2:  # of 18 indexes, or of 3 months
+            raise Interrupted
+
+    with PostGISStore(postgis_url) as target, pytest.raises(Interrupted):
+        copy_sqlite_to_postgis(path, target, progress=stop_there)
+    with PostGISStore(postgis_url) as target:
+        assert target.count_reports() == 0  # nothing visible before every month is attached
+        resumed = copy_sqlite_to_postgis(path, target)
+        assert resumed.resumed and "reports" not in resumed.rows
+    with psycopg.connect(postgis_url.split("?")[0]) as pg:
+        assert _partitions(pg) == {"attached": 3}
+        # Indexes built before the stop are kept, none twice: the parent's six per month.
+        counts = pg.execute(
+            "SELECT c.relname, count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+            "WHERE c.relname LIKE 'reports\\_p%' GROUP BY 1"
+        ).fetchall()
+        assert sorted(count for _, count in counts) == [6, 6, 6]
+    with SQLiteStore(path) as sqlite, PostGISStore(postgis_url) as postgis:
+        assert _everything(postgis) == _everything(sqlite)
+
+
+def _drop_partitions(url: str) -> None:
+    """The test database is emptied between tests but keeps the month partitions earlier tests
+    made: drop them, so that a copy goes into months with no partition yet."""
+    with psycopg.connect(url.split("?")[0], autocommit=True) as pg:
+        for (name,) in pg.execute(
+            "SELECT relname FROM pg_class WHERE relkind = 'r' AND relname LIKE 'reports\\_p%'"
+        ).fetchall():
+            pg.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
 
 
 def _partitions(pg: psycopg.Connection[Any]) -> dict[str, int]:
