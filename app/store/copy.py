@@ -276,31 +276,47 @@ def _copy_reports(
     done = int(src.execute("SELECT count(*) FROM reports WHERE rowid <= ?", (last,)).fetchone()[0])
     report("reports", done, total)
     state = _month_states(pg)
+    month_of = "CAST(strftime('%Y%m', observed_at / 1000000, 'unixepoch') AS INTEGER)"
     for chunk in _chunks(
         src,
         f"SELECT rowid, id, party, observed_at - {_PG_EPOCH_US}, lon, lat, uncertainty_m, kind, "
-        "unit, source, confidence, notes, extra, audit_id, "
-        "CAST(strftime('%Y%m', observed_at / 1000000, 'unixepoch') AS INTEGER) "
+        "unit, source, confidence, notes, extra, audit_id "
         "FROM reports WHERE rowid > ? ORDER BY rowid LIMIT ?",
         last,
         size,
     ):
+        # The chunk's months from SQLite (rather than from every row in Python).
+        months = {
+            int(row[0])
+            for row in src.execute(
+                f"SELECT DISTINCT {month_of} FROM reports WHERE rowid BETWEEN ? AND ?",
+                (chunk[0][0], chunk[-1][0]),
+            )
+        }
         # One month after another, so COPY fills one partition at a time (a sorted copy: the
         # chunks go on after the chunk's last rowid).
         rows = sorted(chunk, key=itemgetter(3))
         with pg.transaction():  # the chunk and (for months in `reports`) its ids, together
-            for month in sorted({row[14] for row in rows} - state.keys()):
+            for month in sorted(months - state.keys()):
                 state[month] = _loading_month(pg, month)
-            loading = [row[:14] for row in rows if not state[row[14]]]
-            live = [row[:14] for row in rows if state[row[14]]]
-            _copy_rows(pg, _LOADING, loading)
-            if live:
+            if not any(state[month] for month in months):
+                _copy_rows(pg, _LOADING, rows)  # the usual case: every month loading
+            else:
+                live = [row for row in rows if state[_month_of_row(row)]]
+                _copy_rows(pg, _LOADING, [row for row in rows if not state[_month_of_row(row)]])
                 _copy_rows(pg, "reports", live)
                 _copy_bulk_ids(pg, live)
         done += len(rows)
         copied.rows["reports"] = copied.rows.get("reports", 0) + len(rows)
         report("reports", done, total)
     _attach_loaded(pg, target, report)
+
+
+def _month_of_row(row: tuple[Any, ...]) -> int:
+    """The month (yyyymm, UTC) of a row whose time is PostgreSQL microseconds (since 2000)."""
+    at = _at(int(row[3]) + _PG_EPOCH_US)
+    assert at is not None
+    return at.year * 100 + at.month
 
 
 def _month_states(pg: psycopg.Connection[Any]) -> dict[int, bool]:
@@ -423,6 +439,9 @@ def _attach_loaded(pg: psycopg.Connection[Any], target: PostGISStore, report: Co
     report("report months attached", 0, len(months))
     with pg.transaction():
         pg.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+        # The ids' sort in memory rather than in temporary files (a one-off, about 50 MiB for
+        # a million ids).
+        pg.execute("SET LOCAL work_mem = '128MB'")
         pg.execute(
             sql.SQL(
                 "INSERT INTO report_ids (id, observed_at) SELECT id, observed_at FROM {} "

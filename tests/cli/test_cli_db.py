@@ -182,6 +182,23 @@ def test_a_copy_stopped_while_indexing_or_attaching_goes_on(
         assert _everything(postgis) == _everything(sqlite)
 
 
+def test_months_the_target_has_already_take_their_rows_as_a_batch_does(
+    tmp_path: Path, postgis_url: str
+) -> None:
+    path = tmp_path / "truce.sqlite"
+    _fill(path)
+    _drop_partitions(postgis_url)
+    with PostGISStore(postgis_url) as target:
+        target._ensure_months({(2020, 12)})  # December is a partition already, empty
+        copy_sqlite_to_postgis(path, target, chunk=20)
+    with psycopg.connect(postgis_url.split("?")[0]) as pg:
+        assert _partitions(pg) == {"attached": 3}
+        december = pg.execute("SELECT count(*) FROM reports_p202012").fetchone()
+        assert december == (31,)  # days 21 to 51 after 10 November
+    with SQLiteStore(path) as sqlite, PostGISStore(postgis_url) as postgis:
+        assert _everything(postgis) == _everything(sqlite)
+
+
 def _drop_partitions(url: str) -> None:
     """The test database is emptied between tests but keeps the month partitions earlier tests
     made: drop them, so that a copy goes into months with no partition yet."""
