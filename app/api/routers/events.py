@@ -14,10 +14,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from app.alerts.events import EVENT_TYPES, Event, EventFilter
@@ -72,17 +73,16 @@ def envelope(event: Event) -> dict[str, object]:
     }
 
 
-@router.get(
-    "/events",
-    operation_id="streamEvents",
-    response_class=EventSourceResponse,
-    responses=problems(400, 401, 403),
-)
-async def stream_events(
-    request: Request,
+@dataclass(frozen=True, slots=True)
+class StreamStart:
+    """A stream's filter and where it starts (None: after the latest event)."""
+
+    wanted: EventFilter
+    after: int | None
+
+
+def stream_query(
     service: ServiceDep,
-    settings: SettingsDep,
-    _: ViewerKey,
     types: Annotated[
         str | None,
         Query(description=f"comma-separated event types ({', '.join(EVENT_TYPES)}); default all"),
@@ -107,6 +107,30 @@ async def stream_events(
             description="resume after this event id (sent by browsers when they reconnect)",
         ),
     ] = None,
+) -> StreamStart:
+    """The stream's parameters, checked before the stream starts (a bad one is a 400)."""
+    wanted = EventFilter(
+        types=_names(types, "types", EVENT_TYPES),
+        zones=_names(zones, "zones"),
+        parties=frozenset(service.party_code(p) or p for p in _names(parties, "parties")),
+        verdicts=_names(verdicts, "verdicts", ("inside", "possible")),
+        min_depth_m=min_depth,
+    )
+    return StreamStart(wanted, _start(last_event_id, after))
+
+
+@router.get(
+    "/events",
+    operation_id="streamEvents",
+    response_class=EventSourceResponse,
+    responses=problems(400, 401, 403),
+)
+async def stream_events(
+    request: Request,
+    service: ServiceDep,
+    settings: SettingsDep,
+    _: ViewerKey,
+    start: Annotated[StreamStart, Depends(stream_query)],
 ) -> AsyncIterator[ServerSentEvent]:
     """The event log as Server-Sent Events, live: each event once, in log order, with its id.
 
@@ -115,16 +139,11 @@ async def stream_events(
     `verdicts` and `min_depth` (metres; events without a depth, such as `zone.changed`, do not
     pass it). Comment lines are sent as heartbeats while no event comes.
     """
-    wanted = EventFilter(
-        types=_names(types, "types", EVENT_TYPES),
-        zones=_names(zones, "zones"),
-        parties=frozenset(service.party_code(p) or p for p in _names(parties, "parties")),
-        verdicts=_names(verdicts, "verdicts", ("inside", "possible")),
-        min_depth_m=min_depth,
-    )
-    start = _start(last_event_id, after)
+    wanted = start.wanted
     store = service.store
-    position = start if start is not None else await asyncio.to_thread(store.last_event_id)
+    position = start.after
+    if position is None:
+        position = await asyncio.to_thread(store.last_event_id)
     type_list = sorted(wanted.types) or None
     poll_s, heartbeat_s = settings.events_poll_s, settings.events_heartbeat_s
     # Tell a browser to come back soon after a dropped connection.
