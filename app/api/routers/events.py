@@ -79,6 +79,7 @@ class StreamStart:
 
     wanted: EventFilter
     after: int | None
+    follow: bool = True
 
 
 def stream_query(
@@ -100,6 +101,13 @@ def stream_query(
         int | None,
         Query(ge=0, le=MAX_EVENT_ID, description="start after this event id (0: the whole log)"),
     ] = None,
+    follow: Annotated[
+        bool,
+        Query(
+            description="false: send the events already in the log (after the start) and end, "
+            "instead of waiting for new ones"
+        ),
+    ] = True,
     last_event_id: Annotated[
         str | None,
         Header(
@@ -116,7 +124,7 @@ def stream_query(
         verdicts=_names(verdicts, "verdicts", ("inside", "possible")),
         min_depth_m=min_depth,
     )
-    return StreamStart(wanted, _start(last_event_id, after))
+    return StreamStart(wanted, _start(last_event_id, after), follow)
 
 
 @router.get(
@@ -137,7 +145,8 @@ async def stream_events(
     Resume with the `Last-Event-ID` header (or `after`); without either the stream starts with
     the next event written. Filters as for webhook subscriptions: `types`, `zones`, `parties`,
     `verdicts` and `min_depth` (metres; events without a depth, such as `zone.changed`, do not
-    pass it). Comment lines are sent as heartbeats while no event comes.
+    pass it). Comment lines are sent as heartbeats while no event comes. With `follow=false`
+    the stream ends once it has sent what the log holds (for scripts that poll).
     """
     wanted = start.wanted
     store = service.store
@@ -158,6 +167,8 @@ async def stream_events(
                 yield ServerSentEvent(data=envelope(event), event=event.type, id=str(event.id))
         if len(events) == PAGE:
             continue  # catching up: the next page at once
+        if not start.follow:
+            return
         if time.monotonic() - quiet_since >= heartbeat_s:
             quiet_since = time.monotonic()
             yield ServerSentEvent(comment="heartbeat")
