@@ -420,18 +420,22 @@ def _opening_events(episode: Incident) -> tuple[str, ...]:
 
 @dataclass
 class Touched:
-    """What a report write touched: units (party, unit), and reports without a unit (ids)."""
+    """What a report write touched: units (party, unit) with the earliest time touched, and
+    reports without a unit (ids)."""
 
-    units: set[tuple[str, str]] = field(default_factory=set)
+    units: dict[tuple[str, str], datetime] = field(default_factory=dict)
     lone_reports: set[str] = field(default_factory=set)
 
     def add(self, reports: Iterable[Report]) -> Touched:
-        """Note each report's unit (or, without one, the report itself)."""
+        """Note each report's unit and time (or, without a unit, the report itself)."""
         for report in reports:
             if report.unit is None:
                 self.lone_reports.add(report.id)
-            else:
-                self.units.add((report.party, report.unit))
+                continue
+            key = (report.party, report.unit)
+            earliest = self.units.get(key)
+            if earliest is None or report.observed_at < earliest:
+                self.units[key] = report.observed_at
         return self
 
     def __bool__(self) -> bool:
@@ -442,12 +446,14 @@ class IncidentRecords(Protocol):
     """What `keep_incidents` needs from a store, inside its write transaction."""
 
     def current_reports(self, touched: Touched) -> list[Report]:
-        """The latest versions (retracted left out) of every report of the touched units, and
-        of the touched unit-less reports."""
+        """The latest versions (retracted left out) of the touched units' reports observed at
+        or after the time `touched.units` gives each, and of the touched unit-less reports."""
         ...
 
     def stored_incidents(self, touched: Touched) -> list[Incident]:
-        """The stored incidents of the touched units and unit-less reports."""
+        """The stored incidents of the touched unit-less reports, and those of the touched
+        units that are open or ended (`closed_at`, else `last_seen_at`) at or after the time
+        `touched.units` gives (more may come: `keep_incidents` narrows them)."""
         ...
 
     def zone_index(self) -> ZoneIndex:
@@ -465,6 +471,48 @@ class IncidentRecords(Protocol):
         ...
 
 
+def _end(incident: Incident) -> datetime | None:
+    """Until when an incident held its unit in the zone (None: it still does)."""
+    if incident.state == OPEN:
+        return None
+    if incident.close_reason == EXITED and incident.closed_at is not None:
+        return incident.closed_at
+    return incident.last_seen_at
+
+
+def _window(stored: list[Incident], touched: Touched) -> list[Incident]:
+    """Narrow each touched unit to the reports that can change its episodes, and keep the
+    stored incidents of that window.
+
+    A unit's episodes can only change from the earliest report the write touched on, except
+    that an episode in progress then began earlier: the window starts at the opening of every
+    stored incident that still held the unit at the window's start, repeated until none does
+    (so at the start every zone's state is out, and hysteresis can start from out). Incidents
+    that ended before are left as they are. `touched.units` is set to the window starts.
+    """
+    kept = []
+    by_unit: dict[tuple[str, str], list[Incident]] = {}
+    for incident in stored:
+        if incident.unit is None:
+            kept.append(incident)
+        else:
+            by_unit.setdefault((incident.party, incident.unit), []).append(incident)
+    for key, start in touched.units.items():
+        mine = by_unit.get(key, [])
+        while True:
+            spanning = [
+                i
+                for i in mine
+                if i.opened_at < start and ((end := _end(i)) is None or end >= start)
+            ]
+            if not spanning:
+                break
+            start = min(i.opened_at for i in spanning)
+        touched.units[key] = start
+        kept.extend(i for i in mine if (end := _end(i)) is None or end >= start)
+    return kept
+
+
 def keep_incidents(records: IncidentRecords, touched: Touched, cause: str, now: datetime) -> int:
     """Bring the touched units' incidents in line with their reports, with their events.
 
@@ -472,8 +520,12 @@ def keep_incidents(records: IncidentRecords, touched: Touched, cause: str, now: 
     """
     if not touched:
         return 0
+    while True:  # until the windows hold still (usually once: nothing spans their start)
+        starts = dict(touched.units)
+        stored = _window(records.stored_incidents(touched), touched)
+        if touched.units == starts:
+            break
     computed = episodes(records.current_reports(touched), records.zone_index())
-    stored = records.stored_incidents(touched)
     written = 0
     for change in reconcile(stored, computed, cause, now):
         incident_id = records.save_incident(change.incident, change.new)

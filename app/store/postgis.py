@@ -597,8 +597,10 @@ class _Incidents:
 
     def current_reports(self, touched: Touched) -> list[Report]:
         rows: list[Any] = []
-        for party, unit in sorted(touched.units):
-            query, params = _current_reports(["party = %s", "unit = %s"], [party, unit])
+        for (party, unit), since in sorted(touched.units.items()):
+            query, params = _current_reports(
+                ["party = %s", "unit = %s", "observed_at >= %s"], [party, unit, since]
+            )
             rows.extend(self._c.execute(query.encode(), params, binary=True))
         if touched.lone_reports:
             query, params = _current_reports(
@@ -610,8 +612,14 @@ class _Incidents:
     def stored_incidents(self, touched: Touched) -> list[Incident]:
         rows: list[Any] = []
         select = f"SELECT {_INCIDENT_COLUMNS} FROM incidents"
-        for party, unit in sorted(touched.units):
-            rows.extend(self._c.execute(f"{select} WHERE party = %s AND unit = %s", (party, unit)))
+        for (party, unit), since in sorted(touched.units.items()):
+            rows.extend(
+                self._c.execute(
+                    f"{select} WHERE party = %s AND unit = %s "
+                    "AND (state = 'open' OR coalesce(closed_at, last_seen_at) >= %s)",
+                    (party, unit, since),
+                )
+            )
         if touched.lone_reports:
             rows.extend(
                 self._c.execute(

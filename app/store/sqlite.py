@@ -730,8 +730,10 @@ class _Incidents:
 
     def current_reports(self, touched: Touched) -> list[Report]:
         rows: list[Any] = []
-        for party, unit in sorted(touched.units):
-            query, params = _current_reports(["party = ?", "unit = ?"], [party, unit])
+        for (party, unit), since in sorted(touched.units.items()):
+            query, params = _current_reports(
+                ["party = ?", "unit = ?", "observed_at >= ?"], [party, unit, _to_us(since)]
+            )
             rows.extend(self._c.execute(query, params))
         for chunk in _chunks(sorted(touched.lone_reports), _IN_CHUNK // 2):
             marks = ",".join("?" * len(chunk))
@@ -742,8 +744,14 @@ class _Incidents:
     def stored_incidents(self, touched: Touched) -> list[Incident]:
         rows: list[Any] = []
         select = f"SELECT {_INCIDENT_COLUMNS} FROM incidents"
-        for party, unit in sorted(touched.units):
-            rows.extend(self._c.execute(f"{select} WHERE party = ? AND unit = ?", (party, unit)))
+        for (party, unit), since in sorted(touched.units.items()):
+            rows.extend(
+                self._c.execute(
+                    f"{select} WHERE party = ? AND unit = ? "
+                    "AND (state = 'open' OR coalesce(closed_at, last_seen_at) >= ?)",
+                    (party, unit, _to_us(since)),
+                )
+            )
         for chunk in _chunks(sorted(touched.lone_reports), _IN_CHUNK):
             marks = ",".join("?" * len(chunk))
             rows.extend(self._c.execute(f"{select} WHERE report_key IN ({marks})", chunk))
