@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import numpy as np
@@ -220,8 +220,16 @@ def _found(reports: Sequence[Report], index: ZoneIndex) -> _Found:
     )
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _at(ns: Any) -> datetime:
+    """A UTC datetime from nanoseconds (report times are whole microseconds)."""
+    return _EPOCH + timedelta(microseconds=int(ns) // 1000)
+
+
 def _utc(ns: np.ndarray) -> list[datetime]:
-    return [ts.to_pydatetime() for ts in pd.to_datetime(np.asarray(ns, np.int64), utc=True)]
+    return [_at(v) for v in ns]
 
 
 def _single_report_episodes(found: _Found) -> list[Incident]:
@@ -306,7 +314,7 @@ def _unit_episodes(found: _Found) -> list[Incident]:
     inside_rows = rows[present[rows]]
     ranked = inside_rows[np.lexsort((-depth[inside_rows], episode[inside_rows]))]
     deepest = ranked[np.r_[True, episode[ranked][1:] != episode[ranked][:-1]]]
-    times = _utc(found.time_ns)
+    times = found.time_ns
     out = []
     spans = zip(first, last, last_in, deepest, closed, strict=True)
     for a, b, inside_end, deep, is_closed in spans:  # one per episode, not per report
@@ -320,9 +328,9 @@ def _unit_episodes(found: _Found) -> list[Incident]:
                 zone_id=str(zones[track_zone[track_of[a]]]),
                 zone_name=str(found.zone_name[finding[inside_end]]),
                 state=CLOSED if is_closed else OPEN,
-                opened_at=times[row[a]],
-                last_seen_at=times[row[inside_end]],
-                closed_at=times[row[b]] if is_closed else None,
+                opened_at=_at(times[row[a]]),
+                last_seen_at=_at(times[row[inside_end]]),
+                closed_at=_at(times[row[b]]) if is_closed else None,
                 close_reason=EXITED if is_closed else None,
                 verdict=str(found.verdict[deep_finding]),
                 depth_m=float(found.depth_m[deep_finding]),
