@@ -39,11 +39,13 @@ __all__ = [
     "Incident",
     "IncidentRecords",
     "Touched",
+    "TrackRow",
     "episodes",
     "incident_payload",
     "keep_incidents",
     "reconcile",
     "stale_payload",
+    "track_row",
 ]
 
 OPEN, CLOSED = "open", "closed"
@@ -53,6 +55,8 @@ EXITED, SINGLE = "exited", "single-report"
 #: The causes a report write gives `keep_incidents`: they become the `close_reason` of an
 #: incident that loses all its reports.
 CAUSES = ("reports", "corrected", "retracted")
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # What a finding does to a unit's state in a zone (as in app.tracks).
 _TURN_IN, _KEEP, _TURN_OUT = 1.0, 0.0, -1.0
@@ -174,14 +178,41 @@ class _Found:
     code: np.ndarray
 
 
-def _found(reports: Sequence[Report], index: ZoneIndex) -> _Found:
-    """Judge `reports` (sorted into track order first) and keep, per (report, zone id), the
+#: What incidents read of a stored report: id, party, unit (or None), lon, lat, observed_at
+#: (microseconds since 1970, UTC) and uncertainty_m. Plain tuples: a window of a long track
+#: is read without building domain objects.
+TrackRow = tuple[str, str, str | None, float, float, int, float]
+
+
+def track_row(report: Report) -> TrackRow:
+    """A domain report as a `TrackRow`."""
+    return (
+        report.id,
+        report.party,
+        report.unit,
+        report.lon,
+        report.lat,
+        (report.observed_at - _EPOCH) // timedelta(microseconds=1),
+        report.uncertainty_m,
+    )
+
+
+def _found(rows: Sequence[TrackRow], index: ZoneIndex) -> _Found:
+    """Judge `rows` (sorted into track order first) and keep, per (report, zone id), the
     finding that weighs most: inside over possible over the rest (versions of a zone never
     overlap in time, so there is one; this only guards odd inputs)."""
-    ordered = sorted(
-        reports, key=lambda r: (r.party, r.unit is not None, r.unit or "", r.observed_at, r.id)
+    ordered = sorted(rows, key=lambda r: (r[1], r[2] is not None, r[2] or "", r[5], r[0]))
+    ids, party, unit, lon, lat, time_us, uncertainty = zip(*ordered, strict=True)
+    id_column = np.array(ids, dtype=object)
+    batch = ReportBatch(
+        lon=np.array(lon, dtype=np.float64),
+        lat=np.array(lat, dtype=np.float64),
+        time_ns=np.array(time_us, dtype=np.int64) * 1000,
+        uncertainty_m=np.array(uncertainty, dtype=np.float64),
+        party=np.array(party, dtype=object),
+        unit=np.array(unit, dtype=object),
+        ids=id_column,
     )
-    batch = ReportBatch.from_reports(ordered)
     judged = index.judge(batch)
     verdict = np.asarray(judged.verdict, dtype=object)
     violation = np.asarray(judged.violation, dtype=bool)
@@ -207,9 +238,9 @@ def _found(reports: Sequence[Report], index: ZoneIndex) -> _Found:
     pair = report[order] * (int(zone_code.max(initial=0)) + 1) + zone_code[order]
     first = order[np.r_[True, pair[1:] != pair[:-1]]] if len(order) else order
     return _Found(
-        ids=np.array([r.id for r in ordered], dtype=object),
-        party=np.array([r.party for r in ordered], dtype=object),
-        unit=np.array([r.unit for r in ordered], dtype=object),
+        ids=id_column,
+        party=batch.party,
+        unit=batch.unit,
         time_ns=np.asarray(batch.time_ns, dtype=np.int64),
         report=report[first],
         zone_id=zone_id[first],
@@ -218,9 +249,6 @@ def _found(reports: Sequence[Report], index: ZoneIndex) -> _Found:
         depth_m=np.asarray(judged.depth_m, dtype=np.float64)[first],
         code=code[first],
     )
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _at(ns: Any) -> datetime:
@@ -342,12 +370,12 @@ def _unit_episodes(found: _Found) -> list[Incident]:
     return out
 
 
-def episodes(reports: Sequence[Report], index: ZoneIndex) -> list[Incident]:
-    """Every violation episode among `reports` (whole units' histories and unit-less reports),
-    unsaved (`id` 0), by key and opening time."""
-    if not reports or not len(index):
+def episodes(rows: Sequence[TrackRow], index: ZoneIndex) -> list[Incident]:
+    """Every violation episode among `rows` (units' tracks from a point where they are out of
+    every zone, and unit-less reports), unsaved (`id` 0), by key and opening time."""
+    if not rows or not len(index):
         return []
-    found = _found(reports, index)
+    found = _found(rows, index)
     out = _unit_episodes(found) + _single_report_episodes(found)
     return sorted(
         out, key=lambda i: (i.party, i.unit or "", i.zone_id, i.report_key or "", i.opened_at)
@@ -453,7 +481,7 @@ class Touched:
 class IncidentRecords(Protocol):
     """What `keep_incidents` needs from a store, inside its write transaction."""
 
-    def current_reports(self, touched: Touched) -> list[Report]:
+    def current_reports(self, touched: Touched) -> list[TrackRow]:
         """The latest versions (retracted left out) of the touched units' reports observed at
         or after the time `touched.units` gives each, and of the touched unit-less reports."""
         ...
