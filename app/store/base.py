@@ -40,6 +40,10 @@ Promises every implementation keeps:
   in the same transaction, naming the actor (the API key's label or id, as the caller chooses):
   a write that fails leaves no entry, a batch of nothing but duplicates still leaves one
   ("stored 0, duplicates n"), an empty batch leaves none.
+- **Events.** Every write that changes a zone appends a ``zone.changed`` event, and every report
+  write that opens, updates or closes an incident appends its ``incident.*`` events, in the same
+  transaction (`app.alerts.events`): nothing is in the log of a write that did not commit, and
+  nothing committed is missing. Event ids grow in commit order (`events_after`).
 - **Time.** Datetimes must be timezone-aware (naive ones raise `ValueError`); they come back
   in UTC. Report time filters are half-open like validity periods: ``since <= t < until``.
 - **Errors.** `UnknownZone` (from `app.errors`), `Conflict`, `UnknownKey`, `BadCursor`; and
@@ -57,9 +61,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import ClassVar, Protocol, runtime_checkable
 
+from app.alerts.events import Event
+from app.alerts.incidents import Incident
 from app.domain import Party, Report, Zone, ZoneKind
 from app.errors import InvalidInput, TruceError, UnknownZone
 from app.predicate import Predicate
@@ -87,6 +93,8 @@ __all__ = [
     "Unavailable",
     "ReportSelection",
     "ReportVersion",
+    "IncidentFilter",
+    "UnknownIncident",
     "UnknownKey",
     "UnknownReport",
     "UnknownZone",
@@ -125,6 +133,12 @@ class UnknownReport(NotFound):
     """No report with this id."""
 
     title = "Unknown report"
+
+
+class UnknownIncident(NotFound):
+    """No incident with this id."""
+
+    title = "Unknown incident"
 
 
 class BadCursor(InvalidInput):
@@ -277,6 +291,20 @@ class IdempotentAnswer:
     status: int | None = None
     body: bytes = b""
     headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentFilter:
+    """Which incidents `Store.list_incidents` lists: those seen in ``[since, until)`` (opened
+    before `until` and last seen at or after `since`), of a zone, a party, a verdict (`inside`,
+    `possible`) and a state (`open`, `closed`); None is any."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    zone: str | None = None
+    party: str | None = None
+    verdict: str | None = None
+    state: str | None = None
 
 
 @runtime_checkable
@@ -518,6 +546,52 @@ class Store(Protocol):
 
     def count_reports(self) -> int:
         """How many reports are stored (ids, retracted ones included; not versions)."""
+        ...
+
+    # -- events -----------------------------------------------------------------------------
+
+    def events_after(
+        self, after_id: int, limit: int = 1000, types: Sequence[str] | None = None
+    ) -> list[Event]:
+        """Up to `limit` events with ids greater than `after_id`, ascending (of `types` only,
+        when given).
+
+        Ids grow in commit order: a reader that asks again with the last id it saw gets every
+        event committed since exactly once, whatever other writers do meanwhile.
+        """
+        ...
+
+    def last_event_id(self) -> int:
+        """The id of the latest event (0 when the log is empty)."""
+        ...
+
+    def incident_events(self, incident_id: int) -> list[Event]:
+        """Every event of one incident, oldest first (its timeline). `UnknownIncident`."""
+        ...
+
+    # -- incidents (kept by the report writes, `app.alerts.incidents`) ------------------------
+
+    def list_incidents(
+        self, where: IncidentFilter, *, limit: int = 100, after: str | None = None
+    ) -> tuple[list[Incident], str | None]:
+        """Incidents that `where` keeps, by (opened_at, id): one page and the next cursor (None
+        on the last page). Keyset paging; `BadCursor` for a cursor this store did not make."""
+        ...
+
+    def count_incidents(self, where: IncidentFilter) -> int:
+        """How many incidents `list_incidents` lists with `where`, all pages together."""
+        ...
+
+    def get_incident(self, incident_id: int) -> Incident:
+        """One incident. Raises `UnknownIncident`."""
+        ...
+
+    def mark_stale_tracks(self, now: datetime, stale_after: timedelta) -> list[Event]:
+        """Write one `track.stale` event for each open incident last seen at or before
+        ``now - stale_after`` that has none yet for that sighting; returns the events written.
+
+        One transaction; several processes sweeping together write each event once.
+        """
         ...
 
     # -- audit ------------------------------------------------------------------------------
