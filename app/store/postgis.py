@@ -75,6 +75,7 @@ from app.store.base import (
     UnsupportedDatabase,
 )
 from app.store.postgis_filter import render_postgres
+from app.store.postgis_subscriptions import SUBSCRIPTIONS_MIGRATION, PostGISSubscriptions
 from app.store.sqlite import _Known, _report_values, _same_content, sort_batch
 
 __all__ = ["MIGRATIONS", "NOTIFY_CHANNEL", "PostGISStore", "postgres_conninfo"]
@@ -228,6 +229,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TRIGGER parties_no_delete BEFORE DELETE ON parties "
         "FOR EACH ROW EXECUTE FUNCTION truce_no_delete()",
     ),
+    # webhook subscriptions, their delivery attempts and leases (app/store/postgis_subscriptions)
+    SUBSCRIPTIONS_MIGRATION,
 )
 
 _ZONE_SELECT = (
@@ -613,7 +616,7 @@ class _ZoneListener:
 # -- the store --------------------------------------------------------------------------------
 
 
-class PostGISStore(Store):
+class PostGISStore(PostGISSubscriptions, Store):
     """The `Store` in a PostgreSQL + PostGIS database (schema created or migrated on open).
 
     Safe to share between threads; every process (or machine) opens its own.

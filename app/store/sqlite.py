@@ -78,6 +78,7 @@ from app.store.base import (
     UnknownZone,
 )
 from app.store.sqlite_filter import REPORT_COLUMNS, register_functions, render
+from app.store.sqlite_subscriptions import SUBSCRIPTIONS_MIGRATION, SQLiteSubscriptions
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
@@ -213,6 +214,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # How far a zone's drawn line may be from the agreed one: part of the rule's u.
         "ALTER TABLE zones ADD COLUMN boundary_uncertainty_m REAL NOT NULL DEFAULT 0",
     ),
+    # webhook subscriptions, their delivery attempts and leases (app/store/sqlite_subscriptions)
+    SUBSCRIPTIONS_MIGRATION,
 )
 
 _ZONE_COLUMNS = (
@@ -605,7 +608,7 @@ def sort_batch(
 # -- the store --------------------------------------------------------------------------------
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SQLiteSubscriptions, Store):
     """The `Store` in one SQLite file (created with its schema on first open).
 
     Safe to share between threads (each thread gets its own connection) and between processes
