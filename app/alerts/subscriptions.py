@@ -139,10 +139,10 @@ def blocked_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address, priv
     return ""
 
 
-def _check_url(url: Any, private: bool) -> str:
-    if not isinstance(url, str) or not url.strip():
+def _check_url(value: Any, private: bool) -> str:
+    if not isinstance(value, str) or not value.strip():
         raise InvalidSubscription("must be an http or https URL", field="url")
-    url = str(url).strip()
+    url = value.strip()
     if len(url) > MAX_URL_LENGTH:
         raise InvalidSubscription(f"is longer than {MAX_URL_LENGTH} characters", field="url")
     if not url.isascii() or any(c.isspace() or ord(c) < 32 for c in url):
