@@ -32,6 +32,8 @@ _TABLES = (
     "api_keys",
     "parties",
     "idempotency",
+    "events",
+    "incidents",
     "subscriptions",
     "deliveries",
 )

@@ -1,1 +1,1 @@
-"""Alerts: the durable event log, incidents, and what pushes events out (webhooks, MQTT)."""
+"""Alerts: the durable event log, incidents, and the streams built on them (docs/alerts.md)."""

@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from app.alerts.events import EVENT_TYPES, Event
+from app.alerts.events import EVENT_TYPES, Event, EventFilter
 from app.errors import InvalidInput
 
 __all__ = [
@@ -250,27 +250,21 @@ def check_spec(
     )
 
 
-def matches(spec: SubscriptionSpec, event: Event) -> bool:
-    """Whether `event` is for this subscription: its type, and every filter it sets.
+def event_filter(spec: SubscriptionSpec) -> EventFilter:
+    """The subscription's filters as the event log's `EventFilter` (the stream's filters too)."""
+    return EventFilter(
+        types=frozenset(spec.types),
+        zones=frozenset(spec.zones),
+        parties=frozenset(spec.parties),
+        verdicts=frozenset(spec.verdicts),
+        min_depth_m=spec.min_depth_m,
+    )
 
-    A filter applies to events whose data carry its key (`zone_id`, `party`, `verdict`,
-    `depth_m`); an event without the key (such as `zone.changed` for a party filter) passes
-    that filter, except `zone_id`, which every zone-bound event carries.
-    """
-    if spec.types and event.type not in spec.types:
-        return False
-    data = event.data
-    if spec.zones and data.get("zone_id") not in spec.zones:
-        return False
-    if spec.parties and "party" in data and data.get("party") not in spec.parties:
-        return False
-    if spec.verdicts and "verdict" in data and data.get("verdict") not in spec.verdicts:
-        return False
-    if spec.min_depth_m is not None and "depth_m" in data:
-        depth = data.get("depth_m")
-        if not isinstance(depth, int | float) or depth < spec.min_depth_m:
-            return False
-    return True
+
+def matches(spec: SubscriptionSpec, event: Event) -> bool:
+    """Whether `event` is for this subscription: its type, and every filter it sets (as
+    `EventFilter.matches`: an event without the key of a filter that is set does not pass)."""
+    return event_filter(spec).matches(event)
 
 
 def backoff(

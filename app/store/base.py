@@ -40,6 +40,10 @@ Promises every implementation keeps:
   in the same transaction, naming the actor (the API key's label or id, as the caller chooses):
   a write that fails leaves no entry, a batch of nothing but duplicates still leaves one
   ("stored 0, duplicates n"), an empty batch leaves none.
+- **Events.** Every write that changes a zone appends a ``zone.changed`` event, and every report
+  write that opens, updates or closes an incident appends its ``incident.*`` events, in the same
+  transaction (`app.alerts.events`): nothing is in the log of a write that did not commit, and
+  nothing committed is missing. Event ids grow in commit order (`events_after`).
 - **Time.** Datetimes must be timezone-aware (naive ones raise `ValueError`); they come back
   in UTC. Report time filters are half-open like validity periods: ``since <= t < until``.
 - **Errors.** `UnknownZone` (from `app.errors`), `Conflict`, `UnknownKey`, `BadCursor`; and
@@ -60,6 +64,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import ClassVar, Protocol, runtime_checkable
 
+from app.alerts.events import Event
 from app.alerts.subscriptions import DeliveryAttempt, Subscription, SubscriptionSpec
 from app.domain import Party, Report, Zone, ZoneKind
 from app.errors import InvalidInput, TruceError, UnknownZone
@@ -526,6 +531,23 @@ class Store(Protocol):
 
     def count_reports(self) -> int:
         """How many reports are stored (ids, retracted ones included; not versions)."""
+        ...
+
+    # -- events -----------------------------------------------------------------------------
+
+    def events_after(
+        self, after_id: int, limit: int = 1000, types: Sequence[str] | None = None
+    ) -> list[Event]:
+        """Up to `limit` events with ids greater than `after_id`, ascending (of `types` only,
+        when given).
+
+        Ids grow in commit order: a reader that asks again with the last id it saw gets every
+        event committed since exactly once, whatever other writers do meanwhile.
+        """
+        ...
+
+    def last_event_id(self) -> int:
+        """The id of the latest event (0 when the log is empty)."""
         ...
 
     # -- audit ------------------------------------------------------------------------------

@@ -50,6 +50,7 @@ import shapely
 from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
+from app.alerts.events import ZONE_CHANGED, Event, check_types, zone_changed_payload
 from app.domain import Confidence, Party, Report, ReportKind, Zone, ZoneKind
 from app.predicate import Predicate
 from app.store.base import (
@@ -228,6 +229,47 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "FOR EACH ROW EXECUTE FUNCTION truce_no_delete()",
         "CREATE TRIGGER parties_no_delete BEFORE DELETE ON parties "
         "FOR EACH ROW EXECUTE FUNCTION truce_no_delete()",
+    ),
+    (
+        # The event log (app.alerts.events). Ids come from an identity, but only writers that
+        # hold the writers' advisory lock (`_WRITE_LOCK`, to their commit) append: ids are
+        # therefore taken and committed in one order, and a reader paging by id never skips
+        # a lower id committed later.
+        """CREATE TABLE events (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            type text NOT NULL,
+            created_at timestamptz NOT NULL,
+            incident_id bigint,
+            zone_id text COLLATE "C",
+            data jsonb NOT NULL
+        )""",
+        "CREATE INDEX events_by_incident ON events (incident_id, id)",
+        *_immutable("events"),
+        # Incidents (app.alerts.incidents): derived from the reports, kept in step with them in
+        # the same transactions; rows change, their history is in `events`.
+        """CREATE TABLE incidents (
+            id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            party text COLLATE "C" NOT NULL,
+            unit text COLLATE "C",
+            report_key text COLLATE "C",
+            zone_id text COLLATE "C" NOT NULL,
+            zone_name text NOT NULL,
+            state text NOT NULL,
+            opened_at timestamptz NOT NULL,
+            last_seen_at timestamptz NOT NULL,
+            closed_at timestamptz,
+            close_reason text,
+            verdict text NOT NULL,
+            depth_m double precision NOT NULL,
+            deepest_report_id text COLLATE "C" NOT NULL,
+            last_report_id text COLLATE "C" NOT NULL,
+            report_ids text NOT NULL,
+            stale_at timestamptz
+        )""",
+        "CREATE INDEX incidents_by_unit ON incidents (party, unit)",
+        "CREATE INDEX incidents_by_report ON incidents (report_key)",
+        "CREATE INDEX incidents_by_time ON incidents (opened_at, id)",
+        "CREATE INDEX incidents_open ON incidents (state, last_seen_at)",
     ),
     # webhook subscriptions, their delivery attempts and leases (app/store/postgis_subscriptions)
     SUBSCRIPTIONS_MIGRATION,
@@ -903,6 +945,7 @@ class PostGISStore(PostGISSubscriptions, Store):
             for zone, row in zip(zones, params, strict=True):
                 audit_id = self._audit(c, now, actor, "zone.create", zone.id, "version 1")
                 self._insert_zone(c, zone.id, 1, row, audit_id)
+                self._zone_event(c, now, zone.id, 1, "created", zone.name)
             token = self._bump_zones_token(c, f"{zones[0].id} 1")
         self._zones_written(token)
         return [replace(zone, version=1) for zone in zones]
@@ -936,6 +979,8 @@ class PostGISStore(PostGISSubscriptions, Store):
                 action = "zone.create" if version == 1 else "zone.version"
                 audit_id = self._audit(c, now, actor, action, zone.id, f"version {version}")
                 self._insert_zone(c, zone.id, version, params, audit_id)
+                change = "created" if version == 1 else "updated"
+                self._zone_event(c, now, zone.id, version, change, zone.name)
             if ordered:
                 token = self._bump_zones_token(c, "seed")
             for party in parties:
@@ -953,10 +998,10 @@ class PostGISStore(PostGISSubscriptions, Store):
         params = _zone_params(zone)
         with self._write() as c:
             version = self._latest_version(c, zone.id) + 1
-            audit_id = self._audit(
-                c, self._now(c), actor, "zone.version", zone.id, f"version {version}"
-            )
+            now = self._now(c)
+            audit_id = self._audit(c, now, actor, "zone.version", zone.id, f"version {version}")
             self._insert_zone(c, zone.id, version, params, audit_id)
+            self._zone_event(c, now, zone.id, version, "updated", zone.name)
             token = self._bump_zones_token(c, f"{zone.id} {version}")
         self._zones_written(token)
         return replace(zone, version=version)
@@ -984,9 +1029,10 @@ class PostGISStore(PostGISSubscriptions, Store):
                     f"zone {zone_id!r} already ends at {valid_to.astimezone(UTC).isoformat()}",
                     field="at",
                 )
+            now = self._now(c)
             audit_id = self._audit(
                 c,
-                self._now(c),
+                now,
                 actor,
                 "zone.retire",
                 zone_id,
@@ -1009,8 +1055,10 @@ class PostGISStore(PostGISSubscriptions, Store):
                 (zone_id, version + 1),
                 binary=True,
             ).fetchall()
+            retired = _zones_from_rows(rows)[0]
+            self._zone_event(c, now, zone_id, version + 1, "retired", retired.name)
         self._zones_written(token)
-        return _zones_from_rows(rows)[0]
+        return retired
 
     @staticmethod
     def _latest_version(c: psycopg.Connection[Any], zone_id: str) -> int:
@@ -1091,6 +1139,72 @@ class PostGISStore(PostGISSubscriptions, Store):
         with self._read() as c:
             rows = c.execute(query.encode(), binary=True).fetchall()
         return _zones_from_rows(rows)
+
+    # -- events ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _append_event(
+        c: psycopg.Connection[Any],
+        at: datetime,
+        event_type: str,
+        data: dict[str, Any],
+        *,
+        incident_id: int | None = None,
+        zone_id: str | None = None,
+    ) -> int:
+        """Append an event in `c`'s write transaction (the writers' lock held: ids are taken
+        in commit order); returns its id."""
+        row = c.execute(
+            "INSERT INTO events (type, created_at, incident_id, zone_id, data) "
+            "VALUES (%s, %s, %s, %s, %s::jsonb) RETURNING id",
+            (event_type, at, incident_id, zone_id, orjson.dumps(data).decode()),
+        ).fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def _zone_event(
+        self,
+        c: psycopg.Connection[Any],
+        at: datetime,
+        zone_id: str,
+        version: int,
+        change: str,
+        name: str,
+    ) -> None:
+        payload = zone_changed_payload(zone_id, version, change, name)
+        self._append_event(c, at, ZONE_CHANGED, payload, zone_id=zone_id)
+
+    def events_after(
+        self, after_id: int, limit: int = 1000, types: Sequence[str] | None = None
+    ) -> list[Event]:
+        """Events with ids above `after_id`, ascending (see `Store.events_after`).
+
+        Read from the primary: a replica's lag would only delay events, but a reader must not
+        see its own writes' events missing.
+        """
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        query = "SELECT id, type, created_at, data::text FROM events WHERE id > %s"
+        params: list[Any] = [int(after_id)]
+        if types is not None:
+            check_types(types)
+            if not types:
+                return []
+            query += " AND type = ANY(%s)"
+            params.append(list(types))
+        query += " ORDER BY id LIMIT %s"
+        params.append(limit)
+        with self._read() as c:
+            rows = c.execute(query, params).fetchall()
+        return [
+            Event(int(row[0]), row[1], row[2].astimezone(UTC), orjson.loads(row[3])) for row in rows
+        ]
+
+    def last_event_id(self) -> int:
+        """The latest event's id, 0 when there is none."""
+        with self._read() as c:
+            row = c.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
+        return int(row[0]) if row else 0
 
     # -- parties --------------------------------------------------------------------------
 

@@ -54,6 +54,7 @@ from urllib.parse import quote
 import orjson
 import shapely
 
+from app.alerts.events import ZONE_CHANGED, Event, check_types, zone_changed_payload
 from app.domain import Confidence, Party, Report, ReportKind, Zone, ZoneKind
 from app.predicate import Predicate
 from app.store.base import (
@@ -214,6 +215,46 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # How far a zone's drawn line may be from the agreed one: part of the rule's u.
         "ALTER TABLE zones ADD COLUMN boundary_uncertainty_m REAL NOT NULL DEFAULT 0",
     ),
+    (
+        # The event log (app.alerts.events): appended in the transaction of the change that
+        # caused each event; writers are serialised, so ids grow in commit order.
+        """CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            type TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            incident_id INTEGER,
+            zone_id TEXT,
+            data TEXT NOT NULL
+        )""",
+        "CREATE INDEX events_by_incident ON events (incident_id, id)",
+        *_immutable("events"),
+        # Incidents (app.alerts.incidents): derived from the reports and kept in step with them
+        # in the same transactions, so rows change; their history is in `events`. A report
+        # without a unit is its own incident: `report_key` is its id (NULL for units).
+        """CREATE TABLE incidents (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            party TEXT NOT NULL,
+            unit TEXT,
+            report_key TEXT,
+            zone_id TEXT NOT NULL,
+            zone_name TEXT NOT NULL,
+            state TEXT NOT NULL,
+            opened_at INTEGER NOT NULL,
+            last_seen_at INTEGER NOT NULL,
+            closed_at INTEGER,
+            close_reason TEXT,
+            verdict TEXT NOT NULL,
+            depth_m REAL NOT NULL,
+            deepest_report_id TEXT NOT NULL,
+            last_report_id TEXT NOT NULL,
+            report_ids TEXT NOT NULL,
+            stale_at INTEGER
+        )""",
+        "CREATE INDEX incidents_by_unit ON incidents (party, unit)",
+        "CREATE INDEX incidents_by_report ON incidents (report_key)",
+        "CREATE INDEX incidents_by_time ON incidents (opened_at, id)",
+        "CREATE INDEX incidents_open ON incidents (state, last_seen_at)",
+    ),
     # webhook subscriptions, their delivery attempts and leases (app/store/sqlite_subscriptions)
     SUBSCRIPTIONS_MIGRATION,
 )
@@ -355,6 +396,11 @@ def _report_from_row(row: Sequence[Any]) -> Report:
         notes=row[10],
         extra={} if row[11] is None else orjson.loads(row[11]),
     )
+
+
+def _event_from_row(row: Sequence[Any]) -> Event:
+    """A row of (id, type, created_at, data) as an `Event`."""
+    return Event(int(row[0]), row[1], _from_us(row[2]), orjson.loads(row[3]))
 
 
 def _same_content(a: Sequence[Any], b: Sequence[Any]) -> bool:
@@ -907,6 +953,7 @@ class SQLiteStore(SQLiteSubscriptions, Store):
             for zone, row in zip(zones, values, strict=True):
                 audit_id = self._audit(c, now, actor, "zone.create", zone.id, "version 1")
                 self._insert_zone(c, zone.id, 1, row, audit_id)
+                self._zone_event(c, now, zone.id, 1, "created", zone.name)
             self._bump_zones_token(c)
         return [replace(zone, version=1) for zone in zones]
 
@@ -938,6 +985,8 @@ class SQLiteStore(SQLiteSubscriptions, Store):
                 action = "zone.create" if version == 1 else "zone.version"
                 audit_id = self._audit(c, now, actor, action, zone.id, f"version {version}")
                 self._insert_zone(c, zone.id, version, row, audit_id)
+                change = "created" if version == 1 else "updated"
+                self._zone_event(c, now, zone.id, version, change, zone.name)
             if ordered:
                 self._bump_zones_token(c)
             for party in parties:
@@ -951,10 +1000,10 @@ class SQLiteStore(SQLiteSubscriptions, Store):
         row = _zone_values(zone)
         with self._write() as c:
             version = self._latest_version(c, zone.id) + 1
-            audit_id = self._audit(
-                c, self._now_us(), actor, "zone.version", zone.id, f"version {version}"
-            )
+            now = self._now_us()
+            audit_id = self._audit(c, now, actor, "zone.version", zone.id, f"version {version}")
             self._insert_zone(c, zone.id, version, row, audit_id)
+            self._zone_event(c, now, zone.id, version, "updated", zone.name)
             self._bump_zones_token(c)
         return replace(zone, version=version)
 
@@ -978,9 +1027,10 @@ class SQLiteStore(SQLiteSubscriptions, Store):
                     f"zone {zone_id!r} already ends at {_from_us(valid_to).isoformat()}",
                     field="at",
                 )
+            now = self._now_us()
             audit_id = self._audit(
                 c,
-                self._now_us(),
+                now,
                 actor,
                 "zone.retire",
                 zone_id,
@@ -1002,7 +1052,9 @@ class SQLiteStore(SQLiteSubscriptions, Store):
                 f"SELECT {_ZONE_COLUMNS} FROM zones WHERE zone_id = ? AND version = ?",
                 (zone_id, version + 1),
             ).fetchall()
-        return _zones_from_rows(rows)[0]
+            retired = _zones_from_rows(rows)[0]
+            self._zone_event(c, now, zone_id, version + 1, "retired", retired.name)
+        return retired
 
     def get_zone(self, zone_id: str) -> Zone:
         """The latest version of a zone, as filed; `UnknownZone` if none."""
@@ -1112,6 +1164,58 @@ class SQLiteStore(SQLiteSubscriptions, Store):
                 row[0] for row in c.execute(f"{select} WHERE {column} IN ({marks})", chunk)
             )
         return found
+
+    # -- events ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _append_event(
+        c: sqlite3.Connection,
+        at_us: int,
+        event_type: str,
+        data: dict[str, Any],
+        *,
+        incident_id: int | None = None,
+        zone_id: str | None = None,
+    ) -> int:
+        """Append an event in `c`'s (write) transaction; returns its id."""
+        cursor = c.execute(
+            "INSERT INTO events (type, created_at, incident_id, zone_id, data) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (event_type, at_us, incident_id, zone_id, orjson.dumps(data).decode()),
+        )
+        return int(cursor.lastrowid or 0)
+
+    def _zone_event(
+        self, c: sqlite3.Connection, at_us: int, zone_id: str, version: int, change: str, name: str
+    ) -> None:
+        payload = zone_changed_payload(zone_id, version, change, name)
+        self._append_event(c, at_us, ZONE_CHANGED, payload, zone_id=zone_id)
+
+    def events_after(
+        self, after_id: int, limit: int = 1000, types: Sequence[str] | None = None
+    ) -> list[Event]:
+        """Events with ids above `after_id`, ascending (see `Store.events_after`)."""
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        query = "SELECT id, type, created_at, data FROM events WHERE id > ?"
+        params: list[Any] = [int(after_id)]
+        if types is not None:
+            check_types(types)
+            if not types:
+                return []
+            query += f" AND type IN ({','.join('?' * len(types))})"
+            params.extend(types)
+        query += " ORDER BY id LIMIT ?"
+        params.append(limit)
+        with self._read() as c:
+            rows = c.execute(query, params).fetchall()
+        return [_event_from_row(row) for row in rows]
+
+    def last_event_id(self) -> int:
+        """The latest event's id, 0 when there is none."""
+        with self._read() as c:
+            row = c.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
+        return int(row[0])
 
     # -- parties --------------------------------------------------------------------------
 

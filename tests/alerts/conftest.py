@@ -1,16 +1,18 @@
-"""Fixtures of the alert tests: a store of each kind, and an event log that tests append to."""
+"""Fixtures of the alert tests: a store of each kind (the store suite's fixtures, both stores)
+and an in-memory event log that tests of delivery alone append to."""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from app.alerts.events import Event
-from app.store import SQLiteStore, Store
+from tests.store.conftest import reopen, store, store_url
+
+__all__ = ["MemoryLog", "event_log", "reopen", "store", "store_url"]
 
 
 class MemoryLog:
@@ -43,18 +45,3 @@ class MemoryLog:
 def event_log() -> MemoryLog:
     """An empty in-memory event log."""
     return MemoryLog()
-
-
-@pytest.fixture(params=["sqlite", "postgis"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """An empty store of each kind."""
-    if request.param == "sqlite":
-        opened: Store = SQLiteStore(tmp_path / "truce.sqlite")
-    else:
-        from app.store.postgis import PostGISStore
-
-        opened = PostGISStore(request.getfixturevalue("postgis_url"), listen=False)
-    try:
-        yield opened
-    finally:
-        opened.close()

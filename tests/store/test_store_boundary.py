@@ -36,6 +36,13 @@ def test_a_database_of_schema_3_is_upgraded_and_its_zones_read_as_exact(tmp_path
     raw = sqlite3.connect(path)
     try:  # back to schema 3: the column dropped, the version forgotten
         raw.execute("ALTER TABLE zones DROP COLUMN boundary_uncertainty_m")
+        # The tables of later migrations go too (events, incidents, ...).
+        schema_3 = {"meta", "audit", "zones", "reports", "api_keys", "report_versions"}
+        schema_3 |= {"parties", "schema_version", "sqlite_sequence"}
+        listed = raw.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        tables = [name for (name,) in listed]
+        for name in set(tables) - schema_3:
+            raw.execute(f"DROP TABLE {name}")
         raw.execute("DELETE FROM schema_version WHERE version > 3")
         raw.commit()
     finally:
