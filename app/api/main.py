@@ -17,6 +17,7 @@ from fastapi import Depends, FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 
 from app import __version__
+from app.alerts.runner import Alerts
 from app.api import map as map_api
 from app.api.auth import KeyRing, require_role, warn_short_keys
 from app.api.body import BodyLimit
@@ -42,6 +43,7 @@ from app.api.routers import (
     ogc,
     parties,
     reports,
+    subscriptions,
     tracks,
     zones,
 )
@@ -86,7 +88,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 settings.auth_failures, settings.auth_window_s, store_auditor(store)
             )
             warn_short_keys(settings.api_keys)
-            yield
+            # Webhooks and MQTT (app/alerts), unless `truce deliver` processes do it.
+            alerts = Alerts(service, settings).start() if settings.deliver else None
+            try:
+                yield
+            finally:
+                if alerts is not None:
+                    await alerts.stop()
         finally:
             store.close()
 
@@ -119,7 +127,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Probes stay plain: a load balancer's cache-busting parameter must not fail a liveness check.
     app.include_router(health.router)
     app.include_router(check.router)
-    for module in (zones, reports, tracks, admin, parties, ogc, home):
+    for module in (zones, reports, tracks, admin, parties, subscriptions, ogc, home):
         app.include_router(module.router, dependencies=[strict])
     # Heavy routes take a turn (app.api.limits) after the key is checked.
     heavy = Depends(heavy_turn)

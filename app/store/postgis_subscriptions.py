@@ -56,6 +56,9 @@ SUBSCRIPTIONS_MIGRATION: tuple[str, ...] = (
         webhook_id text NOT NULL
     )""",
     "CREATE INDEX deliveries_by_subscription ON deliveries (subscription_id, id)",
+    # One MQTT cursor per database: processes starting together create it once.
+    "CREATE UNIQUE INDEX subscriptions_one_mqtt ON subscriptions (kind) "
+    "WHERE kind = 'mqtt' AND deleted_at IS NULL",
 )
 
 _COLUMNS = (
