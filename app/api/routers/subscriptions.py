@@ -219,14 +219,16 @@ def get_one(subscription_id: SubscriptionId, service: ServiceDep, _: AdminKey) -
 @router.delete(
     "/subscriptions/{subscription_id}",
     operation_id="deleteSubscription",
-    status_code=204,
-    response_class=Response,
-    responses={204: {"description": "deleted"}, **problems(400, 401, 403, 404, 503)},
+    response_model=SubscriptionOut,
+    response_class=ORJSONResponse,
+    responses=problems(400, 401, 403, 404, 503),
 )
 def delete(subscription_id: SubscriptionId, service: ServiceDep, key: AdminKey) -> Response:
-    """Delete a subscription: nothing more is sent to it; its attempts stay in the database."""
+    """Delete a subscription: nothing more is sent to it; its attempts stay in the database.
+    Answers the subscription as it was."""
+    sub = service.store.get_subscription(subscription_id)
     service.store.delete_subscription(subscription_id, key.actor)
-    return Response(status_code=204)
+    return ORJSONResponse(_out(sub))
 
 
 @router.get(
