@@ -174,6 +174,7 @@ class Deliverer:
         self._tasks: dict[int, _Task] = {}
         self._client: httpx.AsyncClient | None = None
         self._sends = asyncio.Semaphore(self.options.concurrency)
+        self._stopping = False
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -225,13 +226,17 @@ class Deliverer:
             self._tasks[sub_id] = _Task(task, wake)
 
     async def _stop_all(self) -> None:
+        self._stopping = True
         entries = list(self._tasks.items())
         self._tasks.clear()
-        for _, entry in entries:
-            entry.task.cancel()
         for sub_id, entry in entries:
-            with contextlib.suppress(BaseException):
-                await entry.task
+            # Cancelled again until it ends: Python 3.11's wait_for can swallow a cancellation
+            # that arrives as its inner wait completes.
+            while not entry.task.done():
+                entry.task.cancel()
+                await asyncio.wait({entry.task}, timeout=0.1)
+            with contextlib.suppress(Exception):
+                await asyncio.to_thread(self.store.release_subscription, sub_id, self.holder)
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self.store.release_subscription, sub_id, self.holder)
 
@@ -244,7 +249,7 @@ class Deliverer:
 
     async def _serve(self, sub_id: int, wake: asyncio.Event) -> None:
         renew_s = self.options.lease_ttl_s / 3
-        while True:
+        while not self._stopping:
             try:
                 sub = await self._lease(sub_id)
                 if sub is None:  # another process delivers it (or it was deleted)

@@ -13,9 +13,9 @@ Payloads (`Event.data`, JSON):
   ``depth_m`` (its deepest point, metres inside the zone), ``report_id`` and ``observed_at``
   (the latest report of the incident), ``state`` (``open``/``closed``), ``opened_at``,
   ``last_seen_at``, ``closed_at``, ``close_reason``, ``deepest_report_id``, ``reports``.
-- ``track.stale``: ``party``, ``unit``, ``zone_id``, ``zone_name``, ``incident_id`` (the open
-  incident, or null for an authorised party's unit), ``report_id`` and ``observed_at`` (the
-  unit's last report), ``stale_after_s``.
+- ``track.stale``: a unit still in an open incident and not reported since: ``incident_id``,
+  ``party``, ``unit``, ``zone_id``, ``zone_name``, ``verdict``, ``depth_m`` (the incident's),
+  ``report_id`` and ``observed_at`` (the unit's last report), ``stale_after_s``.
 - ``zone.changed``: ``zone_id``, ``version``, ``change`` (``created``/``updated``/``retired``),
   ``name``.
 

@@ -61,10 +61,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import ClassVar, Protocol, runtime_checkable
 
 from app.alerts.events import Event
+from app.alerts.incidents import Incident
 from app.alerts.subscriptions import DeliveryAttempt, Subscription, SubscriptionSpec
 from app.domain import Party, Report, Zone, ZoneKind
 from app.errors import InvalidInput, TruceError, UnknownZone
@@ -93,6 +94,8 @@ __all__ = [
     "Unavailable",
     "ReportSelection",
     "ReportVersion",
+    "IncidentFilter",
+    "UnknownIncident",
     "UnknownKey",
     "UnknownReport",
     "UnknownSubscription",
@@ -132,6 +135,12 @@ class UnknownReport(NotFound):
     """No report with this id."""
 
     title = "Unknown report"
+
+
+class UnknownIncident(NotFound):
+    """No incident with this id."""
+
+    title = "Unknown incident"
 
 
 class UnknownSubscription(NotFound):
@@ -290,6 +299,20 @@ class IdempotentAnswer:
     status: int | None = None
     body: bytes = b""
     headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentFilter:
+    """Which incidents `Store.list_incidents` lists: those seen in ``[since, until)`` (opened
+    before `until` and last seen at or after `since`), of a zone, a party, a verdict (`inside`,
+    `possible`) and a state (`open`, `closed`); None is any."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    zone: str | None = None
+    party: str | None = None
+    verdict: str | None = None
+    state: str | None = None
 
 
 @runtime_checkable
@@ -548,6 +571,35 @@ class Store(Protocol):
 
     def last_event_id(self) -> int:
         """The id of the latest event (0 when the log is empty)."""
+        ...
+
+    def incident_events(self, incident_id: int) -> list[Event]:
+        """Every event of one incident, oldest first (its timeline). `UnknownIncident`."""
+        ...
+
+    # -- incidents (kept by the report writes, `app.alerts.incidents`) ------------------------
+
+    def list_incidents(
+        self, where: IncidentFilter, *, limit: int = 100, after: str | None = None
+    ) -> tuple[list[Incident], str | None]:
+        """Incidents that `where` keeps, by (opened_at, id): one page and the next cursor (None
+        on the last page). Keyset paging; `BadCursor` for a cursor this store did not make."""
+        ...
+
+    def count_incidents(self, where: IncidentFilter) -> int:
+        """How many incidents `list_incidents` lists with `where`, all pages together."""
+        ...
+
+    def get_incident(self, incident_id: int) -> Incident:
+        """One incident. Raises `UnknownIncident`."""
+        ...
+
+    def mark_stale_tracks(self, now: datetime, stale_after: timedelta) -> list[Event]:
+        """Write one `track.stale` event for each open incident last seen at or before
+        ``now - stale_after`` that has none yet for that sighting; returns the events written.
+
+        One transaction; several processes sweeping together write each event once.
+        """
         ...
 
     # -- audit ------------------------------------------------------------------------------

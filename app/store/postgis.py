@@ -50,8 +50,10 @@ import shapely
 from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from app.alerts.events import ZONE_CHANGED, Event, check_types, zone_changed_payload
+from app.alerts.events import TRACK_STALE, ZONE_CHANGED, Event, check_types, zone_changed_payload
+from app.alerts.incidents import Incident, Touched, keep_incidents, stale_payload
 from app.domain import Confidence, Party, Report, ReportKind, Zone, ZoneKind
+from app.engine import ZoneIndex
 from app.predicate import Predicate
 from app.store.base import (
     ROLES,
@@ -61,6 +63,7 @@ from app.store.base import (
     Busy,
     Conflict,
     IdempotentAnswer,
+    IncidentFilter,
     KeyRecord,
     ReadOnlyStorage,
     ReportSelection,
@@ -69,6 +72,7 @@ from app.store.base import (
     Store,
     StoreError,
     Unavailable,
+    UnknownIncident,
     UnknownKey,
     UnknownReport,
     UnknownZone,
@@ -77,7 +81,17 @@ from app.store.base import (
 )
 from app.store.postgis_filter import render_postgres
 from app.store.postgis_subscriptions import SUBSCRIPTIONS_MIGRATION, PostGISSubscriptions
-from app.store.sqlite import _Known, _report_values, _same_content, sort_batch
+from app.store.sqlite import (
+    _decode_incident_cursor,
+    _encode_incident_cursor,
+    _Known,
+    _report_values,
+    _same_content,
+    sort_batch,
+)
+from app.store.sqlite import (
+    _report_from_row as _report_from_values,
+)
 
 __all__ = ["MIGRATIONS", "NOTIFY_CHANNEL", "PostGISStore", "postgres_conninfo"]
 
@@ -501,6 +515,142 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
     return at, value[1]
 
 
+_INCIDENT_COLUMNS = (
+    "id, party, unit, report_key, zone_id, zone_name, state, opened_at, last_seen_at, "
+    "closed_at, close_reason, verdict, depth_m, deepest_report_id, last_report_id, report_ids, "
+    "stale_at"
+)
+
+
+def _incident_from_row(row: Sequence[Any]) -> Incident:
+    return Incident(
+        id=int(row[0]),
+        party=row[1],
+        unit=row[2],
+        report_key=row[3],
+        zone_id=row[4],
+        zone_name=row[5],
+        state=row[6],
+        opened_at=row[7].astimezone(UTC),
+        last_seen_at=row[8].astimezone(UTC),
+        closed_at=_utc(row[9]),
+        close_reason=row[10],
+        verdict=row[11],
+        depth_m=float(row[12]),
+        deepest_report_id=row[13],
+        last_report_id=row[14],
+        report_ids=tuple(orjson.loads(row[15])),
+        stale_at=_utc(row[16]),
+    )
+
+
+def _incident_values(incident: Incident) -> tuple[Any, ...]:
+    """An incident's columns after `id`, in `_INCIDENT_COLUMNS` order."""
+    return (
+        incident.party,
+        incident.unit,
+        incident.report_key,
+        incident.zone_id,
+        incident.zone_name,
+        incident.state,
+        incident.opened_at,
+        incident.last_seen_at,
+        incident.closed_at,
+        incident.close_reason,
+        incident.verdict,
+        incident.depth_m,
+        incident.deepest_report_id,
+        incident.last_report_id,
+        orjson.dumps(list(incident.report_ids)).decode(),
+        incident.stale_at,
+    )
+
+
+def _incident_filters(where: IncidentFilter) -> tuple[list[str], list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if where.since is not None:
+        clauses.append("last_seen_at >= %s")
+        params.append(_aware(where.since, "since"))
+    if where.until is not None:
+        clauses.append("opened_at < %s")
+        params.append(_aware(where.until, "until"))
+    for column in ("zone", "party", "verdict", "state"):
+        value = getattr(where, column)
+        if value is not None:
+            if "\x00" in value:  # no text column holds U+0000: nothing matches
+                clauses.append("false")
+                continue
+            clauses.append(f"{'zone_id' if column == 'zone' else column} = %s")
+            params.append(value)
+    return clauses, params
+
+
+def _event_from_row(row: Sequence[Any]) -> Event:
+    """A row of (id, type, created_at, data as text) as an `Event`."""
+    return Event(int(row[0]), row[1], row[2].astimezone(UTC), orjson.loads(row[3]))
+
+
+class _Incidents:
+    """`app.alerts.incidents.IncidentRecords` in one PostGIS write transaction (the writers'
+    lock held: no other writer recomputes the same unit meanwhile)."""
+
+    def __init__(self, store: PostGISStore, c: psycopg.Connection[Any], now: datetime) -> None:
+        self._store, self._c, self._now = store, c, now
+
+    def current_reports(self, touched: Touched) -> list[Report]:
+        rows: list[Any] = []
+        for party, unit in sorted(touched.units):
+            query, params = _current_reports(["party = %s", "unit = %s"], [party, unit])
+            rows.extend(self._c.execute(query.encode(), params, binary=True))
+        if touched.lone_reports:
+            query, params = _current_reports(
+                ["id = ANY(%s)", "unit IS NULL"], [sorted(touched.lone_reports)]
+            )
+            rows.extend(self._c.execute(query.encode(), params, binary=True))
+        return [_report_from_row(row) for row in rows]
+
+    def stored_incidents(self, touched: Touched) -> list[Incident]:
+        rows: list[Any] = []
+        select = f"SELECT {_INCIDENT_COLUMNS} FROM incidents"
+        for party, unit in sorted(touched.units):
+            rows.extend(self._c.execute(f"{select} WHERE party = %s AND unit = %s", (party, unit)))
+        if touched.lone_reports:
+            rows.extend(
+                self._c.execute(
+                    f"{select} WHERE report_key = ANY(%s)", (sorted(touched.lone_reports),)
+                )
+            )
+        return [_incident_from_row(row) for row in rows]
+
+    def zone_index(self) -> ZoneIndex:
+        return self._store._zone_index_in(self._c)
+
+    def save_incident(self, incident: Incident, new: bool) -> int:
+        values = _incident_values(incident)
+        names = _INCIDENT_COLUMNS.removeprefix("id, ").split(", ")
+        if new:
+            row = self._c.execute(
+                f"INSERT INTO incidents ({', '.join(names)}) "
+                f"VALUES ({', '.join(['%s'] * len(values))}) RETURNING id",
+                values,
+            ).fetchone()
+            assert row is not None
+            return int(row[0])
+        self._c.execute(
+            f"UPDATE incidents SET {', '.join(f'{n} = %s' for n in names)} WHERE id = %s",
+            (*values, incident.id),
+        )
+        return incident.id
+
+    def append_event(
+        self, event_type: str, data: dict[str, Any], incident_id: int, zone_id: str
+    ) -> int:
+        return PostGISStore._append_event(
+            self._c, self._now, event_type, data, incident_id=incident_id, zone_id=zone_id
+        )
+
+
 def _month(at: datetime) -> tuple[int, int]:
     at = at.astimezone(UTC)
     return at.year, at.month
@@ -684,6 +834,8 @@ class PostGISStore(PostGISSubscriptions, Store):
         self._conninfo = conninfo
         self._pool_timeout = float(options.get("pool_timeout", _OPTIONS["pool_timeout"]))
         self._closed = False
+        # The zone index incidents are judged with, and the zone token it was built at.
+        self._incident_index: tuple[int, ZoneIndex] | None = None
         self._token_lock = threading.Condition()
         self._zones_token = -1
         self._heard = -1  # the newest zones token this process's listener has heard
@@ -1140,6 +1292,22 @@ class PostGISStore(PostGISSubscriptions, Store):
             rows = c.execute(query.encode(), binary=True).fetchall()
         return _zones_from_rows(rows)
 
+    def _zone_index_in(self, c: psycopg.Connection[Any]) -> ZoneIndex:
+        """The zone index as transaction `c` sees the zones (kept while the token holds)."""
+        row = c.execute("SELECT value FROM meta WHERE key = 'zones_token'").fetchone()
+        token = int(row[0]) if row else 0
+        cached = self._incident_index
+        if cached is not None and cached[0] == token:
+            return cached[1]
+        query = (
+            _EFFECTIVE_ZONES
+            + " WHERE valid_to IS NULL OR valid_to > valid_from ORDER BY zone_id, version"
+        )
+        zones = _zones_from_rows(c.execute(query.encode(), binary=True).fetchall())
+        index = ZoneIndex(zones, threads=1)
+        self._incident_index = (token, index)
+        return index
+
     # -- events ---------------------------------------------------------------------------
 
     @staticmethod
@@ -1196,15 +1364,104 @@ class PostGISStore(PostGISSubscriptions, Store):
         params.append(limit)
         with self._read() as c:
             rows = c.execute(query, params).fetchall()
-        return [
-            Event(int(row[0]), row[1], row[2].astimezone(UTC), orjson.loads(row[3])) for row in rows
-        ]
+        return [_event_from_row(row) for row in rows]
 
     def last_event_id(self) -> int:
         """The latest event's id, 0 when there is none."""
         with self._read() as c:
             row = c.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
         return int(row[0]) if row else 0
+
+    def incident_events(self, incident_id: int) -> list[Event]:
+        """Every event of one incident, oldest first (see `Store.incident_events`)."""
+        with self._read() as c:
+            self._incident(c, incident_id)
+            rows = c.execute(
+                "SELECT id, type, created_at, data::text FROM events WHERE incident_id = %s "
+                "ORDER BY id",
+                (incident_id,),
+            ).fetchall()
+        return [_event_from_row(row) for row in rows]
+
+    # -- incidents ------------------------------------------------------------------------
+
+    @staticmethod
+    def _incident(c: psycopg.Connection[Any], incident_id: int) -> Incident:
+        row = None
+        if -(2**63) <= incident_id < 2**63:
+            row = c.execute(
+                f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id = %s", (incident_id,)
+            ).fetchone()
+        if row is None:
+            raise UnknownIncident(f"no incident with id {incident_id}", field="id")
+        return _incident_from_row(row)
+
+    def get_incident(self, incident_id: int) -> Incident:
+        """One incident (see `Store.get_incident`)."""
+        with self._read() as c:
+            return self._incident(c, incident_id)
+
+    def list_incidents(
+        self, where: IncidentFilter, *, limit: int = 100, after: str | None = None
+    ) -> tuple[list[Incident], str | None]:
+        """One page of incidents by (opened_at, id) (see `Store.list_incidents`)."""
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        clauses, params = _incident_filters(where)
+        if after is not None:
+            opened_us, incident_id = _decode_incident_cursor(after)
+            try:
+                opened_at = _EPOCH + timedelta(microseconds=opened_us)
+            except OverflowError:
+                raise BadCursor("not a cursor from this server", field="after") from None
+            clauses.append("(opened_at, id) > (%s, %s)")
+            params.extend([opened_at, incident_id])
+        query = f"SELECT {_INCIDENT_COLUMNS} FROM incidents"
+        if clauses:
+            query += " WHERE " + " AND ".join(clauses)
+        query += " ORDER BY opened_at, id LIMIT %s"
+        params.append(limit + 1)
+        with self._read() as c:
+            rows = c.execute(query.encode(), params).fetchall()
+        more = len(rows) > limit
+        incidents = [_incident_from_row(row) for row in rows[:limit]]
+        cursor = None
+        if more:
+            cursor = _encode_incident_cursor(_to_us(incidents[-1].opened_at), incidents[-1].id)
+        return incidents, cursor
+
+    def count_incidents(self, where: IncidentFilter) -> int:
+        """How many incidents `list_incidents` lists (see `Store.count_incidents`)."""
+        clauses, params = _incident_filters(where)
+        query = "SELECT count(*) FROM incidents"
+        if clauses:
+            query += " WHERE " + " AND ".join(clauses)
+        with self._read() as c:
+            row = c.execute(query.encode(), params).fetchone()
+        return int(row[0]) if row else 0
+
+    def mark_stale_tracks(self, now: datetime, stale_after: timedelta) -> list[Event]:
+        """One `track.stale` event per stale sighting (see `Store.mark_stale_tracks`)."""
+        due = _aware(now, "now") - stale_after
+        events = []
+        with self._write() as c:
+            rows = c.execute(
+                f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE state = 'open' "
+                "AND unit IS NOT NULL AND last_seen_at <= %s "
+                "AND (stale_at IS NULL OR stale_at <> last_seen_at) ORDER BY last_seen_at, id",
+                (due,),
+            ).fetchall()
+            at = self._now(c)
+            for incident in map(_incident_from_row, rows):
+                payload = stale_payload(incident, stale_after)
+                event_id = self._append_event(
+                    c, at, TRACK_STALE, payload, incident_id=incident.id, zone_id=incident.zone_id
+                )
+                c.execute(
+                    "UPDATE incidents SET stale_at = last_seen_at WHERE id = %s", (incident.id,)
+                )
+                events.append(Event(event_id, TRACK_STALE, at, payload))
+        return events
 
     # -- parties --------------------------------------------------------------------------
 
@@ -1418,11 +1675,15 @@ class PostGISStore(PostGISSubscriptions, Store):
             _copy_ids(c, ordered)
             position += len(ordered)
         corrected = []
+        touched = Touched().add(reports[index] for index in stored_at)
         for offset, index in enumerate(corrected_at):
             report = reports[index]
             version = known[report.id].latest + 1
             self._insert_version(c, position + offset, version, rows[index], actor, now)
             corrected.append(ReportVersion(report, version, now))
+            touched.add([report, _report_from_values(known[report.id].contents[-1])])
+        cause = "corrected" if corrected_at else "reports"
+        keep_incidents(_Incidents(self, c, now), touched, cause, now)
         return [reports[index] for index in stored_at], corrected, duplicates
 
     def _insert_version(
@@ -1495,6 +1756,8 @@ class PostGISStore(PostGISSubscriptions, Store):
             now = self._now(c)
             version = latest.version + 1
             self._insert_version(c, self._take_positions(c, 1), version, row, actor, now)
+            touched = Touched().add([report, latest.report])
+            keep_incidents(_Incidents(self, c, now), touched, "corrected", now)
         return ReportVersion(report, version, now), True
 
     def retract_report(self, report_id: str, reason: str, actor: str) -> ReportVersion:
@@ -1517,6 +1780,8 @@ class PostGISStore(PostGISSubscriptions, Store):
                 now,
                 reason=reason,
             )
+            touched = Touched().add([latest.report])
+            keep_incidents(_Incidents(self, c, now), touched, "retracted", now)
         return ReportVersion(latest.report, version, now, True, reason)
 
     def list_reports(

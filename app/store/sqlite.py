@@ -54,8 +54,10 @@ from urllib.parse import quote
 import orjson
 import shapely
 
-from app.alerts.events import ZONE_CHANGED, Event, check_types, zone_changed_payload
+from app.alerts.events import TRACK_STALE, ZONE_CHANGED, Event, check_types, zone_changed_payload
+from app.alerts.incidents import Incident, Touched, keep_incidents, stale_payload
 from app.domain import Confidence, Party, Report, ReportKind, Zone, ZoneKind
+from app.engine import ZoneIndex
 from app.predicate import Predicate
 from app.store.base import (
     ROLES,
@@ -65,6 +67,7 @@ from app.store.base import (
     Busy,
     Conflict,
     IdempotentAnswer,
+    IncidentFilter,
     KeyRecord,
     ReadOnlyStorage,
     ReportSelection,
@@ -74,6 +77,7 @@ from app.store.base import (
     Store,
     StoreError,
     Unavailable,
+    UnknownIncident,
     UnknownKey,
     UnknownReport,
     UnknownZone,
@@ -651,6 +655,149 @@ def sort_batch(
     return stored_at, corrected_at, duplicates
 
 
+# -- incidents --------------------------------------------------------------------------------
+
+_INCIDENT_COLUMNS = (
+    "id, party, unit, report_key, zone_id, zone_name, state, opened_at, last_seen_at, "
+    "closed_at, close_reason, verdict, depth_m, deepest_report_id, last_report_id, report_ids, "
+    "stale_at"
+)
+
+
+def _incident_from_row(row: Sequence[Any]) -> Incident:
+    return Incident(
+        id=int(row[0]),
+        party=row[1],
+        unit=row[2],
+        report_key=row[3],
+        zone_id=row[4],
+        zone_name=row[5],
+        state=row[6],
+        opened_at=_from_us(row[7]),
+        last_seen_at=_from_us(row[8]),
+        closed_at=_opt_from_us(row[9]),
+        close_reason=row[10],
+        verdict=row[11],
+        depth_m=float(row[12]),
+        deepest_report_id=row[13],
+        last_report_id=row[14],
+        report_ids=tuple(orjson.loads(row[15])),
+        stale_at=_opt_from_us(row[16]),
+    )
+
+
+def _incident_values(incident: Incident) -> tuple[Any, ...]:
+    """An incident's columns after `id`, in `_INCIDENT_COLUMNS` order."""
+    return (
+        incident.party,
+        incident.unit,
+        incident.report_key,
+        incident.zone_id,
+        incident.zone_name,
+        incident.state,
+        _to_us(incident.opened_at),
+        _to_us(incident.last_seen_at),
+        None if incident.closed_at is None else _to_us(incident.closed_at),
+        incident.close_reason,
+        incident.verdict,
+        incident.depth_m,
+        incident.deepest_report_id,
+        incident.last_report_id,
+        orjson.dumps(list(incident.report_ids)).decode(),
+        None if incident.stale_at is None else _to_us(incident.stale_at),
+    )
+
+
+def _incident_filters(where: IncidentFilter) -> tuple[list[str], list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if where.since is not None:
+        clauses.append("last_seen_at >= ?")
+        params.append(_to_us(where.since, "since"))
+    if where.until is not None:
+        clauses.append("opened_at < ?")
+        params.append(_to_us(where.until, "until"))
+    for column in ("zone", "party", "verdict", "state"):
+        value = getattr(where, column)
+        if value is not None:
+            clauses.append(f"{'zone_id' if column == 'zone' else column} = ?")
+            params.append(value)
+    return clauses, params
+
+
+class _Incidents:
+    """`app.alerts.incidents.IncidentRecords` in one SQLite write transaction."""
+
+    def __init__(self, store: SQLiteStore, c: sqlite3.Connection, now_us: int) -> None:
+        self._store, self._c, self._now_us = store, c, now_us
+
+    def current_reports(self, touched: Touched) -> list[Report]:
+        rows: list[Any] = []
+        for party, unit in sorted(touched.units):
+            query, params = _current_reports(["party = ?", "unit = ?"], [party, unit])
+            rows.extend(self._c.execute(query, params))
+        for chunk in _chunks(sorted(touched.lone_reports), _IN_CHUNK // 2):
+            marks = ",".join("?" * len(chunk))
+            query, params = _current_reports([f"id IN ({marks})", "unit IS NULL"], list(chunk))
+            rows.extend(self._c.execute(query, params))
+        return [_report_from_row(row) for row in rows]
+
+    def stored_incidents(self, touched: Touched) -> list[Incident]:
+        rows: list[Any] = []
+        select = f"SELECT {_INCIDENT_COLUMNS} FROM incidents"
+        for party, unit in sorted(touched.units):
+            rows.extend(self._c.execute(f"{select} WHERE party = ? AND unit = ?", (party, unit)))
+        for chunk in _chunks(sorted(touched.lone_reports), _IN_CHUNK):
+            marks = ",".join("?" * len(chunk))
+            rows.extend(self._c.execute(f"{select} WHERE report_key IN ({marks})", chunk))
+        return [_incident_from_row(row) for row in rows]
+
+    def zone_index(self) -> ZoneIndex:
+        return self._store._zone_index_in(self._c)
+
+    def save_incident(self, incident: Incident, new: bool) -> int:
+        values = _incident_values(incident)
+        if new:
+            cursor = self._c.execute(
+                f"INSERT INTO incidents ({_INCIDENT_COLUMNS.removeprefix('id, ')}) "
+                f"VALUES ({','.join('?' * len(values))})",
+                values,
+            )
+            return int(cursor.lastrowid or 0)
+        names = _INCIDENT_COLUMNS.removeprefix("id, ").split(", ")
+        self._c.execute(
+            f"UPDATE incidents SET {', '.join(f'{n} = ?' for n in names)} WHERE id = ?",
+            (*values, incident.id),
+        )
+        return incident.id
+
+    def append_event(
+        self, event_type: str, data: dict[str, Any], incident_id: int, zone_id: str
+    ) -> int:
+        return SQLiteStore._append_event(
+            self._c, self._now_us, event_type, data, incident_id=incident_id, zone_id=zone_id
+        )
+
+
+def _encode_incident_cursor(opened_at_us: int, incident_id: int) -> str:
+    raw = orjson.dumps([opened_at_us, incident_id])
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+
+
+def _decode_incident_cursor(cursor: str) -> tuple[int, int]:
+    try:
+        value = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, TypeError):
+        raise BadCursor("not a cursor from this server", field="after") from None
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(isinstance(v, int) and -(2**63) <= v < 2**63 for v in value)
+    ):
+        raise BadCursor("not a cursor from this server", field="after")
+    return value[0], value[1]
+
+
 # -- the store --------------------------------------------------------------------------------
 
 
@@ -690,6 +837,8 @@ class SQLiteStore(SQLiteSubscriptions, Store):
         # Every connection opened, with the process that opened it (see `close`).
         self._connections: list[tuple[int, sqlite3.Connection]] = []
         self._closed = False
+        # The zone index incidents are judged with, and the zone token it was built at.
+        self._incident_index: tuple[int, ZoneIndex] | None = None
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._open_schema()
@@ -1115,13 +1264,26 @@ class SQLiteStore(SQLiteSubscriptions, Store):
 
     def zones_for_index(self) -> list[Zone]:
         """Versions in force at some instant, with their effective validity."""
+        with self._read() as c:
+            return self._zones_for_index(c)
+
+    @staticmethod
+    def _zones_for_index(c: sqlite3.Connection) -> list[Zone]:
         query = (
             _EFFECTIVE_ZONES
             + " WHERE valid_to IS NULL OR valid_to > valid_from ORDER BY zone_id, version"
         )
-        with self._read() as c:
-            rows = c.execute(query).fetchall()
-        return _zones_from_rows(rows)
+        return _zones_from_rows(c.execute(query).fetchall())
+
+    def _zone_index_in(self, c: sqlite3.Connection) -> ZoneIndex:
+        """The zone index as transaction `c` sees the zones (kept while the token holds)."""
+        token = int(c.execute("SELECT value FROM meta WHERE key = 'zones_token'").fetchone()[0])
+        cached = self._incident_index
+        if cached is not None and cached[0] == token:
+            return cached[1]
+        index = ZoneIndex(self._zones_for_index(c), threads=1)
+        self._incident_index = (token, index)
+        return index
 
     def zones_changed_token(self) -> int:
         """The zone-write counter (one step per zone-writing transaction)."""
@@ -1216,6 +1378,88 @@ class SQLiteStore(SQLiteSubscriptions, Store):
         with self._read() as c:
             row = c.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
         return int(row[0])
+
+    def incident_events(self, incident_id: int) -> list[Event]:
+        """Every event of one incident, oldest first (see `Store.incident_events`)."""
+        with self._read() as c:
+            self._incident(c, incident_id)
+            rows = c.execute(
+                "SELECT id, type, created_at, data FROM events WHERE incident_id = ? ORDER BY id",
+                (incident_id,),
+            ).fetchall()
+        return [_event_from_row(row) for row in rows]
+
+    # -- incidents ------------------------------------------------------------------------
+
+    @staticmethod
+    def _incident(c: sqlite3.Connection, incident_id: int) -> Incident:
+        row = None
+        if -(2**63) <= incident_id < 2**63:
+            row = c.execute(
+                f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE id = ?", (incident_id,)
+            ).fetchone()
+        if row is None:
+            raise UnknownIncident(f"no incident with id {incident_id}", field="id")
+        return _incident_from_row(row)
+
+    def get_incident(self, incident_id: int) -> Incident:
+        """One incident (see `Store.get_incident`)."""
+        with self._read() as c:
+            return self._incident(c, incident_id)
+
+    def list_incidents(
+        self, where: IncidentFilter, *, limit: int = 100, after: str | None = None
+    ) -> tuple[list[Incident], str | None]:
+        """One page of incidents by (opened_at, id) (see `Store.list_incidents`)."""
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        clauses, params = _incident_filters(where)
+        if after is not None:
+            clauses.append("(opened_at, id) > (?, ?)")
+            params.extend(_decode_incident_cursor(after))
+        query = f"SELECT {_INCIDENT_COLUMNS} FROM incidents"
+        if clauses:
+            query += " WHERE " + " AND ".join(clauses)
+        query += " ORDER BY opened_at, id LIMIT ?"
+        params.append(limit + 1)
+        with self._read() as c:
+            rows = c.execute(query, params).fetchall()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        cursor = _encode_incident_cursor(rows[-1][7], rows[-1][0]) if more else None
+        return [_incident_from_row(row) for row in rows], cursor
+
+    def count_incidents(self, where: IncidentFilter) -> int:
+        """How many incidents `list_incidents` lists (see `Store.count_incidents`)."""
+        clauses, params = _incident_filters(where)
+        query = "SELECT count(*) FROM incidents"
+        if clauses:
+            query += " WHERE " + " AND ".join(clauses)
+        with self._read() as c:
+            return int(c.execute(query, params).fetchone()[0])
+
+    def mark_stale_tracks(self, now: datetime, stale_after: timedelta) -> list[Event]:
+        """One `track.stale` event per stale sighting (see `Store.mark_stale_tracks`)."""
+        due = _to_us(now, "now") - stale_after // _US
+        events = []
+        with self._write() as c:
+            rows = c.execute(
+                f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE state = 'open' "
+                "AND unit IS NOT NULL AND last_seen_at <= ? "
+                "AND (stale_at IS NULL OR stale_at <> last_seen_at) ORDER BY last_seen_at, id",
+                (due,),
+            ).fetchall()
+            at = self._now_us()
+            for incident in map(_incident_from_row, rows):
+                payload = stale_payload(incident, stale_after)
+                event_id = self._append_event(
+                    c, at, TRACK_STALE, payload, incident_id=incident.id, zone_id=incident.zone_id
+                )
+                c.execute(
+                    "UPDATE incidents SET stale_at = last_seen_at WHERE id = ?", (incident.id,)
+                )
+                events.append(Event(event_id, TRACK_STALE, _from_us(at), payload))
+        return events
 
     # -- parties --------------------------------------------------------------------------
 
@@ -1359,11 +1603,15 @@ class SQLiteStore(SQLiteSubscriptions, Store):
         )
         position += len(rows)
         corrected = []
+        touched = Touched().add(reports[index] for index in stored_at)
         for offset, index in enumerate(corrected_at):
             report = reports[index]
             version = known[report.id].latest + 1
             self._insert_version(c, position + offset, version, values[index], actor, now)
             corrected.append(ReportVersion(report, version, _from_us(now)))
+            touched.add([report, _report_from_row(known[report.id].contents[-1])])
+        cause = "corrected" if corrected_at else "reports"
+        keep_incidents(_Incidents(self, c, now), touched, cause, _from_us(now))
         return [reports[index] for index in stored_at], corrected, duplicates
 
     def _insert_version(
@@ -1430,6 +1678,8 @@ class SQLiteStore(SQLiteSubscriptions, Store):
             now = self._now_us()
             version = latest.version + 1
             self._insert_version(c, self._next_position(c), version, values, actor, now)
+            touched = Touched().add([report, latest.report])
+            keep_incidents(_Incidents(self, c, now), touched, "corrected", _from_us(now))
         return ReportVersion(report, version, _from_us(now)), True
 
     def retract_report(self, report_id: str, reason: str, actor: str) -> ReportVersion:
@@ -1452,6 +1702,8 @@ class SQLiteStore(SQLiteSubscriptions, Store):
                 now,
                 reason=reason,
             )
+            touched = Touched().add([latest.report])
+            keep_incidents(_Incidents(self, c, now), touched, "retracted", _from_us(now))
         return ReportVersion(latest.report, version, _from_us(now), True, reason)
 
     def list_reports(
