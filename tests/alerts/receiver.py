@@ -1,7 +1,7 @@
 """A real webhook receiver on loopback for the tests: a threaded http.server with a script.
 
 Each request takes the next action of `script` (then `then` for ever): ``refuse`` answers 503,
-``timeout`` holds the request longer than the sender waits, ``accept`` answers 204. Every
+``timeout`` holds the request longer than the sender waits, ``accept`` answers 204, ``slow`` answers 204 after 0.1 s. Every
 request is kept (headers and body bytes), accepted or not, so tests can check retries.
 """
 
@@ -79,13 +79,16 @@ def receiver(
                     Received(
                         {k.lower(): v for k, v in self.headers.items()},
                         body,
-                        action,
+                        "accept" if action == "slow" else action,
                         time.monotonic(),
                     )
                 )
             if action == "timeout":
                 time.sleep(state.hold_s)
                 return
+            if action == "slow":  # accepted, after a while: a delivery in flight for longer
+                time.sleep(0.1)
+                action = "accept"
             self.send_response(204 if action == "accept" else 503)
             self.send_header("content-length", "0")
             self.end_headers()
