@@ -1,8 +1,9 @@
 """A real webhook receiver on loopback for the tests: a threaded http.server with a script.
 
 Each request takes the next action of `script` (then `then` for ever): ``refuse`` answers 503,
-``timeout`` holds the request longer than the sender waits, ``accept`` answers 204, ``slow`` answers 204 after 0.1 s. Every
-request is kept (headers and body bytes), accepted or not, so tests can check retries.
+``timeout`` holds the request longer than the sender waits, ``accept`` answers 204 and
+``slow`` answers 204 after 0.1 s. Every request is kept (headers and body bytes), accepted or
+not, so tests can check retries.
 """
 
 from __future__ import annotations
