@@ -33,6 +33,8 @@ from urllib.parse import unquote, urlsplit
 
 import aiomqtt
 import orjson
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from app.alerts.delivery import Deliverer, Outcome, event_body
 from app.alerts.events import Event
@@ -78,9 +80,17 @@ def broker(url: str) -> dict[str, Any]:
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts", "tcp") or not parts.hostname:
         raise ValueError(f"TRUCE_MQTT_URL must read mqtt://host:port, not {url!r}")
+    # MQTT 5 lets the bridge raise its Receive Maximum: the broker then keeps up to 65,535
+    # QoS 1 messages in flight to it instead of 20 (Mosquitto's default), and a burst from many
+    # trackers is sent on at once rather than queued at the broker, which drops what exceeds its
+    # queue (1,000 messages by default).
+    connect = Properties(PacketTypes.CONNECT)
+    connect.ReceiveMaximum = 65535
     options: dict[str, Any] = {
         "hostname": parts.hostname,
         "port": parts.port or (8883 if parts.scheme == "mqtts" else 1883),
+        "protocol": aiomqtt.ProtocolVersion.V5,
+        "properties": connect,
     }
     if parts.username:
         options["username"] = unquote(parts.username)
@@ -119,17 +129,18 @@ def _feature(position: Position) -> tuple[dict[str, Any] | None, str | None, Any
             return None, f"{name}: must be a number", sent_id
     properties = {k: body[k] for k in _FIELDS if k in body}
     properties["party"], properties["unit"] = position.party, position.unit
-    if "id" not in properties and isinstance(body.get("observed_at"), str):
-        properties["id"] = f"mqtt:{position.party}:{position.unit}:{body['observed_at']}"
-    return (
-        {
-            "type": "Feature",
-            "geometry": {"type": "Point", "coordinates": [body["lon"], body["lat"]]},
-            "properties": properties,
-        },
-        None,
-        sent_id,
-    )
+    # The id goes on the Feature (where the columnar parser of POST /reports reads it).
+    report_id = properties.pop("id", None)
+    if report_id is None and isinstance(body.get("observed_at"), str):
+        report_id = f"mqtt:{position.party}:{position.unit}:{body['observed_at']}"
+    feature: dict[str, Any] = {
+        "type": "Feature",
+        "geometry": {"type": "Point", "coordinates": [body["lon"], body["lat"]]},
+        "properties": properties,
+    }
+    if report_id is not None:
+        feature["id"] = report_id
+    return feature, None, sent_id
 
 
 def _no_id(index: int | None) -> str:
