@@ -84,7 +84,7 @@ def broker(url: str) -> dict[str, Any]:
     # QoS 1 messages in flight to it instead of 20 (Mosquitto's default), and a burst from many
     # trackers is sent on at once rather than queued at the broker, which drops what exceeds its
     # queue (1,000 messages by default).
-    connect = Properties(PacketTypes.CONNECT)
+    connect = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     connect.ReceiveMaximum = 65535
     options: dict[str, Any] = {
         "hostname": parts.hostname,
