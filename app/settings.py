@@ -31,6 +31,12 @@ Every setting has a working default, so `truce serve` runs with none set:
   `geodata/`, no tiles), a folium provider name, or the URL template of a tile server;
 - `TRUCE_STALE_AFTER` (24 hours): a unit in a zone and not reported for this long is `stale`
   in its track; an ISO 8601 duration (``PT24H``, ``P1D``) or seconds;
+- `TRUCE_TRACK_STALE_AFTER` (default: `TRUCE_STALE_AFTER`): a unit in an open incident and not
+  reported for this long raises one `track.stale` event; `TRUCE_STALE_SWEEP_S` (60): how often
+  each service process looks for such units;
+- `TRUCE_EVENTS_POLL_S` (0.5) and `TRUCE_EVENTS_HEARTBEAT_S` (15): how often an idle
+  `GET /events` stream reads the event log, and after how long without events it sends a
+  heartbeat comment;
 - `TRUCE_DELIVER` (true): deliver webhooks (and publish events to MQTT) in the service
   process; false leaves it to `truce deliver` processes. `TRUCE_WEBHOOK_TIMEOUT_S` (10),
   `TRUCE_WEBHOOK_LEASE_S` (30: how long a killed deliverer keeps a subscription),
@@ -175,6 +181,31 @@ class Settings(BaseSettings):
         description="a unit in a zone and not reported for this long is stale: an ISO 8601 "
         "duration (PT24H) or seconds",
     )
+    track_stale_after: timedelta | None = Field(
+        default=None,
+        gt=timedelta(0),
+        description="a unit in an open incident and not reported for this long raises one "
+        "track.stale event: an ISO 8601 duration or seconds (default: TRUCE_STALE_AFTER, so "
+        "the event and the `stale` state of /tracks agree)",
+    )
+    stale_sweep_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="seconds between two sweeps for stale tracks in each service process",
+    )
+    events_poll_s: float = Field(
+        default=0.5,
+        gt=0,
+        le=60,
+        description="seconds between two reads of the event log by an idle GET /events stream",
+    )
+    events_heartbeat_s: float = Field(
+        default=15.0,
+        gt=0,
+        le=3600,
+        description="seconds without events after which GET /events sends a heartbeat comment",
+    )
     load_scenario: bool = Field(
         default=False, description="load geodata/ into an empty database on first start"
     )
@@ -208,6 +239,11 @@ class Settings(BaseSettings):
         default=50.0, ge=0, description="longest a position waits for its batch, in ms"
     )
 
+    @property
+    def track_stale_after_or_default(self) -> timedelta:
+        """How long a unit in an open incident may go unreported before `track.stale`."""
+        return self.track_stale_after or self.stale_after
+
     @field_validator("public_url")
     @classmethod
     def _read_public_url(cls, value: str | None) -> str | None:
@@ -221,11 +257,13 @@ class Settings(BaseSettings):
             raise ValueError("must be ASCII with no spaces (percent-encode the rest)")
         return value
 
-    @field_validator("stale_after", "webhook_retry_window", mode="before")
+    @field_validator("stale_after", "track_stale_after", "webhook_retry_window", mode="before")
     @classmethod
     def _read_seconds(cls, value: Any) -> Any:
         # The environment gives strings: a plain number is seconds, anything else ISO 8601.
         if isinstance(value, str):
+            if not value.strip():
+                return None  # set but empty: the default
             try:
                 return float(value)
             except ValueError:

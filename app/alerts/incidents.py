@@ -157,18 +157,35 @@ def stale_payload(incident: Incident, stale_after: timedelta) -> dict[str, Any]:
 # -- episodes from reports ----------------------------------------------------------------------
 
 
-def _findings(reports: Sequence[Report], index: ZoneIndex) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The reports as a frame (with `report` positions and `unit`) and their findings, one per
-    (report, zone id): the one that weighs most (inside over possible over the rest)."""
-    batch = ReportBatch.from_reports(reports)
-    frame = batch.frame()
-    frame["report"] = np.arange(len(frame))
-    frame["id"] = np.array([r.id for r in reports], dtype=object)
-    frame["unit"] = np.array([r.unit for r in reports], dtype=object)
-    found = index.check(frame)
-    verdict = found["verdict"].astype(str).to_numpy()
-    violation = found["violation"].to_numpy(bool)
-    found["code"] = np.select(
+@dataclass(frozen=True)
+class _Found:
+    """The reports, in track order, and their findings, one per (report, zone id)."""
+
+    ids: np.ndarray  # report ids (object), in track order
+    party: np.ndarray
+    unit: np.ndarray  # object, None for a report without a unit
+    time_ns: np.ndarray
+    # Findings: report (position in the arrays above), zone id, name, verdict, depth, code.
+    report: np.ndarray
+    zone_id: np.ndarray
+    zone_name: np.ndarray
+    verdict: np.ndarray
+    depth_m: np.ndarray
+    code: np.ndarray
+
+
+def _found(reports: Sequence[Report], index: ZoneIndex) -> _Found:
+    """Judge `reports` (sorted into track order first) and keep, per (report, zone id), the
+    finding that weighs most: inside over possible over the rest (versions of a zone never
+    overlap in time, so there is one; this only guards odd inputs)."""
+    ordered = sorted(
+        reports, key=lambda r: (r.party, r.unit is not None, r.unit or "", r.observed_at, r.id)
+    )
+    batch = ReportBatch.from_reports(ordered)
+    judged = index.judge(batch)
+    verdict = np.asarray(judged.verdict, dtype=object)
+    violation = np.asarray(judged.violation, dtype=bool)
+    code = np.select(
         [
             violation & (verdict == Verdict.INSIDE.value),
             violation & (verdict == Verdict.POSSIBLE.value),
@@ -176,124 +193,142 @@ def _findings(reports: Sequence[Report], index: ZoneIndex) -> tuple[pd.DataFrame
         [_TURN_IN, _KEEP],
         default=_TURN_OUT,
     )
-    # Versions of one zone never overlap in time; keep one finding a pair whatever the input.
-    found = found.sort_values(
-        ["report", "zone_id", "code", "depth_m"], ascending=[True, True, False, False]
+    report = np.asarray(judged.report, dtype=np.int64)
+    zone_id = index.zone_ids[judged.zone]
+    _, zone_code = (
+        np.unique(zone_id.astype(str), return_inverse=True)
+        if len(zone_id)
+        else (
+            None,
+            np.empty(0, np.int64),
+        )
     )
-    found = found.drop_duplicates(["report", "zone_id"])
-    return frame, found
+    order = np.lexsort((-code, zone_code, report))
+    pair = report[order] * (int(zone_code.max(initial=0)) + 1) + zone_code[order]
+    first = order[np.r_[True, pair[1:] != pair[:-1]]] if len(order) else order
+    return _Found(
+        ids=np.array([r.id for r in ordered], dtype=object),
+        party=np.array([r.party for r in ordered], dtype=object),
+        unit=np.array([r.unit for r in ordered], dtype=object),
+        time_ns=np.asarray(batch.time_ns, dtype=np.int64),
+        report=report[first],
+        zone_id=zone_id[first],
+        zone_name=index.zone_names[judged.zone][first],
+        verdict=verdict[first],
+        depth_m=np.asarray(judged.depth_m, dtype=np.float64)[first],
+        code=code[first],
+    )
 
 
 def _utc(ns: np.ndarray) -> list[datetime]:
-    return [ts.to_pydatetime() for ts in pd.to_datetime(ns, utc=True)]
+    return [ts.to_pydatetime() for ts in pd.to_datetime(np.asarray(ns, np.int64), utc=True)]
 
 
-def _single_report_episodes(frame: pd.DataFrame, found: pd.DataFrame) -> list[Incident]:
-    lone = frame["unit"].isna().to_numpy(bool)
-    hits = found[lone[found["report"].to_numpy(np.int64)] & (found["code"] != _TURN_OUT).to_numpy()]
-    ids = frame["id"].to_numpy(object)[hits["report"].to_numpy(np.int64)]
-    times = _utc(hits["observed_at"].to_numpy("datetime64[ns]").astype(np.int64))
-    columns = zip(
-        ids,
-        hits["party"].to_numpy(object),
-        hits["zone_id"].to_numpy(object),
-        hits["zone_name"].to_numpy(object),
-        hits["verdict"].astype(str).to_numpy(object),
-        hits["depth_m"].to_numpy(np.float64),
-        times,
-        strict=True,
-    )
+def _single_report_episodes(found: _Found) -> list[Incident]:
+    lone = np.array([u is None for u in found.unit], dtype=bool)
+    keep = np.flatnonzero(lone[found.report] & (found.code != _TURN_OUT))
+    rows = found.report[keep]
+    times = _utc(found.time_ns[rows])
     return [  # one per incident, not per report
         Incident(
             id=0,
-            party=str(party),
+            party=str(found.party[row]),
             unit=None,
-            zone_id=str(zone_id),
-            zone_name=str(zone_name),
+            zone_id=str(found.zone_id[k]),
+            zone_name=str(found.zone_name[k]),
             state=CLOSED,
             opened_at=at,
             last_seen_at=at,
             closed_at=at,
             close_reason=SINGLE,
-            verdict=str(verdict),
-            depth_m=float(depth),
-            deepest_report_id=str(report_id),
-            last_report_id=str(report_id),
-            report_ids=(str(report_id),),
-            report_key=str(report_id),
+            verdict=str(found.verdict[k]),
+            depth_m=float(found.depth_m[k]),
+            deepest_report_id=str(found.ids[row]),
+            last_report_id=str(found.ids[row]),
+            report_ids=(str(found.ids[row]),),
+            report_key=str(found.ids[row]),
         )
-        for report_id, party, zone_id, zone_name, verdict, depth, at in columns
+        for k, row, at in zip(keep, rows, times, strict=True)
     ]
 
 
-def _unit_episodes(frame: pd.DataFrame, found: pd.DataFrame) -> list[Incident]:
-    units = frame[frame["unit"].notna()]
-    if units.empty:
+def _unit_episodes(found: _Found) -> list[Incident]:
+    """Episodes of every unit, by the hysteresis of tracks, all units and zones at once."""
+    n = len(found.ids)
+    has_unit = np.array([u is not None for u in found.unit], dtype=bool)
+    entering = (found.code == _TURN_IN) & has_unit[found.report]
+    if not entering.any():
         return []
-    codes = found[["report", "zone_id", "zone_name", "code", "verdict", "depth_m"]]
-    entering = codes[codes["code"] == _TURN_IN].merge(units[["report", "party", "unit"]])
-    touched = entering[["party", "unit", "zone_id"]].drop_duplicates()
-    if touched.empty:
-        return []
-    grid = units[["report", "id", "party", "unit", "observed_at"]].merge(
-        touched, on=["party", "unit"]
-    )
-    grid = grid.merge(codes, on=["report", "zone_id"], how="left")
-    grid["code"] = grid["code"].fillna(_TURN_OUT)
-    grid = grid.sort_values(["party", "unit", "zone_id", "observed_at", "id"], kind="stable")
-    grid = grid.reset_index(drop=True)
-    changed = np.zeros(len(grid), dtype=bool)
-    for key in ("party", "unit", "zone_id"):
-        values = grid[key].to_numpy()
-        changed[1:] |= values[1:] != values[:-1]
-    track = np.cumsum(changed)
-    state = grid["code"].where(grid["code"] != _KEEP)
-    present = (state.groupby(track, sort=False).ffill().fillna(_TURN_OUT) > 0).to_numpy(bool)
-    before = np.r_[False, present[:-1]] & ~changed
+    # Units as integers (reports are in track order, so a unit's reports are contiguous).
+    key = np.array([f"{p}\x1f{u!r}" for p, u in zip(found.party, found.unit, strict=True)], object)
+    new_unit = np.r_[True, key[1:] != key[:-1]]
+    unit_of = np.cumsum(new_unit) - 1
+    unit_start = np.flatnonzero(new_unit)
+    unit_end = np.r_[unit_start[1:], n]
+    zones, zone_code = np.unique(found.zone_id.astype(str), return_inverse=True)
+    span = len(zones)
+    # The (unit, zone) tracks: every zone a unit was ever inside.
+    tracks = np.unique(unit_of[found.report[entering]] * span + zone_code[entering])
+    track_unit, track_zone = tracks // span, tracks % span
+    lengths = unit_end[track_unit] - unit_start[track_unit]
+    # Grid: one row per (track, report of its unit), in track then time order.
+    track_of = np.repeat(np.arange(len(tracks)), lengths)
+    offsets = np.arange(len(track_of)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    row = unit_start[track_unit][track_of] + offsets
+    # Each grid row's finding for its track's zone (none: out).
+    finding_key = found.report * span + zone_code
+    by_key = np.argsort(finding_key, kind="stable")
+    wanted = row * span + track_zone[track_of]
+    # (There are findings: some report enters.)
+    at = np.minimum(np.searchsorted(finding_key[by_key], wanted), len(by_key) - 1)
+    hit = finding_key[by_key][at] == wanted
+    finding = np.where(hit, by_key[at], -1)
+    code = np.where(hit, found.code[np.maximum(finding, 0)], _TURN_OUT)
+    # Hysteresis: a `possible` (0) keeps the state of the row before it in the same track; a
+    # track starts out.
+    start = np.r_[True, track_of[1:] != track_of[:-1]]
+    value = np.where(start & (code == _KEEP), _TURN_OUT, code)
+    valid = start | (code != _KEEP)
+    last_valid = np.maximum.accumulate(np.where(valid, np.arange(len(code)), 0))
+    present = value[last_valid] > 0
+    before = np.r_[False, present[:-1]] & ~start
     opening = present & ~before
     closing = ~present & before
     # An episode's rows are contiguous: its present rows, then the row that closes it, if any.
     episode = np.where(present | closing, np.cumsum(opening), 0)
     rows = np.flatnonzero(episode > 0)
-    if not len(rows):
-        return []
     number = episode[rows]
     first = rows[np.r_[True, number[1:] != number[:-1]]]
     last = rows[np.r_[number[1:] != number[:-1], True]]
     closed = closing[last]
     last_in = np.where(closed, last - 1, last)
-    depth = grid["depth_m"].to_numpy(np.float64)
-    # The deepest present row of each episode: sort present rows by (episode, -depth).
+    depth = np.where(finding >= 0, found.depth_m[np.maximum(finding, 0)], -np.inf)
     inside_rows = rows[present[rows]]
-    order = np.lexsort((-depth[inside_rows], episode[inside_rows]))
-    ranked = inside_rows[order]
+    ranked = inside_rows[np.lexsort((-depth[inside_rows], episode[inside_rows]))]
     deepest = ranked[np.r_[True, episode[ranked][1:] != episode[ranked][:-1]]]
-    ids = grid["id"].to_numpy(object)
-    times = _utc(grid["observed_at"].to_numpy("datetime64[ns]").astype(np.int64))
-    party, unit = grid["party"].to_numpy(object), grid["unit"].to_numpy(object)
-    zone_id, zone_name = grid["zone_id"].to_numpy(object), grid["zone_name"].to_numpy(object)
-    verdict = grid["verdict"].astype(str).to_numpy(object)
+    times = _utc(found.time_ns)
     out = []
-    for a, b, inside_end, deep, is_closed in zip(
-        first, last, last_in, deepest, closed, strict=True
-    ):
-        out.append(  # one per episode, not per report
+    spans = zip(first, last, last_in, deepest, closed, strict=True)
+    for a, b, inside_end, deep, is_closed in spans:  # one per episode, not per report
+        report_rows = row[a : b + 1]
+        deep_finding = finding[deep]
+        out.append(
             Incident(
                 id=0,
-                party=str(party[a]),
-                unit=str(unit[a]),
-                zone_id=str(zone_id[a]),
-                zone_name=str(zone_name[inside_end]),
+                party=str(found.party[row[a]]),
+                unit=str(found.unit[row[a]]),
+                zone_id=str(zones[track_zone[track_of[a]]]),
+                zone_name=str(found.zone_name[finding[inside_end]]),
                 state=CLOSED if is_closed else OPEN,
-                opened_at=times[a],
-                last_seen_at=times[inside_end],
-                closed_at=times[b] if is_closed else None,
+                opened_at=times[row[a]],
+                last_seen_at=times[row[inside_end]],
+                closed_at=times[row[b]] if is_closed else None,
                 close_reason=EXITED if is_closed else None,
-                verdict=str(verdict[deep]),
-                depth_m=float(depth[deep]),
-                deepest_report_id=str(ids[deep]),
-                last_report_id=str(ids[b]),
-                report_ids=tuple(str(i) for i in ids[a : b + 1]),
+                verdict=str(found.verdict[deep_finding]),
+                depth_m=float(found.depth_m[deep_finding]),
+                deepest_report_id=str(found.ids[row[deep]]),
+                last_report_id=str(found.ids[row[b]]),
+                report_ids=tuple(str(i) for i in found.ids[report_rows]),
             )
         )
     return out
@@ -304,9 +339,8 @@ def episodes(reports: Sequence[Report], index: ZoneIndex) -> list[Incident]:
     unsaved (`id` 0), by key and opening time."""
     if not reports or not len(index):
         return []
-    frame, found = _findings(reports, index)
-    found = found[found["zone_id"].notna()]
-    out = _unit_episodes(frame, found) + _single_report_episodes(frame, found)
+    found = _found(reports, index)
+    out = _unit_episodes(found) + _single_report_episodes(found)
     return sorted(
         out, key=lambda i: (i.party, i.unit or "", i.zone_id, i.report_key or "", i.opened_at)
     )

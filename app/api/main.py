@@ -8,6 +8,7 @@ database if the settings ask for it, and the zone index built; at shutdown the s
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +19,7 @@ from starlette.middleware.gzip import GZipMiddleware
 
 from app import __version__
 from app.alerts.runner import Alerts
+from app.alerts.stale import run_stale_sweeps
 from app.api import map as map_api
 from app.api.auth import KeyRing, require_role, warn_short_keys
 from app.api.body import BodyLimit
@@ -37,8 +39,10 @@ from app.api.responses import CacheHeaders, ORJSONResponse
 from app.api.routers import (
     admin,
     check,
+    events,
     health,
     home,
+    incidents,
     incursions,
     ogc,
     parties,
@@ -56,6 +60,9 @@ from app.store import open_store
 __all__ = ["create_app", "create_app_from_env"]
 
 log = logging.getLogger("truce.api")
+
+#: How long shutdown waits for a running stale-track sweep to end.
+SWEEP_STOP_S = 10.0
 
 #: Answers smaller than this are sent uncompressed (gzip would save little or add bytes).
 GZIP_MIN_BYTES = 1024
@@ -90,9 +97,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             warn_short_keys(settings.api_keys)
             # Webhooks and MQTT (app/alerts), unless `truce deliver` processes do it.
             alerts = Alerts(service, settings).start() if settings.deliver else None
+            stop = asyncio.Event()
+            sweeps = asyncio.create_task(
+                run_stale_sweeps(
+                    store, settings.stale_sweep_s, settings.track_stale_after_or_default, stop
+                ),
+                name="truce-stale-sweeps",
+            )
             try:
                 yield
             finally:
+                # Bounded: a sweep in its thread finishes its one transaction, then the loop ends.
+                stop.set()
+                try:
+                    await asyncio.wait_for(sweeps, timeout=SWEEP_STOP_S)
+                except TimeoutError:
+                    log.warning("the stale-track sweep did not stop in %s s", SWEEP_STOP_S)
                 if alerts is not None:
                     await alerts.stop()
         finally:
@@ -127,7 +147,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Probes stay plain: a load balancer's cache-busting parameter must not fail a liveness check.
     app.include_router(health.router)
     app.include_router(check.router)
-    for module in (zones, reports, tracks, admin, parties, subscriptions, ogc, home):
+    for module in (
+        zones,
+        reports,
+        tracks,
+        incidents,
+        events,
+        admin,
+        parties,
+        subscriptions,
+        ogc,
+        home,
+    ):
         app.include_router(module.router, dependencies=[strict])
     # Heavy routes take a turn (app.api.limits) after the key is checked.
     heavy = Depends(heavy_turn)

@@ -9,7 +9,8 @@ the copied ids.
 - **One snapshot**: a run reads the SQLite file in one read transaction, so what it copies is the
   store as it was when the run began (stop the servers first: writes made during the copy are
   not in it).
-- **Resumable**: tables go in order (audit, zones, parties, keys, reports, report versions), in
+- **Resumable**: tables go in order (audit, zones, parties, keys, reports, report versions, the
+  event log with its ids, then the incidents as they stand), in
   chunks of `chunk` rows by key, each chunk in one transaction; a run that stops (or fails)
   leaves whole chunks, and the next run goes on after the last key found in the target. Audit
   entries, zones, keys and parties are checked to be the same rows when resuming; a target that
@@ -90,6 +91,9 @@ def copy_sqlite_to_postgis(
             _copy_reports(src, pg, target, chunk, copied, report)
             if "report_versions" in tables:
                 _copy_versions(src, pg, chunk, copied, report)
+            if "events" in tables:
+                _copy_events(src, pg, chunk, copied, report)
+                _copy_incidents(src, pg, copied, report)
             _finish(src, pg)
         src.execute("COMMIT")
         return copied
@@ -315,6 +319,60 @@ def _copy_versions(
         report("report_versions", done, total)
 
 
+_INCIDENT_COLUMNS = (
+    "id, party, unit, report_key, zone_id, zone_name, state, opened_at, last_seen_at, "
+    "closed_at, close_reason, verdict, depth_m, deepest_report_id, last_report_id, report_ids, "
+    "stale_at"
+)
+
+
+def _copy_events(
+    src: sqlite3.Connection,
+    pg: psycopg.Connection[Any],
+    size: int,
+    copied: Copied,
+    report: CopyProgress,
+) -> None:
+    """The event log with its ids (so clients resume with the ids they hold), by id chunks."""
+    total = int(src.execute("SELECT count(*) FROM events").fetchone()[0])
+    last = int(_one(pg, "SELECT coalesce(max(id), 0) FROM events"))
+    done = int(src.execute("SELECT count(*) FROM events WHERE id <= ?", (last,)).fetchone()[0])
+    query = (
+        "SELECT id, type, created_at, incident_id, zone_id, data FROM events "
+        "WHERE id > ? ORDER BY id LIMIT ?"
+    )
+    for rows in _chunks(src, query, last, size):
+        with pg.transaction(), pg.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO events (id, type, created_at, incident_id, zone_id, data) "
+                "OVERRIDING SYSTEM VALUE VALUES (%s, %s, %s, %s, %s, %s::jsonb)",
+                [(r[0], r[1], _at(r[2]), r[3], r[4], r[5]) for r in rows],
+            )
+        done += len(rows)
+        copied.rows["events"] = copied.rows.get("events", 0) + len(rows)
+        report("events", done, total)
+
+
+def _copy_incidents(
+    src: sqlite3.Connection, pg: psycopg.Connection[Any], copied: Copied, report: CopyProgress
+) -> None:
+    """The incidents as they stand (derived rows, copied whole in one transaction)."""
+    rows = src.execute(f"SELECT {_INCIDENT_COLUMNS} FROM incidents ORDER BY id").fetchall()
+    stored = int(_one(pg, "SELECT count(*) FROM incidents"))
+    if stored != len(rows):
+        if stored:
+            raise StoreError("the target database holds some incidents already")
+        marks = ", ".join(["%s"] * 17)
+        with pg.transaction(), pg.cursor() as cur:
+            cur.executemany(
+                f"INSERT INTO incidents ({_INCIDENT_COLUMNS}) OVERRIDING SYSTEM VALUE "
+                f"VALUES ({marks})",
+                [(*r[:7], _at(r[7]), _at(r[8]), _at(r[9]), *r[10:16], _at(r[16])) for r in rows],
+            )
+        copied.rows["incidents"] = len(rows)
+    report("incidents", len(rows), len(rows))
+
+
 def _finish(src: sqlite3.Connection, pg: psycopg.Connection[Any]) -> None:
     """Counters and identity sequences continue after what was copied."""
     token = src.execute("SELECT value FROM meta WHERE key = 'zones_token'").fetchone()
@@ -334,7 +392,7 @@ def _finish(src: sqlite3.Connection, pg: psycopg.Connection[Any]) -> None:
             (int(position[0]),),
         )
         pg.execute("UPDATE meta SET value = value + 1 WHERE key = 'parties_token'")
-        for table in ("audit", "api_keys"):
+        for table in ("audit", "api_keys", "events", "incidents"):
             pg.execute(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
                 f"coalesce((SELECT max(id) FROM {table}), 0) + 1, false)".encode()

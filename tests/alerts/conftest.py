@@ -1,5 +1,6 @@
-"""Fixtures of the alert tests: a store of each kind (the store suite's fixtures, both stores)
-and an in-memory event log that tests of delivery alone append to."""
+"""The alert tests run over both stores: store-level ones with the store suite's fixtures,
+HTTP ones with the API suite's (every test that takes `store_kind` runs over each store); and
+an in-memory event log for the tests of delivery alone."""
 
 from __future__ import annotations
 
@@ -10,9 +11,35 @@ from datetime import UTC, datetime
 import pytest
 
 from app.alerts.events import Event
+from tests.api.conftest import (
+    client,
+    database_url,
+    db_path,
+    make_client,
+    make_settings,
+    template_db,
+)
 from tests.store.conftest import reopen, store, store_url
 
-__all__ = ["MemoryLog", "event_log", "reopen", "store", "store_url"]
+__all__ = [
+    "MemoryLog",
+    "event_log",
+    "client",
+    "database_url",
+    "db_path",
+    "make_client",
+    "make_settings",
+    "reopen",
+    "store",
+    "store_url",
+    "template_db",
+]
+
+
+@pytest.fixture(params=["sqlite", "postgis"])
+def store_kind(request: pytest.FixtureRequest) -> str:
+    """Each store, for the HTTP tests."""
+    return str(request.param)
 
 
 class MemoryLog:

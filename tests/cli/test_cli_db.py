@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from app.cli import cli
 from app.domain import Party, ZoneKind
-from app.store import SQLiteStore, Store, hash_key
+from app.store import IncidentFilter, SQLiteStore, Store, hash_key
 from app.store.copy import copy_sqlite_to_postgis
 from app.store.postgis import MIGRATIONS, PostGISStore
 from tests.factories import make_report, make_zone
@@ -75,6 +75,8 @@ def _everything(store: Store) -> dict[str, Any]:
         "audit": store.audit_log(limit=10_000),
         "keys": store.list_keys(),
         "parties": store.list_parties(),
+        "events": store.events_after(0, 10_000),
+        "incidents": store.list_incidents(IncidentFilter(), limit=10_000)[0],
     }
 
 
@@ -105,6 +107,14 @@ def test_db_copy_moves_a_whole_store_and_every_read_answers_the_same(
         feed, position = postgis.reports_after(_everything(sqlite)["feed"][1], 10)
         assert [v.report.id for v in feed] == ["after"]
         assert postgis.audit_log(limit=10_000)[-1].id == len(sqlite.audit_log(limit=10_000)) + 2
+        # The event log and the incidents came along, and go on after the copied ids.
+        copied = _everything(sqlite)
+        assert copied["events"] and copied["incidents"]
+        postgis.add_reports([make_report("after-2", observed_at=T0, unit="new-unit")], "obs")
+        later = postgis.events_after(copied["events"][-1].id)
+        assert later[-1].type == "incident.opened" and later[-1].data["unit"] == "new-unit"
+        assert later[0].id == copied["events"][-1].id + 1
+        assert later[-1].data["incident_id"] > max(i.id for i in copied["incidents"])
 
 
 class Interrupted(Exception):
