@@ -175,6 +175,7 @@ class Deliverer:
         self._client: httpx.AsyncClient | None = None
         self._sends = asyncio.Semaphore(self.options.concurrency)
         self._stopping = False
+        self._renewed_at: dict[int, float] = {}
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -249,17 +250,24 @@ class Deliverer:
 
     async def _serve(self, sub_id: int, wake: asyncio.Event) -> None:
         renew_s = self.options.lease_ttl_s / 3
+        # The subscription as this task holds it: its lease is renewed (a write) only every
+        # third of the lease, not per event; in between, `record_delivery` checks the lease and
+        # the generation, so a lost lease or a replay is noticed at the next write.
+        held: Subscription | None = None
         while not self._stopping:
             try:
-                sub = await self._lease(sub_id)
-                if sub is None:  # another process delivers it (or it was deleted)
+                if held is None or self._lease_due(sub_id):
+                    held = await self._lease(sub_id)
+                if held is None:  # another process delivers it (or it was deleted)
                     await self._sleep(asyncio.Event(), renew_s)
                     continue
-                if sub.state != "active":
+                if held.state != "active":
+                    held = None
                     await self._sleep(asyncio.Event(), self.options.refresh_s)
                     continue
-                progressed = await self._deliver_batch(sub)
-                if not progressed:
+                before = held
+                held = await self._deliver_batch(held)
+                if held is before:  # nothing to send: wait for the next event
                     await self._sleep(wake, renew_s)
             except asyncio.CancelledError:
                 raise
@@ -267,36 +275,52 @@ class Deliverer:
                 return
             except Exception as exc:  # the store failed: back off, keep the task alive
                 log.warning("delivery of subscription %s: %s", sub_id, exc)
+                held = None
                 await self._sleep(asyncio.Event(), min(renew_s, 1.0))
 
+    def _lease_due(self, sub_id: int) -> bool:
+        renewed = self._renewed_at.get(sub_id)
+        return renewed is None or time.monotonic() - renewed > self.options.lease_ttl_s / 3
+
     async def _lease(self, sub_id: int) -> Subscription | None:
-        return await asyncio.to_thread(
+        started = time.monotonic()
+        sub = await asyncio.to_thread(
             self.store.lease_subscription, sub_id, self.holder, self.options.lease_ttl_s
         )
+        if sub is None:
+            self._renewed_at.pop(sub_id, None)
+        else:
+            self._renewed_at[sub_id] = started
+        return sub
 
-    async def _deliver_batch(self, sub: Subscription) -> bool:
-        """Deliver the events after the cursor, one batch; False when there were none."""
+    async def _deliver_batch(self, sub: Subscription) -> Subscription | None:
+        """Deliver the events after the cursor, one batch. Returns `sub` itself when there were
+        none, the subscription as it now is after them, or None when it must be leased again
+        (lease lost, replayed, held as failed)."""
         types = list(sub.spec.types) or None
         events = await asyncio.to_thread(
             self.events.events_after, sub.cursor, self.options.batch, types
         )
         if not events:
-            return False
+            return sub
+        start = sub
         passed: int | None = None
-        current: Subscription | None = sub
         for event in events:
             if not matches(sub.spec, event):
                 passed = event.id
                 continue
             current = await self._deliver(sub, event)
-            if current is None:  # lease lost, replayed, or held as failed: start over
-                return True
+            if current is None:
+                return None
             sub, passed = current, None
         if passed is not None:
-            await asyncio.to_thread(
+            done = await asyncio.to_thread(
                 self.store.record_delivery, sub, self.holder, None, cursor=passed, attempts=0
             )
-        return True
+            if not done:
+                return None
+            sub = replace(sub, cursor=passed)
+        return sub if sub is not start else replace(sub)
 
     async def _deliver(self, sub: Subscription, event: Event) -> Subscription | None:
         """Send one event until it is delivered; the subscription as it then is, or None."""
@@ -373,6 +397,8 @@ class Deliverer:
                 return None
 
     async def _renewed(self, sub: Subscription) -> Subscription | None:
+        if not self._lease_due(sub.id):
+            return sub
         fresh = await self._lease(sub.id)
         if fresh is None or fresh.generation != sub.generation or fresh.state != "active":
             return None
