@@ -68,6 +68,10 @@ __all__ = [
 
 log = logging.getLogger("truce.delivery")
 
+#: Deliveries written at once at most (and at most this long after the first of them).
+FLUSH_EVENTS = 100
+FLUSH_S = 0.1
+
 
 class EventLog(Protocol):
     """What delivery reads of the event log (the store's `events_after`, `last_event_id`)."""
@@ -176,6 +180,13 @@ class Deliverer:
         self._sends = asyncio.Semaphore(self.options.concurrency)
         self._stopping = False
         self._renewed_at: dict[int, float] = {}
+        # Deliveries made but not yet written, per subscription (with the subscription as they
+        # leave it, and when the first was made): written together at the end of a batch, every
+        # FLUSH_EVENTS or FLUSH_S, or with the next retry. A process killed before writing them
+        # sends those events again (same webhook-id): still at least once.
+        self._unrecorded: dict[int, list[DeliveryAttempt]] = {}
+        self._unrecorded_sub: dict[int, Subscription] = {}
+        self._unrecorded_since: dict[int, float] = {}
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -236,8 +247,16 @@ class Deliverer:
             while not entry.task.done():
                 entry.task.cancel()
                 await asyncio.wait({entry.task}, timeout=0.1)
+            held = self._unrecorded_sub.get(sub_id)
+            if held is not None:  # a clean stop writes what it delivered
+                with contextlib.suppress(Exception):
+                    await self._record(held, None, cursor=held.cursor, attempts=0)
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self.store.release_subscription, sub_id, self.holder)
+            held = self._unrecorded_sub.get(sub_id)
+            if held is not None:  # a clean stop writes what it delivered
+                with contextlib.suppress(Exception):
+                    await self._record(held, None, cursor=held.cursor, attempts=0)
             with contextlib.suppress(Exception):
                 await asyncio.to_thread(self.store.release_subscription, sub_id, self.holder)
 
@@ -313,14 +332,41 @@ class Deliverer:
             if current is None:
                 return None
             sub, passed = current, None
-        if passed is not None:
-            done = await asyncio.to_thread(
-                self.store.record_delivery, sub, self.holder, None, cursor=passed, attempts=0
-            )
-            if not done:
+        if passed is not None or self._unrecorded.get(sub.id):
+            cursor = sub.cursor if passed is None else passed
+            if not await self._record(sub, None, cursor=cursor, attempts=0):
                 return None
-            sub = replace(sub, cursor=passed)
+            sub = replace(sub, cursor=cursor)
         return sub if sub is not start else replace(sub)
+
+    async def _record(
+        self,
+        sub: Subscription,
+        attempt: DeliveryAttempt | None,
+        *,
+        cursor: int,
+        attempts: int,
+        state: str = "active",
+        failing_since: datetime | None = None,
+        next_attempt_at: datetime | None = None,
+    ) -> bool:
+        """Write the deliveries not yet written, `attempt`, and the delivery state, at once."""
+        made = self._unrecorded.pop(sub.id, [])
+        self._unrecorded_since.pop(sub.id, None)
+        self._unrecorded_sub.pop(sub.id, None)
+        if attempt is not None:
+            made.append(attempt)
+        return await asyncio.to_thread(
+            self.store.record_delivery,
+            sub,
+            self.holder,
+            made,
+            cursor=cursor,
+            attempts=attempts,
+            state=state,
+            failing_since=failing_since,
+            next_attempt_at=next_attempt_at,
+        )
 
     async def _deliver(self, sub: Subscription, event: Event) -> Subscription | None:
         """Send one event until it is delivered; the subscription as it then is, or None."""
@@ -351,26 +397,24 @@ class Deliverer:
                 webhook_id=webhook_id(event),
             )
             if outcome.ok:
-                done = await asyncio.to_thread(
-                    self.store.record_delivery,
-                    sub,
-                    self.holder,
-                    attempt,
-                    cursor=event.id,
-                    attempts=0,
-                )
-                if not done:
-                    return None
-                return replace(
+                delivered = replace(
                     sub, cursor=event.id, attempts=0, failing_since=None, next_attempt_at=None
                 )
+                # Written with the next ones (see `_unrecorded`): one write per batch of
+                # deliveries rather than per event.
+                pending = self._unrecorded.setdefault(sub.id, [])
+                pending.append(attempt)
+                self._unrecorded_sub[sub.id] = delivered
+                first = self._unrecorded_since.setdefault(sub.id, time.monotonic())
+                due = len(pending) >= FLUSH_EVENTS or time.monotonic() - first >= FLUSH_S
+                if due and not await self._record(delivered, None, cursor=event.id, attempts=0):
+                    return None
+                return delivered
             now = datetime.now(UTC)
             failing_since = failing_since or at
             if now - failing_since >= self.options.retry_window:
-                await asyncio.to_thread(
-                    self.store.record_delivery,
+                await self._record(
                     sub,
-                    self.holder,
                     replace(attempt, outcome="failed"),
                     cursor=sub.cursor,
                     attempts=attempts,
@@ -383,10 +427,8 @@ class Deliverer:
                 attempts, base_s=self.options.retry_base_s, cap_s=self.options.retry_cap_s
             )
             next_at = now + timedelta(seconds=delay)
-            done = await asyncio.to_thread(
-                self.store.record_delivery,
+            done = await self._record(
                 sub,
-                self.holder,
                 replace(attempt, outcome="retry"),
                 cursor=sub.cursor,
                 attempts=attempts,

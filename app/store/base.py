@@ -723,7 +723,7 @@ class Store(Protocol):
         self,
         subscription: Subscription,
         holder: str,
-        attempt: DeliveryAttempt | None,
+        made: Sequence[DeliveryAttempt],
         *,
         cursor: int,
         attempts: int,
@@ -731,7 +731,7 @@ class Store(Protocol):
         failing_since: datetime | None = None,
         next_attempt_at: datetime | None = None,
     ) -> bool:
-        """Write an attempt (if any) and the subscription's new delivery state, in one
+        """Write attempts (`made`, oldest first) and the subscription's new delivery state, in one
         transaction, if `holder` still has the lease and nobody replayed the subscription since
         `subscription` was read (same generation); else write nothing and return False."""
         ...

@@ -11,6 +11,7 @@ The same rows as the SQLite store (app/store/sqlite_subscriptions.py), with two 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -241,7 +242,7 @@ class PostGISSubscriptions:
         self,
         subscription: Subscription,
         holder: str,
-        attempt: DeliveryAttempt | None,
+        made: Sequence[DeliveryAttempt],
         *,
         cursor: int,
         attempts: int,
@@ -269,21 +270,24 @@ class PostGISSubscriptions:
             ).rowcount
             if not updated:
                 return False
-            if attempt is not None:
-                c.execute(
+            if made:
+                c.cursor().executemany(
                     "INSERT INTO deliveries (subscription_id, event_id, attempt, at, outcome, "
                     "status, latency_ms, error, webhook_id) "
                     "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
-                    (
-                        subscription.id,
-                        attempt.event_id,
-                        attempt.attempt,
-                        attempt.at,
-                        attempt.outcome,
-                        attempt.status,
-                        attempt.latency_ms,
-                        attempt.error,
-                        attempt.webhook_id,
-                    ),
+                    [
+                        (
+                            subscription.id,
+                            attempt.event_id,
+                            attempt.attempt,
+                            attempt.at,
+                            attempt.outcome,
+                            attempt.status,
+                            attempt.latency_ms,
+                            attempt.error,
+                            attempt.webhook_id,
+                        )
+                        for attempt in made
+                    ],
                 )
         return True

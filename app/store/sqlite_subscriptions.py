@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -281,7 +282,7 @@ class SQLiteSubscriptions:
         self,
         subscription: Subscription,
         holder: str,
-        attempt: DeliveryAttempt | None,
+        made: Sequence[DeliveryAttempt],
         *,
         cursor: int,
         attempts: int,
@@ -311,20 +312,23 @@ class SQLiteSubscriptions:
             ).rowcount
             if not updated:
                 return False
-            if attempt is not None:
-                c.execute(
+            if made:
+                c.executemany(
                     "INSERT INTO deliveries (subscription_id, event_id, attempt, at, outcome, "
                     "status, latency_ms, error, webhook_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        subscription.id,
-                        attempt.event_id,
-                        attempt.attempt,
-                        _us(attempt.at),
-                        attempt.outcome,
-                        attempt.status,
-                        attempt.latency_ms,
-                        attempt.error,
-                        attempt.webhook_id,
-                    ),
+                    [
+                        (
+                            subscription.id,
+                            attempt.event_id,
+                            attempt.attempt,
+                            _us(attempt.at),
+                            attempt.outcome,
+                            attempt.status,
+                            attempt.latency_ms,
+                            attempt.error,
+                            attempt.webhook_id,
+                        )
+                        for attempt in made
+                    ],
                 )
         return True
