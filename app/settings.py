@@ -34,9 +34,9 @@ Every setting has a working default, so `truce serve` runs with none set:
 - `TRUCE_TRACK_STALE_AFTER` (default: `TRUCE_STALE_AFTER`): a unit in an open incident and not
   reported for this long raises one `track.stale` event; `TRUCE_STALE_SWEEP_S` (60): how often
   each service process looks for such units;
-- `TRUCE_EVENTS_POLL_S` (0.5) and `TRUCE_EVENTS_HEARTBEAT_S` (15): how often an idle
-  `GET /events` stream reads the event log, and after how long without events it sends a
-  heartbeat comment;
+- `TRUCE_EVENTS_POLL_S` (0.1) and `TRUCE_EVENTS_HEARTBEAT_S` (15): how often each process reads
+  the latest event id for its `GET /events` streams, and after how long without events a stream
+  sends a heartbeat comment;
 - `TRUCE_DELIVER` (true): deliver webhooks (and publish events to MQTT) in the service
   process; false leaves it to `truce deliver` processes. `TRUCE_WEBHOOK_TIMEOUT_S` (10),
   `TRUCE_WEBHOOK_LEASE_S` (30: how long a killed deliverer keeps a subscription),
@@ -195,10 +195,11 @@ class Settings(BaseSettings):
         description="seconds between two sweeps for stale tracks in each service process",
     )
     events_poll_s: float = Field(
-        default=0.5,
+        default=0.1,
         gt=0,
         le=60,
-        description="seconds between two reads of the event log by an idle GET /events stream",
+        description="seconds between two reads of the latest event id, in each process, for the "
+        "GET /events streams it serves",
     )
     events_heartbeat_s: float = Field(
         default=15.0,

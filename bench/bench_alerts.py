@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +63,7 @@ def fresh(dbs: Databases, kind: str, name: str) -> Store:
     return store
 
 
-def batches(dbs: Databases, kind: str, reports: list[Report], baseline: bool, n: int) -> float:
+def batches(dbs: Databases, kind: str, reports: list[Report], baseline: bool, *, n: int) -> float:
     store = fresh(dbs, kind, f"batch_{n}_{int(baseline)}_{time.monotonic_ns()}")
     try:
         with without_incidents(baseline):
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
                 for n in sizes:
                     reports = reports_of(n)
                     with_, base, _, _ = median_pair(
-                        args.repeat, lambda b: batches(dbs, kind, reports, b, n)
+                        args.repeat, partial(batches, dbs, kind, reports, n=n)
                     )
                     print(
                         f"batches of {BATCH:,}, {n:,} reports: {with_:,.0f} reports/s with "
@@ -145,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 for history in tracks:
                     with_, base, _, _ = median_pair(
-                        args.repeat, lambda b: single_writes(dbs, kind, history, b)
+                        args.repeat, partial(single_writes, dbs, kind, history)
                     )
                     print(
                         f"one report of a unit with {history:,} stored: {with_:.1f} ms with "

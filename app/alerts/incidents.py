@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 import numpy as np
@@ -39,11 +39,13 @@ __all__ = [
     "Incident",
     "IncidentRecords",
     "Touched",
+    "TrackRow",
     "episodes",
     "incident_payload",
     "keep_incidents",
     "reconcile",
     "stale_payload",
+    "track_row",
 ]
 
 OPEN, CLOSED = "open", "closed"
@@ -53,6 +55,8 @@ EXITED, SINGLE = "exited", "single-report"
 #: The causes a report write gives `keep_incidents`: they become the `close_reason` of an
 #: incident that loses all its reports.
 CAUSES = ("reports", "corrected", "retracted")
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 # What a finding does to a unit's state in a zone (as in app.tracks).
 _TURN_IN, _KEEP, _TURN_OUT = 1.0, 0.0, -1.0
@@ -174,14 +178,41 @@ class _Found:
     code: np.ndarray
 
 
-def _found(reports: Sequence[Report], index: ZoneIndex) -> _Found:
-    """Judge `reports` (sorted into track order first) and keep, per (report, zone id), the
+#: What incidents read of a stored report: id, party, unit (or None), lon, lat, observed_at
+#: (microseconds since 1970, UTC) and uncertainty_m. Plain tuples: a window of a long track
+#: is read without building domain objects.
+TrackRow = tuple[str, str, str | None, float, float, int, float]
+
+
+def track_row(report: Report) -> TrackRow:
+    """A domain report as a `TrackRow`."""
+    return (
+        report.id,
+        report.party,
+        report.unit,
+        report.lon,
+        report.lat,
+        (report.observed_at - _EPOCH) // timedelta(microseconds=1),
+        report.uncertainty_m,
+    )
+
+
+def _found(rows: Sequence[TrackRow], index: ZoneIndex) -> _Found:
+    """Judge `rows` (sorted into track order first) and keep, per (report, zone id), the
     finding that weighs most: inside over possible over the rest (versions of a zone never
     overlap in time, so there is one; this only guards odd inputs)."""
-    ordered = sorted(
-        reports, key=lambda r: (r.party, r.unit is not None, r.unit or "", r.observed_at, r.id)
+    ordered = sorted(rows, key=lambda r: (r[1], r[2] is not None, r[2] or "", r[5], r[0]))
+    ids, party, unit, lon, lat, time_us, uncertainty = zip(*ordered, strict=True)
+    id_column = np.array(ids, dtype=object)
+    batch = ReportBatch(
+        lon=np.array(lon, dtype=np.float64),
+        lat=np.array(lat, dtype=np.float64),
+        time_ns=np.array(time_us, dtype=np.int64) * 1000,
+        uncertainty_m=np.array(uncertainty, dtype=np.float64),
+        party=np.array(party, dtype=object),
+        unit=np.array(unit, dtype=object),
+        ids=id_column,
     )
-    batch = ReportBatch.from_reports(ordered)
     judged = index.judge(batch)
     verdict = np.asarray(judged.verdict, dtype=object)
     violation = np.asarray(judged.violation, dtype=bool)
@@ -207,9 +238,9 @@ def _found(reports: Sequence[Report], index: ZoneIndex) -> _Found:
     pair = report[order] * (int(zone_code.max(initial=0)) + 1) + zone_code[order]
     first = order[np.r_[True, pair[1:] != pair[:-1]]] if len(order) else order
     return _Found(
-        ids=np.array([r.id for r in ordered], dtype=object),
-        party=np.array([r.party for r in ordered], dtype=object),
-        unit=np.array([r.unit for r in ordered], dtype=object),
+        ids=id_column,
+        party=batch.party,
+        unit=batch.unit,
         time_ns=np.asarray(batch.time_ns, dtype=np.int64),
         report=report[first],
         zone_id=zone_id[first],
@@ -220,8 +251,13 @@ def _found(reports: Sequence[Report], index: ZoneIndex) -> _Found:
     )
 
 
+def _at(ns: Any) -> datetime:
+    """A UTC datetime from nanoseconds (report times are whole microseconds)."""
+    return _EPOCH + timedelta(microseconds=int(ns) // 1000)
+
+
 def _utc(ns: np.ndarray) -> list[datetime]:
-    return [ts.to_pydatetime() for ts in pd.to_datetime(np.asarray(ns, np.int64), utc=True)]
+    return [_at(v) for v in ns]
 
 
 def _single_report_episodes(found: _Found) -> list[Incident]:
@@ -306,7 +342,7 @@ def _unit_episodes(found: _Found) -> list[Incident]:
     inside_rows = rows[present[rows]]
     ranked = inside_rows[np.lexsort((-depth[inside_rows], episode[inside_rows]))]
     deepest = ranked[np.r_[True, episode[ranked][1:] != episode[ranked][:-1]]]
-    times = _utc(found.time_ns)
+    times = found.time_ns
     out = []
     spans = zip(first, last, last_in, deepest, closed, strict=True)
     for a, b, inside_end, deep, is_closed in spans:  # one per episode, not per report
@@ -320,9 +356,9 @@ def _unit_episodes(found: _Found) -> list[Incident]:
                 zone_id=str(zones[track_zone[track_of[a]]]),
                 zone_name=str(found.zone_name[finding[inside_end]]),
                 state=CLOSED if is_closed else OPEN,
-                opened_at=times[row[a]],
-                last_seen_at=times[row[inside_end]],
-                closed_at=times[row[b]] if is_closed else None,
+                opened_at=_at(times[row[a]]),
+                last_seen_at=_at(times[row[inside_end]]),
+                closed_at=_at(times[row[b]]) if is_closed else None,
                 close_reason=EXITED if is_closed else None,
                 verdict=str(found.verdict[deep_finding]),
                 depth_m=float(found.depth_m[deep_finding]),
@@ -334,12 +370,12 @@ def _unit_episodes(found: _Found) -> list[Incident]:
     return out
 
 
-def episodes(reports: Sequence[Report], index: ZoneIndex) -> list[Incident]:
-    """Every violation episode among `reports` (whole units' histories and unit-less reports),
-    unsaved (`id` 0), by key and opening time."""
-    if not reports or not len(index):
+def episodes(rows: Sequence[TrackRow], index: ZoneIndex) -> list[Incident]:
+    """Every violation episode among `rows` (units' tracks from a point where they are out of
+    every zone, and unit-less reports), unsaved (`id` 0), by key and opening time."""
+    if not rows or not len(index):
         return []
-    found = _found(reports, index)
+    found = _found(rows, index)
     out = _unit_episodes(found) + _single_report_episodes(found)
     return sorted(
         out, key=lambda i: (i.party, i.unit or "", i.zone_id, i.report_key or "", i.opened_at)
@@ -420,18 +456,22 @@ def _opening_events(episode: Incident) -> tuple[str, ...]:
 
 @dataclass
 class Touched:
-    """What a report write touched: units (party, unit), and reports without a unit (ids)."""
+    """What a report write touched: units (party, unit) with the earliest time touched, and
+    reports without a unit (ids)."""
 
-    units: set[tuple[str, str]] = field(default_factory=set)
+    units: dict[tuple[str, str], datetime] = field(default_factory=dict)
     lone_reports: set[str] = field(default_factory=set)
 
     def add(self, reports: Iterable[Report]) -> Touched:
-        """Note each report's unit (or, without one, the report itself)."""
+        """Note each report's unit and time (or, without a unit, the report itself)."""
         for report in reports:
             if report.unit is None:
                 self.lone_reports.add(report.id)
-            else:
-                self.units.add((report.party, report.unit))
+                continue
+            key = (report.party, report.unit)
+            earliest = self.units.get(key)
+            if earliest is None or report.observed_at < earliest:
+                self.units[key] = report.observed_at
         return self
 
     def __bool__(self) -> bool:
@@ -441,13 +481,15 @@ class Touched:
 class IncidentRecords(Protocol):
     """What `keep_incidents` needs from a store, inside its write transaction."""
 
-    def current_reports(self, touched: Touched) -> list[Report]:
-        """The latest versions (retracted left out) of every report of the touched units, and
-        of the touched unit-less reports."""
+    def current_reports(self, touched: Touched) -> list[TrackRow]:
+        """The latest versions (retracted left out) of the touched units' reports observed at
+        or after the time `touched.units` gives each, and of the touched unit-less reports."""
         ...
 
     def stored_incidents(self, touched: Touched) -> list[Incident]:
-        """The stored incidents of the touched units and unit-less reports."""
+        """The stored incidents of the touched unit-less reports, and those of the touched
+        units that are open or ended (`closed_at`, else `last_seen_at`) at or after the time
+        `touched.units` gives (more may come: `keep_incidents` narrows them)."""
         ...
 
     def zone_index(self) -> ZoneIndex:
@@ -465,6 +507,48 @@ class IncidentRecords(Protocol):
         ...
 
 
+def _end(incident: Incident) -> datetime | None:
+    """Until when an incident held its unit in the zone (None: it still does)."""
+    if incident.state == OPEN:
+        return None
+    if incident.close_reason == EXITED and incident.closed_at is not None:
+        return incident.closed_at
+    return incident.last_seen_at
+
+
+def _window(stored: list[Incident], touched: Touched) -> list[Incident]:
+    """Narrow each touched unit to the reports that can change its episodes, and keep the
+    stored incidents of that window.
+
+    A unit's episodes can only change from the earliest report the write touched on, except
+    that an episode in progress then began earlier: the window starts at the opening of every
+    stored incident that still held the unit at the window's start, repeated until none does
+    (so at the start every zone's state is out, and hysteresis can start from out). Incidents
+    that ended before are left as they are. `touched.units` is set to the window starts.
+    """
+    kept = []
+    by_unit: dict[tuple[str, str], list[Incident]] = {}
+    for incident in stored:
+        if incident.unit is None:
+            kept.append(incident)
+        else:
+            by_unit.setdefault((incident.party, incident.unit), []).append(incident)
+    for key, start in touched.units.items():
+        mine = by_unit.get(key, [])
+        while True:
+            spanning = [
+                i
+                for i in mine
+                if i.opened_at < start and ((end := _end(i)) is None or end >= start)
+            ]
+            if not spanning:
+                break
+            start = min(i.opened_at for i in spanning)
+        touched.units[key] = start
+        kept.extend(i for i in mine if (end := _end(i)) is None or end >= start)
+    return kept
+
+
 def keep_incidents(records: IncidentRecords, touched: Touched, cause: str, now: datetime) -> int:
     """Bring the touched units' incidents in line with their reports, with their events.
 
@@ -472,8 +556,12 @@ def keep_incidents(records: IncidentRecords, touched: Touched, cause: str, now: 
     """
     if not touched:
         return 0
+    while True:  # until the windows hold still (usually once: nothing spans their start)
+        starts = dict(touched.units)
+        stored = _window(records.stored_incidents(touched), touched)
+        if touched.units == starts:
+            break
     computed = episodes(records.current_reports(touched), records.zone_index())
-    stored = records.stored_incidents(touched)
     written = 0
     for change in reconcile(stored, computed, cause, now):
         incident_id = records.save_incident(change.incident, change.new)

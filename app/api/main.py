@@ -20,6 +20,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from app import __version__
 from app.alerts.runner import Alerts
 from app.alerts.stale import run_stale_sweeps
+from app.alerts.tail import EventTail
 from app.api import map as map_api
 from app.api.auth import KeyRing, require_role, warn_short_keys
 from app.api.body import BodyLimit
@@ -98,21 +99,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # Webhooks and MQTT (app/alerts), unless `truce deliver` processes do it.
             alerts = Alerts(service, settings).start() if settings.deliver else None
             stop = asyncio.Event()
-            sweeps = asyncio.create_task(
-                run_stale_sweeps(
-                    store, settings.stale_sweep_s, settings.track_stale_after_or_default, stop
+            app.state.event_tail = tail = EventTail(store, settings.events_poll_s)
+            background = [
+                asyncio.create_task(
+                    run_stale_sweeps(
+                        store, settings.stale_sweep_s, settings.track_stale_after_or_default, stop
+                    ),
+                    name="truce-stale-sweeps",
                 ),
-                name="truce-stale-sweeps",
-            )
+                asyncio.create_task(tail.run(stop), name="truce-event-tail"),
+            ]
             try:
                 yield
             finally:
                 # Bounded: a sweep in its thread finishes its one transaction, then the loop ends.
                 stop.set()
-                try:
-                    await asyncio.wait_for(sweeps, timeout=SWEEP_STOP_S)
-                except TimeoutError:
-                    log.warning("the stale-track sweep did not stop in %s s", SWEEP_STOP_S)
+                for task in background:
+                    try:
+                        await asyncio.wait_for(task, timeout=SWEEP_STOP_S)
+                    except TimeoutError:
+                        log.warning("%s did not stop in %s s", task.get_name(), SWEEP_STOP_S)
                 if alerts is not None:
                     await alerts.stop()
         finally:

@@ -51,7 +51,7 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from app.alerts.events import TRACK_STALE, ZONE_CHANGED, Event, check_types, zone_changed_payload
-from app.alerts.incidents import Incident, Touched, keep_incidents, stale_payload
+from app.alerts.incidents import Incident, Touched, TrackRow, keep_incidents, stale_payload
 from app.domain import Confidence, Party, Report, ReportKind, Zone, ZoneKind
 from app.engine import ZoneIndex
 from app.predicate import Predicate
@@ -598,23 +598,32 @@ class _Incidents:
     def __init__(self, store: PostGISStore, c: psycopg.Connection[Any], now: datetime) -> None:
         self._store, self._c, self._now = store, c, now
 
-    def current_reports(self, touched: Touched) -> list[Report]:
+    def current_reports(self, touched: Touched) -> list[TrackRow]:
         rows: list[Any] = []
-        for party, unit in sorted(touched.units):
-            query, params = _current_reports(["party = %s", "unit = %s"], [party, unit])
+        for (party, unit), since in sorted(touched.units.items()):
+            query, params = _current_reports(
+                ["party = %s", "unit = %s", "observed_at >= %s"], [party, unit, since]
+            )
             rows.extend(self._c.execute(query.encode(), params, binary=True))
         if touched.lone_reports:
             query, params = _current_reports(
                 ["id = ANY(%s)", "unit IS NULL"], [sorted(touched.lone_reports)]
             )
             rows.extend(self._c.execute(query.encode(), params, binary=True))
-        return [_report_from_row(row) for row in rows]
+        # id, party, unit, lon, lat, observed_at (µs), uncertainty_m
+        return [(r[0], r[1], r[7], r[3], r[4], (r[2] - _EPOCH) // _US, r[5]) for r in rows]
 
     def stored_incidents(self, touched: Touched) -> list[Incident]:
         rows: list[Any] = []
         select = f"SELECT {_INCIDENT_COLUMNS} FROM incidents"
-        for party, unit in sorted(touched.units):
-            rows.extend(self._c.execute(f"{select} WHERE party = %s AND unit = %s", (party, unit)))
+        for (party, unit), since in sorted(touched.units.items()):
+            rows.extend(
+                self._c.execute(
+                    f"{select} WHERE party = %s AND unit = %s "
+                    "AND (state = 'open' OR coalesce(closed_at, last_seen_at) >= %s)",
+                    (party, unit, since),
+                )
+            )
         if touched.lone_reports:
             rows.extend(
                 self._c.execute(

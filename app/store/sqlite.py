@@ -55,7 +55,7 @@ import orjson
 import shapely
 
 from app.alerts.events import TRACK_STALE, ZONE_CHANGED, Event, check_types, zone_changed_payload
-from app.alerts.incidents import Incident, Touched, keep_incidents, stale_payload
+from app.alerts.incidents import Incident, Touched, TrackRow, keep_incidents, stale_payload
 from app.domain import Confidence, Party, Report, ReportKind, Zone, ZoneKind
 from app.engine import ZoneIndex
 from app.predicate import Predicate
@@ -731,22 +731,31 @@ class _Incidents:
     def __init__(self, store: SQLiteStore, c: sqlite3.Connection, now_us: int) -> None:
         self._store, self._c, self._now_us = store, c, now_us
 
-    def current_reports(self, touched: Touched) -> list[Report]:
+    def current_reports(self, touched: Touched) -> list[TrackRow]:
         rows: list[Any] = []
-        for party, unit in sorted(touched.units):
-            query, params = _current_reports(["party = ?", "unit = ?"], [party, unit])
+        for (party, unit), since in sorted(touched.units.items()):
+            query, params = _current_reports(
+                ["party = ?", "unit = ?", "observed_at >= ?"], [party, unit, _to_us(since)]
+            )
             rows.extend(self._c.execute(query, params))
         for chunk in _chunks(sorted(touched.lone_reports), _IN_CHUNK // 2):
             marks = ",".join("?" * len(chunk))
             query, params = _current_reports([f"id IN ({marks})", "unit IS NULL"], list(chunk))
             rows.extend(self._c.execute(query, params))
-        return [_report_from_row(row) for row in rows]
+        # id, party, unit, lon, lat, observed_at (µs), uncertainty_m
+        return [(r[0], r[1], r[7], r[3], r[4], r[2], r[5]) for r in rows]
 
     def stored_incidents(self, touched: Touched) -> list[Incident]:
         rows: list[Any] = []
         select = f"SELECT {_INCIDENT_COLUMNS} FROM incidents"
-        for party, unit in sorted(touched.units):
-            rows.extend(self._c.execute(f"{select} WHERE party = ? AND unit = ?", (party, unit)))
+        for (party, unit), since in sorted(touched.units.items()):
+            rows.extend(
+                self._c.execute(
+                    f"{select} WHERE party = ? AND unit = ? "
+                    "AND (state = 'open' OR coalesce(closed_at, last_seen_at) >= ?)",
+                    (party, unit, _to_us(since)),
+                )
+            )
         for chunk in _chunks(sorted(touched.lone_reports), _IN_CHUNK):
             marks = ",".join("?" * len(chunk))
             rows.extend(self._c.execute(f"{select} WHERE report_key IN ({marks})", chunk))

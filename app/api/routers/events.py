@@ -3,10 +3,11 @@
 Each event goes out with its log id as the SSE `id:`, its type as `event:`, and as `data:` the
 envelope webhooks send too: ``{"type", "id", "timestamp", "data"}``. A client that reconnects
 with `Last-Event-ID` (browsers do by themselves) gets every event after that id exactly once,
-as the log's ids grow in commit order. The stream polls the store (one indexed query every
-`TRUCE_EVENTS_POLL_S` while idle, pages of `PAGE` while catching up), and sends a comment line
-every `TRUCE_EVENTS_HEARTBEAT_S` without events so that proxies keep the connection open and
-clients notice a dead one.
+as the log's ids grow in commit order. While idle a stream waits for the process's `EventTail`
+(one read of the latest id every `TRUCE_EVENTS_POLL_S` for all streams) and then reads its
+events from its own position, in pages of `PAGE`; it sends a comment line every
+`TRUCE_EVENTS_HEARTBEAT_S` without events so that proxies keep the connection open and clients
+notice a dead one.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from app.alerts.events import EVENT_TYPES, Event, EventFilter
+from app.alerts.tail import EventTail
 from app.api.auth import ViewerKey
 from app.api.deps import ServiceDep, SettingsDep
 from app.api.models import problems
@@ -155,6 +157,7 @@ async def stream_events(
         position = await asyncio.to_thread(store.last_event_id)
     type_list = sorted(wanted.types) or None
     poll_s, heartbeat_s = settings.events_poll_s, settings.events_heartbeat_s
+    tail: EventTail = request.app.state.event_tail
     # Tell a browser to come back soon after a dropped connection.
     yield ServerSentEvent(comment="truce events", retry=int(poll_s * 1000) + 1000)
     quiet_since = time.monotonic()
@@ -169,7 +172,10 @@ async def stream_events(
             continue  # catching up: the next page at once
         if not start.follow:
             return
-        if time.monotonic() - quiet_since >= heartbeat_s:
-            quiet_since = time.monotonic()
+        quiet = time.monotonic() - quiet_since
+        if quiet >= heartbeat_s:
+            quiet_since, quiet = time.monotonic(), 0.0
             yield ServerSentEvent(comment="heartbeat")
-        await asyncio.sleep(poll_s)
+        # Woken when the process's watcher sees the log move (at most a second asleep, so a
+        # closed connection is noticed).
+        await tail.wait_past(position, min(heartbeat_s - quiet, 1.0))
