@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
@@ -10,7 +11,7 @@ from datetime import timedelta
 from standardwebhooks.webhooks import Webhook
 
 from app.alerts.delivery import Deliverer, DeliveryOptions
-from app.alerts.subscriptions import check_spec, new_secret
+from app.alerts.subscriptions import backoff, check_spec, new_secret
 from app.store import Store
 from tests.alerts.conftest import MemoryLog
 from tests.alerts.receiver import receiver
@@ -155,3 +156,31 @@ def test_an_event_failing_for_the_whole_window_holds_the_subscription_until_repl
     assert store.get_subscription(sub.id).state == "active"
     attempts, _ = store.list_deliveries(sub.id)
     assert [a.outcome for a in attempts[:2]] == ["delivered", "replayed"]
+
+
+def test_a_name_resolving_to_a_refused_address_is_never_sent_to(
+    store: Store, event_log: MemoryLog
+) -> None:
+    # `localhost` passes creation (a name), but resolves to loopback, refused by this policy.
+    options = replace(FAST, private_targets=False)
+    with receiver() as hook:
+        url = hook.url.replace("127.0.0.1", "localhost")
+        sub = store.add_subscription(check_spec(url), new_secret(), "test", cursor=0)
+        event_log.append("zone.changed", zone_id="z1")
+        _run(
+            [Deliverer(store, event_log, options)],
+            lambda: store.list_deliveries(sub.id)[1] >= 2,
+        )
+    assert hook.received == []
+    attempts, _ = store.list_deliveries(sub.id)
+    assert all(a.outcome == "retry" and a.status is None for a in attempts)
+    assert "refused" in (attempts[0].error or "") and "loopback" in (attempts[0].error or "")
+
+
+def test_backoff_doubles_up_to_its_cap_with_half_of_it_jittered() -> None:
+    rng = random.Random(7)
+    waits = [backoff(n, base_s=1.0, cap_s=60.0, rng=rng) for n in range(1, 12)]
+    for n, wait in enumerate(waits, start=1):
+        ceiling = min(60.0, 2.0 ** (n - 1))
+        assert ceiling / 2 <= wait <= ceiling
+    assert len({round(w, 6) for w in waits[7:]}) > 1  # capped, still jittered
