@@ -15,6 +15,7 @@ from app.alerts.subscriptions import backoff, check_spec, new_secret
 from app.store import Store
 from tests.alerts.conftest import MemoryLog
 from tests.alerts.receiver import receiver
+from tests.factories import make_zone, square
 
 FAST = DeliveryOptions(
     timeout_s=0.5,
@@ -184,3 +185,20 @@ def test_backoff_doubles_up_to_its_cap_with_half_of_it_jittered() -> None:
         ceiling = min(60.0, 2.0 ** (n - 1))
         assert ceiling / 2 <= wait <= ceiling
     assert len({round(w, 6) for w in waits[7:]}) > 1  # capped, still jittered
+
+
+def test_the_stores_own_log_is_delivered_through_refusals_and_a_timeout_in_order(
+    store: Store,
+) -> None:
+    secret = new_secret()
+    with receiver(["refuse", "timeout", "refuse"]) as hook:
+        sub = store.add_subscription(check_spec(hook.url), secret, "test", store.last_event_id())
+        store.add_zones([make_zone(square(46 + i * 0.2), f"d{i}") for i in range(4)], "test")
+        last = store.last_event_id()
+        _run([Deliverer(store, store, FAST)], lambda: store.get_subscription(sub.id).cursor == last)
+    payloads = [Webhook(secret).verify(r.body, r.headers) for r in hook.accepted()]
+    assert [p["data"]["zone_id"] for p in payloads] == ["d0", "d1", "d2", "d3"]
+    assert [p["type"] for p in payloads] == ["zone.changed"] * 4
+    assert [r.headers["webhook-id"] for r in hook.received[:4]] == [
+        hook.received[0].headers["webhook-id"]
+    ] * 4
