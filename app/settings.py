@@ -46,7 +46,7 @@ Every setting has a working default, so `truce serve` runs with none set:
   loopback and private addresses may be webhook targets; link-local never);
 - `TRUCE_MQTT_URL`: ``mqtt://host:1883`` (or ``mqtts://``, with ``user:password@``): positions
   from `truce/reports/{party}/{unit}` are filed as reports and events published on
-  `truce/events/{type}`; default none (no MQTT). `TRUCE_MQTT_BATCH` (1000) and
+  `truce/events/{type}`; default none (no MQTT). `TRUCE_MQTT_BATCH` (5000) and
   `TRUCE_MQTT_BATCH_MS` (50): positions are filed in batches of up to this many, or this old;
 - `TRUCE_LOAD_SCENARIO`: load the founding scenario from `geodata/` into an empty database;
   `TRUCE_GEODATA_DIR` says where that directory is when the package is installed without it
@@ -235,7 +235,7 @@ class Settings(BaseSettings):
     mqtt_url: str | None = Field(
         default=None, description="mqtt://host:1883 of the broker (default: no MQTT)"
     )
-    mqtt_batch: int = Field(default=1000, ge=1, description="most positions filed at once")
+    mqtt_batch: int = Field(default=5000, ge=1, description="most positions filed at once")
     mqtt_batch_ms: float = Field(
         default=50.0, ge=0, description="longest a position waits for its batch, in ms"
     )

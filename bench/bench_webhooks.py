@@ -281,9 +281,6 @@ def latency(workdir: Path, rates: list[float], seconds: float) -> None:
 
 def mqtt(workdir: Path, count: int, baseline_count: int) -> None:
     print("\n2. MQTT ingestion vs single POST /reports")
-    import paho.mqtt.client as paho
-    from paho.mqtt.enums import CallbackAPIVersion
-
     db = workdir / "mqtt.sqlite"
     # The scenario first (a serve start loads it), then the bridge alone in `truce deliver`.
     with serve(workdir, db) as url:
@@ -291,37 +288,54 @@ def mqtt(workdir: Path, count: int, baseline_count: int) -> None:
     env = _env(db, TRUCE_MQTT_URL="mqtt://127.0.0.1:1883")
     command = [sys.executable, "-c", "from app.cli import main; main()", "deliver"]
     prefix = f"m{int(time.time())}"
+    # Trackers: one `mosquitto_pub -l` (C, QoS 1) per unit, all at once, each reading its
+    # unit's positions a line a message: the publishers cost little next to the bridge.
+    units = 50
+    lines: dict[int, list[str]] = {u: [] for u in range(units)}
+    for n in range(count):
+        body = {
+            "id": f"{prefix}-{n}",
+            "lon": PARUKH[0] + (n % 1000) * 1e-5,
+            "lat": PARUKH[1],
+            "observed_at": f"2022-03-26T{(n // 60) % 24:02d}:{n % 60:02d}:00Z",
+            "kind": "vehicle",
+        }
+        lines[n % units].append(json.dumps(body))
+    feeds = []
+    for unit, unit_lines in lines.items():
+        feed = workdir / f"unit-{unit}.jsonl"
+        feed.write_text("\n".join(unit_lines) + "\n")
+        feeds.append((unit, feed))
     with process(command, env, workdir / "deliver.log"):
         time.sleep(3)  # connected and subscribed
-        client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
-        client.max_inflight_messages_set(1000)
-        client.max_queued_messages_set(0)
-        client.connect("127.0.0.1", 1883)
-        client.loop_start()
         before = _count(db)
         t0 = time.perf_counter()
-        infos = []
-        for n in range(count):
-            body = {
-                "id": f"{prefix}-{n}",
-                "lon": PARUKH[0] + (n % 1000) * 1e-5,
-                "lat": PARUKH[1],
-                "observed_at": f"2022-03-26T{(n // 60) % 24:02d}:{n % 60:02d}:00Z",
-                "kind": "vehicle",
-            }
-            infos.append(
-                client.publish(f"truce/reports/AZE/{prefix}-u{n % 50}", json.dumps(body), qos=1)
+        publishers = [
+            subprocess.Popen(
+                [
+                    "mosquitto_pub",
+                    "-h",
+                    "127.0.0.1",
+                    "-V",
+                    "mqttv5",
+                    "-q",
+                    "1",
+                    "-l",
+                    "-t",
+                    f"truce/reports/AZE/{prefix}-u{unit}",
+                ],
+                stdin=feed.open("rb"),
             )
-        for info in infos:
-            info.wait_for_publish(60)
+            for unit, feed in feeds
+        ]
+        for publisher in publishers:
+            publisher.wait(300)
         published = time.perf_counter() - t0
         deadline = time.monotonic() + 300
         while _count(db) - before < count and time.monotonic() < deadline:
             time.sleep(0.05)
         elapsed = time.perf_counter() - t0
         stored = _count(db) - before
-        client.loop_stop()
-        client.disconnect()
     mqtt_rate = stored / elapsed
     print(
         f"   MQTT: {stored} of {count} positions stored in {elapsed:.2f} s "

@@ -313,10 +313,12 @@ class MqttBridge:
                     batch.append(await asyncio.wait_for(queue.get(), left))
                 except TimeoutError:
                     break
+            started = time.perf_counter()
             try:
                 stored, duplicates, refusals = await asyncio.to_thread(
                     file_positions, self.service, batch
                 )
+                log.debug("filed %d positions in %.3f s", len(batch), time.perf_counter() - started)
             except Exception as exc:  # the store is down: answer every position, keep going
                 log.warning("cannot file %d MQTT positions: %s", len(batch), exc)
                 refusals = [
