@@ -299,9 +299,13 @@ class MqttBridge:
     async def _file(self, client: aiomqtt.Client, queue: asyncio.Queue[Position]) -> None:
         limit = self.settings.mqtt_batch
         wait_s = self.settings.mqtt_batch_ms / 1000
+        last_filing_s = 0.0
         while True:
             batch = [await queue.get()]
-            deadline = time.monotonic() + wait_s
+            # Under load, wait about as long as the last batch took to file (at most 0.5 s):
+            # batches grow with the load, and each costs incidents one recomputation of its
+            # units' tracks. Idle, a position waits `TRUCE_MQTT_BATCH_MS` at most.
+            deadline = time.monotonic() + max(wait_s, min(last_filing_s, 0.5))
             while len(batch) < limit:
                 left = deadline - time.monotonic()
                 if not queue.empty():
