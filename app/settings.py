@@ -37,6 +37,17 @@ Every setting has a working default, so `truce serve` runs with none set:
 - `TRUCE_EVENTS_POLL_S` (0.1) and `TRUCE_EVENTS_HEARTBEAT_S` (15): how often each process reads
   the latest event id for its `GET /events` streams, and after how long without events a stream
   sends a heartbeat comment;
+- `TRUCE_DELIVER` (true): deliver webhooks (and publish events to MQTT) in the service
+  process; false leaves it to `truce deliver` processes. `TRUCE_WEBHOOK_TIMEOUT_S` (10),
+  `TRUCE_WEBHOOK_LEASE_S` (30: how long a killed deliverer keeps a subscription),
+  `TRUCE_WEBHOOK_RETRY_BASE_S` (1), `TRUCE_WEBHOOK_RETRY_CAP_S` (3600),
+  `TRUCE_WEBHOOK_RETRY_WINDOW` (72 hours, then the subscription is held as failed),
+  `TRUCE_WEBHOOK_CONCURRENCY` (64 sends at once), `TRUCE_WEBHOOK_PRIVATE_TARGETS` (true:
+  loopback and private addresses may be webhook targets; link-local never);
+- `TRUCE_MQTT_URL`: ``mqtt://host:1883`` (or ``mqtts://``, with ``user:password@``): positions
+  from `truce/reports/{party}/{unit}` are filed as reports and events published on
+  `truce/events/{type}`; default none (no MQTT). `TRUCE_MQTT_BATCH` (5000) and
+  `TRUCE_MQTT_BATCH_MS` (50): positions are filed in batches of up to this many, or this old;
 - `TRUCE_LOAD_SCENARIO`: load the founding scenario from `geodata/` into an empty database;
   `TRUCE_GEODATA_DIR` says where that directory is when the package is installed without it
   (as in the container image).
@@ -199,6 +210,35 @@ class Settings(BaseSettings):
     load_scenario: bool = Field(
         default=False, description="load geodata/ into an empty database on first start"
     )
+    deliver: bool = Field(
+        default=True, description="deliver webhooks and MQTT events in the service process"
+    )
+    webhook_timeout_s: float = Field(default=10.0, gt=0, description="seconds per webhook send")
+    webhook_lease_s: float = Field(
+        default=30.0, gt=0, description="seconds a deliverer's lease on a subscription lasts"
+    )
+    webhook_retry_base_s: float = Field(
+        default=1.0, gt=0, description="first retry delay of a failed delivery, in seconds"
+    )
+    webhook_retry_cap_s: float = Field(
+        default=3600.0, gt=0, description="longest retry delay, in seconds"
+    )
+    webhook_retry_window: timedelta = Field(
+        default=timedelta(hours=72),
+        gt=timedelta(0),
+        description="how long an event is retried before its subscription is held as failed",
+    )
+    webhook_concurrency: int = Field(default=64, ge=1, description="webhook sends at once")
+    webhook_private_targets: bool = Field(
+        default=True, description="allow loopback and private addresses as webhook targets"
+    )
+    mqtt_url: str | None = Field(
+        default=None, description="mqtt://host:1883 of the broker (default: no MQTT)"
+    )
+    mqtt_batch: int = Field(default=5000, ge=1, description="most positions filed at once")
+    mqtt_batch_ms: float = Field(
+        default=50.0, ge=0, description="longest a position waits for its batch, in ms"
+    )
 
     @property
     def track_stale_after_or_default(self) -> timedelta:
@@ -218,7 +258,7 @@ class Settings(BaseSettings):
             raise ValueError("must be ASCII with no spaces (percent-encode the rest)")
         return value
 
-    @field_validator("stale_after", "track_stale_after", mode="before")
+    @field_validator("stale_after", "track_stale_after", "webhook_retry_window", mode="before")
     @classmethod
     def _read_seconds(cls, value: Any) -> Any:
         # The environment gives strings: a plain number is seconds, anything else ISO 8601.

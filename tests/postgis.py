@@ -34,6 +34,8 @@ _TABLES = (
     "idempotency",
     "events",
     "incidents",
+    "subscriptions",
+    "deliveries",
 )
 
 

@@ -18,6 +18,7 @@ from fastapi import Depends, FastAPI
 from starlette.middleware.gzip import GZipMiddleware
 
 from app import __version__
+from app.alerts.runner import Alerts
 from app.alerts.stale import run_stale_sweeps
 from app.alerts.tail import EventTail
 from app.api import map as map_api
@@ -47,6 +48,7 @@ from app.api.routers import (
     ogc,
     parties,
     reports,
+    subscriptions,
     tracks,
     zones,
 )
@@ -94,6 +96,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 settings.auth_failures, settings.auth_window_s, store_auditor(store)
             )
             warn_short_keys(settings.api_keys)
+            # Webhooks and MQTT (app/alerts), unless `truce deliver` processes do it.
+            alerts = Alerts(service, settings).start() if settings.deliver else None
             stop = asyncio.Event()
             app.state.event_tail = tail = EventTail(store, settings.events_poll_s)
             background = [
@@ -115,6 +119,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         await asyncio.wait_for(task, timeout=SWEEP_STOP_S)
                     except TimeoutError:
                         log.warning("%s did not stop in %s s", task.get_name(), SWEEP_STOP_S)
+                if alerts is not None:
+                    await alerts.stop()
         finally:
             store.close()
 
@@ -147,7 +153,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Probes stay plain: a load balancer's cache-busting parameter must not fail a liveness check.
     app.include_router(health.router)
     app.include_router(check.router)
-    for module in (zones, reports, tracks, incidents, events, admin, parties, ogc, home):
+    for module in (
+        zones,
+        reports,
+        tracks,
+        incidents,
+        events,
+        admin,
+        parties,
+        subscriptions,
+        ogc,
+        home,
+    ):
         app.include_router(module.router, dependencies=[strict])
     # Heavy routes take a turn (app.api.limits) after the key is checked.
     heavy = Depends(heavy_turn)

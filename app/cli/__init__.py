@@ -21,6 +21,7 @@ from app import __version__
 from app.cli import backup
 from app.cli.check import check
 from app.cli.db import db_app
+from app.cli.deliver import deliver
 from app.cli.exporting import export_app
 from app.cli.importing import import_app
 from app.cli.keys import keys_app
@@ -47,6 +48,7 @@ def version() -> None:
 
 cli.command()(serve)
 cli.command("map")(map_command)
+cli.command("deliver")(deliver)
 
 
 # --- wiring ---------------------------------------------------------------------------------------

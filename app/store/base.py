@@ -66,6 +66,7 @@ from typing import ClassVar, Protocol, runtime_checkable
 
 from app.alerts.events import Event
 from app.alerts.incidents import Incident
+from app.alerts.subscriptions import DeliveryAttempt, Subscription, SubscriptionSpec
 from app.domain import Party, Report, Zone, ZoneKind
 from app.errors import InvalidInput, TruceError, UnknownZone
 from app.predicate import Predicate
@@ -97,6 +98,7 @@ __all__ = [
     "UnknownIncident",
     "UnknownKey",
     "UnknownReport",
+    "UnknownSubscription",
     "UnknownZone",
     "Unreachable",
     "UnsupportedDatabase",
@@ -139,6 +141,12 @@ class UnknownIncident(NotFound):
     """No incident with this id."""
 
     title = "Unknown incident"
+
+
+class UnknownSubscription(NotFound):
+    """No (undeleted) webhook subscription with this id."""
+
+    title = "Unknown subscription"
 
 
 class BadCursor(InvalidInput):
@@ -662,6 +670,70 @@ class Store(Protocol):
 
     def revoke_key(self, key_id: int, actor: str) -> KeyRecord:
         """Revoke a key; revoking a revoked key changes nothing. Raises `UnknownKey`."""
+        ...
+
+    # -- subscriptions (app/alerts) -----------------------------------------------------------
+    # Webhook (and MQTT) subscriptions with their delivery state, the attempts, and a lease per
+    # subscription so that exactly one process delivers it at a time. SQLite:
+    # app/store/sqlite_subscriptions.py; PostGIS: app/store/postgis_subscriptions.py.
+
+    def add_subscription(
+        self, spec: SubscriptionSpec, secret: str, actor: str, cursor: int, kind: str = "webhook"
+    ) -> Subscription:
+        """Store a subscription whose delivery starts after event `cursor`; audited as
+        ``subscription.create``."""
+        ...
+
+    def list_subscriptions(self, kind: str = "webhook") -> list[Subscription]:
+        """Every subscription of `kind` not deleted, by id."""
+        ...
+
+    def get_subscription(self, subscription_id: int) -> Subscription:
+        """One subscription not deleted. Raises `UnknownSubscription`."""
+        ...
+
+    def delete_subscription(self, subscription_id: int, actor: str) -> None:
+        """Delete a subscription (its attempts are kept). Raises `UnknownSubscription`."""
+        ...
+
+    def replay_subscription(self, subscription_id: int, cursor: int, actor: str) -> Subscription:
+        """Deliver again every event after `cursor`: the cursor moves there, the state is
+        active again and the attempts start over; a ``replayed`` marker is recorded."""
+        ...
+
+    def list_deliveries(
+        self, subscription_id: int, limit: int = 100, after: int | None = None
+    ) -> tuple[list[DeliveryAttempt], int]:
+        """Attempts of one subscription, newest first, older than the attempt id `after`
+        (paging backwards), and how many there are in all. Raises `UnknownSubscription`."""
+        ...
+
+    def lease_subscription(
+        self, subscription_id: int, holder: str, ttl_s: float
+    ) -> Subscription | None:
+        """Take or renew the lease on a subscription for `ttl_s` seconds; None when another
+        holder's lease has not expired (or the subscription is deleted)."""
+        ...
+
+    def release_subscription(self, subscription_id: int, holder: str) -> None:
+        """Give up the lease if `holder` has it."""
+        ...
+
+    def record_delivery(
+        self,
+        subscription: Subscription,
+        holder: str,
+        made: Sequence[DeliveryAttempt],
+        *,
+        cursor: int,
+        attempts: int,
+        state: str = "active",
+        failing_since: datetime | None = None,
+        next_attempt_at: datetime | None = None,
+    ) -> bool:
+        """Write attempts (`made`, oldest first) and the subscription's new delivery state, in one
+        transaction, if `holder` still has the lease and nobody replayed the subscription since
+        `subscription` was read (same generation); else write nothing and return False."""
         ...
 
     # -- readiness --------------------------------------------------------------------------

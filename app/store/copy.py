@@ -38,6 +38,7 @@ import psycopg
 from psycopg import sql
 
 from app.store.base import StoreError
+from app.store.copy_subscriptions import copy_subscriptions
 from app.store.postgis import _COPY_TYPES, _SCHEMA_LOCK, PostGISStore, _partition
 
 __all__ = ["CopyProgress", "Copied", "copy_sqlite_to_postgis"]
@@ -103,6 +104,9 @@ def copy_sqlite_to_postgis(
             if "events" in tables:
                 _copy_events(src, pg, chunk, copied, report)
                 _copy_incidents(src, pg, copied, report)
+            if "subscriptions" in tables and (subscriptions := copy_subscriptions(src, pg)):
+                copied.rows["subscriptions"] = subscriptions
+                report("subscriptions", subscriptions, subscriptions)
             _finish(src, pg)
         src.execute("COMMIT")
         return copied

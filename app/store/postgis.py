@@ -80,6 +80,7 @@ from app.store.base import (
     UnsupportedDatabase,
 )
 from app.store.postgis_filter import render_postgres
+from app.store.postgis_subscriptions import SUBSCRIPTIONS_MIGRATION, PostGISSubscriptions
 from app.store.sqlite import (
     _decode_incident_cursor,
     _encode_incident_cursor,
@@ -284,6 +285,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX incidents_by_time ON incidents (opened_at, id)",
         "CREATE INDEX incidents_open ON incidents (state, last_seen_at)",
     ),
+    # webhook subscriptions, their delivery attempts and leases (app/store/postgis_subscriptions)
+    SUBSCRIPTIONS_MIGRATION,
 )
 
 _ZONE_SELECT = (
@@ -814,7 +817,7 @@ class _ZoneListener:
 # -- the store --------------------------------------------------------------------------------
 
 
-class PostGISStore(Store):
+class PostGISStore(PostGISSubscriptions, Store):
     """The `Store` in a PostgreSQL + PostGIS database (schema created or migrated on open).
 
     Safe to share between threads; every process (or machine) opens its own.

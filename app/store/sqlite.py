@@ -83,6 +83,7 @@ from app.store.base import (
     UnknownZone,
 )
 from app.store.sqlite_filter import REPORT_COLUMNS, register_functions, render
+from app.store.sqlite_subscriptions import SUBSCRIPTIONS_MIGRATION, SQLiteSubscriptions
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
@@ -258,6 +259,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX incidents_by_time ON incidents (opened_at, id)",
         "CREATE INDEX incidents_open ON incidents (state, last_seen_at)",
     ),
+    # webhook subscriptions, their delivery attempts and leases (app/store/sqlite_subscriptions)
+    SUBSCRIPTIONS_MIGRATION,
 )
 
 _ZONE_COLUMNS = (
@@ -807,7 +810,7 @@ def _decode_incident_cursor(cursor: str) -> tuple[int, int]:
 # -- the store --------------------------------------------------------------------------------
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SQLiteSubscriptions, Store):
     """The `Store` in one SQLite file (created with its schema on first open).
 
     Safe to share between threads (each thread gets its own connection) and between processes

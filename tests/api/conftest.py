@@ -56,6 +56,7 @@ BOTH_STORES = frozenset(
         "test_api_idempotency",
         "test_api_incursions",
         "test_api_reports",
+        "test_api_subscriptions",
         "test_api_tracks",
         "test_api_zones",
     }
