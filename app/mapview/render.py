@@ -179,9 +179,19 @@ _PLACE_LABEL = folium.JsCode(
 )
 
 
-def build_map(model: MapModel, *, tiles: str | None = None, title: str = "Truce") -> folium.Map:
+def build_map(
+    model: MapModel,
+    *,
+    tiles: str | None = None,
+    title: str = "Truce",
+    source: dict[str, Any] | None = None,
+) -> folium.Map:
     """The folium map of a `MapModel`. `tiles`: None (offline outlines), a folium provider
-    name ("OpenStreetMap", "CartoDB positron") or a URL template of the user's tile server."""
+    name ("OpenStreetMap", "CartoDB positron") or a URL template of the user's tile server.
+
+    `source`, when given, tells map.js where the reports come from instead of the model's
+    (then empty) inline payload: `{"url": ".../map/data", "party": ..., "zone": ...}` for the
+    API, or `{"embedded": {...}}` for a standalone file's season (`app.mapview.embed`)."""
     offline = is_offline(tiles)
     m = folium.Map(
         location=[0.0, 0.0],
@@ -248,7 +258,12 @@ def build_map(model: MapModel, *, tiles: str | None = None, title: str = "Truce"
         groups,
         timed,
         payload(model),
-        {"title": title, "offline": offline, "query": _describe(model.query)},
+        {
+            "title": title,
+            "offline": offline,
+            "query": _describe(model.query),
+            "source": source,
+        },
     ).add_to(m)
 
     folium.plugins.Fullscreen(position="topleft").add_to(m)  # type: ignore[no-untyped-call]
@@ -302,6 +317,7 @@ def map_html(
     static_url: str = "/static",
     inline: bool = False,
     title: str = "Truce map",
+    source: dict[str, Any] | None = None,
 ) -> str:
     """The whole HTML page of the map.
 
@@ -310,7 +326,7 @@ def map_html(
     `app.assets.MissingAssets` when inlining and the assets are not installed, and
     `app.assets.UnknownAsset` if an element links a file with no local copy.
     """
-    m = build_map(model, tiles=tiles, title=title)
+    m = build_map(model, tiles=tiles, title=title, source=source)
     figure = branca.element.Figure(title=title)
     # No favicon request (it would be the page's only 404).
     figure.header.add_child(branca.element.Element('<link rel="icon" href="data:,">'), name="icon")
