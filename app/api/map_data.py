@@ -110,7 +110,10 @@ ZoomQuery = Annotated[
 ]
 
 _RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"application/json": {}}, "description": "columnar JSON"},
+    200: {
+        "content": {"application/json": {"schema": {"type": "object"}}},
+        "description": "columnar JSON: one array per field (see docs/api.md, the map's data)",
+    },
     304: {"description": "unchanged since the ETag sent in If-None-Match"},
     **problems(400, 401, 403, 404, 422, 503),
 }
