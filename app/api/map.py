@@ -39,7 +39,7 @@ from app.mapview import (
     is_offline,
     map_html,
 )
-from app.mapview.seasons import SeasonCache
+from app.mapview.seasons import Season, SeasonCache
 from app.mapview.sources import season_from_service
 from app.scenario import GEODATA
 from app.service import Service
@@ -89,12 +89,12 @@ def content_security_policy(tiles: str | None) -> str:
     )
 
 
-def available(service: Service) -> dict[str, Any]:
-    """What a filter can choose from (told when one matches nothing): the parties, the zones
-    and the first and last report times."""
+def available(service: Service, season: Season) -> dict[str, Any]:
+    """What a filter can choose from (told when one matches nothing): the parties (registered,
+    else the scenario's, and any with reports), the zones and the first and last report times."""
     _, first, last = service.store.reports_extent()
     return {
-        "parties": [p.code for p in service.parties()],
+        "parties": [p.code for p in season.model.parties],
         "zones": sorted({z.id for z in service.index().zones}),
         "first": None if first is None else int(first.timestamp()),
         "last": None if last is None else int(last.timestamp()),
@@ -154,7 +154,7 @@ def get_map(
         "url": root + "/map/data",
         "party": party,
         "zone": zone,
-        "available": available(service),
+        "available": available(service, season),
     }
     page = map_html(
         season.page_model(query),

@@ -11,12 +11,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
-from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -24,19 +22,17 @@ from app.domain import Party, ZoneKind
 from app.mapview import VIOLATION_COLOR, ZONE_STYLES, MapData, write_map_html
 from app.scenario import Scenario
 from tests.factories import varied_reports
+from tests.map.browser import (
+    CHROMIUM,
+    Watched,
+    count,
+    open_map,
+    report_elements,
+    settle,
+)
 from tests.map.support import REPO, LiveServer
 from tests.scenario_facts import ScenarioFacts, scenario_facts
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 SCREENSHOT = REPO / "docs" / "map.png"
 EVENTS = ".leaflet-marker-pane .truce-event"
 PEACEKEEPING = ZONE_STYLES[ZoneKind.PEACEKEEPING].color
@@ -50,7 +46,6 @@ pytestmark = [
     ),
     pytest.mark.map_assets,
 ]
-sync_api = pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture(scope="module")
@@ -58,86 +53,8 @@ def facts(scenario: Scenario) -> ScenarioFacts:
     return scenario_facts(scenario)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield browser
-        browser.close()
-
-
-#: Runs before any script of the page: each breach of its Content-Security-Policy (a blocked
-#: eval, script, style or load) becomes a console error that `watched` records.
-REPORT_CSP_VIOLATIONS = """
-document.addEventListener("securitypolicyviolation", (event) => {
-    console.error(`CSP violation: ${event.violatedDirective} blocked ${event.blockedURI}`);
-});
-"""
-
-
-@dataclass
-class Watched:
-    """A page and what it did: console errors (with every breach of its CSP), uncaught
-    exceptions, every request's URL."""
-
-    page: Any
-    errors: list[str] = field(default_factory=list)
-    requests: list[str] = field(default_factory=list)
-
-    def csp_violations(self) -> list[str]:
-        return [error for error in self.errors if error.startswith("CSP violation:")]
-
-    def foreign_requests(self, allowed_hosts: set[str]) -> list[str]:
-        return [
-            url
-            for url in self.requests
-            if urlsplit(url).scheme not in ("data", "blob", "about", "file")
-            and urlsplit(url).hostname not in allowed_hosts
-        ]
-
-
-@pytest.fixture
-def watched(browser: Any) -> Iterator[Watched]:
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
-    context.add_init_script(REPORT_CSP_VIOLATIONS)
-    page = context.new_page()
-    seen = Watched(page)
-    page.on("console", lambda m: seen.errors.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda e: seen.errors.append(f"uncaught: {e}"))
-    page.on("request", lambda r: seen.requests.append(r.url))
-    yield seen
-    context.close()
-
-
-def open_map(watched: Watched, url: str) -> Any:
-    page = watched.page
-    page.goto(url, wait_until="load")
-    # Every wait_for_function predicate here is a function: Playwright polls a bare expression
-    # with `eval` in the page, which the map's policy (no 'unsafe-eval') refuses.
-    page.wait_for_function("() => window.truce !== undefined", timeout=20_000)
-    settle(page)
-    return page
-
-
-def settle(page: Any) -> None:
-    """Wait until the map has what its view and slider ask for (map.js fetches it by view)."""
-    page.wait_for_function("() => window.truce.loading && !window.truce.loading()", timeout=20_000)
-
-
-def count(page: Any, selector: str) -> int:
-    n: int = page.locator(selector).count()
-    return n
-
-
 def zone_paths(page: Any, color: str) -> int:
     return count(page, f'.leaflet-overlay-pane path[stroke="{color}"]')
-
-
-def report_elements(page: Any) -> int:
-    """Report markers and clusters on the map (a cluster stands for several reports)."""
-    return count(page, ".leaflet-marker-pane .truce-report") + count(
-        page, ".leaflet-marker-pane .truce-cluster"
-    )
 
 
 def test_the_map_loads_from_the_server_and_asks_no_other_host(

@@ -1,0 +1,132 @@
+"""A season's map in headless Chromium: the page carries no reports, map.js fetches what each
+view and time window needs from /map/data, counts per cell at low zoom, reports (clustered) when
+zoomed in, and says so when a filter matches nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from tests.map.browser import Watched, count, open_map, report_elements, settle
+from tests.map.conftest import SEASON_REPORTS
+from tests.map.support import LiveServer
+from tests.map.test_map_browser import pytestmark  # noqa: F401 (chromium and the assets)
+
+TOTAL = SEASON_REPORTS + 13
+
+
+def data_requests(watched: Watched, kind: str) -> list[dict[str, list[str]]]:
+    """The query of every /map/data/<kind> request the page made, in order."""
+    return [
+        parse_qs(urlsplit(url).query)
+        for url in watched.requests
+        if urlsplit(url).path == f"/map/data/{kind}"
+    ]
+
+
+def cell_total(page: Any) -> int:
+    """The reports the drawn cells stand for (the numbers on them, read from the layer)."""
+    total: int = page.evaluate(
+        """() => {
+            let n = 0;
+            window.truce.cellLayer.eachLayer((m) => {
+                n += Number(m.options.title.split(" ")[0]);
+            });
+            return n;
+        }"""
+    )
+    return total
+
+
+def move(page: Any, lat: float, lon: float, zoom: int) -> None:
+    page.evaluate(f"window.truce.map.setView([{lat}, {lon}], {zoom}, {{animate: false}})")
+    page.wait_for_timeout(200)  # the moveend debounce
+    settle(page)
+
+
+def test_the_page_carries_no_reports_and_fetches_cells_for_its_view(
+    watched: Watched, season_server: LiveServer
+) -> None:
+    page = open_map(watched, f"{season_server.url}/map")
+    assert watched.errors == []
+    html = page.content()
+    assert len(html) < 1_000_000  # 20,000 reports inline took 3 MB
+    cells = data_requests(watched, "cells")
+    assert cells and "bbox" in cells[-1] and "zoom" in cells[-1] and "until" in cells[-1]
+    assert page.evaluate("window.truce.mode()") == "cells"
+    counts = page.evaluate("window.truce.counts()")
+    assert counts["reports"] == TOTAL  # the window: everything up to the last report
+    assert 0 < counts["cells"] < 1_000
+    assert cell_total(page) == counts["shown"]
+    assert report_elements(page) == 0  # no marker per report at this zoom
+    assert watched.foreign_requests({"127.0.0.1"}) == []
+
+
+def test_zooming_in_fetches_reports_for_the_view_and_panning_fetches_again(
+    watched: Watched, season_server: LiveServer
+) -> None:
+    page = open_map(watched, f"{season_server.url}/map")
+    move(page, 40.0, 46.8, 14)
+    assert page.evaluate("window.truce.mode()") == "reports"
+    first = data_requests(watched, "reports")[-1]
+    shown = page.evaluate("window.truce.counts()")["shown"]
+    assert 0 < shown < TOTAL and report_elements(page) > 0
+    move(page, 39.8, 46.5, 14)
+    second = data_requests(watched, "reports")[-1]
+    assert second["bbox"] != first["bbox"]
+    west, south, east, north = map(float, second["bbox"][0].split(","))
+    assert west < 46.5 < east and south < 39.8 < north
+    assert watched.errors == []
+
+
+def test_the_slider_fetches_the_window(watched: Watched, season_server: LiveServer) -> None:
+    page = open_map(watched, f"{season_server.url}/map")
+    last = page.evaluate("window.truce.counts()")["reports"]
+    page.evaluate("window.truce.setStep(Math.floor(window.truce.steps.length / 2))")
+    settle(page)
+    middle = page.evaluate("window.truce.counts()")
+    assert 0 < middle["reports"] < last
+    until = data_requests(watched, "cells")[-1]["until"][0]
+    assert until.startswith("2022-03-1")  # mid-March: half of the month
+    page.evaluate("window.truce.setWindow(86400)")
+    settle(page)
+    day = page.evaluate("window.truce.counts()")["reports"]
+    # A day of a month's reports: about 1/30 of them.
+    assert 0 < day < middle["reports"] / 5
+    assert "since" in data_requests(watched, "cells")[-1]
+    assert watched.errors == []
+
+
+def test_cells_split_as_the_map_zooms_in_and_clusters_split_too(
+    watched: Watched, season_server: LiveServer
+) -> None:
+    page = open_map(watched, f"{season_server.url}/map")
+    move(page, 40.0, 46.7, 8)
+    coarse = page.evaluate("window.truce.counts()")["cells"]
+    move(page, 40.0, 46.7, 10)
+    fine = page.evaluate("window.truce.counts()")["cells"]
+    assert fine > coarse > 0
+    move(page, 40.0, 46.7, 13)
+    assert page.evaluate("window.truce.mode()") == "reports"
+    clusters = count(page, ".leaflet-marker-pane .truce-cluster")
+    move(page, 40.0, 46.7, 17)
+    single = count(page, ".leaflet-marker-pane .truce-report")
+    assert clusters > 0 and single > 0
+    assert count(page, ".leaflet-marker-pane .truce-cluster") < clusters
+    assert watched.errors == []
+
+
+def test_a_filter_that_matches_nothing_says_so_and_lists_what_there_is(
+    watched: Watched, live_server: LiveServer
+) -> None:
+    page = open_map(watched, f"{live_server.url}/map?party=XYZ")
+    notice = page.locator(".truce-notice")
+    notice.wait_for(state="visible")
+    text = notice.inner_text()
+    assert "No reports match party XYZ" in text
+    assert "AZE" in text and "nk-pk-zone" in text and "2022-03-24" in text
+    assert watched.errors == []
+    page = open_map(watched, f"{live_server.url}/map?party=AZE")
+    assert (
+        page.locator(".truce-notice").count() == 0 or not page.locator(".truce-notice").is_visible()
+    )
