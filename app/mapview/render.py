@@ -15,7 +15,7 @@ from folium.template import Template
 
 from app import assets
 from app.mapview.legend import legend_html
-from app.mapview.model import MapData, MapModel, MapQuery, prepare
+from app.mapview.model import MapData, MapModel, MapQuery
 from app.mapview.payload import payload
 
 #: `tiles` values that mean "no tile server": the outline basemap from geodata only.
@@ -62,7 +62,10 @@ class _TruceLayers(folium.elements.JSCSSMixin, branca.element.MacroElement):
         {% endmacro %}
         """
     )
-    default_js = [("truce_map_js", "/static/truce/map.js")]
+    default_js = [
+        ("truce_season_js", "/static/truce/season.js"),
+        ("truce_map_js", "/static/truce/map.js"),
+    ]
     default_css = [("truce_map_css", "/static/truce/map.css")]
 
     def __init__(
@@ -361,9 +364,39 @@ def write_map_html(
     """Write the map as one standalone HTML file (assets inline) and return its path.
 
     This is `truce map --out map.html`: the file opens in a browser with no network (unless
-    `tiles` names a tile server).
+    `tiles` names a tile server). The season travels as compact typed columns
+    (`app.mapview.embed`) that map.js cuts views from as it would fetch them from a server.
     """
+    from app.mapview.embed import embedded_season
+    from app.mapview.seasons import Season
+
+    query = query or MapQuery()
     target = Path(path)
-    page = map_html(prepare(data, query, now=now), tiles=tiles, inline=True, title=title)
+    season = Season.judge(data, MapQuery(party=query.party, zone=query.zone), "file")
+    page = map_html(
+        season.page_model(query, now=now),
+        tiles=tiles,
+        inline=True,
+        title=title,
+        source={"embedded": embedded_season(season), "available": _available(season, data)},
+    )
     target.write_text(page, encoding="utf-8")
     return target
+
+
+def _available(season: Any, data: MapData) -> dict[str, Any]:
+    """What a filter can choose from, told when one matches nothing (as `/map` tells it)."""
+    times = [r.observed_at for r in data.reports]
+    if data.columns is not None and len(data.columns):
+        first_s = int(data.columns.t_us.min() // 1_000_000)
+        last_s = int(data.columns.t_us.max() // 1_000_000)
+    elif times:
+        first_s, last_s = int(min(times).timestamp()), int(max(times).timestamp())
+    else:
+        first_s = last_s = None  # type: ignore[assignment]
+    return {
+        "parties": [p.code for p in season.model.parties],
+        "zones": sorted({z.id for z in data.zones}),
+        "first": first_s,
+        "last": last_s,
+    }
