@@ -91,14 +91,29 @@ class _Legend(branca.element.MacroElement):
         {% macro script(this, kwargs) %}
         (function () {
             var legend = L.control({position: {{ this.position|tojson }}});
+            var map = {{ this._parent.get_name() }};
             legend.onAdd = function () {
                 var div = L.DomUtil.create("div", "truce-legend leaflet-bar");
                 div.innerHTML = {{ this.html|tojson }};
                 L.DomEvent.disableClickPropagation(div);
                 L.DomEvent.disableScrollPropagation(div);
+                var details = div.querySelector("details");
+                // Collapsed on small screens (a phone): the map comes first.
+                if (details && (window.innerWidth < 800 || window.innerHeight < 600)) {
+                    details.open = false;
+                }
+                // Never over an open popup: folded while one is open, as it was after.
+                var reopen = false;
+                map.on("popupopen", function () {
+                    if (details && details.open) { reopen = true; details.open = false; }
+                });
+                map.on("popupclose", function () {
+                    if (details && reopen) { details.open = true; }
+                    reopen = false;
+                });
                 return div;
             };
-            legend.addTo({{ this._parent.get_name() }});
+            legend.addTo(map);
         })();
         {% endmacro %}
         """

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from app.scenario import load_scenario
 from tests.map.browser import Watched, count, open_map, report_elements, settle
 from tests.map.conftest import SEASON_REPORTS
 from tests.map.support import LiveServer
@@ -130,3 +131,81 @@ def test_a_filter_that_matches_nothing_says_so_and_lists_what_there_is(
     assert (
         page.locator(".truce-notice").count() == 0 or not page.locator(".truce-notice").is_visible()
     )
+
+
+def test_the_legend_folds_on_a_phone_and_under_an_open_popup(
+    browser: Any, watched: Watched, live_server: LiveServer
+) -> None:
+    page = open_map(watched, f"{live_server.url}/map")
+    legend = ".truce-legend details"
+    assert page.evaluate(f"document.querySelector('{legend}').open") is True
+    page.evaluate("() => { const m = window.truce.map; m.openPopup('x', m.getCenter()); }")
+    assert page.evaluate(f"document.querySelector('{legend}').open") is False
+    page.evaluate("window.truce.map.closePopup()")
+    assert page.evaluate(f"document.querySelector('{legend}').open") is True
+    phone = browser.new_context(viewport={"width": 390, "height": 800})
+    try:
+        small = phone.new_page()
+        small.goto(f"{live_server.url}/map", wait_until="load")
+        small.wait_for_function("() => window.truce !== undefined", timeout=20_000)
+        assert small.evaluate(f"document.querySelector('{legend}').open") is False
+    finally:
+        phone.close()
+
+
+def test_a_click_on_a_zone_draws_no_focus_rectangle(
+    watched: Watched, live_server: LiveServer
+) -> None:
+    page = open_map(watched, f"{live_server.url}/map")
+    page.evaluate("window.truce.map.setView([39.85, 46.75], 10, {animate: false})")
+    settle(page)
+    outline = page.evaluate(
+        """() => {
+            const path = document.querySelector('path.leaflet-interactive');
+            path.setAttribute('tabindex', '0');
+            path.focus();
+            return getComputedStyle(path).outlineStyle;
+        }"""
+    )
+    assert outline == "none"
+
+
+def test_the_date_picker_moves_the_slider_to_the_end_of_that_day(
+    watched: Watched, live_server: LiveServer
+) -> None:
+    page = open_map(watched, f"{live_server.url}/map")
+    picker = page.locator(".truce-slider input[type=date]")
+    assert picker.get_attribute("min") == "2022-03-24"
+    picker.fill("2022-03-26")
+    picker.dispatch_event("change")
+    settle(page)
+    moment = page.evaluate("window.truce.time()")
+    end_of_day = 1648339199  # 2022-03-26T23:59:59Z
+    assert moment <= end_of_day
+    later = page.evaluate(f"window.truce.steps.filter((t) => t > {moment})")
+    assert all(t > end_of_day for t in later)
+    scenario_reports = load_scenario().reports
+    expected = sum(r.observed_at.timestamp() <= moment for r in scenario_reports)
+    assert page.evaluate("window.truce.counts()")["reports"] == expected < 13
+
+
+def test_the_opening_view_frames_the_reports_and_labels_sit_above_markers(
+    watched: Watched, live_server: LiveServer
+) -> None:
+    page = open_map(watched, f"{live_server.url}/map")
+    west, south, east, north = page.evaluate(
+        "() => { const b = window.truce.map.getBounds(); "
+        "return [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()]; }"
+    )
+    reports = load_scenario().reports
+    assert all(west <= r.lon <= east and south <= r.lat <= north for r in reports)
+    assert east - west < 1.0  # the reports, not every zone of the region
+    z = page.evaluate(
+        """() => {
+            const place = document.querySelector('.leaflet-marker-pane .truce-place');
+            const marks = [...document.querySelectorAll('.leaflet-marker-pane .truce-report')];
+            return [Number(getComputedStyle(place).zIndex),
+                    Math.max(...marks.map((m) => Number(getComputedStyle(m).zIndex)))];
+        }"""
+    )
+    assert z[0] > z[1]

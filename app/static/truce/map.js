@@ -807,6 +807,9 @@
     function render() {
       if (!ui.time) return;
       ui.time.textContent = fmtTime(state.time);
+      if (ui.date && document.activeElement !== ui.date) {
+        ui.date.value = new Date(state.time * 1000).toISOString().slice(0, 10);
+      }
       var c = state.counts;
       if (source) {
         ui.counts.textContent =
@@ -901,6 +904,22 @@
           var option = L.DomUtil.create("option", "", ui.window);
           option.value = String(w[0]);
           option.textContent = w[1];
+        });
+        // A date picker beside the slider: a season has thousands of stops, a day is one pick.
+        ui.date = L.DomUtil.create("input", "truce-date", row);
+        ui.date.type = "date";
+        ui.date.setAttribute("aria-label", "Go to the end of a day (UTC)");
+        ui.date.title = "Go to the end of a day (UTC)";
+        if (steps.length) {
+          ui.date.min = new Date(steps[0] * 1000).toISOString().slice(0, 10);
+          ui.date.max = new Date(steps[steps.length - 1] * 1000).toISOString().slice(0, 10);
+        }
+        L.DomEvent.on(ui.date, "change", function () {
+          if (!ui.date.value) return;
+          var end = Date.parse(ui.date.value + "T23:59:59Z") / 1000;
+          stop();
+          state.step = Math.max(0, Math.min(steps.length - 1, upperBound(steps, end) - 1));
+          apply();
         });
         var label = L.DomUtil.create("div", "truce-slider-label", div);
         ui.time = L.DomUtil.create("output", "truce-time", label);
