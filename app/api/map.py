@@ -31,7 +31,7 @@ from fastapi.staticfiles import StaticFiles
 from app import assets
 from app.api import map_data
 from app.api.deps import ServiceDep, SinceUntilDep, parse_instant
-from app.api.map_data import get_seasons
+from app.api.map_data import answers_of, get_seasons
 from app.api.models import problems
 from app.mapview import (
     MAX_MAP_REPORTS,
@@ -149,20 +149,27 @@ def get_map(
     season = season_from_service(service, seasons, party=party, zone=zone, geodata=geodata)
     query = MapQuery(at=opening, since=times.since, until=times.until, zone=zone, party=party)
     root = request.scope.get("root_path", "").rstrip("/")
-    # The reports, findings and tracks are fetched by map.js for each view from /map/data.
-    source = {
-        "url": root + "/map/data",
-        "party": party,
-        "zone": zone,
-        "available": available(service, season),
-    }
-    page = map_html(
-        season.page_model(query),
-        tiles=tiles,
-        static_url=root + "/static",
-        title="Truce map",
-        source=source,
-    )
+    # The same page for the same season, query and mount: rendered once (folium takes ~0.1 s).
+    key = f"page:{season.token}:{root}:{tiles}:{request.url.query}"
+
+    def render() -> bytes:
+        # The reports, findings and tracks are fetched by map.js for each view from /map/data.
+        source = {
+            "url": root + "/map/data",
+            "party": party,
+            "zone": zone,
+            "available": available(service, season),
+        }
+        html = map_html(
+            season.page_model(query),
+            tiles=tiles,
+            static_url=root + "/static",
+            title="Truce map",
+            source=source,
+        )
+        return html.encode("utf-8")
+
+    page = answers_of(request).get(key, render)
     return HTMLResponse(
         page,
         headers={

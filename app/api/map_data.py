@@ -17,6 +17,8 @@ gets a 304 until something is written. The season is judged once per write
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +41,40 @@ router = APIRouter(prefix="/map/data", tags=["map"])
 #: The most reports one `reports` answer carries.
 MAX_LIMIT = 20_000
 DEFAULT_LIMIT = 3_000
+
+
+class AnswerCache:
+    """The last answers by key (an ETag): a map reloaded, or several clients on the same view,
+    cost a lookup, not a cut of the season again (and keep the workers' time for `/check`)."""
+
+    def __init__(self, size: int = 256) -> None:
+        """Keep `size` answers at most."""
+        self._size = size
+        self._answers: OrderedDict[str, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str, make: Callable[[], bytes]) -> bytes:
+        """The answer kept under `key`, else `make()` (kept)."""
+        with self._lock:
+            found = self._answers.get(key)
+            if found is not None:
+                self._answers.move_to_end(key)
+                return found
+        made = make()
+        with self._lock:
+            self._answers[key] = made
+            while len(self._answers) > self._size:
+                self._answers.popitem(last=False)
+        return made
+
+
+def answers_of(request: Request) -> AnswerCache:
+    """The app's cache of map answers (`app.state.map_answers`, made on first use)."""
+    state = request.app.state
+    cache = getattr(state, "map_answers", None)
+    if cache is None:
+        cache = state.map_answers = AnswerCache()
+    return cast(AnswerCache, cache)
 
 
 async def get_seasons(request: Request) -> SeasonCache:
@@ -127,7 +163,9 @@ def _answer(request: Request, view: View, make: Callable[[], dict[str, Any]]) ->
     headers = {"ETag": etag, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
     if etag in (request.headers.get("if-none-match") or "").replace("W/", "").split(", "):
         return Response(status_code=304, headers=headers)
-    body = orjson.dumps(make(), option=orjson.OPT_SERIALIZE_NUMPY)
+    body = answers_of(request).get(
+        request.url.path + etag, lambda: orjson.dumps(make(), option=orjson.OPT_SERIALIZE_NUMPY)
+    )
     return Response(body, media_type="application/json", headers=headers)
 
 
