@@ -4,13 +4,16 @@ zoomed in, and says so when a filter matches nothing."""
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from app.scenario import load_scenario
 from tests.map.browser import Watched, count, open_map, report_elements, settle
 from tests.map.conftest import SEASON_REPORTS
-from tests.map.support import LiveServer
+from tests.map.support import REPO, LiveServer
 from tests.map.test_map_browser import pytestmark  # noqa: F401 (chromium and the assets)
 
 TOTAL = SEASON_REPORTS + 13
@@ -209,3 +212,19 @@ def test_the_opening_view_frames_the_reports_and_labels_sit_above_markers(
         }"""
     )
     assert z[0] > z[1]
+
+
+def test_season_screenshot_for_the_readme(
+    watched: Watched, season_server: LiveServer, tmp_path: Path
+) -> None:
+    """docs/map-season.png: written when missing or with TRUCE_UPDATE_SCREENSHOT=1."""
+    page = open_map(watched, f"{season_server.url}/map")
+    assert page.evaluate("window.truce.mode()") == "cells"
+    page.wait_for_timeout(300)
+    shot = tmp_path / "map-season.png"
+    page.screenshot(path=str(shot))
+    assert shot.stat().st_size > 50_000
+    assert watched.errors == []
+    target = REPO / "docs" / "map-season.png"
+    if os.environ.get("TRUCE_UPDATE_SCREENSHOT") == "1" or not target.exists():
+        shutil.copyfile(shot, target)

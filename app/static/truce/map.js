@@ -686,19 +686,19 @@
       );
     }
 
-    function showCells(params, zoom, signal, seq) {
+    // Cells (fetched here, or the answer already at hand) and the tracks thinned to the zoom.
+    function showCells(params, zoom, signal, seq, known) {
       var q = Object.assign({ zoom: zoom }, params);
-      return Promise.all([source.get("cells", q, signal), source.get("tracks", q, signal)]).then(
-        function (answers) {
-          if (seq !== fetchSeq) return;
-          var cells = answers[0];
-          useData(emptyData());
-          buildLayers();
-          var shownTracks = drawThinTracks(answers[1]);
-          drawCells(cells);
-          setCounts(cells, { mode: "cells", cells: cells.cells.count.length, tracks: shownTracks, events: 0, plain: 0 });
-        }
-      );
+      var cellsAnswer = known ? Promise.resolve(known) : source.get("cells", q, signal);
+      return Promise.all([cellsAnswer, source.get("tracks", q, signal)]).then(function (answers) {
+        if (seq !== fetchSeq) return;
+        var cells = answers[0];
+        useData(emptyData());
+        buildLayers();
+        var shownTracks = drawThinTracks(answers[1]);
+        drawCells(cells);
+        setCounts(cells, { mode: "cells", cells: cells.cells.count.length, tracks: shownTracks, events: 0, plain: 0 });
+      });
     }
 
     function emptyData() {
@@ -742,10 +742,15 @@
       if (zoom < CELL_ZOOM) {
         work = showCells(params, zoom, signal, seq);
       } else {
-        work = source.get("reports", Object.assign({ limit: LIMIT }, params), signal).then(function (D) {
+        // Counting the view per cell is cheap: it says whether its reports fit in one answer.
+        work = source.get("cells", Object.assign({ zoom: zoom }, params), signal).then(function (cells) {
           if (seq !== fetchSeq) return;
-          if (D.truncated) return showCells(params, zoom, signal, seq);
-          showReports(D, t);
+          if (cells.matched > LIMIT) return showCells(params, zoom, signal, seq, cells);
+          return source.get("reports", Object.assign({ limit: LIMIT }, params), signal).then(function (D) {
+            if (seq !== fetchSeq) return;
+            if (D.truncated) return showCells(params, zoom, signal, seq, cells);
+            showReports(D, t);
+          });
         });
       }
       return work
