@@ -52,7 +52,9 @@ def embedded_season(season: Season) -> dict[str, Any]:
         zone_labels = [str(u) for u in uniques]
     report_of_finding = f["report"].to_numpy(np.int64)
     finding_u = f["uncertainty_m"].to_numpy(np.float64)
-    unit_codes, units = pd.factorize(r["unit"], sort=True)
+    # Units sorted as `payload` sorts them: a track's `unit` indexes this list (a report's unit
+    # is its track's, so no column of its own).
+    units = pd.factorize(r["unit"], sort=True)[1]
     # One track per (party, unit), with its per-zone summary, as the page's payload has them.
     whole = payload(season.sub_model(np.arange(n)))
     track_of = np.full(n, -1, np.int32)
@@ -82,7 +84,6 @@ def embedded_season(season: Season) -> dict[str, Any]:
             "source": _b64(_codes(r["source"], m.sources), "<i2"),
             "conf": _b64(_codes(r["confidence"], confidences), "<i1"),
             "u": _b64(r["uncertainty_m"].to_numpy(np.float64), "<f4"),
-            "unit": _b64(unit_codes, "<i4"),
             "status": _b64(season.status, "<i1"),
             "possible": _b64(season.possible, "<i1"),
             "certain": _b64(season.certain, "<i1"),

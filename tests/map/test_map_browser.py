@@ -258,7 +258,7 @@ def test_the_standalone_file_allows_no_eval_and_measures_within_its_policy(
 
 def close_popup(page: Any) -> None:
     """Close the open popup and let the map settle (fade-out, and the pan that opened it)."""
-    page.evaluate("window.truce.map.closePopup()")
+    page.evaluate("() => { window.truce.map.closePopup(); }")
     page.wait_for_function("() => document.querySelectorAll('.leaflet-popup').length === 0")
     page.wait_for_timeout(300)
 
@@ -332,12 +332,15 @@ def test_screenshot_for_the_readme(
     """docs/map.png: written when missing or with TRUCE_UPDATE_SCREENSHOT=1 (so that a test run
     does not dirty the work tree)."""
     page = open_map(watched, f"{live_server.url}/map")
-    page.evaluate("window.truce.map.setView([39.93, 46.72], 12)")
+    page.evaluate("() => { window.truce.map.setView([39.93, 46.72], 12); }")
     page.wait_for_timeout(200)
     settle(page)
     click_topmost(page, ".truce-report.truce-violation")
     page.locator(".leaflet-popup-content").wait_for(state="visible")
     page.wait_for_timeout(400)
+    settle(page)
+    # The pan that fits the popup fetches nothing that would redraw the markers and close it.
+    assert page.locator(".leaflet-popup-content").is_visible()
     shot = tmp_path / "map.png"
     page.screenshot(path=str(shot))
     assert shot.stat().st_size > 50_000
@@ -401,7 +404,7 @@ def test_100000_reports_open_in_the_browser(
     # The whole region in view: counts per cell, a few hundred elements, not 100,000 markers.
     assert page.evaluate("window.truce.mode()") == "cells"
     assert 0 < counts["cells"] < 2_000 and report_elements(page) == 0
-    page.evaluate("window.truce.map.setView([40.0, 46.7], 15, {animate: false})")
+    page.evaluate("() => { window.truce.map.setView([40.0, 46.7], 15, {animate: false}); }")
     page.wait_for_timeout(200)
     settle(page)
     assert page.evaluate("window.truce.mode()") == "reports"

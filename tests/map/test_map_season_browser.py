@@ -33,9 +33,7 @@ def cell_total(page: Any) -> int:
     total: int = page.evaluate(
         """() => {
             let n = 0;
-            window.truce.cellLayer.eachLayer((m) => {
-                n += Number(m.options.title.split(" ")[0]);
-            });
+            window.truce.cellLayer.eachLayer((m) => { n += m.options.truceCount || 0; });
             return n;
         }"""
     )
@@ -43,7 +41,9 @@ def cell_total(page: Any) -> int:
 
 
 def move(page: Any, lat: float, lon: float, zoom: int) -> None:
-    page.evaluate(f"window.truce.map.setView([{lat}, {lon}], {zoom}, {{animate: false}})")
+    page.evaluate(
+        f"() => {{ window.truce.map.setView([{lat}, {lon}], {zoom}, {{animate: false}}); }}"
+    )
     page.wait_for_timeout(200)  # the moveend debounce
     settle(page)
 
@@ -144,7 +144,7 @@ def test_the_legend_folds_on_a_phone_and_under_an_open_popup(
     assert page.evaluate(f"document.querySelector('{legend}').open") is True
     page.evaluate("() => { const m = window.truce.map; m.openPopup('x', m.getCenter()); }")
     assert page.evaluate(f"document.querySelector('{legend}').open") is False
-    page.evaluate("window.truce.map.closePopup()")
+    page.evaluate("() => { window.truce.map.closePopup(); }")
     assert page.evaluate(f"document.querySelector('{legend}').open") is True
     phone = browser.new_context(viewport={"width": 390, "height": 800})
     try:
@@ -160,7 +160,7 @@ def test_a_click_on_a_zone_draws_no_focus_rectangle(
     watched: Watched, live_server: LiveServer
 ) -> None:
     page = open_map(watched, f"{live_server.url}/map")
-    page.evaluate("window.truce.map.setView([39.85, 46.75], 10, {animate: false})")
+    page.evaluate("() => { window.truce.map.setView([39.85, 46.75], 10, {animate: false}); }")
     settle(page)
     outline = page.evaluate(
         """() => {

@@ -588,7 +588,8 @@
     }
 
     function viewParams() {
-      var b = map.getBounds().pad(0.25);
+      // A margin around the view: a small pan needs no new data to look complete.
+      var b = map.getBounds().pad(0.15);
       var box = [
         Math.max(-180, b.getWest()),
         Math.max(-90, b.getSouth()),
@@ -627,25 +628,50 @@
         })) + '<p class="truce-none">Zoom in to see them one by one.</p></div>';
     }
 
+    // Cells are drawn on a canvas (a thousand of them as DOM elements took seconds to zoom);
+    // the counts of the biggest ones are written on them as labels.
+    var CELL_COLORS = { inside: "#c8102e", possible: "#e66100", warning: "#d6a000", plain: "#3c3c3c" };
+    var MAX_CELL_LABELS = 150;
+
     function drawCells(D) {
       cellLayer.clearLayers();
       var C = D.cells;
+      var order = [];
       for (var k = 0; k < C.count.length; k++) {
         var c = C.count[k];
         var level = C.inside[k] > 0 ? "inside" : C.possible[k] > 0 ? "possible" : C.warnings[k] > 0 ? "warning" : "plain";
-        var size = Math.round(22 + 7 * Math.log10(c));
-        var marker = L.marker([C.lat[k], C.lon[k]], {
-          icon: L.divIcon({
-            html: "<div><span>" + (c >= 10000 ? Math.round(c / 1000) + "k" : c) + "</span></div>",
-            className: "truce-cell truce-cell-" + level,
-            iconSize: [size, size],
-          }),
-          keyboard: false,
-          title: c + " reports",
+        var radius = Math.round(9 + 3.5 * Math.log10(c));
+        var circle = L.circleMarker([C.lat[k], C.lon[k]], {
+          renderer: canvas,
+          radius: radius,
+          color: "#ffffff",
+          weight: 1.5,
+          fillColor: CELL_COLORS[level],
+          fillOpacity: 0.8,
+          truceCount: c,
+          className: "truce-cell-" + level,
         });
-        marker.bindPopup(cellHtml(c, k, D), { maxWidth: 320 });
-        cellLayer.addLayer(marker);
+        circle.bindPopup(cellHtml.bind(null, c, k, D), { maxWidth: 320 });
+        cellLayer.addLayer(circle);
+        order.push(k);
       }
+      order.sort(function (a, b) {
+        return C.count[b] - C.count[a];
+      });
+      order.slice(0, MAX_CELL_LABELS).forEach(function (k) {
+        var c = C.count[k];
+        cellLayer.addLayer(
+          L.marker([C.lat[k], C.lon[k]], {
+            icon: L.divIcon({
+              html: String(c >= 10000 ? Math.round(c / 1000) + "k" : c),
+              className: "truce-cell-label",
+              iconSize: [40, 14],
+            }),
+            interactive: false,
+            keyboard: false,
+          })
+        );
+      });
       if (!map.hasLayer(cellLayer)) cellLayer.addTo(map);
     }
 
@@ -659,8 +685,9 @@
         layers.tracks.addLayer(
           L.polyline(latlngs, {
             color: party ? safeColor(party.color) : "#555555",
-            weight: 2,
-            opacity: 0.7,
+            // Thin and light when zoomed out: many tracks under the counts, not a tangle.
+            weight: 1.5,
+            opacity: 0.45,
             renderer: canvas,
             interactive: false,
           })
@@ -773,12 +800,31 @@
     }
 
     if (source) {
-      map.on("moveend", function () {
+      // Opening a popup pans the map to fit it: fetching then would redraw the markers and
+      // close the popup. A move while one is open is fetched when it closes.
+      var popupOpen = false;
+      var movedUnderPopup = false;
+      var onMove = function () {
+        if (popupOpen) {
+          movedUnderPopup = true;
+          return;
+        }
         if (moveTimer !== null) clearTimeout(moveTimer);
         moveTimer = setTimeout(function () {
           moveTimer = null;
           fetchView();
         }, 120);
+      };
+      map.on("moveend", onMove);
+      map.on("popupopen", function () {
+        popupOpen = true;
+      });
+      map.on("popupclose", function () {
+        popupOpen = false;
+        if (movedUnderPopup) {
+          movedUnderPopup = false;
+          onMove();
+        }
       });
     }
 

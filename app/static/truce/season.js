@@ -175,7 +175,9 @@
           source: pick(R.source, shown),
           conf: pick(R.conf, shown),
           u: pick(R.u, shown),
-          unit: pick(R.unit, shown),
+          unit: shown.map(function (i) {
+            return R.track[i] >= 0 ? E.tracks[R.track[i]].unit : -1;
+          }),
           notes: null,
           status: pick(R.status, shown),
           possible: pick(R.possible, shown),
