@@ -26,6 +26,9 @@ _TILE_PX = 256
 CELL_PX = 48
 #: Tracks are simplified to this many pixels (below it a vertex cannot be seen).
 TRACK_TOLERANCE_PX = 1.5
+#: The most track vertices one answer carries: a season's units wander at every scale (a walk
+#: keeps most of its vertices at any tolerance), so past this the tolerance is doubled.
+MAX_TRACK_VERTICES = 20_000
 
 
 def window(t: np.ndarray, since: int | None, until: int | None) -> slice:
@@ -159,6 +162,20 @@ def simplify_tracks(
     offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     del starts
     return Tracks(codes.astype(np.int64), offsets, xy[:, 0], xy[:, 1])
+
+
+def simplify_tracks_within(
+    lon: np.ndarray, lat: np.ndarray, track: np.ndarray, tolerance: float, most: int
+) -> Tracks:
+    """`simplify_tracks` with `tolerance`, doubled (up to 8 times) until at most `most`
+    vertices remain (each track keeps at least its ends)."""
+    lines = simplify_tracks(lon, lat, track, tolerance)
+    for _ in range(8):
+        if len(lines.lon) <= most:
+            break
+        tolerance *= 2
+        lines = simplify_tracks(lon, lat, track, tolerance)
+    return lines
 
 
 def thin_steps(times: np.ndarray, fixed: np.ndarray, most: int) -> np.ndarray:

@@ -170,11 +170,12 @@ class Season:
         track = self.track[span]
         seen = np.unique(track[in_box & (track >= 0)])
         keep = np.isin(track, seen)
-        lines = pure.simplify_tracks(
+        lines = pure.simplify_tracks_within(
             self.lon[span][keep],
             self.lat[span][keep],
             track[keep],
             pure.TRACK_TOLERANCE_PX * pure.degrees_per_pixel(zoom),
+            pure.MAX_TRACK_VERTICES,
         )
         # The party and unit of each track, from its first row (`lines.track` is sorted, as
         # np.unique's codes are).

@@ -87,3 +87,16 @@ def test_slider_stops_are_thinned_by_rounding_up_and_keep_the_fixed_moments() ->
     after = stops[np.searchsorted(stops, times)]
     assert (after >= times).all() and (after - times).max() < 3600
     assert season.thin_steps(np.array([3, 1, 3]), np.array([2]), 10).tolist() == [1, 2, 3]
+
+
+def test_a_wandering_season_of_tracks_is_capped_in_vertices() -> None:
+    rng = np.random.default_rng(9)
+    walk = rng.normal(0, 0.004, (40_000, 2)).cumsum(axis=0)
+    track = np.repeat(np.arange(8), 5_000)
+    plain = season.simplify_tracks(walk[:, 0], walk[:, 1], track, 0.004)
+    capped = season.simplify_tracks_within(walk[:, 0], walk[:, 1], track, 0.004, 2_000)
+    assert len(plain.lon) > 2_000  # a random walk keeps most vertices at a small tolerance
+    assert 16 <= len(capped.lon) <= 2_000  # every track keeps its two ends
+    assert capped.track.tolist() == list(range(8))
+    firsts = capped.offsets[:-1]
+    assert capped.lon[firsts].tolist() == walk[np.arange(8) * 5_000, 0].tolist()

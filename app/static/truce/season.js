@@ -21,6 +21,7 @@
   var WARNING = 2;
   var CELL_PX = 48;
   var TRACK_TOLERANCE_PX = 1.5;
+  var MAX_TRACK_VERTICES = 20000;
 
   function decode(column) {
     var Type = TYPES[column.type];
@@ -246,6 +247,16 @@
         if (!byTrack.has(code)) byTrack.set(code, []);
         byTrack.get(code).push(i);
       }
+      var T = thin(byTrack, tolerance);
+      // As on a server: past MAX_TRACK_VERTICES, a coarser tolerance (doubled, up to 8 times).
+      for (var round = 0; round < 8 && T.lon.length > MAX_TRACK_VERTICES; round++) {
+        tolerance *= 2;
+        T = thin(byTrack, tolerance);
+      }
+      return { parties: E.parties, tracks: T };
+    }
+
+    function thin(byTrack, tolerance) {
       var T = { party: [], unit: [], offsets: [0], lon: [], lat: [] };
       byTrack.forEach(function (rows, code) {
         var lastLon = null;
@@ -263,7 +274,7 @@
         T.party.push(E.tracks[code].party);
         T.unit.push(E.units[E.tracks[code].unit]);
       });
-      return { parties: E.parties, tracks: T };
+      return T;
     }
 
     var answers = { reports: reports, cells: cells, tracks: tracks };
