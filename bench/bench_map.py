@@ -339,7 +339,9 @@ def write_standalone(db: Path, out: Path) -> float:
     return time.perf_counter() - began
 
 
-def run_size(n: int, workdir: Path, *, old: bool, playwright: Any) -> dict[str, Any]:
+def run_size(
+    n: int, workdir: Path, *, old: bool, playwright: Any, file: bool = True
+) -> dict[str, Any]:
     db = workdir / f"season-{n}.sqlite"
     print(f"\n== {n:,} reports: seeding ...", flush=True)
     print(f"   seeded in {seed_database(db, n):.0f} s", flush=True)
@@ -365,6 +367,8 @@ def run_size(n: int, workdir: Path, *, old: bool, playwright: Any) -> dict[str, 
         print(f"   /check p99 alone {results['check_p99_alone_ms']:.1f} ms, "
               f"with 4 map loads {results['check_p99_4_maps_ms']:.1f} ms", flush=True)  # fmt: skip
         out = workdir / f"season-{n}.html"
+        if not file:
+            return results
         results["standalone_write_s"] = write_standalone(db, out)
         results["standalone"] = measure_map(
             browser, out.as_uri(), moves=SLIDER_MOVES, offline=True, server=None
@@ -399,13 +403,15 @@ def print_table(results: list[dict[str, Any]]) -> None:
         ("server CPU per load (s)", "server_cpu_s"),
     ]
     for r in results:
-        print(f"\n### {r['n']:,} reports (season judged once in {r['season_judged_s']:.1f} s; "
-              f"file written in {r['standalone_write_s']:.1f} s)")  # fmt: skip
+        written = r.get("standalone_write_s")
+        print(f"\n### {r['n']:,} reports (season judged once in {r['season_judged_s']:.1f} s"
+              + (f"; file written in {written:.1f} s)" if written else ")"))  # fmt: skip
         head = "| | /map | file |" + (" old inline /map | old / new |" if "old" in r else "")
         print(head)
         print("|---" * (head.count("|") - 1) + "|")
         for label, key in rows:
-            new, file = r["map"][key], r["standalone"][key]
+            new = r["map"][key]
+            file = r["standalone"][key] if "standalone" in r else None
             line = f"| {label} | {_fmt(new)} | {_fmt(file)} |"
             if "old" in r:
                 old = r["old"][key]
@@ -427,6 +433,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", default="1e5", help="comma-separated report counts")
     parser.add_argument("--no-old", action="store_true", help="skip the old inline map")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument(
+        "--no-file", action="store_true", help="skip the standalone file (made for 1e5)"
+    )
     args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
@@ -436,7 +445,13 @@ def main(argv: list[str] | None = None) -> None:
         for size in args.sizes.split(","):
             n = int(float(size))
             results.append(
-                run_size(n, Path(tmp), old=not args.no_old and n <= 100_000, playwright=playwright)
+                run_size(
+                    n,
+                    Path(tmp),
+                    old=not args.no_old and n <= 100_000,
+                    playwright=playwright,
+                    file=not args.no_file,
+                )
             )
     print(f"\nload average at end: {os.getloadavg()}")
     print_table(results)
