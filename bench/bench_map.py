@@ -61,9 +61,10 @@ OLD_SLIDER_MOVES = 5  # a move of the old map takes seconds: fewer of them
 # -- the workload ----------------------------------------------------------------------------
 
 
-def season_reports(n: int, seed: int = 11, first_id: int = 0) -> list[Report]:
-    """`n` reports over 30 days: a fifth from 160 units (random walks from points of the
-    region), the rest uniform over it; uncertainty 0, 100, 500 or 1,500 m."""
+def season_columns(n: int, seed: int = 11) -> dict[str, np.ndarray]:
+    """`n` reports over 30 days as columns, in time order: a fifth from 160 units (each a
+    random walk from a point of the region), the rest uniform over it; uncertainty 0, 100, 500
+    or 1,500 m."""
     rng = np.random.default_rng(seed)
     t = np.sort(rng.integers(0, DAYS * 86400, n))
     lon = rng.uniform(REGION[0], REGION[2], n)
@@ -79,20 +80,27 @@ def season_reports(n: int, seed: int = 11, first_id: int = 0) -> list[Report]:
     party = rng.integers(0, len(PARTIES), n)
     party[unit >= 0] = unit[unit >= 0] % len(PARTIES)
     u_m = rng.choice([0.0, 100.0, 500.0, 1500.0], n)
+    return {"t": t, "lon": lon, "lat": lat, "unit": unit, "party": party, "u": u_m}
+
+
+def season_reports(columns: dict[str, np.ndarray], lo: int, hi: int) -> list[Report]:
+    """Rows lo..hi of `season_columns` as reports (made a batch at a time: 1e6 `Report`s at
+    once would take a few GB)."""
     kinds = list(ReportKind)
+    c = columns
     return [
         Report(
-            id=f"s{first_id + i}",
-            party=PARTIES[int(party[i])],
-            observed_at=START + timedelta(seconds=int(t[i])),
-            lon=float(lon[i]),
-            lat=float(lat[i]),
-            uncertainty_m=float(u_m[i]),
+            id=f"s{i}",
+            party=PARTIES[int(c["party"][i])],
+            observed_at=START + timedelta(seconds=int(c["t"][i])),
+            lon=float(c["lon"][i]),
+            lat=float(c["lat"][i]),
+            uncertainty_m=float(c["u"][i]),
             kind=kinds[i % len(kinds)],
-            unit=f"unit-{int(unit[i])}" if unit[i] >= 0 else None,
+            unit=f"unit-{int(c['unit'][i])}" if c["unit"][i] >= 0 else None,
             source=("OP", "drone", "press")[i % 3],
         )
-        for i in range(n)
+        for i in range(lo, hi)
     ]
 
 
@@ -104,9 +112,10 @@ def seed_database(db: Path, n: int) -> float:
     began = time.perf_counter()
     with SQLiteStore(db) as store:
         Service(store).load_scenario()
+        columns = season_columns(n)
         batch = 50_000
         for lo in range(0, n, batch):
-            store.add_reports(season_reports(min(batch, n - lo), 11 + lo, lo), "bench")
+            store.add_reports(season_reports(columns, lo, min(n, lo + batch)), "bench")
     return time.perf_counter() - began
 
 

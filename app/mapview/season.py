@@ -168,14 +168,25 @@ def simplify_tracks_within(
     lon: np.ndarray, lat: np.ndarray, track: np.ndarray, tolerance: float, most: int
 ) -> Tracks:
     """`simplify_tracks` with `tolerance`, doubled (up to 8 times) until at most `most`
-    vertices remain (each track keeps at least its ends)."""
+    vertices remain; past that, every k-th vertex of each track (each keeps its ends)."""
     lines = simplify_tracks(lon, lat, track, tolerance)
     for _ in range(8):
         if len(lines.lon) <= most:
-            break
+            return lines
         tolerance *= 2
         lines = simplify_tracks(lon, lat, track, tolerance)
-    return lines
+    if len(lines.lon) <= most:
+        return lines
+    # Tracks that jump far at every step survive any tolerance: keep every k-th vertex of each,
+    # and its last.
+    stride = -(-len(lines.lon) // most)
+    position = np.arange(len(lines.lon)) - np.repeat(lines.offsets[:-1], np.diff(lines.offsets))
+    last = np.zeros(len(lines.lon), bool)
+    last[lines.offsets[1:] - 1] = True
+    keep = (position % stride == 0) | last
+    counts = np.add.reduceat(keep, lines.offsets[:-1]) if len(lines.track) else np.empty(0)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return Tracks(lines.track, offsets, lines.lon[keep], lines.lat[keep])
 
 
 def thin_steps(times: np.ndarray, fixed: np.ndarray, most: int) -> np.ndarray:

@@ -100,3 +100,15 @@ def test_a_wandering_season_of_tracks_is_capped_in_vertices() -> None:
     assert capped.track.tolist() == list(range(8))
     firsts = capped.offsets[:-1]
     assert capped.lon[firsts].tolist() == walk[np.arange(8) * 5_000, 0].tolist()
+
+
+def test_tracks_that_jump_at_every_step_are_still_capped() -> None:
+    rng = np.random.default_rng(2)
+    n = 30_000
+    lon, lat = rng.uniform(0, 10, n), rng.uniform(0, 10, n)  # every step a jump of degrees
+    track = np.repeat(np.arange(3), n // 3)
+    capped = season.simplify_tracks_within(lon, lat, track, 0.001, 1_000)
+    assert len(capped.lon) <= 1_000 + 3
+    assert capped.offsets[-1] == len(capped.lon) and capped.track.tolist() == [0, 1, 2]
+    ends = capped.offsets[1:] - 1
+    assert capped.lon[ends].tolist() == lon[[n // 3 - 1, 2 * n // 3 - 1, n - 1]].tolist()

@@ -253,6 +253,21 @@
         tolerance *= 2;
         T = thin(byTrack, tolerance);
       }
+      if (T.lon.length > MAX_TRACK_VERTICES) {
+        // Tracks that jump at every step: every k-th vertex of each, and its last.
+        var stride = Math.ceil(T.lon.length / MAX_TRACK_VERTICES);
+        var S = { party: T.party, unit: T.unit, offsets: [0], lon: [], lat: [] };
+        for (var k = 0; k + 1 < T.offsets.length; k++) {
+          for (var v = T.offsets[k]; v < T.offsets[k + 1]; v++) {
+            if ((v - T.offsets[k]) % stride === 0 || v === T.offsets[k + 1] - 1) {
+              S.lon.push(T.lon[v]);
+              S.lat.push(T.lat[v]);
+            }
+          }
+          S.offsets.push(S.lon.length);
+        }
+        T = S;
+      }
       return { parties: E.parties, tracks: T };
     }
 
