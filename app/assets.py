@@ -141,6 +141,7 @@ LEAFLET_ICONS = {
 
 #: Truce's own script and style sheet for the map (committed, under app/static/truce/).
 OWN_ASSETS: dict[str, Asset] = {
+    "truce_season_js": _js("truce/season.js"),
     "truce_map_js": _js("truce/map.js"),
     "truce_map_css": _css("truce/map.css"),
 }

@@ -45,8 +45,46 @@ def test_map_writes_a_standalone_page_with_no_outside_reference(tmp_path: Path) 
     from app.assets import external_references
 
     out = tmp_path / "map.html"
-    result = runner.invoke(cli, ["map", "--out", str(out), "--at", "2022-03-26T00:00:00"])
+    result = runner.invoke(
+        cli, ["map", "--scenario", "--out", str(out), "--at", "2022-03-26T00:00:00"]
+    )
     assert result.exit_code == 0, result.output
     page = out.read_text()
     assert "Zone of responsibility" in page
     assert external_references(page) == []
+    assert "map of 13 reports" in result.output
+
+
+def test_map_reads_the_database_by_default(tmp_path: Path) -> None:
+    """After an import the map shows what the database holds, not the sample scenario."""
+    from app.scenario import load_scenario
+    from app.service import Service
+    from app.store import SQLiteStore
+    from tests.factories import random_reports
+
+    db = tmp_path / "truce.sqlite"
+    with SQLiteStore(db) as store:
+        assert Service(store).load_scenario()
+        store.add_reports(random_reports(40, seed=3, prefix="mine-"), "test")
+    out = tmp_path / "map.html"
+    url = f"sqlite:///{db}"
+    result = runner.invoke(cli, ["map", "--out", str(out), "--database-url", url])
+    assert result.exit_code == 0, result.output
+    total = len(load_scenario().reports) + 40
+    assert f"map of {total} reports" in result.output
+    page = out.read_text()
+    assert '"n":' + str(total) in page and "mine-7" in page
+    only = runner.invoke(
+        cli, ["map", "--out", str(out), "--database-url", url, "--party", "NK", "--no-progress"]
+    )
+    assert only.exit_code == 0, only.output
+    nk = sum(r.party == "NK" for r in load_scenario().reports)
+    nk += sum(r.party == "NK" for r in random_reports(40, seed=3, prefix="mine-"))
+    assert f"map of {nk} reports" in only.output
+
+
+def test_map_of_a_missing_database_says_so(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'none.sqlite'}"
+    result = runner.invoke(cli, ["map", "--out", str(tmp_path / "m.html"), "--database-url", url])
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output and not (tmp_path / "m.html").exists()

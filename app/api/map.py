@@ -22,24 +22,27 @@ browser cannot quietly depend on the internet.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, cast
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from app import assets
+from app.api import map_data
 from app.api.deps import ServiceDep, SinceUntilDep, parse_instant
+from app.api.map_data import answers_of, get_seasons
 from app.api.models import problems
 from app.mapview import (
     MAX_MAP_REPORTS,
     MapQuery,
     is_offline,
-    map_data_from_service,
     map_html,
-    prepare,
 )
+from app.mapview.seasons import Season, SeasonCache
+from app.mapview.sources import season_from_service
 from app.scenario import GEODATA
+from app.service import Service
 
 __all__ = [
     "MAX_MAP_REPORTS",
@@ -51,6 +54,7 @@ __all__ = [
 ]
 
 router = APIRouter(tags=["map"])
+router.include_router(map_data.router)
 
 
 async def get_tiles(request: Request) -> str | None:
@@ -85,6 +89,18 @@ def content_security_policy(tiles: str | None) -> str:
     )
 
 
+def available(service: Service, season: Season) -> dict[str, Any]:
+    """What a filter can choose from (told when one matches nothing): the parties (registered,
+    else the scenario's, and any with reports), the zones and the first and last report times."""
+    _, first, last = service.store.reports_extent()
+    return {
+        "parties": [p.code for p in season.model.parties],
+        "zones": sorted({z.id for z in service.index().zones}),
+        "first": None if first is None else int(first.timestamp()),
+        "last": None if last is None else int(last.timestamp()),
+    }
+
+
 @router.get(
     "/map",
     operation_id="getMap",
@@ -100,6 +116,7 @@ def get_map(
     tiles: TilesDep,
     geodata: GeodataDep,
     times: SinceUntilDep,
+    seasons: Annotated[SeasonCache, Depends(get_seasons)],
     at: Annotated[
         str | None,
         Query(
@@ -129,13 +146,30 @@ def get_map(
         )
     if zone is not None:
         service.get_zone(zone)  # UnknownZone (404) for a zone that was never stored
-    data, truncated = map_data_from_service(
-        service, since=times.since, until=times.until, party=party, geodata=geodata
-    )
+    season = season_from_service(service, seasons, party=party, zone=zone, geodata=geodata)
     query = MapQuery(at=opening, since=times.since, until=times.until, zone=zone, party=party)
-    title = "Truce map" + (f" (first {MAX_MAP_REPORTS:,} reports)" if truncated else "")
-    static_url = request.scope.get("root_path", "").rstrip("/") + "/static"
-    page = map_html(prepare(data, query), tiles=tiles, static_url=static_url, title=title)
+    root = request.scope.get("root_path", "").rstrip("/")
+    # The same page for the same season, query and mount: rendered once (folium takes ~0.1 s).
+    key = f"page:{season.token}:{root}:{tiles}:{request.url.query}"
+
+    def render() -> bytes:
+        # The reports, findings and tracks are fetched by map.js for each view from /map/data.
+        source = {
+            "url": root + "/map/data",
+            "party": party,
+            "zone": zone,
+            "available": available(service, season),
+        }
+        html = map_html(
+            season.page_model(query),
+            tiles=tiles,
+            static_url=root + "/static",
+            title="Truce map",
+            source=source,
+        )
+        return html.encode("utf-8")
+
+    page = answers_of(request).get(key, render)
     return HTMLResponse(
         page,
         headers={

@@ -125,6 +125,19 @@ def legend_html(model: MapModel) -> str:
     )
     items.append(
         (
+            "Zoomed out",
+            [
+                (
+                    '<span class="truce-cell truce-cell-inside truce-legend-cell"><div>'
+                    "<span>120</span></div></span>",
+                    "Reports counted per cell: red with a violation inside, orange with "
+                    "possible ones only, amber with warnings; zoom in to see them one by one",
+                ),
+            ],
+        )
+    )
+    items.append(
+        (
             "Tracks",
             [
                 (_line_swatch("#555555", 3, "7 4"), "A unit's path, in time order"),

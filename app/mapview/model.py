@@ -18,6 +18,7 @@ from app.mapview.layers import bounds, outlines, reference_layer, zone_layers_by
 from app.mapview.seconds import EPOCH, in_force, overlaps, to_seconds, zone_seconds
 from app.mapview.style import AUTHORIZED_IN, FALLBACK_COLORS, PLAIN, VIOLATION, WARNING
 from app.scenario import Scenario
+from app.store.base import ReportColumns
 from app.tracks import track_events, track_summary
 
 
@@ -65,6 +66,9 @@ class MapData:
     parties: Sequence[Party] = ()
     layers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     index: ZoneIndex | None = None
+    #: The reports as columns (a store's `report_columns`), instead of `reports`: a season of
+    #: a million reports is read and judged without a `Report` object per row.
+    columns: ReportColumns | None = None
 
     @classmethod
     def from_scenario(cls, scenario: Scenario) -> MapData:
@@ -152,6 +156,29 @@ def _report_frame(reports: Sequence[Report]) -> pd.DataFrame:
     return frame.drop(columns="us").astype({"lon": np.float64, "lat": np.float64})
 
 
+def frame_from_columns(columns: ReportColumns) -> pd.DataFrame:
+    """`_report_frame`'s columns from a store's report columns, whole arrays (no notes: the
+    season's popups leave them out; a report's page has them)."""
+    us = columns.t_us.astype(np.int64)
+    frame = pd.DataFrame(
+        {
+            "id": columns.id,
+            "party": columns.party,
+            "lon": columns.lon.astype(np.float64),
+            "lat": columns.lat.astype(np.float64),
+            "uncertainty_m": columns.uncertainty_m.astype(np.float64),
+            "kind": columns.kind,
+            "unit": columns.unit,
+            "source": columns.source,
+            "confidence": columns.confidence,
+            "notes": np.full(len(us), None, object),
+        }
+    )
+    frame["observed_at"] = pd.to_datetime(us * 1000, utc=True)
+    frame["t"] = us // 1_000_000
+    return frame
+
+
 def prepare(
     data: MapData, query: MapQuery | None = None, *, now: datetime | None = None
 ) -> MapModel:
@@ -164,7 +191,9 @@ def prepare(
     """
     query = query or MapQuery()
     now_s = to_seconds(now or datetime.now(UTC))
-    frame = _report_frame(data.reports)
+    frame = (
+        _report_frame(data.reports) if data.columns is None else frame_from_columns(data.columns)
+    )
     if query.since is not None:
         frame = frame[frame["observed_at"] >= pd.Timestamp(query.since)]
     if query.until is not None:

@@ -15,7 +15,7 @@ from folium.template import Template
 
 from app import assets
 from app.mapview.legend import legend_html
-from app.mapview.model import MapData, MapModel, MapQuery, prepare
+from app.mapview.model import MapData, MapModel, MapQuery
 from app.mapview.payload import payload
 
 #: `tiles` values that mean "no tile server": the outline basemap from geodata only.
@@ -62,7 +62,10 @@ class _TruceLayers(folium.elements.JSCSSMixin, branca.element.MacroElement):
         {% endmacro %}
         """
     )
-    default_js = [("truce_map_js", "/static/truce/map.js")]
+    default_js = [
+        ("truce_season_js", "/static/truce/season.js"),
+        ("truce_map_js", "/static/truce/map.js"),
+    ]
     default_css = [("truce_map_css", "/static/truce/map.css")]
 
     def __init__(
@@ -88,14 +91,29 @@ class _Legend(branca.element.MacroElement):
         {% macro script(this, kwargs) %}
         (function () {
             var legend = L.control({position: {{ this.position|tojson }}});
+            var map = {{ this._parent.get_name() }};
             legend.onAdd = function () {
                 var div = L.DomUtil.create("div", "truce-legend leaflet-bar");
                 div.innerHTML = {{ this.html|tojson }};
                 L.DomEvent.disableClickPropagation(div);
                 L.DomEvent.disableScrollPropagation(div);
+                var details = div.querySelector("details");
+                // Collapsed on small screens (a phone): the map comes first.
+                if (details && (window.innerWidth < 800 || window.innerHeight < 600)) {
+                    details.open = false;
+                }
+                // Never over an open popup: folded while one is open, as it was after.
+                var reopen = false;
+                map.on("popupopen", function () {
+                    if (details && details.open) { reopen = true; details.open = false; }
+                });
+                map.on("popupclose", function () {
+                    if (details && reopen) { details.open = true; }
+                    reopen = false;
+                });
                 return div;
             };
-            legend.addTo({{ this._parent.get_name() }});
+            legend.addTo(map);
         })();
         {% endmacro %}
         """
@@ -179,9 +197,19 @@ _PLACE_LABEL = folium.JsCode(
 )
 
 
-def build_map(model: MapModel, *, tiles: str | None = None, title: str = "Truce") -> folium.Map:
+def build_map(
+    model: MapModel,
+    *,
+    tiles: str | None = None,
+    title: str = "Truce",
+    source: dict[str, Any] | None = None,
+) -> folium.Map:
     """The folium map of a `MapModel`. `tiles`: None (offline outlines), a folium provider
-    name ("OpenStreetMap", "CartoDB positron") or a URL template of the user's tile server."""
+    name ("OpenStreetMap", "CartoDB positron") or a URL template of the user's tile server.
+
+    `source`, when given, tells map.js where the reports come from instead of the model's
+    (then empty) inline payload: `{"url": ".../map/data", "party": ..., "zone": ...}` for the
+    API, or `{"embedded": {...}}` for a standalone file's season (`app.mapview.embed`)."""
     offline = is_offline(tiles)
     m = folium.Map(
         location=[0.0, 0.0],
@@ -248,7 +276,12 @@ def build_map(model: MapModel, *, tiles: str | None = None, title: str = "Truce"
         groups,
         timed,
         payload(model),
-        {"title": title, "offline": offline, "query": _describe(model.query)},
+        {
+            "title": title,
+            "offline": offline,
+            "query": _describe(model.query),
+            "source": source,
+        },
     ).add_to(m)
 
     folium.plugins.Fullscreen(position="topleft").add_to(m)  # type: ignore[no-untyped-call]
@@ -302,6 +335,7 @@ def map_html(
     static_url: str = "/static",
     inline: bool = False,
     title: str = "Truce map",
+    source: dict[str, Any] | None = None,
 ) -> str:
     """The whole HTML page of the map.
 
@@ -310,7 +344,7 @@ def map_html(
     `app.assets.MissingAssets` when inlining and the assets are not installed, and
     `app.assets.UnknownAsset` if an element links a file with no local copy.
     """
-    m = build_map(model, tiles=tiles, title=title)
+    m = build_map(model, tiles=tiles, title=title, source=source)
     figure = branca.element.Figure(title=title)
     # No favicon request (it would be the page's only 404).
     figure.header.add_child(branca.element.Element('<link rel="icon" href="data:,">'), name="icon")
@@ -345,9 +379,39 @@ def write_map_html(
     """Write the map as one standalone HTML file (assets inline) and return its path.
 
     This is `truce map --out map.html`: the file opens in a browser with no network (unless
-    `tiles` names a tile server).
+    `tiles` names a tile server). The season travels as compact typed columns
+    (`app.mapview.embed`) that map.js cuts views from as it would fetch them from a server.
     """
+    from app.mapview.embed import embedded_season
+    from app.mapview.seasons import Season
+
+    query = query or MapQuery()
     target = Path(path)
-    page = map_html(prepare(data, query, now=now), tiles=tiles, inline=True, title=title)
+    season = Season.judge(data, MapQuery(party=query.party, zone=query.zone), "file")
+    page = map_html(
+        season.page_model(query, now=now),
+        tiles=tiles,
+        inline=True,
+        title=title,
+        source={"embedded": embedded_season(season), "available": _available(season, data)},
+    )
     target.write_text(page, encoding="utf-8")
     return target
+
+
+def _available(season: Any, data: MapData) -> dict[str, Any]:
+    """What a filter can choose from, told when one matches nothing (as `/map` tells it)."""
+    times = [r.observed_at for r in data.reports]
+    if data.columns is not None and len(data.columns):
+        first_s = int(data.columns.t_us.min() // 1_000_000)
+        last_s = int(data.columns.t_us.max() // 1_000_000)
+    elif times:
+        first_s, last_s = int(min(times).timestamp()), int(max(times).timestamp())
+    else:
+        first_s = last_s = None  # type: ignore[assignment]
+    return {
+        "parties": [p.code for p in season.model.parties],
+        "zones": sorted({z.id for z in data.zones}),
+        "first": first_s,
+        "last": last_s,
+    }

@@ -7,7 +7,8 @@ from datetime import datetime
 from pathlib import Path
 
 from app.domain import Report
-from app.mapview.model import MapData
+from app.mapview.model import MapData, MapQuery
+from app.mapview.seasons import Season, SeasonCache, season_token
 from app.scenario import GEODATA, load_scenario
 from app.service import Service
 from app.store import iter_report_pages
@@ -55,3 +56,42 @@ def map_data_from_service(
         index=index,
     )
     return data, len(reports) > MAX_MAP_REPORTS or next(pages, None) is not None
+
+
+def season_from_service(
+    service: Service,
+    cache: SeasonCache,
+    *,
+    party: str | None = None,
+    zone: str | None = None,
+    geodata: Path = GEODATA,
+) -> Season:
+    """The judged season of every stored report (of `party`; with `zone`, that zone's findings
+    and the units that met it), kept in `cache` until a report, zone or party is written.
+
+    The tokens are read before the data: a write in between costs one more judging, never a
+    stale season.
+    """
+    store = service.store
+    token = season_token(
+        store.reports_token(), store.zones_changed_token(), store.parties_token(), str(geodata)
+    )
+
+    def build() -> Season:
+        try:
+            scenario = load_scenario(geodata)
+            parties, layers = scenario.parties, scenario.layers
+        except FileNotFoundError:
+            parties, layers = [], {}
+        index = service.index()
+        data = MapData(
+            zones=index.zones,
+            reports=[],
+            parties=service.parties() or parties,
+            layers=layers,
+            index=index,
+            columns=store.report_columns(party=party),
+        )
+        return Season.judge(data, MapQuery(party=party, zone=zone), token)
+
+    return cache.get(token, MapQuery(party=party, zone=zone), build)

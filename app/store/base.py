@@ -62,7 +62,9 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
 
 from app.alerts.events import Event
 from app.alerts.incidents import Incident
@@ -92,6 +94,7 @@ __all__ = [
     "StorageIOError",
     "StoreError",
     "Unavailable",
+    "ReportColumns",
     "ReportSelection",
     "ReportVersion",
     "IncidentFilter",
@@ -283,6 +286,59 @@ class ReportSelection:
     more: bool
     first: str | None
     last: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ReportColumns:
+    """Reports (latest versions, retracted ones left out) as columns in (observed_at, id)
+    order: what a map of a season reads, without a `Report` object per row.
+
+    `t_us` is `observed_at` in microseconds since the epoch (UTC); text columns are object
+    arrays (None where a report has no value).
+    """
+
+    id: np.ndarray
+    party: np.ndarray
+    t_us: np.ndarray
+    lon: np.ndarray
+    lat: np.ndarray
+    uncertainty_m: np.ndarray
+    kind: np.ndarray
+    unit: np.ndarray
+    source: np.ndarray
+    confidence: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.t_us)
+
+    @classmethod
+    def from_rows(cls, rows: Sequence[Sequence[Any]]) -> ReportColumns:
+        """Columns from rows of (id, party, t_us, lon, lat, u, kind, unit, source, confidence)."""
+        if not rows:
+            empty = np.empty(0, object)
+            return cls(
+                empty, empty, np.empty(0, np.int64), np.empty(0), np.empty(0), np.empty(0),
+                empty, empty, empty, empty,
+            )  # fmt: skip
+        columns = list(zip(*rows, strict=True))
+
+        def text(k: int) -> np.ndarray:
+            values = np.empty(len(rows), object)
+            values[:] = columns[k]
+            return values
+
+        return cls(
+            id=text(0),
+            party=text(1),
+            t_us=np.fromiter(columns[2], np.int64, len(rows)),
+            lon=np.fromiter(columns[3], np.float64, len(rows)),
+            lat=np.fromiter(columns[4], np.float64, len(rows)),
+            uncertainty_m=np.fromiter(columns[5], np.float64, len(rows)),
+            kind=text(6),
+            unit=text(7),
+            source=text(8),
+            confidence=text(9),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -550,6 +606,21 @@ class Store(Protocol):
 
     def get_reports_for_track(self, party: str, unit: str) -> list[Report]:
         """Every report of one unit, ordered by (observed_at, id)."""
+        ...
+
+    def report_columns(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        party: str | None = None,
+    ) -> ReportColumns:
+        """Every report `list_reports` lists with these filters, all pages at once, as columns
+        (the map of a season reads them in one query)."""
+        ...
+
+    def reports_token(self) -> int:
+        """A number that changes with every report write (new report, correction or
+        retraction): the newest report position. Cheap: one index probe, no scan."""
         ...
 
     def count_reports(self) -> int:

@@ -70,6 +70,7 @@ from app.store.base import (
     IncidentFilter,
     KeyRecord,
     ReadOnlyStorage,
+    ReportColumns,
     ReportSelection,
     ReportVersion,
     StorageFull,
@@ -1806,6 +1807,33 @@ class SQLiteStore(SQLiteSubscriptions, Store):
         query, params = _current_reports(clauses, params)
         with self._read() as c:
             return int(c.execute(f"SELECT count(*) FROM ({query})", params).fetchone()[0])
+
+    def report_columns(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        party: str | None = None,
+    ) -> ReportColumns:
+        """Every matching report at once, as columns (see `Store.report_columns`)."""
+        where, params = _report_filters(since, until, party, None, None)
+        query, params = _current_reports(where, params)
+        query = (
+            "SELECT id, party, observed_at, lon, lat, uncertainty_m, kind, unit, source, "
+            f"confidence FROM ({query}) ORDER BY observed_at, id"
+        )
+        with self._read() as c:
+            rows = c.execute(query, params).fetchall()
+        return ReportColumns.from_rows(rows)
+
+    def reports_token(self) -> int:
+        """The newest report position (`reports` rowids and `report_versions` seqs share one
+        sequence): each a lookup at the end of a primary key."""
+        with self._read() as c:
+            row = c.execute(
+                "SELECT max(coalesce((SELECT max(rowid) FROM reports), 0), "
+                "coalesce((SELECT max(seq) FROM report_versions), 0))"
+            ).fetchone()
+        return int(row[0])
 
     def reports_extent(self) -> tuple[BBox | None, datetime | None, datetime | None]:
         """The reports' box and time range (see `Store.reports_extent`)."""

@@ -55,6 +55,7 @@ BOTH_STORES = frozenset(
         "test_api_corrections",
         "test_api_idempotency",
         "test_api_incursions",
+        "test_api_map_data",
         "test_api_reports",
         "test_api_subscriptions",
         "test_api_tracks",

@@ -138,6 +138,40 @@
     return prefix[this.hi] - prefix[this.lo];
   };
 
+
+  // --- where a view's data comes from --------------------------------------------------------
+
+  function remoteSource(src) {
+    return {
+      get: function (kind, params, signal) {
+        var q = [];
+        var all = Object.assign({}, params);
+        if (src.party) all.party = src.party;
+        if (src.zone) all.zone = src.zone;
+        Object.keys(all).forEach(function (k) {
+          if (all[k] !== null && all[k] !== undefined) q.push(encodeURIComponent(k) + "=" + encodeURIComponent(all[k]));
+        });
+        // The browser revalidates with the ETag: an unchanged view costs a 304.
+        return fetch(src.url + "/" + kind + "?" + q.join("&"), {
+          signal: signal,
+          credentials: "same-origin",
+          headers: { Accept: "application/json" },
+        }).then(function (response) {
+          if (!response.ok) {
+            return response.text().then(function (text) {
+              throw new Error(kind + ": HTTP " + response.status + " " + text.slice(0, 200));
+            });
+          }
+          return response.json();
+        });
+      },
+    };
+  }
+
+  function embeddedSource(E) {
+    return global.TruceSeason ? global.TruceSeason.source(E) : null;
+  }
+
   function init(map, layers, P, options) {
     options = options || {};
     var R = P.reports;
@@ -146,6 +180,24 @@
     var parties = P.parties.map(function (p) {
       return { code: p.code, name: p.name, color: safeColor(p.color) };
     });
+
+    // A view's data (from /map/data/reports, or cut from an embedded season) replaces the
+    // page's columns: the popups, markers and tracks below read them through P, R and F.
+    function useData(D) {
+      ["reports", "findings", "tracks", "events", "units", "zones", "sources", "dashes"].forEach(
+        function (key) {
+          if (D[key] !== undefined) P[key] = D[key];
+        }
+      );
+      R = P.reports;
+      F = P.findings;
+      n = R.t.length;
+      if (D.parties) {
+        parties = D.parties.map(function (p) {
+          return { code: p.code, name: p.name, color: safeColor(p.color) };
+        });
+      }
+    }
 
     if (map.attributionControl) {
       map.attributionControl.setPrefix("Leaflet");
@@ -224,182 +276,198 @@
       return reportHtml(layer.options.truceIndex);
     }
 
-    // --- report markers -----------------------------------------------------------------------
-
-    var icons = {};
-
-    function iconFor(i) {
-      var status = R.status[i];
-      var key = R.party[i] + "|" + R.kind[i] + "|" + R.source[i] + "|" + R.conf[i] + "|" + status;
-      if (!icons[key]) {
-        var party = parties[R.party[i]];
-        var source = R.source[i];
-        var dash = source >= 0 ? P.dashes[source] : "";
-        var opacity = R.conf[i] >= 0 ? P.opacity[R.conf[i]] : P.opacity[P.opacity.length - 1];
-        var size = P.sizes[status];
-        var svg = P.templates[status]
-          .replace("__SHAPE__", P.shapes[R.kind[i]])
-          .replace("__FILL__", party ? party.color : "#666666")
-          .replace("__OPACITY__", String(opacity))
-          .replace("__DASH__", dash);
-        icons[key] = L.divIcon({
-          html: svg,
-          className: "truce-report truce-" + P.statuses[status],
-          iconSize: [size, size],
-          iconAnchor: [size / 2, size / 2],
-          popupAnchor: [0, -size / 2],
-        });
-      }
-      return icons[key];
-    }
-
-    // Many uncertainty circles (a season judged against zones whose lines are uncertain has
-    // thousands of `possible` reports) are drawn on one canvas: as SVG, each is a DOM element,
-    // and 10,000 of them hold the first markers back by seconds.
-    var circleCount = 0;
-    for (var c = 0; c < n; c++) {
-      if (R.possible[c] === 1 && R.u[c] > 0) circleCount += 1;
-    }
-    var circleRenderer = circleCount > MANY_CIRCLES ? L.canvas({ padding: 0.5 }) : undefined;
-    var buckets = { reports: [], violations: [], warnings: [], uncertainty: [] };
-    var bucketTimes = { reports: [], violations: [], warnings: [], uncertainty: [] };
-    // Violations inside (certain) among the violation markers, as running totals.
-    var certainPrefix = [0];
-    for (var i = 0; i < n; i++) {
-      var latlng = [R.lat[i], R.lon[i]];
-      var status = R.status[i];
-      var marker = L.marker(latlng, {
-        icon: iconFor(i),
-        truceIndex: i,
-        riseOnHover: true,
-        zIndexOffset: status === 3 ? 1000 : status === 2 ? 500 : 0,
-        title: P.kinds[R.kind[i]] + " · " + (parties[R.party[i]] ? parties[R.party[i]].code : "") + " · " + fmtTime(R.t[i]),
-      });
-      marker.bindPopup(popupOf, { maxWidth: 380 });
-      var bucket = status === 3 ? "violations" : status === 2 ? "warnings" : "reports";
-      buckets[bucket].push(marker);
-      bucketTimes[bucket].push(R.t[i]);
-      if (bucket === "violations") {
-        certainPrefix.push(certainPrefix[certainPrefix.length - 1] + (R.certain[i] === 1 ? 1 : 0));
-      }
-      if (R.possible[i] === 1 && R.u[i] > 0) {
-        var party = parties[R.party[i]];
-        var circle = L.circle(latlng, {
-          radius: R.u[i],
-          color: status === 3 ? P.colors.violation : party ? party.color : "#666666",
-          weight: 1.5,
-          dashArray: "4 4",
-          fillOpacity: 0.08,
-          truceIndex: i,
-          className: "truce-uncertainty",
-          renderer: circleRenderer,
-        });
-        circle.bindPopup(popupOf, { maxWidth: 380 });
-        buckets.uncertainty.push(circle);
-        bucketTimes.uncertainty.push(R.t[i]);
-      }
-    }
+    // The drawn layers of the current data (rebuilt whole when a view's data arrives).
     var sets = {};
-    Object.keys(buckets).forEach(function (name) {
-      if (layers[name]) {
-        sets[name] = new TimedSet(layers[name], bucketTimes[name], buckets[name]);
-      }
-    });
+    var certainPrefix = [0];
+    var tracks = [];
+    var eventSet = null;
 
-    // --- tracks and their events ---------------------------------------------------------------
-
-    function trackHtml(k) {
-      var track = P.tracks[k];
-      var rows = track.rows;
-      var unit = track.unit >= 0 ? P.units[track.unit] : "";
-      var summary = track.summary
-        .map(function (s) {
-          return (
-            "<h5>" + esc(s.zone) + "</h5>" +
-            table([
-              ["Entered", esc(fmtTime(s.entered))],
-              ["Last exited", s.exited === null ? "not yet" : esc(fmtTime(s.exited))],
-              ["Time inside", esc(fmtDuration(s.dwell))],
-              ["Withdrawn", s.withdrawn ? "yes (latest report outside)" : "no (latest report inside)"],
-              [
-                "Back near the start",
-                s.distance === null
-                  ? "no position before entering"
-                  : (s.back ? "yes" : "no") + ", " + fmtNumber(s.distance) + " m from it",
-              ],
-            ])
-          );
-        })
-        .join("");
-      return (
-        '<div class="truce-popup"><h4>Track: ' + esc(unit) + "</h4>" +
-        table([
-          ["Party", partyLabel(track.party)],
-          ["Reports", String(rows.length)],
-          ["First", esc(fmtTime(R.t[rows[0]]))],
-          ["Latest", esc(fmtTime(R.t[rows[rows.length - 1]]))],
-        ]) +
-        (summary || '<p class="truce-none">Never inside a zone.</p>') +
-        "</div>"
-      );
+    function clearDrawn() {
+      ["reports", "violations", "warnings", "uncertainty", "tracks"].forEach(function (name) {
+        if (layers[name]) layers[name].clearLayers();
+      });
     }
 
-    var tracks = (P.tracks || []).map(function (track, k) {
-      var party = parties[track.party];
-      var line = L.polyline([], {
-        color: party ? party.color : "#555555",
-        weight: 3,
-        opacity: 0.9,
-        dashArray: "7 4",
-        className: "truce-track",
-      });
-      line.bindPopup(function () {
-        return trackHtml(k);
-      }, { maxWidth: 380 });
-      return {
-        line: line,
-        latlngs: track.rows.map(function (r) {
-          return [R.lat[r], R.lon[r]];
-        }),
-        times: track.rows.map(function (r) {
-          return R.t[r];
-        }),
-        lo: 0,
-        hi: 0,
-        shown: false,
-      };
-    });
+    function buildLayers() {
+      clearDrawn();
+      // --- report markers -----------------------------------------------------------------------
 
-    var E = P.events;
-    var eventMarkers = E.t.map(function (t, e) {
-      var r = E.report[e];
-      var exited = E.kind[e] === 1;
-      var track = P.tracks[E.track[e]];
-      var unit = track && track.unit >= 0 ? P.units[track.unit] : "";
-      var marker = L.marker([R.lat[r], R.lon[r]], {
-        icon: L.divIcon({
-          html: '<span class="truce-event ' + (exited ? "truce-exited" : "truce-entered") + '">' +
-            (exited ? "OUT" : "IN") + "</span>",
-          className: "truce-event-icon",
-          iconSize: [34, 16],
-          iconAnchor: [-10, 8],
-        }),
-        zIndexOffset: 800,
-        keyboard: false,
+      var icons = {};
+
+      function iconFor(i) {
+        var status = R.status[i];
+        var key = R.party[i] + "|" + R.kind[i] + "|" + R.source[i] + "|" + R.conf[i] + "|" + status;
+        if (!icons[key]) {
+          var party = parties[R.party[i]];
+          var source = R.source[i];
+          var dash = source >= 0 ? P.dashes[source] : "";
+          var opacity = R.conf[i] >= 0 ? P.opacity[R.conf[i]] : P.opacity[P.opacity.length - 1];
+          var size = P.sizes[status];
+          var svg = P.templates[status]
+            .replace("__SHAPE__", P.shapes[R.kind[i]])
+            .replace("__FILL__", party ? party.color : "#666666")
+            .replace("__OPACITY__", String(opacity))
+            .replace("__DASH__", dash);
+          icons[key] = L.divIcon({
+            html: svg,
+            className: "truce-report truce-" + P.statuses[status],
+            iconSize: [size, size],
+            iconAnchor: [size / 2, size / 2],
+            popupAnchor: [0, -size / 2],
+          });
+        }
+        return icons[key];
+      }
+
+      // Many uncertainty circles (a season judged against zones whose lines are uncertain has
+      // thousands of `possible` reports) are drawn on one canvas: as SVG, each is a DOM element,
+      // and 10,000 of them hold the first markers back by seconds.
+      var circleCount = 0;
+      for (var c = 0; c < n; c++) {
+        if (R.possible[c] === 1 && R.u[c] > 0) circleCount += 1;
+      }
+      var circleRenderer = circleCount > MANY_CIRCLES ? L.canvas({ padding: 0.5 }) : undefined;
+      var buckets = { reports: [], violations: [], warnings: [], uncertainty: [] };
+      var bucketTimes = { reports: [], violations: [], warnings: [], uncertainty: [] };
+      // Violations inside (certain) among the violation markers, as running totals.
+      certainPrefix = [0];
+      for (var i = 0; i < n; i++) {
+        var latlng = [R.lat[i], R.lon[i]];
+        var status = R.status[i];
+        var marker = L.marker(latlng, {
+          icon: iconFor(i),
+          truceIndex: i,
+          riseOnHover: true,
+          zIndexOffset: status === 3 ? 1000 : status === 2 ? 500 : 0,
+          title: P.kinds[R.kind[i]] + " · " + (parties[R.party[i]] ? parties[R.party[i]].code : "") + " · " + fmtTime(R.t[i]),
+        });
+        marker.bindPopup(popupOf, { maxWidth: 380 });
+        var bucket = status === 3 ? "violations" : status === 2 ? "warnings" : "reports";
+        buckets[bucket].push(marker);
+        bucketTimes[bucket].push(R.t[i]);
+        if (bucket === "violations") {
+          certainPrefix.push(certainPrefix[certainPrefix.length - 1] + (R.certain[i] === 1 ? 1 : 0));
+        }
+        if (R.possible[i] === 1 && R.u[i] > 0) {
+          var party = parties[R.party[i]];
+          var circle = L.circle(latlng, {
+            radius: R.u[i],
+            color: status === 3 ? P.colors.violation : party ? party.color : "#666666",
+            weight: 1.5,
+            dashArray: "4 4",
+            fillOpacity: 0.08,
+            truceIndex: i,
+            className: "truce-uncertainty",
+            renderer: circleRenderer,
+          });
+          circle.bindPopup(popupOf, { maxWidth: 380 });
+          buckets.uncertainty.push(circle);
+          bucketTimes.uncertainty.push(R.t[i]);
+        }
+      }
+      sets = {};
+      Object.keys(buckets).forEach(function (name) {
+        if (layers[name]) {
+          sets[name] = new TimedSet(layers[name], bucketTimes[name], buckets[name]);
+        }
       });
-      marker.bindPopup(
-        '<div class="truce-popup"><h4>' + esc(unit) + (exited ? " exited " : " entered ") + esc(E.zone[e]) +
-          "</h4>" +
+
+      // --- tracks and their events ---------------------------------------------------------------
+
+      function trackHtml(k) {
+        var track = P.tracks[k];
+        var rows = track.rows;
+        var unit = track.unit >= 0 ? P.units[track.unit] : "";
+        var summary = track.summary
+          .map(function (s) {
+            return (
+              "<h5>" + esc(s.zone) + "</h5>" +
+              table([
+                ["Entered", esc(fmtTime(s.entered))],
+                ["Last exited", s.exited === null ? "not yet" : esc(fmtTime(s.exited))],
+                ["Time inside", esc(fmtDuration(s.dwell))],
+                ["Withdrawn", s.withdrawn ? "yes (latest report outside)" : "no (latest report inside)"],
+                [
+                  "Back near the start",
+                  s.distance === null
+                    ? "no position before entering"
+                    : (s.back ? "yes" : "no") + ", " + fmtNumber(s.distance) + " m from it",
+                ],
+              ])
+            );
+          })
+          .join("");
+        return (
+          '<div class="truce-popup"><h4>Track: ' + esc(unit) + "</h4>" +
           table([
-            ["When", esc(fmtTime(t))],
-            ["Party", track ? partyLabel(track.party) : ""],
-            ["Report", esc(R.id[r])],
+            ["Party", partyLabel(track.party)],
+            ["Reports", String(rows.length)],
+            ["First", esc(fmtTime(R.t[rows[0]]))],
+            ["Latest", esc(fmtTime(R.t[rows[rows.length - 1]]))],
           ]) +
+          (summary || '<p class="truce-none">Never inside a zone.</p>') +
           "</div>"
-      );
-      return marker;
-    });
-    var eventSet = layers.tracks ? new TimedSet(layers.tracks, E.t, eventMarkers) : null;
+        );
+      }
+
+      tracks = (P.tracks || []).map(function (track, k) {
+        var party = parties[track.party];
+        var line = L.polyline([], {
+          color: party ? party.color : "#555555",
+          weight: 3,
+          opacity: 0.9,
+          dashArray: "7 4",
+          className: "truce-track",
+        });
+        line.bindPopup(function () {
+          return trackHtml(k);
+        }, { maxWidth: 380 });
+        return {
+          line: line,
+          latlngs: track.rows.map(function (r) {
+            return [R.lat[r], R.lon[r]];
+          }),
+          times: track.rows.map(function (r) {
+            return R.t[r];
+          }),
+          lo: 0,
+          hi: 0,
+          shown: false,
+        };
+      });
+
+      var E = P.events;
+      var eventMarkers = E.t.map(function (t, e) {
+        var r = E.report[e];
+        var exited = E.kind[e] === 1;
+        var track = P.tracks[E.track[e]];
+        var unit = track && track.unit >= 0 ? P.units[track.unit] : "";
+        var marker = L.marker([R.lat[r], R.lon[r]], {
+          icon: L.divIcon({
+            html: '<span class="truce-event ' + (exited ? "truce-exited" : "truce-entered") + '">' +
+              (exited ? "OUT" : "IN") + "</span>",
+            className: "truce-event-icon",
+            iconSize: [34, 16],
+            iconAnchor: [-10, 8],
+          }),
+          zIndexOffset: 800,
+          keyboard: false,
+        });
+        marker.bindPopup(
+          '<div class="truce-popup"><h4>' + esc(unit) + (exited ? " exited " : " entered ") + esc(E.zone[e]) +
+            "</h4>" +
+            table([
+              ["When", esc(fmtTime(t))],
+              ["Party", track ? partyLabel(track.party) : ""],
+              ["Report", esc(R.id[r])],
+            ]) +
+            "</div>"
+        );
+        return marker;
+      });
+      eventSet = layers.tracks ? new TimedSet(layers.tracks, E.t, eventMarkers) : null;
+    }
+    buildLayers();
 
     function updateTracks(from, to) {
       if (!layers.tracks) return 0;
@@ -465,6 +533,12 @@
       var from = state.window > 0 ? t - state.window : null;
       state.time = t;
       var zones = updateTimed(t);
+      if (source) {
+        state.zones = zones;
+        render();
+        fetchView();
+        return;
+      }
       Object.keys(sets).forEach(function (name) {
         sets[name].update(from, t);
       });
@@ -487,12 +561,318 @@
       render();
     }
 
+
+    // --- data by view: fetched from /map/data (or cut from an embedded season) ---------------
+
+    var source = null;
+    if (options.source && options.source.url) {
+      source = remoteSource(options.source);
+    } else if (options.source && options.source.embedded) {
+      source = embeddedSource(options.source.embedded);
+    }
+    // Below this zoom the view is counted per grid cell; from it on, reports are drawn one by
+    // one (clustered) as long as the view holds at most LIMIT of them, else cells again.
+    var CELL_ZOOM = options.cellZoom || 11;
+    // Markers are DOM elements: past ~1,500 in view, counts per cell read better and draw faster.
+    var LIMIT = options.limit || 1500;
+    var cellLayer = L.layerGroup();
+    var canvas = L.canvas({ padding: 0.3 });
+    var fetchSeq = 0;
+    var inflight = null;
+    var loading = 0;
+    var moveTimer = null;
+    var lastError = null;
+
+    function iso(seconds) {
+      return new Date(seconds * 1000).toISOString();
+    }
+
+    function viewParams() {
+      // A margin around the view: a small pan needs no new data to look complete.
+      var b = map.getBounds().pad(0.15);
+      var box = [
+        Math.max(-180, b.getWest()),
+        Math.max(-90, b.getSouth()),
+        Math.min(180, b.getEast()),
+        Math.min(90, b.getNorth()),
+      ];
+      var t = state.time;
+      var params = {
+        bbox: box.map(function (x) {
+          return x.toFixed(5);
+        }).join(","),
+        until: iso(t + 1),
+      };
+      if (state.window > 0) {
+        params.since = iso(t - state.window + 1);
+      } else if (options.query && options.query.since) {
+        params.since = options.query.since;
+      }
+      return params;
+    }
+
+    function cellHtml(c, k, D) {
+      var C = D.cells;
+      var np = D.parties.length;
+      var rows = [["Reports", fmtNumber(C.count[k])]];
+      rows.push(["Violations inside", String(C.inside[k])]);
+      rows.push(["Violations possible", String(C.possible[k])]);
+      rows.push(["Warnings", String(C.warnings[k])]);
+      for (var j = 0; j < np; j++) {
+        var m = C.byParty[k * np + j];
+        if (m > 0) rows.push([D.parties[j].code, fmtNumber(m)]);
+      }
+      return '<div class="truce-popup"><h4>' + fmtNumber(c) + " reports here</h4>" +
+        table(rows.map(function (r) {
+          return [r[0], esc(r[1])];
+        })) + '<p class="truce-none">Zoom in to see them one by one.</p></div>';
+    }
+
+    // Cells are drawn on a canvas (a thousand of them as DOM elements took seconds to zoom);
+    // the counts of the biggest ones are written on them as labels.
+    var CELL_COLORS = { inside: "#c8102e", possible: "#e66100", warning: "#d6a000", plain: "#3c3c3c" };
+    var MAX_CELL_LABELS = 150;
+
+    function drawCells(D) {
+      cellLayer.clearLayers();
+      var C = D.cells;
+      var order = [];
+      for (var k = 0; k < C.count.length; k++) {
+        var c = C.count[k];
+        var level = C.inside[k] > 0 ? "inside" : C.possible[k] > 0 ? "possible" : C.warnings[k] > 0 ? "warning" : "plain";
+        var radius = Math.round(9 + 3.5 * Math.log10(c));
+        var circle = L.circleMarker([C.lat[k], C.lon[k]], {
+          renderer: canvas,
+          radius: radius,
+          color: "#ffffff",
+          weight: 1.5,
+          fillColor: CELL_COLORS[level],
+          fillOpacity: 0.8,
+          truceCount: c,
+          className: "truce-cell-" + level,
+        });
+        circle.bindPopup(cellHtml.bind(null, c, k, D), { maxWidth: 320 });
+        cellLayer.addLayer(circle);
+        order.push(k);
+      }
+      order.sort(function (a, b) {
+        return C.count[b] - C.count[a];
+      });
+      order.slice(0, MAX_CELL_LABELS).forEach(function (k) {
+        var c = C.count[k];
+        cellLayer.addLayer(
+          L.marker([C.lat[k], C.lon[k]], {
+            icon: L.divIcon({
+              html: String(c >= 10000 ? Math.round(c / 1000) + "k" : c),
+              className: "truce-cell-label",
+              iconSize: [40, 14],
+            }),
+            interactive: false,
+            keyboard: false,
+          })
+        );
+      });
+      if (!map.hasLayer(cellLayer)) cellLayer.addTo(map);
+    }
+
+    function drawThinTracks(D) {
+      if (!layers.tracks) return 0;
+      var T = D.tracks;
+      for (var k = 0; k + 1 < T.offsets.length; k++) {
+        var latlngs = [];
+        for (var v = T.offsets[k]; v < T.offsets[k + 1]; v++) latlngs.push([T.lat[v], T.lon[v]]);
+        var party = D.parties[T.party[k]];
+        layers.tracks.addLayer(
+          L.polyline(latlngs, {
+            color: party ? safeColor(party.color) : "#555555",
+            // Thin and light when zoomed out: many tracks under the counts, not a tangle.
+            weight: 1.5,
+            opacity: 0.45,
+            renderer: canvas,
+            interactive: false,
+          })
+        );
+      }
+      return T.offsets.length - 1;
+    }
+
+    function setCounts(D, extra) {
+      var c = D.counts;
+      state.counts = Object.assign(
+        {
+          reports: c.reports,
+          violations: c.violationsInside + c.violationsPossible,
+          violationsInside: c.violationsInside,
+          violationsPossible: c.violationsPossible,
+          warnings: c.warnings,
+          possible: c.possible,
+          zones: state.zones,
+          shown: D.view.reports,
+        },
+        extra
+      );
+    }
+
+    // Cells (fetched here, or the answer already at hand) and the tracks thinned to the zoom.
+    function showCells(params, zoom, signal, seq, known) {
+      var q = Object.assign({ zoom: zoom }, params);
+      var cellsAnswer = known ? Promise.resolve(known) : source.get("cells", q, signal);
+      return Promise.all([cellsAnswer, source.get("tracks", q, signal)]).then(function (answers) {
+        if (seq !== fetchSeq) return;
+        var cells = answers[0];
+        useData(emptyData());
+        buildLayers();
+        var shownTracks = drawThinTracks(answers[1]);
+        drawCells(cells);
+        setCounts(cells, { mode: "cells", cells: cells.cells.count.length, tracks: shownTracks, events: 0, plain: 0 });
+      });
+    }
+
+    function emptyData() {
+      return {
+        reports: { id: [], t: [], lon: [], lat: [], party: [], kind: [], source: [], conf: [], u: [], unit: [], notes: null, status: [], possible: [], certain: [] },
+        findings: { offsets: [0], zone: [], verdict: [], depth: [], u: [], violation: [] },
+        tracks: [],
+        events: { t: [], report: [], kind: [], zone: [], track: [] },
+      };
+    }
+
+    function showReports(D, t) {
+      cellLayer.clearLayers();
+      useData(D);
+      buildLayers();
+      Object.keys(sets).forEach(function (name) {
+        sets[name].update(null, t);
+      });
+      var shownTracks = updateTracks(null, t);
+      if (eventSet) eventSet.update(null, t);
+      setCounts(D, {
+        mode: "reports",
+        cells: 0,
+        plain: sets.reports ? sets.reports.count() : 0,
+        tracks: shownTracks,
+        events: eventSet ? eventSet.count() : 0,
+      });
+    }
+
+    function fetchView() {
+      if (!source) return Promise.resolve();
+      var seq = ++fetchSeq;
+      if (inflight) inflight.abort();
+      inflight = typeof AbortController === "function" ? new AbortController() : null;
+      var signal = inflight ? inflight.signal : undefined;
+      var params = viewParams();
+      var zoom = map.getZoom();
+      var t = state.time;
+      loading += 1;
+      var work;
+      if (zoom < CELL_ZOOM) {
+        work = showCells(params, zoom, signal, seq);
+      } else {
+        // Counting the view per cell is cheap: it says whether its reports fit in one answer.
+        work = source.get("cells", Object.assign({ zoom: zoom }, params), signal).then(function (cells) {
+          if (seq !== fetchSeq) return;
+          if (cells.matched > LIMIT) return showCells(params, zoom, signal, seq, cells);
+          return source.get("reports", Object.assign({ limit: LIMIT }, params), signal).then(function (D) {
+            if (seq !== fetchSeq) return;
+            if (D.truncated) return showCells(params, zoom, signal, seq, cells);
+            showReports(D, t);
+          });
+        });
+      }
+      return work
+        .then(function () {
+          if (seq === fetchSeq) {
+            lastError = null;
+            render();
+            notice();
+          }
+        })
+        .catch(function (err) {
+          if (!err || err.name !== "AbortError") {
+            lastError = String(err && err.message ? err.message : err);
+            if (global.console) global.console.warn("Truce map: " + lastError);
+          }
+        })
+        .then(function () {
+          loading -= 1;
+        });
+    }
+
+    if (source) {
+      // Opening a popup pans the map to fit it: fetching then would redraw the markers and
+      // close the popup. A move while one is open is fetched when it closes.
+      var popupOpen = false;
+      var movedUnderPopup = false;
+      var onMove = function () {
+        if (popupOpen) {
+          movedUnderPopup = true;
+          return;
+        }
+        if (moveTimer !== null) clearTimeout(moveTimer);
+        moveTimer = setTimeout(function () {
+          moveTimer = null;
+          fetchView();
+        }, 120);
+      };
+      map.on("moveend", onMove);
+      map.on("popupopen", function () {
+        popupOpen = true;
+      });
+      map.on("popupclose", function () {
+        popupOpen = false;
+        if (movedUnderPopup) {
+          movedUnderPopup = false;
+          onMove();
+        }
+      });
+    }
+
+    // A filter that matches nothing says so, and what there is to choose from.
+    var noticeBox = null;
+    function notice() {
+      var total = P.counts ? P.counts.reports : null;
+      var empty = source && state.counts.reports === 0 && total === 0;
+      if (!empty) {
+        if (noticeBox) noticeBox.style.display = "none";
+        return;
+      }
+      if (!noticeBox) {
+        noticeBox = L.DomUtil.create("div", "truce-notice", map.getContainer());
+        L.DomEvent.disableClickPropagation(noticeBox);
+      }
+      var a = (options.source && options.source.available) || {};
+      var q = options.query || {};
+      var what = [q.party ? "party " + q.party : null, q.zone ? "zone " + q.zone : null,
+        q.since || q.until ? "dates " + (q.since || "…") + " to " + (q.until || "…") : null]
+        .filter(Boolean).join(", ");
+      noticeBox.innerHTML =
+        "<h4>No reports match" + (what ? " " + esc(what) : "") + "</h4>" +
+        (a.parties && a.parties.length ? "<p>Parties: " + a.parties.map(esc).join(", ") + "</p>" : "") +
+        (a.zones && a.zones.length ? "<p>Zones: " + a.zones.map(esc).join(", ") + "</p>" : "") +
+        (a.first ? "<p>Reports from " + esc(fmtTime(a.first)) + " to " + esc(fmtTime(a.last)) + "</p>" : "<p>No reports are stored.</p>");
+      noticeBox.style.display = "";
+    }
+
     var ui = {};
 
     function render() {
       if (!ui.time) return;
       ui.time.textContent = fmtTime(state.time);
+      if (ui.date && document.activeElement !== ui.date) {
+        ui.date.value = new Date(state.time * 1000).toISOString().slice(0, 10);
+      }
       var c = state.counts;
+      if (source) {
+        ui.counts.textContent =
+          (c.reports === undefined ? "…" : fmtNumber(c.reports)) + " reports" +
+          (c.shown !== undefined && c.shown !== c.reports ? " (" + fmtNumber(c.shown) + " in view)" : "") +
+          " · violations: " + (c.violationsInside || 0) + " inside, " + (c.violationsPossible || 0) +
+          " possible · " + (c.warnings || 0) + " warnings · " + (state.zones || 0) + " zones in force";
+        ui.range.value = String(state.step);
+        ui.range.setAttribute("aria-valuetext", fmtTime(state.time));
+        return;
+      }
       ui.counts.textContent =
         c.reports + " of " + n + " reports · violations: " + c.violationsInside + " inside, " +
         c.violationsPossible + " possible · " + c.warnings + " warnings · " + c.zones +
@@ -502,7 +882,7 @@
     }
 
     var pending = null;
-    var delay = n > 20000 ? 150 : 0;
+    var delay = source ? 60 : n > 20000 ? 150 : 0;
 
     function schedule() {
       if (ui.time) ui.time.textContent = fmtTime(steps[state.step]);
@@ -577,6 +957,22 @@
           option.value = String(w[0]);
           option.textContent = w[1];
         });
+        // A date picker beside the slider: a season has thousands of stops, a day is one pick.
+        ui.date = L.DomUtil.create("input", "truce-date", row);
+        ui.date.type = "date";
+        ui.date.setAttribute("aria-label", "Go to the end of a day (UTC)");
+        ui.date.title = "Go to the end of a day (UTC)";
+        if (steps.length) {
+          ui.date.min = new Date(steps[0] * 1000).toISOString().slice(0, 10);
+          ui.date.max = new Date(steps[steps.length - 1] * 1000).toISOString().slice(0, 10);
+        }
+        L.DomEvent.on(ui.date, "change", function () {
+          if (!ui.date.value) return;
+          var end = Date.parse(ui.date.value + "T23:59:59Z") / 1000;
+          stop();
+          state.step = Math.max(0, Math.min(steps.length - 1, upperBound(steps, end) - 1));
+          apply();
+        });
         var label = L.DomUtil.create("div", "truce-slider-label", div);
         ui.time = L.DomUtil.create("output", "truce-time", label);
         ui.counts = L.DomUtil.create("span", "truce-counts", label);
@@ -612,6 +1008,16 @@
       layers: layers,
       steps: steps,
       reportCount: n,
+      loading: function () {
+        return loading > 0 || moveTimer !== null || pending !== null;
+      },
+      mode: function () {
+        return state.counts.mode || "inline";
+      },
+      lastError: function () {
+        return lastError;
+      },
+      cellLayer: cellLayer,
       step: function () {
         return state.step;
       },
