@@ -23,6 +23,8 @@ PATH_VALUES = {
     "collectionId": "reports",
     "featureId": "2022-03-26-ru-mod-1",
     "report_id": "2022-03-24-arm-side-1",
+    "subscription_id": "no-such-subscription",
+    "incident_id": "1",
 }
 
 
