@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.api.support import Server, running_server
-from tests.map.test_map_browser import ARGS, CHROMIUM, REPORT_CSP_VIOLATIONS, Watched
+from tests.map.browser import ARGS, CHROMIUM, REPORT_CSP_VIOLATIONS, Watched
 
 pytestmark = [
     pytest.mark.skipif(
