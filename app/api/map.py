@@ -27,6 +27,7 @@ from typing import Annotated, Any, cast
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.routing import NoMatchFound
 
 from app import assets
 from app.api import map_data
@@ -101,6 +102,16 @@ def available(service: Service, season: Season) -> dict[str, Any]:
     }
 
 
+def live_events(request: Request, service: Service, root: str) -> dict[str, Any] | None:
+    """Where map.js listens for new incidents: the app's `GET /events` (None in an app without
+    it), from after the log's last event (those before are on the map already)."""
+    try:
+        path = request.app.url_path_for("stream_events")
+    except NoMatchFound:
+        return None
+    return {"url": root + str(path), "after": service.store.last_event_id()}
+
+
 @router.get(
     "/map",
     operation_id="getMap",
@@ -149,8 +160,12 @@ def get_map(
     season = season_from_service(service, seasons, party=party, zone=zone, geodata=geodata)
     query = MapQuery(at=opening, since=times.since, until=times.until, zone=zone, party=party)
     root = request.scope.get("root_path", "").rstrip("/")
-    # The same page for the same season, query and mount: rendered once (folium takes ~0.1 s).
-    key = f"page:{season.token}:{root}:{tiles}:{request.url.query}"
+    events = live_events(request, service, root)
+    # The same page for the same season, query, mount and event log position: rendered once
+    # (folium takes ~0.1 s). The log's last id is in the key so that a page never tells its
+    # stream to start before events it would then replay.
+    after = None if events is None else events["after"]
+    key = f"page:{season.token}:{root}:{tiles}:{after}:{request.url.query}"
 
     def render() -> bytes:
         # The reports, findings and tracks are fetched by map.js for each view from /map/data.
@@ -159,6 +174,7 @@ def get_map(
             "party": party,
             "zone": zone,
             "available": available(service, season),
+            "events": events,
         }
         html = map_html(
             season.page_model(query),

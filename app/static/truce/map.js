@@ -2,7 +2,9 @@
  * Truce map: reports, findings and tracks drawn from the columnar payload that app/mapview/payload.py
  * writes, and a time slider over them, the zones and the reference lines.
  *
- * Needs Leaflet and Leaflet.markercluster, nothing else; never touches the network.
+ * Needs Leaflet and Leaflet.markercluster, nothing else. Served by the API, it fetches each
+ * view's data from /map/data and listens to /events for new incidents; standalone, it never
+ * touches the network.
  * TruceMap.init(map, layers, payload, options) returns a small API (also window.truce) that the
  * browser tests use to read what is shown.
  */
@@ -1000,8 +1002,112 @@
     });
     new Slider().addTo(map);
 
+    // --- live incidents: GET /events as Server-Sent Events (the served map only) -------------
+
+    var LIVE_TYPES = ["incident.opened", "incident.updated", "incident.closed"];
+    var LIVE_TITLES = {
+      "incident.opened": "New incident",
+      "incident.updated": "Incident updated",
+      "incident.closed": "Incident closed",
+    };
+    // Older notices go when a new one would make more than this.
+    var MAX_LIVE_NOTICES = 5;
+    var liveBox = null;
+    var liveTimer = null;
+
+    function partyName(code) {
+      for (var k = 0; k < parties.length; k++) {
+        if (parties[k].code === code) {
+          return parties[k].name && parties[k].name !== code ? code + " (" + parties[k].name + ")" : code;
+        }
+      }
+      return String(code);
+    }
+
+    function liveNotice(type, d) {
+      if (!liveBox) {
+        var Box = L.Control.extend({
+          options: { position: "topright" },
+          onAdd: function () {
+            var div = L.DomUtil.create("div", "truce-live");
+            // Read out politely by screen readers as notices arrive.
+            div.setAttribute("role", "log");
+            div.setAttribute("aria-live", "polite");
+            div.setAttribute("aria-label", "New incidents");
+            L.DomEvent.disableClickPropagation(div);
+            L.DomEvent.disableScrollPropagation(div);
+            return div;
+          },
+        });
+        liveBox = new Box().addTo(map).getContainer();
+      }
+      var item = L.DomUtil.create("div", "truce-live-item truce-live-" + (d.verdict === "inside" ? "inside" : "possible"), liveBox);
+      var close = L.DomUtil.create("button", "truce-live-close", item);
+      close.type = "button";
+      close.textContent = "×";
+      close.setAttribute("aria-label", "Dismiss");
+      L.DomEvent.on(close, "click", function () {
+        if (item.parentNode) item.parentNode.removeChild(item);
+      });
+      var title = L.DomUtil.create("strong", "truce-live-title", item);
+      title.textContent = LIVE_TITLES[type] || type;
+      var what = L.DomUtil.create("div", "truce-live-what", item);
+      what.textContent = partyName(d.party) + (d.unit ? " unit " + d.unit : "") + " · " + (d.zone_name || d.zone_id);
+      var how = L.DomUtil.create("div", "truce-live-how", item);
+      var observed = Date.parse(d.observed_at);
+      how.textContent =
+        (d.verdict === "inside" ? "inside" : "possible") +
+        (typeof d.depth_m === "number" ? ", " + depthText(d.depth_m, 0) : "") +
+        (isNaN(observed) ? "" : " · " + fmtTime(observed / 1000));
+      while (liveBox.children.length > MAX_LIVE_NOTICES) liveBox.removeChild(liveBox.firstChild);
+      return observed / 1000;
+    }
+
+    // A burst of events (a batch of reports) gives one refetch. A map at the slider's end
+    // follows the new reports: the slider gets a stop at the latest one.
+    function liveRefresh(t) {
+      if (!isNaN(t) && steps.length && state.step === steps.length - 1 && t > steps[steps.length - 1]) {
+        steps.push(t);
+        state.step = steps.length - 1;
+        if (ui.range) ui.range.max = String(state.step);
+        if (ui.date) ui.date.max = new Date(t * 1000).toISOString().slice(0, 10);
+      }
+      if (liveTimer !== null) clearTimeout(liveTimer);
+      liveTimer = setTimeout(function () {
+        liveTimer = null;
+        apply();
+      }, 250);
+    }
+
+    function listen(live) {
+      if (!source || !live || !live.url || typeof global.EventSource !== "function") return null;
+      var url = live.url + "?types=" + encodeURIComponent(LIVE_TYPES.join(","));
+      if (live.after !== null && live.after !== undefined) url += "&after=" + encodeURIComponent(live.after);
+      var stream = new global.EventSource(url);
+      var onEvent = function (message) {
+        var envelope;
+        try {
+          envelope = JSON.parse(message.data);
+        } catch (err) {
+          return;
+        }
+        if (!envelope || !envelope.data) return;
+        liveRefresh(liveNotice(envelope.type || message.type, envelope.data));
+      };
+      LIVE_TYPES.forEach(function (type) {
+        stream.addEventListener(type, onEvent);
+      });
+      // Quiet: the browser reconnects by itself, resuming with Last-Event-ID.
+      stream.onerror = function () {};
+      global.addEventListener("pagehide", function () {
+        stream.close();
+      });
+      return stream;
+    }
+
     state.step = Math.max(0, Math.min(steps.length - 1, upperBound(steps, P.opening) - 1));
     apply();
+    var liveStream = listen(options.source && options.source.events);
 
     return {
       map: map,
@@ -1009,7 +1115,7 @@
       steps: steps,
       reportCount: n,
       loading: function () {
-        return loading > 0 || moveTimer !== null || pending !== null;
+        return loading > 0 || moveTimer !== null || pending !== null || liveTimer !== null;
       },
       mode: function () {
         return state.counts.mode || "inline";
@@ -1018,6 +1124,9 @@
         return lastError;
       },
       cellLayer: cellLayer,
+      live: function () {
+        return liveStream ? liveStream.readyState : null;
+      },
       step: function () {
         return state.step;
       },
