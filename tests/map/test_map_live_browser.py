@@ -45,6 +45,11 @@ def test_a_violation_filed_while_the_map_is_open_shows_as_a_notice(
     with httpx.Client(base_url=live.url, timeout=10) as http:
         response = http.post("/zones", json=ZONE, headers=auth("admin"))
         assert response.status_code == 201, response.text
+        # The scenario's violations are in the log already: the map must not replay them.
+        logged = http.get(
+            "/events?types=incident.opened&after=0&follow=false", headers=auth("viewer")
+        )
+        assert logged.status_code == 200 and "event: incident.opened" in logged.text
         page = open_map(watched, f"{live.url}/map")
         before = page.evaluate("window.truce.counts()")["reports"]
         # The stream starts after the log's last event: the zone's own event is not replayed.
@@ -62,6 +67,7 @@ def test_a_violation_filed_while_the_map_is_open_shows_as_a_notice(
 
     notice = page.locator(".truce-live-item")
     notice.first.wait_for(timeout=WAIT_MS)
+    assert notice.count() == 1  # this incident only, none of the log's older ones
     text = notice.first.inner_text()
     assert "New incident" in text
     assert "AZE" in text and "unit L1" in text and "Zone live" in text
@@ -79,5 +85,20 @@ def test_a_violation_filed_while_the_map_is_open_shows_as_a_notice(
 
     # Dismissed by its button.
     page.get_by_role("button", name="Dismiss").first.click()
-    assert page.locator(".truce-live-item").count() == 0
+    assert notice.count() == 0
+
+    # A burst of six incidents (six units) leaves the last five notices.
+    burst = [
+        point_feature(*POINT, id=f"live-b{k}", unit=f"B{k}", observed_at=OBSERVED) for k in range(6)
+    ]
+    with httpx.Client(base_url=live.url, timeout=10) as http:
+        response = http.post("/reports", json=collection(*burst), headers=auth("observer"))
+        assert response.status_code in (200, 201), response.text
+    page.wait_for_function(
+        "() => Array.from(document.querySelectorAll('.truce-live-what'))"
+        ".some((e) => e.textContent.includes('unit B5'))",
+        timeout=WAIT_MS,
+    )
+    units = [t.split(" · ")[0] for t in page.locator(".truce-live-what").all_inner_texts()]
+    assert len(units) == 5 and all(u.endswith(("B1", "B2", "B3", "B4", "B5")) for u in units)
     assert watched.errors == []
