@@ -102,3 +102,13 @@ def test_a_violation_filed_while_the_map_is_open_shows_as_a_notice(
     units = [t.split(" · ")[0] for t in page.locator(".truce-live-what").all_inner_texts()]
     assert len(units) == 5 and all(u.endswith(("B1", "B2", "B3", "B4", "B5")) for u in units)
     assert watched.errors == []
+
+
+def test_a_map_of_one_party_and_zone_listens_to_theirs_only(watched: Watched, live: Server) -> None:
+    open_map(watched, f"{live.url}/map?party=ARM&zone=nk-pk-zone")
+    streams = [u for u in watched.requests if urlsplit(u).path == "/events"]
+    assert len(streams) == 1
+    query = parse_qs(urlsplit(streams[0]).query)
+    assert query["parties"] == ["ARM"] and query["zones"] == ["nk-pk-zone"]
+    watched.page.wait_for_function("() => window.truce.live() === 1", timeout=WAIT_MS)
+    assert watched.errors == []

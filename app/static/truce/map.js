@@ -1083,6 +1083,10 @@
       if (!source || !live || !live.url || typeof global.EventSource !== "function") return null;
       var url = live.url + "?types=" + encodeURIComponent(LIVE_TYPES.join(","));
       if (live.after !== null && live.after !== undefined) url += "&after=" + encodeURIComponent(live.after);
+      // A map of one party or one zone hears only of its incidents.
+      var src = options.source;
+      if (src.party) url += "&parties=" + encodeURIComponent(src.party);
+      if (src.zone) url += "&zones=" + encodeURIComponent(src.zone);
       var stream = new global.EventSource(url);
       var onEvent = function (message) {
         var envelope;
