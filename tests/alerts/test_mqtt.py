@@ -69,13 +69,16 @@ def test_ten_thousand_positions_are_stored_once_and_events_reach_a_subscriber(
     assert service.load_scenario()
     service.index()
     reports_before = store.count_reports()
+    prefix = uuid.uuid4().hex[:8]
     settings = Settings(
         _env_file=None,
         database_url=store_url,
         mqtt_url=BROKER,
         webhook_lease_s=2.0,
+        # A session of this run's own, which the broker forgets soon after.
+        mqtt_client_id=f"truce-test-{prefix}",
+        mqtt_session_expiry_s=60,
     )
-    prefix = uuid.uuid4().hex[:8]
     messages = _positions(prefix)
     received: list[tuple[str, Any]] = []
 
