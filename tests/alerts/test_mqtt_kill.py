@@ -1,12 +1,12 @@
 """SIGKILL of the MQTT bridge (`truce deliver` with TRUCE_MQTT_URL) while it files positions,
-against the machine's Mosquitto, over both stores: after a restart every position published is
-stored exactly once, those received but not yet filed at the kill and those published while
-the bridge was down included.
+against the machine's Mosquitto, over both stores: after a restart every one of the 2,000
+positions published is stored exactly once, those received but not yet filed at the kill
+included (the broker sends them again to the bridge's persistent session).
 
 The bridge files one position at a time (`TRUCE_MQTT_BATCH=1`), so that the kill falls while
 most of the positions have reached it (its Receive Maximum lets the broker send them all at
-once) but are not yet filed. Each run has its own client id and unit names, so runs side by side do not
-share a session or count each other's positions.
+once) but are not yet filed. Each run has its own client id and unit names, so runs side by
+side do not share a session or count each other's positions.
 """
 
 from __future__ import annotations
