@@ -358,7 +358,7 @@ class MqttBridge:
                     file_positions, self.service, positions
                 )
                 log.debug("filed %d positions in %.3f s", len(batch), time.perf_counter() - started)
-            except Exception as exc:  # the store is down: answer every position, keep going
+            except Exception as exc:  # the store is down: answer every position, then reconnect
                 log.warning("cannot file %d MQTT positions: %s", len(batch), exc)
                 refusals = [
                     Refusal(
