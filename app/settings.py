@@ -48,6 +48,9 @@ Every setting has a working default, so `truce serve` runs with none set:
   from `truce/reports/{party}/{unit}` are filed as reports and events published on
   `truce/events/{type}`; default none (no MQTT). `TRUCE_MQTT_BATCH` (5000) and
   `TRUCE_MQTT_BATCH_MS` (50): positions are filed in batches of up to this many, or this old;
+  `TRUCE_MQTT_CLIENT_ID` (``truce-bridge``): the bridge's persistent session at the broker (each
+  process that runs the bridge needs its own) and `TRUCE_MQTT_SESSION_EXPIRY_S` (604800, a week):
+  how long the broker keeps the session, and the positions sent to it, while the bridge is down;
 - `TRUCE_LOAD_SCENARIO`: load the founding scenario from `geodata/` into an empty database;
   `TRUCE_GEODATA_DIR` says where that directory is when the package is installed without it
   (as in the container image).
@@ -238,6 +241,17 @@ class Settings(BaseSettings):
     mqtt_batch: int = Field(default=5000, ge=1, description="most positions filed at once")
     mqtt_batch_ms: float = Field(
         default=50.0, ge=0, description="longest a position waits for its batch, in ms"
+    )
+    mqtt_client_id: str = Field(
+        default="truce-bridge",
+        min_length=1,
+        description="MQTT client id of the bridge's persistent session (one per process)",
+    )
+    mqtt_session_expiry_s: int = Field(
+        default=604800,
+        ge=0,
+        le=4294967295,
+        description="how long the broker keeps the bridge's session while it is down, in s",
     )
 
     @property

@@ -293,9 +293,15 @@ def mqtt(workdir: Path, count: int, baseline_count: int) -> None:
     # The scenario first (a serve start loads it), then the bridge alone in `truce deliver`.
     with serve(workdir, db) as url:
         pass
-    env = _env(db, TRUCE_MQTT_URL="mqtt://127.0.0.1:1883")
-    command = [sys.executable, "-c", "from app.cli import main; main()", "deliver"]
     prefix = f"m{int(time.time())}"
+    # A session of this run's own (the bridge's is persistent), which the broker soon forgets.
+    env = _env(
+        db,
+        TRUCE_MQTT_URL="mqtt://127.0.0.1:1883",
+        TRUCE_MQTT_CLIENT_ID=f"bench-{prefix}",
+        TRUCE_MQTT_SESSION_EXPIRY_S="60",
+    )
+    command = [sys.executable, "-c", "from app.cli import main; main()", "deliver"]
     # Trackers: one `mosquitto_pub -l` (C, QoS 1) per unit, all at once, each reading its
     # unit's positions a line a message: the publishers cost little next to the bridge.
     units = 50

@@ -15,9 +15,12 @@ broker delivers twice is stored once. A bad message is answered on
 get. The bridge's cursor is a subscription row of kind ``mqtt`` with a lease, delivered by
 `Deliverer` like a webhook: at least once, in order, by one process at a time.
 
-Limit: aiomqtt acknowledges a QoS 1 message when it arrives, so positions received but not yet
-filed when the process is killed are lost unless the tracker sends them again (its ids make a
-resend safe).
+**Nothing lost.** A QoS 1 position is acknowledged to the broker (PUBACK) only once the batch
+holding it is committed, or once its problem is published on the error topic; acks go in the
+order the messages arrived. The bridge keeps a persistent session (`TRUCE_MQTT_CLIENT_ID`, clean
+start off, `TRUCE_MQTT_SESSION_EXPIRY_S`), so after a crash or a lost connection the broker sends
+again what was not acknowledged, and keeps for it what trackers publish meanwhile; ids make the
+redelivery store nothing twice.
 """
 
 from __future__ import annotations
@@ -75,8 +78,25 @@ class Refusal:
         return f"truce/errors/{self.position.party}/{self.position.unit}"
 
 
-def broker(url: str) -> dict[str, Any]:
-    """aiomqtt's connection arguments for ``mqtt://[user[:password]@]host[:port]``."""
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A position as received, with what acknowledging its message takes."""
+
+    position: Position
+    mid: int
+    qos: int
+
+
+def _acknowledge(client: aiomqtt.Client, received: Received) -> None:
+    if received.qos > 0:
+        client._client.ack(received.mid, received.qos)
+
+
+def broker(
+    url: str, client_id: str = "truce-bridge", session_expiry_s: int = 604800
+) -> dict[str, Any]:
+    """aiomqtt's connection arguments for ``mqtt://[user[:password]@]host[:port]``, with a
+    persistent session under `client_id`."""
     parts = urlsplit(url)
     if parts.scheme not in ("mqtt", "mqtts", "tcp") or not parts.hostname:
         raise ValueError(f"TRUCE_MQTT_URL must read mqtt://host:port, not {url!r}")
@@ -85,12 +105,19 @@ def broker(url: str) -> dict[str, Any]:
     # trackers is sent on at once rather than queued at the broker, which drops what exceeds its
     # queue (1,000 messages by default).
     connect = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    # Messages are acknowledged only once filed, so this is also how many positions may await
+    # their batch; it is well above `TRUCE_MQTT_BATCH`, so acks never hold back the flow.
     connect.ReceiveMaximum = 65535
+    # A persistent session: what the bridge had not acknowledged when it went away, and what was
+    # published while it was away, is kept by the broker and sent again when it comes back.
+    connect.SessionExpiryInterval = session_expiry_s
     options: dict[str, Any] = {
         "hostname": parts.hostname,
         "port": parts.port or (8883 if parts.scheme == "mqtts" else 1883),
         "protocol": aiomqtt.ProtocolVersion.V5,
         "properties": connect,
+        "identifier": client_id,
+        "clean_start": False,
     }
     if parts.username:
         options["username"] = unquote(parts.username)
@@ -224,7 +251,9 @@ class MqttBridge:
         assert settings.mqtt_url
         self.service = service
         self.settings = settings
-        self.options = broker(settings.mqtt_url)
+        self.options = broker(
+            settings.mqtt_url, settings.mqtt_client_id, settings.mqtt_session_expiry_s
+        )
         self.filed = 0
         self.duplicates = 0
         self.refused = 0
@@ -233,7 +262,11 @@ class MqttBridge:
         """Serve until `stop` is set; a lost broker is retried every second."""
         while not stop.is_set():
             try:
-                async with aiomqtt.Client(**self.options) as client:
+                client = aiomqtt.Client(**self.options)
+                # aiomqtt 2.5 has no manual acknowledgement of its own; paho's is switched on
+                # before connecting, and `_acknowledge` sends the PUBACKs once positions are filed.
+                client._client.manual_ack_set(True)
+                async with client:
                     await self._serve(client, stop)
             except aiomqtt.MqttError as exc:
                 log.warning("MQTT broker %s: %s", self.settings.mqtt_url, exc)
@@ -242,7 +275,7 @@ class MqttBridge:
 
     async def _serve(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
         await client.subscribe(REPORT_TOPIC, qos=1)
-        queue: asyncio.Queue[Position] = asyncio.Queue()
+        queue: asyncio.Queue[Received] = asyncio.Queue()
 
         async def publish(sub: Subscription, event: Event) -> Outcome:
             started = time.perf_counter()
@@ -288,15 +321,16 @@ class MqttBridge:
         with contextlib.suppress(Exception):
             await asyncio.to_thread(store.add_subscription, spec, "", "mqtt", cursor, "mqtt")
 
-    async def _read(self, client: aiomqtt.Client, queue: asyncio.Queue[Position]) -> None:
+    async def _read(self, client: aiomqtt.Client, queue: asyncio.Queue[Received]) -> None:
         async for message in client.messages:
             parts = message.topic.value.split("/")
             payload = message.payload
             if not isinstance(payload, bytes | bytearray):
                 payload = str(payload).encode()
-            queue.put_nowait(Position(parts[2], parts[3], bytes(payload)))
+            position = Position(parts[2], parts[3], bytes(payload))
+            queue.put_nowait(Received(position, message.mid, message.qos))
 
-    async def _file(self, client: aiomqtt.Client, queue: asyncio.Queue[Position]) -> None:
+    async def _file(self, client: aiomqtt.Client, queue: asyncio.Queue[Received]) -> None:
         limit = self.settings.mqtt_batch
         wait_s = self.settings.mqtt_batch_ms / 1000
         last_filing_s = 0.0
@@ -318,12 +352,13 @@ class MqttBridge:
                 except TimeoutError:
                     break
             started = time.perf_counter()
+            positions = [r.position for r in batch]
             try:
                 stored, duplicates, refusals = await asyncio.to_thread(
-                    file_positions, self.service, batch
+                    file_positions, self.service, positions
                 )
                 log.debug("filed %d positions in %.3f s", len(batch), time.perf_counter() - started)
-            except Exception as exc:  # the store is down: answer every position, keep going
+            except Exception as exc:  # the store is down: answer every position, then reconnect
                 log.warning("cannot file %d MQTT positions: %s", len(batch), exc)
                 refusals = [
                     Refusal(
@@ -334,11 +369,21 @@ class MqttBridge:
                             "title": "Storage unavailable",
                         },
                     )
-                    for p in batch
+                    for p in positions
                 ]
                 stored = duplicates = 0
+                failure: Exception | None = exc
+            else:
+                failure = None
             self.filed += stored
             self.duplicates += duplicates
             self.refused += len(refusals)
             for refusal in refusals:
                 await client.publish(refusal.topic, orjson.dumps(refusal.problem), qos=1)
+            if failure is not None:
+                # Not filed, so not acknowledged: a new connection has the broker send them again.
+                raise aiomqtt.MqttError(f"cannot file positions: {failure}")
+            # Committed, and the refused answered: now the broker may forget them. In the order
+            # of receipt, which MQTT asks of QoS 1 acknowledgements.
+            for received in batch:
+                _acknowledge(client, received)

@@ -69,13 +69,16 @@ def test_ten_thousand_positions_are_stored_once_and_events_reach_a_subscriber(
     assert service.load_scenario()
     service.index()
     reports_before = store.count_reports()
+    prefix = uuid.uuid4().hex[:8]
     settings = Settings(
         _env_file=None,
         database_url=store_url,
         mqtt_url=BROKER,
         webhook_lease_s=2.0,
+        # A session of this run's own, which the broker forgets soon after.
+        mqtt_client_id=f"truce-test-{prefix}",
+        mqtt_session_expiry_s=60,
     )
-    prefix = uuid.uuid4().hex[:8]
     messages = _positions(prefix)
     received: list[tuple[str, Any]] = []
 
@@ -176,3 +179,17 @@ def test_bad_positions_are_refused_by_name_and_the_rest_of_the_batch_is_filed(
     else:
         assert problem["field"]
     assert store.get_report("g1-1").report.unit == "g1"
+
+
+def test_the_bridge_connects_with_a_persistent_session_and_a_wide_window() -> None:
+    from app.alerts.mqtt import broker
+
+    options = broker("mqtt://u:p%40ss@broker.example:1884", "truce-site-2", 3600)
+    assert (options["hostname"], options["port"]) == ("broker.example", 1884)
+    assert (options["username"], options["password"]) == ("u", "p@ss")
+    # The broker keeps what is not acknowledged for this id, across reconnections.
+    assert options["identifier"] == "truce-site-2"
+    assert options["clean_start"] is False
+    assert options["properties"].SessionExpiryInterval == 3600
+    # Acks wait for the batch: the broker may send far more than a batch before the first.
+    assert options["properties"].ReceiveMaximum == 65535 > Settings(_env_file=None).mqtt_batch
