@@ -35,7 +35,12 @@ def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        browser = playwright.chromium.launch(
+            # A loaded 2-core machine can take longer than Playwright's 30 s to start Chromium.
+            executable_path=str(CHROMIUM),
+            args=ARGS,
+            timeout=120_000,
+        )
         yield browser
         browser.close()
 
