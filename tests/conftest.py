@@ -13,6 +13,10 @@ from hypothesis import HealthCheck, settings
 
 from app import assets
 
+# One Chromium per test process, shared by the map's and the front door's tests: Playwright's
+# sync API refuses a second instance while the first one's event loop is running.
+from tests.map.browser import browser  # noqa: F401
+
 # Examples are judged by what they find, not by how fast a loaded two-core machine makes them:
 # no per-example deadline and no "too slow" health check (speed is bench/'s business).
 settings.register_profile(

@@ -13,7 +13,7 @@ from app.mapview import MapData
 from app.scenario import Scenario, load_scenario
 from app.store import SQLiteStore
 from tests.factories import varied_reports
-from tests.map.browser import browser, watched  # noqa: F401 (fixtures of the browser tests)
+from tests.map.browser import watched  # noqa: F401 (fixtures of the browser tests)
 from tests.map.support import LiveServer, free_port, load_into, map_app
 
 

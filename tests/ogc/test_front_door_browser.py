@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from tests.api.support import Server, running_server
-from tests.map.browser import ARGS, CHROMIUM, REPORT_CSP_VIOLATIONS, Watched
+from tests.map.browser import CHROMIUM, REPORT_CSP_VIOLATIONS, Watched
 
 pytestmark = [
     pytest.mark.skipif(
@@ -30,19 +30,6 @@ def front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         directory / "truce.sqlite", directory / "uvicorn.log", env={"TRUCE_PUBLIC_READ": "true"}
     ) as server:
         yield server
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            # A loaded 2-core machine can take longer than Playwright's 30 s to start Chromium.
-            executable_path=str(CHROMIUM),
-            args=ARGS,
-            timeout=120_000,
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
