@@ -190,7 +190,13 @@ def prepare(
     reports and no times opens.
     """
     query = query or MapQuery()
-    now_s = to_seconds(now or datetime.now(UTC))
+    frame, findings = judge_frame(data, query)
+    return lay_out(frame, findings, data, query, now=now)
+
+
+def judge_frame(data: MapData, query: MapQuery) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The reports of `query`'s window and party in (observed_at, id) order, and the engine's
+    findings on them (`report`: the row; with `uncertainty_m`, the verdict's u)."""
     frame = (
         _report_frame(data.reports) if data.columns is None else frame_from_columns(data.columns)
     )
@@ -200,35 +206,110 @@ def prepare(
         frame = frame[frame["observed_at"] < pd.Timestamp(query.until)]
     if query.party is not None:
         frame = frame[frame["party"] == query.party]
-    frame = frame.sort_values(["observed_at", "id"], kind="stable").reset_index(drop=True)
-
+    # A store's columns come in this order already: sorting a million rows again would cost a
+    # second and a copy of every column.
+    if not in_time_order(frame):
+        frame = frame.sort_values(["observed_at", "id"], kind="stable")
+    frame = frame.reset_index(drop=True)
     zones = list(data.zones)
     if zones and len(frame):
         index = data.index if data.index is not None else ZoneIndex(zones)
-        findings = index.check(frame)
-        # The u of each verdict: the report's uncertainty plus the zone's boundary uncertainty.
-        report_u = frame["uncertainty_m"].to_numpy(np.float64)[findings["report"].to_numpy()]
-        zone_u = index.boundary_uncertainty_m[findings["zone"].to_numpy(np.int64)]
-        findings["uncertainty_m"] = report_u + zone_u
+        return frame, judge_rows(frame, index)
+    return frame, empty_findings()
+
+
+def in_time_order(frame: pd.DataFrame) -> bool:
+    """Whether `frame`'s rows are in (observed_at, id) order, ids strictly growing within one
+    time."""
+    t = frame["observed_at"].to_numpy()
+    if len(t) < 2:
+        return True
+    if not (t[1:] >= t[:-1]).all():
+        return False
+    tied = np.flatnonzero(t[1:] == t[:-1])
+    ids = frame["id"].to_numpy(object)
+    return bool((ids[tied + 1] > ids[tied]).all()) if len(tied) else True
+
+
+def empty_findings() -> pd.DataFrame:
+    """Findings of no report, with every column."""
+    return pd.DataFrame({c: [] for c in [*FINDING_COLUMNS, "uncertainty_m"]})
+
+
+def judge_rows(frame: pd.DataFrame, index: ZoneIndex) -> pd.DataFrame:
+    """The engine's findings on `frame` (`ZoneIndex.check`), with the u of each verdict: the
+    report's uncertainty plus the zone's boundary uncertainty."""
+    if not len(frame):
+        return empty_findings()
+    findings = index.check(frame)
+    report_u = frame["uncertainty_m"].to_numpy(np.float64)[findings["report"].to_numpy()]
+    zone_u = index.boundary_uncertainty_m[findings["zone"].to_numpy(np.int64)]
+    findings["uncertainty_m"] = report_u + zone_u
+    return findings
+
+
+def unit_tracks(
+    frame: pd.DataFrame, findings: pd.DataFrame, rows: np.ndarray
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Track events and summaries (`app.tracks`) of the units of `rows` (row positions of
+    `frame`, ascending, every report of each of those units), with each event's `report_id`
+    the row of `frame` (int64).
+
+    Units are independent of each other, so the units of a few rows are laid out alone (what
+    a season does when reports are added) and give what all the units together would.
+    """
+    rows = np.asarray(rows, np.int64)
+    sub = frame[["party", "unit", "lon", "lat", "observed_at"]].iloc[rows]
+    sub = sub.assign(id=rows).reset_index(drop=True)
+    position = np.full(len(frame), -1, np.int64)
+    position[rows] = np.arange(len(rows))
+    if len(findings):
+        at = position[findings["report"].to_numpy(np.int64)]
+        found = findings[at >= 0].assign(report=at[at >= 0])
     else:
-        findings = pd.DataFrame({c: [] for c in [*FINDING_COLUMNS, "uncertainty_m"]})
+        found = findings
+    events = track_events(sub, found)
+    events["report_id"] = events["report_id"].astype(np.int64)
+    return events, track_summary(sub, found)
+
+
+def lay_out(
+    frame: pd.DataFrame,
+    findings: pd.DataFrame,
+    data: MapData,
+    query: MapQuery,
+    *,
+    now: datetime | None = None,
+    tracks: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+) -> MapModel:
+    """The model of judged reports (`judge_frame`'s frame and findings): the zone filter,
+    statuses, the slider's range and stops, tracks, parties, counts.
+
+    `tracks` (events and summaries, see `unit_tracks`) are computed here unless given.
+    """
+    now_s = to_seconds(now or datetime.now(UTC))
+    zones = list(data.zones)
     if query.zone is not None:
         frame, findings = _keep_zone(frame, findings, query.zone)
         zones = [z for z in zones if z.id == query.zone]
 
-    start, end, opening = _range(frame["t"].to_numpy(np.int64), query, now_s, zones)
+    times = frame["t"].to_numpy(np.int64)
+    start, end, opening = _range(times, query, now_s, zones)
     drawn = [z for z in zones if overlaps(z, start, end)]
     layers = {name: reference_layer(name, layer) for name, layer in data.layers.items()}
-    steps = _steps(frame["t"].to_numpy(np.int64), drawn, layers, start, end, opening)
+    steps = _steps(times, drawn, layers, start, end, opening)
 
+    frame = frame.copy(deep=False)
     frame["status"], frame["possible"], frame["certain"] = _status(len(frame), findings)
-    track_input = frame.assign(id=np.arange(len(frame)))
-    events = track_events(track_input, findings)
-    summary = track_summary(track_input, findings)
+    if tracks is None:
+        tracks = unit_tracks(frame, findings, np.flatnonzero(frame["unit"].notna().to_numpy()))
+    events, summary = tracks
     parties = party_colors(data.parties, frame["party"].unique().tolist())
-    sources = frame["source"].value_counts().index.tolist()
+    sources = _sources(frame["source"])
 
     zone_layers = zone_layers_by_kind(drawn, parties)
+    status = frame["status"].to_numpy(np.int8)
+    certain = frame["certain"].to_numpy(bool)
     return MapModel(
         query=query,
         start=start,
@@ -248,17 +329,28 @@ def prepare(
         bounds=bounds(drawn, frame, layers),
         counts={
             "reports": len(frame),
-            "violations": int((frame["status"] == VIOLATION).sum()),
+            "violations": int((status == VIOLATION).sum()),
             # Reports with a violation `inside` (certain); the rest of the violations are
             # only `possible`: summaries never mix the two.
-            "violations_inside": int(frame["certain"].sum()),
-            "violations_possible": int(((frame["status"] == VIOLATION) & ~frame["certain"]).sum()),
-            "warnings": int((frame["status"] == WARNING).sum()),
+            "violations_inside": int(certain.sum()),
+            "violations_possible": int(((status == VIOLATION) & ~certain).sum()),
+            "warnings": int((status == WARNING).sum()),
             "possible": int(frame["possible"].sum()),
             "zones": len(drawn),
             "units": int(frame[["party", "unit"]].dropna().drop_duplicates().shape[0]),
         },
     )
+
+
+def _sources(source: pd.Series) -> list[str]:
+    """The sources named, most used first (ties by name: the same list however the reports
+    came, whole or a few at a time)."""
+    counts = source.value_counts()
+    if not len(counts):
+        return []
+    names = counts.index.to_numpy(object).astype(str)
+    order = np.lexsort((names, -counts.to_numpy(np.int64)))
+    return [str(names[k]) for k in order]
 
 
 def _keep_zone(
