@@ -163,6 +163,11 @@ class Service:
         """The zone index, rebuilt first if any process changed the zones since it was built."""
         return self._current().index
 
+    def indexed(self) -> tuple[int, ZoneIndex]:
+        """The zone index (as `index`) with the zones token it was built under."""
+        current = self._current()
+        return current.token, current.index
+
     def zones_set_aside(self) -> tuple[SetAside, ...]:
         """Zones the latest index had to leave out (`ZoneIndex.set_aside`); reads no store."""
         indexed = self._indexed

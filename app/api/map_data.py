@@ -10,8 +10,9 @@
 
 Answers are compact columnar JSON (orjson; gzip from the app's middleware) with an `ETag` of
 the season they were cut from and the query: a client that sends it back (`If-None-Match`)
-gets a 304 until something is written. The season is judged once per write
-(`app.mapview.seasons`), not per request.
+gets a 304 until something is written. The season is judged once, then advanced by the reports
+written since (`app.mapview.seasons`), not judged per request; an answer cut from the season of
+before a zone or party change, while the new one is judged, says so (`X-Truce-Season: stale`).
 """
 
 from __future__ import annotations
@@ -161,6 +162,9 @@ def _answer(request: Request, view: View, make: Callable[[], dict[str, Any]]) ->
     digest = hashlib.blake2b(query.encode(), digest_size=6).hexdigest()
     etag = f'"{view.season.token}-{digest}"'
     headers = {"ETag": etag, "Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+    if view.season.stale:
+        # The season of before a zone or party change, while the new one is judged.
+        headers["X-Truce-Season"] = "stale"
     if etag in (request.headers.get("if-none-match") or "").replace("W/", "").split(", "):
         return Response(status_code=304, headers=headers)
     body = answers_of(request).get(

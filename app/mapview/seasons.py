@@ -2,10 +2,16 @@
 
 A `Season` is `prepare` run once over every stored report of a party/zone filter (read as
 columns, `Store.report_columns`): the engine's findings, statuses, track events and summaries.
-It is cached under the store's change tokens (reports, zones, parties), so a map that pans,
-zooms and moves its slider costs a binary search and a mask per request (`app.mapview.season`),
-and the payload of the few reports in view; a write to the store makes the next request judge
-again.
+A map that pans, zooms and moves its slider costs a binary search and a mask per request
+(`app.mapview.season`), and the payload of the few reports in view.
+
+A season knows the position of the store's report feed it holds (`position`) and what it was
+judged under (`basis`: the zones, the parties, the geodata). When only reports were written
+since, it is *advanced* (`Season.advance`, `app.mapview.increment`): the new and changed
+reports are judged, superseded versions replaced, retracted ones dropped, and only the units
+they touch laid out again. A zone or party change re-judges every report: `SeasonCache` does
+that once, and for a big season in a thread of its own while the previous season is served,
+marked `stale`. A zone filter's season is cut from its party's season, not judged.
 """
 
 from __future__ import annotations
@@ -23,8 +29,9 @@ import pandas as pd
 
 from app.domain import Zone
 from app.mapview import season as pure
+from app.mapview.increment import Changes, advance
 from app.mapview.layers import zone_layers_by_kind
-from app.mapview.model import MapData, MapModel, MapQuery, _range, _steps, prepare
+from app.mapview.model import MapData, MapModel, MapQuery, _range, _steps, lay_out, prepare
 from app.mapview.payload import payload
 from app.mapview.seconds import in_force, overlaps, to_seconds
 from app.mapview.style import VIOLATION, WARNING
@@ -53,23 +60,52 @@ class Season:
     track: np.ndarray
     #: Every zone version the season was judged against (of the zone filter, if any).
     zones: list[Zone]
+    #: The report feed position the season holds every write up to (`Store.reports_after`).
+    position: int = 0
+    #: What the season was judged under: the zones token (of `index`), the parties token, the
+    #: geodata. Any change re-judges the season whole.
+    basis: tuple[object, ...] = ()
+    #: What it was judged from (zones, index, parties, layers; no reports): what an advance
+    #: judges and lays out with.
+    data: MapData | None = None
+    #: Served while a newer season is being judged (after a zone or party change).
+    stale: bool = False
 
     @classmethod
-    def judge(cls, data: MapData, query: MapQuery, token: str) -> Season:
+    def judge(
+        cls,
+        data: MapData,
+        query: MapQuery,
+        token: str,
+        *,
+        position: int = 0,
+        basis: tuple[object, ...] = (),
+    ) -> Season:
         """`prepare` over `data`, and the columns views are cut from."""
-        model = prepare(data, query)
+        return cls.of(prepare(data, query), data, token, position=position, basis=basis)
+
+    @classmethod
+    def of(
+        cls,
+        model: MapModel,
+        data: MapData,
+        token: str,
+        *,
+        position: int = 0,
+        basis: tuple[object, ...] = (),
+    ) -> Season:
+        """The season of a laid-out `model` (judged from `data`)."""
+        query = model.query
         r = model.reports
         codes = {p.code: k for k, p in enumerate(model.parties)}
         party = r["party"].map(codes).fillna(-1).to_numpy(np.int32)
-        keyed = r[["party", "unit"]].astype(object)
         track = np.full(len(r), -1, np.int64)
         has_unit = r["unit"].notna().to_numpy()
         if has_unit.any():
-            labels, _ = pd.factorize(
-                keyed.loc[has_unit, "party"].astype(str)
-                + "\x1f"
-                + keyed.loc[has_unit, "unit"].astype(str)
-            )
+            keyed = r.loc[has_unit, ["party", "unit"]].astype(str)
+            # Codes in (party, unit) order, not order of appearance: a season advanced a few
+            # reports at a time numbers its tracks as one judged whole does.
+            labels, _ = pd.factorize(keyed["party"] + "\x1f" + keyed["unit"], sort=True)
             track[has_unit] = labels
         return cls(
             model=model,
@@ -83,7 +119,37 @@ class Season:
             possible=r["possible"].to_numpy(bool),
             track=track,
             zones=[z for z in data.zones if query.zone is None or z.id == query.zone],
+            position=position,
+            basis=basis,
+            data=replace(data, reports=[], columns=None),
         )
+
+    def advance(self, changes: Changes, position: int, token: str) -> Season:
+        """This season (of no zone filter) with `changes`, the feed's writes up to `position`:
+        the changed reports judged with the season's index, the rest carried over."""
+        data = self.data
+        if data is None or data.index is None or self.model.query.zone is not None:
+            raise ValueError("only a party's season judged with an index can be advanced")
+        m = self.model
+        if not len(changes):
+            return replace(self, position=position, token=token, stale=False)
+        moved = advance(
+            m.reports, m.findings, m.events, m.summary, changes, data.index, m.query.party
+        )
+        model = lay_out(
+            moved.frame, moved.findings, data, m.query, tracks=(moved.events, moved.summary)
+        )
+        return Season.of(model, data, token, position=position, basis=self.basis)
+
+    def cut_zone(self, zone: str, token: str) -> Season:
+        """The season of one zone (its findings, the reports that have one and every report of
+        the units among them), cut from this season of every zone: nothing judged again."""
+        data = self.data
+        if data is None or self.model.query.zone is not None:
+            raise ValueError("a zone's season is cut from a season of every zone")
+        query = replace(self.model.query, zone=zone)
+        model = lay_out(self.model.reports, self.model.findings, data, query)
+        return Season.of(model, data, token, position=self.position, basis=self.basis)
 
     # -- views ---------------------------------------------------------------------------
 
@@ -296,38 +362,118 @@ def season_token(*parts: object) -> str:
     return hashlib.blake2b(repr(parts).encode(), digest_size=8).hexdigest()
 
 
+#: A season of at least this many reports is judged again in a thread of its own after a zone
+#: or party change, the previous one served meanwhile; a smaller one is judged on the request.
+BACKGROUND_FROM = 50_000
+
+
 class SeasonCache:
-    """The last few judged seasons by (token, query): one build at a time per key (others
-    wait for it rather than judge the same season again)."""
+    """The seasons of the last few queries, each kept up to date with the store.
 
-    def __init__(self, size: int = 4) -> None:
-        """Keep `size` seasons at most."""
+    `get` answers from the season kept for a query while nothing was written; advances it when
+    only reports were (one advance at a time per query: others wait for it); and judges it
+    again after a zone or party change: on the request when there is none yet or it is small,
+    else in a background thread (one at a time per process) while the previous season is
+    served marked `stale`.
+    """
+
+    def __init__(self, size: int = 8, background_from: int = BACKGROUND_FROM) -> None:
+        """Keep `size` seasons at most; judge seasons of `background_from` reports or more
+        again in the background."""
         self._size = size
-        self._seasons: OrderedDict[tuple[str, MapQuery], Season] = OrderedDict()
+        self._background_from = background_from
+        self._seasons: OrderedDict[MapQuery, Season] = OrderedDict()
         self._lock = threading.Lock()
-        self._building: dict[tuple[str, MapQuery], threading.Lock] = {}
+        self._locks: dict[MapQuery, threading.Lock] = {}
+        self._rebuild: threading.Thread | None = None
+        #: Seasons judged whole, advanced and cut (for a zone) since the cache was made (what
+        #: the tests and the benchmark look at).
+        self.judged = 0
+        self.advanced = 0
+        self.cut = 0
 
-    def get(self, token: str, query: MapQuery, build: Callable[[], Season]) -> Season:
-        """The season of (`token`, `query`), built by `build` when it is not kept."""
-        key = (token, query)
+    def peek(self, query: MapQuery) -> Season | None:
+        """The season kept for `query`, if any (not brought up to date)."""
         with self._lock:
-            found = self._seasons.get(key)
-            if found is not None:
-                self._seasons.move_to_end(key)
-                return found
-            building = self._building.setdefault(key, threading.Lock())
-        with building:
+            return self._seasons.get(query)
+
+    def get(
+        self,
+        query: MapQuery,
+        head: int,
+        basis: tuple[object, ...],
+        build: Callable[[], Season],
+        step: Callable[[Season], Season | None],
+        *,
+        cut: bool = False,
+    ) -> Season:
+        """The season of `query` holding the feed up to `head` under `basis`.
+
+        `build()` judges it whole; `step(season)` advances a season of the same basis to the
+        feed's end, or gives None when the backlog is too long (then it is judged whole).
+        A `cut` season (one zone's, cut from a party's season) is made again on the request.
+        """
+        with self._lock:
+            found = self._seasons.get(query)
+            lock = self._locks.setdefault(query, threading.Lock())
+        if found is not None and found.basis == basis and found.position >= head:
+            return self._keep(query, found)
+        big = found is not None and len(found.t) >= self._background_from
+        if found is not None and found.basis != basis and big and not cut:
+            self._rebuild_in_background(query, basis, build)
             with self._lock:
-                found = self._seasons.get(key)
-            if found is None:
-                found = build()
+                latest = self._seasons.get(query, found)
+            return latest if latest.basis == basis else replace(latest, stale=True)
+        with lock:
+            with self._lock:
+                found = self._seasons.get(query)
+            if found is not None and found.basis == basis and found.position >= head:
+                return self._keep(query, found)
+            if found is not None and found.basis == basis:
+                advanced = step(found)
+                if advanced is not None:
+                    self.advanced += 1
+                    return self._keep(query, advanced)
+            made = build()
+            if cut:
+                self.cut += 1
+            else:
+                self.judged += 1
+            return self._keep(query, made)
+
+    def settle(self, timeout: float = 600.0) -> None:
+        """Wait (up to `timeout` seconds) for a background judgement to finish."""
+        thread = self._rebuild
+        if thread is not None:
+            thread.join(timeout)
+
+    def _keep(self, query: MapQuery, season: Season) -> Season:
+        with self._lock:
+            kept = self._seasons.get(query)
+            # Never replace a season by an older one (a slow judgement finishing late).
+            if kept is None or kept.basis != season.basis or kept.position <= season.position:
+                self._seasons[query] = season
+                kept = season
+            self._seasons.move_to_end(query)
+            while len(self._seasons) > self._size:
+                old, _ = self._seasons.popitem(last=False)
+                self._locks.pop(old, None)
+        return kept
+
+    def _rebuild_in_background(
+        self, query: MapQuery, basis: tuple[object, ...], build: Callable[[], Season]
+    ) -> None:
+        """Judge the season of `query` in a thread, unless one judgement already runs."""
+        with self._lock:
+            if self._rebuild is not None and self._rebuild.is_alive():
+                return
+
+            def run() -> None:
+                season = build()
+                self.judged += 1
                 with self._lock:
-                    self._seasons[key] = found
-                    # Older tokens are stale: drop them first, then the least recently used.
-                    for old in [k for k in self._seasons if k[0] != token]:
-                        del self._seasons[old]
-                    while len(self._seasons) > self._size:
-                        self._seasons.popitem(last=False)
-            with self._lock:
-                self._building.pop(key, None)
-            return found
+                    self._seasons[query] = season
+                    self._seasons.move_to_end(query)
+
+            self._rebuild = threading.Thread(target=run, name="truce-season", daemon=True)
+            self._rebuild.start()

@@ -3,15 +3,17 @@ the parties and reference layers of `geodata/`."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
 from app.domain import Report
+from app.mapview.increment import changes_from_versions
 from app.mapview.model import MapData, MapQuery
 from app.mapview.seasons import Season, SeasonCache, season_token
 from app.scenario import GEODATA, load_scenario
 from app.service import Service
-from app.store import iter_report_pages
+from app.store import ReportVersion, iter_report_pages
 
 #: The most reports one map page carries; past this the page says it is truncated.
 MAX_MAP_REPORTS = 250_000
@@ -58,6 +60,13 @@ def map_data_from_service(
     return data, len(reports) > MAX_MAP_REPORTS or next(pages, None) is not None
 
 
+#: The most feed entries an advance reads (past this, the season is judged whole: a big import
+#: is cheaper to judge with the rest than to merge in).
+MAX_ADVANCE = 100_000
+#: Feed entries per read.
+FEED_PAGE = 10_000
+
+
 def season_from_service(
     service: Service,
     cache: SeasonCache,
@@ -67,23 +76,26 @@ def season_from_service(
     geodata: Path = GEODATA,
 ) -> Season:
     """The judged season of every stored report (of `party`; with `zone`, that zone's findings
-    and the units that met it), kept in `cache` until a report, zone or party is written.
+    and the units that met it), kept in `cache` and brought up to date with the store's
+    commit-order feed (`SeasonCache.get`).
 
-    The tokens are read before the data: a write in between costs one more judging, never a
-    stale season.
+    Every token is read before the data it stands for: a write in between is read again from
+    the feed (which gives what the season already holds: nothing changes), never missed.
     """
     store = service.store
-    token = season_token(
-        store.reports_token(), store.zones_changed_token(), store.parties_token(), str(geodata)
-    )
+    head = store.reports_token()
+    basis = (store.zones_changed_token(), store.parties_token(), str(geodata))
+    query = MapQuery(party=party)
 
     def build() -> Season:
+        position = store.reports_token()
+        parties_token = store.parties_token()
         try:
             scenario = load_scenario(geodata)
             parties, layers = scenario.parties, scenario.layers
         except FileNotFoundError:
             parties, layers = [], {}
-        index = service.index()
+        zones_token, index = service.indexed()
         data = MapData(
             zones=index.zones,
             reports=[],
@@ -92,6 +104,34 @@ def season_from_service(
             index=index,
             columns=store.report_columns(party=party),
         )
-        return Season.judge(data, MapQuery(party=party, zone=zone), token)
+        judged = (zones_token, parties_token, str(geodata))
+        token = season_token(position, *judged)
+        return Season.judge(data, query, token, position=position, basis=judged)
 
-    return cache.get(token, MapQuery(party=party, zone=zone), build)
+    def step(season: Season) -> Season | None:
+        versions: list[ReportVersion] = []
+        position = season.position
+        while len(versions) <= MAX_ADVANCE:
+            page, position = store.reports_after(position, FEED_PAGE)
+            versions += page
+            if len(page) < FEED_PAGE:
+                return season.advance(
+                    changes_from_versions(versions),
+                    position,
+                    season_token(position, *season.basis),
+                )
+        return None
+
+    whole = cache.get(query, head, basis, build, step)
+    if zone is None:
+        return whole
+    token = season_token(whole.token, zone)
+    cut = cache.get(
+        MapQuery(party=party, zone=zone),
+        whole.position,
+        ("cut", whole.token),
+        lambda: whole.cut_zone(zone, token),
+        lambda _: None,
+        cut=True,
+    )
+    return replace(cut, stale=True) if whole.stale else cut
