@@ -6,7 +6,9 @@
 - `reports`: the reports in view with their verdicts, findings, tracks and events (the columnar
   payload the page used to carry inline), at most `limit`, saying when there were more;
 - `tracks`: every unit's path over the window, simplified to the zoom;
-- `events`: entries into and exits from zones.
+- `events`: entries into and exits from zones;
+- `reports/{id}`: one report's notes, fetched when its popup opens (`reports` leaves notes out:
+  they are free text of any length, and a view's answer stays small).
 
 Answers are compact columnar JSON (orjson; gzip from the app's middleware) with an `ETag` of
 the season they were cut from and the query: a client that sends it back (`If-None-Match`)
@@ -22,11 +24,11 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path as FilePath
 from typing import Annotated, Any, cast
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from app.api.deps import ServiceDep, SinceUntilDep, parse_bbox
 from app.api.models import problems
@@ -130,7 +132,7 @@ async def view_query(
     if zone is not None:
         service.get_zone(zone)  # UnknownZone (404)
     settings = getattr(request.app.state, "settings", None)
-    geodata = cast(Path, getattr(settings, "geodata_dir", None) or GEODATA)
+    geodata = cast(FilePath, getattr(settings, "geodata_dir", None) or GEODATA)
     season = season_from_service(service, seasons, party=party, zone=zone, geodata=geodata)
     return View(
         season,
@@ -212,3 +214,34 @@ def get_map_tracks(request: Request, view: ViewDep, zoom: ZoomQuery) -> Response
 def get_map_events(request: Request, view: ViewDep) -> Response:
     """Entries into and exits from zones in view and window, in time order."""
     return _answer(request, view, lambda: view.season.events(view.bbox, view.since, view.until))
+
+
+@router.get(
+    "/reports/{report_id:path}",
+    operation_id="getMapReport",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"application/json": {"schema": {"type": "object"}}},
+            "description": "the report's id, notes, source, version and whether it was retracted",
+        },
+        **problems(401, 403, 404),
+    },
+)
+def get_map_report(
+    report_id: Annotated[str, Path(description="the report's id, percent-encoded")],
+    service: ServiceDep,
+) -> Response:
+    """One report's notes and source as its latest version has them, for its popup (the
+    reports answer leaves notes out). The page sets them as text, never as HTML."""
+    version = service.get_report(report_id)
+    report = version.report
+    body = {
+        "id": report.id,
+        "notes": report.notes,
+        "source": report.source,
+        "version": version.version,
+        "retracted": version.retracted,
+    }
+    headers = {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"}
+    return Response(orjson.dumps(body), media_type="application/json", headers=headers)

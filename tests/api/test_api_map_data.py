@@ -276,3 +276,25 @@ def test_a_bad_zoom_is_a_400_problem(client: TestClient, zoom: str) -> None:
 
 def test_data_routes_need_a_viewer_key(client: TestClient) -> None:
     assert client.get("/map/data/cells", params={"zoom": 8}).status_code == 401
+
+
+def test_a_reports_notes_come_from_its_own_route_not_the_view(client: TestClient) -> None:
+    hostile = '<img src="x" onerror="alert(1)"> and </script>'
+    feature = point_feature(46.8, 40.0, id="noted/1", notes=hostile, source="OP-7")
+    response = client.post("/reports", json=feature, headers=auth("observer"))
+    assert response.status_code in (200, 201), response.text
+    view = _get(client, "reports")
+    assert view["reports"]["notes"] is None  # a view's answer stays small
+    detail = client.get("/map/data/reports/noted%2F1", headers=VIEWER)
+    assert detail.status_code == 200
+    assert detail.headers["content-type"] == "application/json"
+    assert detail.json() == {
+        "id": "noted/1",
+        "notes": hostile,
+        "source": "OP-7",
+        "version": 1,
+        "retracted": False,
+    }
+    assert client.get("/map/data/reports/noted%2F1").status_code == 401
+    missing = client.get("/map/data/reports/nowhere", headers=VIEWER)
+    assert_problem(missing, 404)

@@ -167,6 +167,15 @@
           return response.json();
         });
       },
+      // One report's notes, for its popup (the view's columns leave them out to stay small).
+      detail: function (id) {
+        return fetch(src.url + "/reports/" + encodeURIComponent(id), {
+          credentials: "same-origin",
+          headers: { Accept: "application/json" },
+        }).then(function (response) {
+          return response.ok ? response.json() : null;
+        });
+      },
     };
   }
 
@@ -274,8 +283,38 @@
       );
     }
 
+    // Notes by report id, fetched when a popup opens (the view's columns leave them out).
+    var notesOf = {};
+
     function popupOf(layer) {
-      return reportHtml(layer.options.truceIndex);
+      var i = layer.options.truceIndex;
+      if ((R.notes && R.notes.length) || !source || !source.detail) return reportHtml(i);
+      var id = R.id[i];
+      var box = document.createElement("div");
+      box.innerHTML = reportHtml(i);
+      var rows = box.querySelector("table");
+      if (notesOf[id] && rows) {
+        // Set as text: a note is never read as HTML.
+        var row = document.createElement("tr");
+        var th = document.createElement("th");
+        var td = document.createElement("td");
+        th.textContent = "Notes";
+        td.textContent = notesOf[id];
+        row.appendChild(th);
+        row.appendChild(td);
+        (rows.tBodies[0] || rows).appendChild(row);
+      } else if (!(id in notesOf)) {
+        notesOf[id] = null;
+        source.detail(id).then(function (d) {
+          notesOf[id] = d && d.notes ? d.notes : "";
+          var popup = layer.getPopup();
+          // Leaflet calls popupOf again: the notes are drawn from notesOf.
+          if (notesOf[id] && popup && popup.isOpen()) popup.update();
+        }).catch(function () {
+          delete notesOf[id];
+        });
+      }
+      return box;
     }
 
     // The drawn layers of the current data (rebuilt whole when a view's data arrives).
