@@ -56,6 +56,7 @@ from app.domain import Confidence, Party, Report, ReportKind, Zone, ZoneKind
 from app.engine import ZoneIndex
 from app.predicate import Predicate
 from app.store.base import (
+    COLUMN_CHUNK,
     ROLES,
     AuditEntry,
     BadCursor,
@@ -1934,8 +1935,9 @@ class PostGISStore(PostGISSubscriptions, Store):
             f"kind, unit, source, confidence FROM ({query}) AS m ORDER BY observed_at, id"
         )
         with self._read(replica=True) as c:
-            rows = c.execute(query.encode(), params, binary=True).fetchall()
-        return ReportColumns.from_rows(rows)
+            cursor = c.execute(query.encode(), params, binary=True)
+            # A chunk at a time: a million rows' tuples never exist at once.
+            return ReportColumns.from_chunks(iter(lambda: cursor.fetchmany(COLUMN_CHUNK), []))
 
     def reports_token(self) -> int:
         """The newest report position (reports and report versions share one sequence): an

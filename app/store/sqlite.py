@@ -60,6 +60,7 @@ from app.domain import Confidence, Party, Report, ReportKind, Zone, ZoneKind
 from app.engine import ZoneIndex
 from app.predicate import Predicate
 from app.store.base import (
+    COLUMN_CHUNK,
     ROLES,
     AuditEntry,
     BadCursor,
@@ -1822,8 +1823,9 @@ class SQLiteStore(SQLiteSubscriptions, Store):
             f"confidence FROM ({query}) ORDER BY observed_at, id"
         )
         with self._read() as c:
-            rows = c.execute(query, params).fetchall()
-        return ReportColumns.from_rows(rows)
+            cursor = c.execute(query, params)
+            # A chunk at a time: a million rows' tuples never exist at once.
+            return ReportColumns.from_chunks(iter(lambda: cursor.fetchmany(COLUMN_CHUNK), []))
 
     def reports_token(self) -> int:
         """The newest report position (`reports` rowids and `report_versions` seqs share one
