@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 
 from app.domain import Confidence, ReportKind
-from app.store import Store
+from app.store import ReportColumns, Store
 from tests.factories import make_report
 
 T0 = datetime(2022, 3, 24, 6, tzinfo=UTC)
@@ -85,3 +85,24 @@ def test_the_reports_token_changes_with_every_report_write_and_only_then(store: 
     assert corrected != added
     store.retract_report("a", "mistake", "op")
     assert store.reports_token() not in (empty, added, corrected)
+
+
+def test_report_columns_share_each_repeated_text(store: Store) -> None:
+    _store_reports(store)
+    columns = store.report_columns()
+    # One string object for every "AZE" (a million rows' copies cost megabytes).
+    assert columns.party[1] is columns.party[2]
+    assert columns.kind[1] is columns.kind[2]
+
+
+def test_columns_read_in_chunks_are_those_read_whole() -> None:
+    rows = [
+        (f"r{k}", "AZE" if k % 2 else "ARM", k, 46.0 + k, 39.0, 0.0, "other", None, "OP", None)
+        for k in range(5)
+    ]
+    whole = ReportColumns.from_rows(rows)
+    chunked = ReportColumns.from_chunks([rows[:2], rows[2:4], rows[4:]])
+    for name in ("id", "party", "t_us", "lon", "kind", "unit", "source", "confidence"):
+        assert getattr(chunked, name).tolist() == getattr(whole, name).tolist(), name
+    assert chunked.party[1] is chunked.party[3]  # shared across chunks too
+    assert len(ReportColumns.from_chunks([])) == 0
