@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from app.engine import ZoneIndex
-from app.mapview.model import frame_from_columns, judge_rows, unit_tracks
+from app.mapview.model import frame_from_columns, judge_rows, unit_tracks, utc_times
 from app.mapview.seconds import EPOCH
 from app.store.base import ReportColumns, ReportVersion
 
@@ -208,7 +208,7 @@ def _interleave(
         values = np.empty(len(is_new), np.int64)
         values[~is_new] = old.array.asi8[keep]
         values[is_new] = new.array.asi8 if len(new) else np.empty(0, np.int64)
-        return pd.Series(pd.to_datetime(values, utc=True).as_unit(old.dtype.unit))
+        return utc_times(values)
     old_values = old.to_numpy()
     new_values = new.to_numpy()
     if len(new_values) and len(old_values) and old_values.dtype != new_values.dtype:

@@ -97,8 +97,8 @@ class Season:
         """The season of a laid-out `model` (judged from `data`)."""
         query = model.query
         r = model.reports
-        codes = {p.code: k for k, p in enumerate(model.parties)}
-        party = r["party"].map(codes).fillna(-1).to_numpy(np.int32)
+        codes = pd.Index([p.code for p in model.parties])
+        party = codes.get_indexer(r["party"]).astype(np.int32)
         track = np.full(len(r), -1, np.int64)
         has_unit = r["unit"].notna().to_numpy()
         if has_unit.any():
