@@ -142,20 +142,19 @@ def _database(kind: str, n: int, data: Path) -> str:
         copy = data / f"run-{n}.db"
         shutil.copyfile(seeded, copy)
         return f"sqlite:///{copy}"
-    from app.store import SQLiteStore, open_store
-    from app.store.copy import copy_store
-
-    url = os.environ.get("TRUCE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/")
-    name = f"truce_bench_season_{n}"
+    from app.store.copy import copy_sqlite_to_postgis
+    from app.store.postgis import PostGISStore
     from tests.postgis import create_database
 
-    target = create_database(name, url.rstrip("/") + "/postgres")
-    with SQLiteStore(seeded) as source:
-        store = open_store(target)
-        try:
-            copy_store(source, store)
-        finally:
-            store.close()
+    admin = os.environ.get(
+        "TRUCE_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+    )
+    target = create_database(f"truce_bench_season_{n}", admin)
+    store = PostGISStore(target, listen=False)
+    try:
+        copy_sqlite_to_postgis(seeded, store)
+    finally:
+        store.close()
     return target
 
 
@@ -192,6 +191,10 @@ def main(argv: list[str] | None = None) -> None:
                 text=True,
                 env={**os.environ, "PYTHONPATH": str(ROOT)},
             )
+            if args.store == "postgis":
+                from tests.postgis import drop_database
+
+                drop_database(f"truce_bench_season_{n}")
             result = json.loads(done.stdout.strip().splitlines()[-1])
             result.update(size=n, store=args.store, batch=args.batch)
             results.append(result)

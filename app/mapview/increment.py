@@ -200,9 +200,7 @@ def _insertion(
     return before + np.bincount(owner, weights=smaller, minlength=len(new_t)).astype(np.int64)
 
 
-def _interleave(
-    old: pd.Series, keep: np.ndarray, new: pd.Series, is_new: np.ndarray
-) -> pd.Series | np.ndarray:
+def _interleave(old: pd.Series, keep: np.ndarray, new: pd.Series, is_new: np.ndarray) -> pd.Series:
     """The kept values of `old` and the values of `new` at the rows `is_new` marks."""
     if isinstance(old.dtype, pd.DatetimeTZDtype):
         values = np.empty(len(is_new), np.int64)
@@ -220,7 +218,8 @@ def _interleave(
     out = np.empty(len(is_new), dtype)
     out[~is_new] = old_values[keep]
     out[is_new] = new_values
-    return out
+    # With its dtype given, pandas does not scan a million objects for dates to infer.
+    return pd.Series(out, dtype=out.dtype, copy=False)
 
 
 def _other_units(frame: pd.DataFrame, units: pd.MultiIndex) -> pd.DataFrame:

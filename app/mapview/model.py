@@ -429,7 +429,8 @@ def _steps(
         np.concatenate([times.astype(np.int64), np.array(changes, np.int64)]), kind="stable"
     )
     moments = moments[np.concatenate([[True], moments[1:] != moments[:-1]])]
-    return moments[(moments >= start) & (moments <= end)]
+    kept: np.ndarray = moments[(moments >= start) & (moments <= end)]
+    return kept
 
 
 def _status(n: int, findings: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

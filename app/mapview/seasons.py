@@ -98,7 +98,7 @@ class Season:
         query = model.query
         r = model.reports
         codes = pd.Index([p.code for p in model.parties])
-        party = codes.get_indexer(r["party"]).astype(np.int32)
+        party = codes.get_indexer(pd.Index(r["party"])).astype(np.int32)
         track = np.full(len(r), -1, np.int64)
         has_unit = r["unit"].notna().to_numpy()
         if has_unit.any():
