@@ -298,3 +298,46 @@ def test_a_reports_notes_come_from_its_own_route_not_the_view(client: TestClient
     assert client.get("/map/data/reports/noted%2F1").status_code == 401
     missing = client.get("/map/data/reports/nowhere", headers=VIEWER)
     assert_problem(missing, 404)
+
+
+def test_the_served_season_after_writes_answers_what_a_new_app_judges(
+    client: TestClient, make_client: Any, seeded: dict[str, dict[str, Any]]
+) -> None:
+    views = [
+        ("cells", {"zoom": 9}),
+        ("cells", {"zoom": 12, "bbox": ",".join(map(str, BOX)), "party": "AZE"}),
+        ("reports", {"limit": 20_000}),
+        ("reports", {"zone": "nk-pk-zone", "limit": 20_000}),
+        ("tracks", {"zoom": 11}),
+        ("events", {}),
+    ]
+    for kind, params in views:
+        _get(client, kind, **params)  # the season judged, and kept
+    rng = random.Random(3)
+    observer = auth("observer")
+    added = [
+        point_feature(
+            round(rng.uniform(BOX[0], BOX[2]), 6),
+            round(rng.uniform(BOX[1], BOX[3]), 6),
+            id=f"later-{k}",
+            party=rng.choice(["AZE", "ARM"]),
+            observed_at=(T0 + timedelta(seconds=rng.randrange(3 * 86400))).isoformat(),
+            unit=f"unit-{k % 7}",
+        )
+        for k in range(12)
+    ]
+    response = client.post(
+        "/reports", json={"type": "FeatureCollection", "features": added}, headers=observer
+    )
+    assert response.status_code in (200, 201), response.text
+    moved = point_feature(46.8, 40.0, id="seed-3", party="AZE", observed_at=T0.isoformat())
+    assert client.put("/reports/seed-3", json=moved, headers=observer).status_code == 200
+    gone = client.delete("/reports/seed-4", params={"reason": "duplicate"}, headers=observer)
+    assert gone.status_code == 200, gone.text
+
+    fresh = make_client()  # a new app: its seasons judged whole from the store
+    for kind, params in views:
+        assert _get(client, kind, **params) == _get(fresh, kind, **params), (kind, params)
+    seasons = client.app.state.seasons  # type: ignore[attr-defined]
+    assert seasons.advanced >= 1 and seasons.judged == 2  # the whole season and AZE's
+    assert _get(client, "cells", zoom=8)["counts"]["reports"] == len(seeded) + 12 - 1
