@@ -109,6 +109,7 @@ ENDPOINTS = [
     Endpoint("getMapReports", "GET", "/map/data/reports?bbox=46,39,47,41", "viewer", 200),
     Endpoint("getMapTracks", "GET", "/map/data/tracks?zoom=12", "viewer", 200),
     Endpoint("getMapEvents", "GET", "/map/data/events", "viewer", 200),
+    Endpoint("getMapReport", "GET", "/map/data/reports/2022-03-26-ru-mod-1", "viewer", 200),
     Endpoint("getLandingPage", "GET", "/", None, 200),
     Endpoint("getConformance", "GET", "/conformance", "viewer", 200),
     Endpoint("listCollections", "GET", "/collections", "viewer", 200),
