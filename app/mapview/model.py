@@ -245,7 +245,7 @@ def empty_findings() -> pd.DataFrame:
 def judge_rows(frame: pd.DataFrame, index: ZoneIndex) -> pd.DataFrame:
     """The engine's findings on `frame` (`ZoneIndex.check`), with the u of each verdict: the
     report's uncertainty plus the zone's boundary uncertainty."""
-    if not len(frame):
+    if not len(frame) or not index.zones:
         return empty_findings()
     findings = index.check(frame)
     report_u = frame["uncertainty_m"].to_numpy(np.float64)[findings["report"].to_numpy()]

@@ -377,9 +377,9 @@ class SeasonCache:
     served marked `stale`.
     """
 
-    def __init__(self, size: int = 8, background_from: int = BACKGROUND_FROM) -> None:
-        """Keep `size` seasons at most; judge seasons of `background_from` reports or more
-        again in the background."""
+    def __init__(self, size: int = 4, background_from: int = BACKGROUND_FROM) -> None:
+        """Keep `size` parties' seasons at most (and as many zones' cuts); judge seasons of
+        `background_from` reports or more again in the background."""
         self._size = size
         self._background_from = background_from
         self._seasons: OrderedDict[MapQuery, Season] = OrderedDict()
@@ -455,8 +455,11 @@ class SeasonCache:
                 self._seasons[query] = season
                 kept = season
             self._seasons.move_to_end(query)
-            while len(self._seasons) > self._size:
-                old, _ = self._seasons.popitem(last=False)
+            # Parties' seasons and zones' cuts are counted apart: cuts never push out the
+            # seasons they are cut from.
+            kind = [q for q in self._seasons if (q.zone is None) == (query.zone is None)]
+            for old in kind[: max(0, len(kind) - self._size)]:
+                del self._seasons[old]
                 self._locks.pop(old, None)
         return kept
 

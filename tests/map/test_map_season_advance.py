@@ -192,6 +192,21 @@ def test_an_advanced_season_answers_what_a_judged_one_does(store: Store) -> None
     )
 
 
+def test_a_season_emptied_by_retractions_advances_and_fills_again(store: Store) -> None:
+    service = Service(store)
+    cache = SeasonCache()
+    rng = random.Random(4)
+    times: list[datetime] = []
+    store.add_reports(_reports(rng, "a", 5, times), "test")
+    _assert_same_as_fresh(service, cache)
+    for report in store.list_reports(limit=1000)[0]:
+        store.retract_report(report.id, "test", "test")
+    _assert_same_as_fresh(service, cache)  # every report retracted: an empty season
+    store.add_reports(_reports(rng, "b", 6, times), "test")
+    _assert_same_as_fresh(service, cache)  # and from empty, reports again
+    assert cache.judged == len({party for party, _ in QUERIES})
+
+
 def test_a_write_during_a_judgement_is_held_once(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -329,3 +344,14 @@ def test_an_advance_is_used_only_when_reports_were_written() -> None:
     # Nothing written since: the kept season, no advance.
     assert len(cache.get(query, 5, ("z1",), lambda: _season(0, ("z1",)), step).t) == 2
     assert cache.advanced == 1
+
+
+def test_zone_cuts_never_push_out_the_seasons_they_are_cut_from() -> None:
+    cache = SeasonCache(size=1)
+    whole, one_zone = MapQuery(), MapQuery(zone="z")
+    cache.get(whole, 0, ("z1",), lambda: _season(5, ("z1",)), lambda s: None)
+    for zone in ("z", "y"):
+        cut = MapQuery(zone=zone)
+        cache.get(cut, 0, ("cut",), lambda: _season(1, ("cut",)), lambda s: None, cut=True)
+    assert cache.peek(whole) is not None and cache.peek(one_zone) is None  # y pushed z out
+    assert cache.judged == 1 and cache.cut == 2
