@@ -103,3 +103,29 @@ def test_write_by_write_equals_all_at_once(store: Store, tmp_path: Path, seed: i
         _zoned(batch_store).add_reports(list(final.values()), "obs")
         assert _episodes(incremental) == _episodes(batch_store)
     assert _episodes(incremental), "the track should give some incidents"
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_batches_of_many_units_equal_all_at_once(store: Store, tmp_path: Path, seed: int) -> None:
+    """Batches that mix units in a zone with units that are not (left out of the recompute
+    when nothing of theirs can change), in a shuffled order: the same episodes as one batch."""
+    rng = random.Random(seed)
+    reports = []
+    for i in range(240):
+        unit = f"u{rng.randrange(12)}"
+        # Units u0-u5 go anywhere; u6-u11 mostly keep out of the zones, now and then inside.
+        spots = SPOTS if unit < "u6" else [*SPOTS[2:3], *SPOTS[4:], *SPOTS[4:], SPOTS[0]]
+        lon, lat, u = rng.choice(spots)
+        at = AT + timedelta(minutes=10 * rng.randrange(400))
+        reports.append(
+            make_report(f"m{i:03d}", lon, lat, unit=unit, uncertainty_m=u, observed_at=at)
+        )
+    order = list(reports)
+    rng.shuffle(order)
+    incremental = _zoned(store)
+    for start in range(0, len(order), 17):
+        incremental.add_reports(order[start : start + 17], "obs")
+    with SQLiteStore(tmp_path / "batch.sqlite") as batch_store:
+        _zoned(batch_store).add_reports(reports, "obs")
+        assert _episodes(incremental) == _episodes(batch_store)
+    assert len(_episodes(incremental)) > 5, "the units should give incidents"
