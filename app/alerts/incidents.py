@@ -553,29 +553,44 @@ def _window(stored: list[Incident], touched: Touched) -> list[Incident]:
     return kept
 
 
-def _leave_quiet_units(touched: Touched, stored: Sequence[Incident], index: ZoneIndex) -> None:
+def _leave_quiet_units(
+    touched: Touched, stored: list[Incident], index: ZoneIndex
+) -> list[Incident]:
     """Take out of `touched` the units that new reports (a write that adds, not a correction
-    or a retraction) cannot change: no stored incident in the unit's window and no new report
-    of it with a violating finding (inside or possible).
+    or a retraction) cannot change: no new report of the unit has a violating finding (inside
+    or possible) or falls within a stored incident of the unit (from its opening to its end,
+    both included; an open incident has no end).
 
-    Why nothing changes: no incident in the window means every report of the unit from the
-    window's start on left every zone's state out (each zone's hysteresis starts out there,
-    and no report turned it in); a new report without a violating finding turns every zone
-    out where it falls, which is where each zone already was, so the states after it, and the
-    episodes, are what they were. This spares the read and the judgement of the units' tracks
-    for most of a batch (a batch of 1e4 touches thousands of units, a few of them in a zone).
+    Why nothing changes: outside its incidents, a unit is out of every zone (each zone's
+    hysteresis is out there: no report turned it in, or one turned it out again); a new report
+    without a violating finding turns every zone out where it falls, which is where each zone
+    already was, so the states after it, and the episodes, are what they were. This spares the
+    read and the judgement of the units' tracks for most of a batch (a batch of 1e4 touches
+    thousands of units, a few of them in a zone). Returns `stored` without the incidents of
+    the units taken out (left as they are).
     """
     if not touched.units or not len(index):
-        return
-    held = {(i.party, i.unit) for i in stored if i.unit is not None}
+        return stored
+    spans: dict[tuple[str, str], list[tuple[datetime, datetime | None]]] = {}
+    for incident in stored:
+        if incident.unit is not None:
+            key = (incident.party, incident.unit)
+            spans.setdefault(key, []).append((incident.opened_at, _end(incident)))
+    loud: set[tuple[str, str]] = set()
+    for report in touched.reports:
+        if report.unit is None or (key := (report.party, report.unit)) in loud:
+            continue
+        at = report.observed_at
+        if any(start <= at and (end is None or at <= end) for start, end in spans.get(key, ())):
+            loud.add(key)
     rows = [track_row(r) for r in touched.reports if r.unit is not None]
-    loud = set(held)
     if rows:
         found = _found(rows, index)
         violating = found.report[found.code != _TURN_OUT]
         loud.update(zip(found.party[violating], found.unit[violating], strict=True))
     for key in [key for key in touched.units if key not in loud]:
         del touched.units[key]
+    return [i for i in stored if i.unit is None or (i.party, i.unit) in loud]
 
 
 def keep_incidents(records: IncidentRecords, touched: Touched, cause: str, now: datetime) -> int:
@@ -591,7 +606,7 @@ def keep_incidents(records: IncidentRecords, touched: Touched, cause: str, now: 
         if touched.units == starts:
             break
     if cause == "reports":
-        _leave_quiet_units(touched, stored, records.zone_index())
+        stored = _leave_quiet_units(touched, stored, records.zone_index())
     computed = episodes(records.current_reports(touched), records.zone_index())
     written = 0
     for change in reconcile(stored, computed, cause, now):
