@@ -619,14 +619,29 @@ class _Incidents:
     def current_reports(self, touched: Touched) -> list[TrackRow]:
         rows: list[Any] = []
         if touched.units:
-            query, params = _current_reports(
-                ["party = t.party", "unit = t.unit", "observed_at >= t.since"], []
+            # Each unit's window up to `until` (none: to the end), and the AHEAD reports after
+            # it: two lateral arms over the partitions' (party, unit, observed_at, id) indexes.
+            upto, _ = _current_reports(
+                [
+                    "party = t.party",
+                    "unit = t.unit",
+                    "observed_at >= t.since",
+                    "observed_at <= coalesce(t.until, 'infinity')",  # prunes months after
+                ],
+                [],
             )
+            ahead, _ = _current_reports(
+                ["party = t.party", "unit = t.unit", "observed_at > t.until"], [], Touched.AHEAD
+            )
+            ahead = ahead.replace("LIMIT %s", f"LIMIT {Touched.AHEAD}")
+            parties, units, since = self._unit_arrays(touched)
+            until = [touched.until.get(key) for key in zip(parties, units, strict=True)]
             rows.extend(
                 self._c.execute(
-                    "SELECT q.* FROM unnest(%s::text[], %s::text[], %s::timestamptz[]) "
-                    f"AS t(party, unit, since) CROSS JOIN LATERAL ({query}) AS q".encode(),
-                    [*self._unit_arrays(touched), *params],
+                    "SELECT q.* FROM unnest(%s::text[], %s::text[], %s::timestamptz[], "
+                    "%s::timestamptz[]) AS t(party, unit, since, until) "
+                    f"CROSS JOIN LATERAL (({upto}) UNION ALL ({ahead})) AS q".encode(),
+                    [parties, units, since, until],
                     binary=True,
                 )
             )

@@ -129,3 +129,28 @@ def test_batches_of_many_units_equal_all_at_once(store: Store, tmp_path: Path, s
         _zoned(batch_store).add_reports(reports, "obs")
         assert _episodes(incremental) == _episodes(batch_store)
     assert len(_episodes(incremental)) > 5, "the units should give incidents"
+
+
+def test_late_report_before_a_long_stay_equals_all_at_once(store: Store, tmp_path: Path) -> None:
+    """A late report before a stay in a zone longer than the reports a write reads ahead of
+    it (`Touched.AHEAD`): the window's end lies beyond them, and the track is read whole."""
+    inside, possible, away = SPOTS[0], SPOTS[1], SPOTS[5]
+    spots = [away, inside] + [possible, inside] * 20 + [away, inside, away]
+    reports = [
+        make_report(
+            f"s{i:03d}", lon, lat, unit="u1", uncertainty_m=u, observed_at=AT + timedelta(minutes=i)
+        )
+        for i, (lon, lat, u) in enumerate(spots)
+    ]
+    late = make_report("late", *away[:2], unit="u1", observed_at=AT + timedelta(seconds=30))
+    incremental = _zoned(store)
+    incremental.add_reports(reports, "obs")
+    incremental.add_reports([late], "obs")  # out between the first two: nothing changes
+    closing = make_report(
+        "late2", *away[:2], unit="u1", observed_at=AT + timedelta(minutes=10, seconds=30)
+    )
+    incremental.add_reports([closing], "obs")  # splits the long stay in two
+    with SQLiteStore(tmp_path / "batch.sqlite") as batch_store:
+        _zoned(batch_store).add_reports([*reports, late, closing], "obs")
+        assert _episodes(incremental) == _episodes(batch_store)
+    assert len(_episodes(incremental)) == 3
