@@ -666,9 +666,7 @@ def _cut_tails(
     stored = [
         i
         for i in stored
-        if i.unit is None
-        or (end := cut.get((i.party, i.unit))) is None
-        or i.opened_at <= end
+        if i.unit is None or (end := cut.get((i.party, i.unit))) is None or i.opened_at <= end
     ]
     return rows, stored, unread
 

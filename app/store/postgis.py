@@ -606,7 +606,7 @@ class _Incidents:
 
     def __init__(self, store: PostGISStore, c: psycopg.Connection[Any], now: datetime) -> None:
         self._store, self._c, self._now = store, c, now
-        self._next_ids: list[int] | None = None  # next incident id, next event id
+        self._next_ids: list[int | None] = [None, None]  # next incident id, next event id
         self._inserts: list[tuple[Any, ...]] = []
         self._updates: list[tuple[Any, ...]] = []
         self._events: list[tuple[Any, ...]] = []
@@ -679,17 +679,17 @@ class _Incidents:
         return self._store._zone_index_in(self._c)
 
     def _take_id(self, which: int) -> int:
-        if self._next_ids is None:
+        """The next id of incidents (0) or events (1): the first by `nextval` (whatever the
+        sequence's state, e.g. restarted by `truce db copy`), the next ones counted on."""
+        taken = self._next_ids[which]
+        if taken is None:
+            table = ("incidents", "events")[which]
             row = self._c.execute(
-                "SELECT coalesce(pg_sequence_last_value("
-                "pg_get_serial_sequence('incidents', 'id')::regclass), 0) + 1, "
-                "coalesce(pg_sequence_last_value("
-                "pg_get_serial_sequence('events', 'id')::regclass), 0) + 1"
+                f"SELECT nextval(pg_get_serial_sequence('{table}', 'id'))"
             ).fetchone()
             assert row is not None
-            self._next_ids = [int(row[0]), int(row[1])]
-        taken = self._next_ids[which]
-        self._next_ids[which] += 1
+            taken = int(row[0])
+        self._next_ids[which] = taken + 1
         return taken
 
     def save_incident(self, incident: Incident, new: bool) -> int:
@@ -713,7 +713,7 @@ class _Incidents:
     def flush(self) -> None:
         """Write the incidents and events kept, in one pipeline, and move the identity
         sequences past the ids given (a rollback leaves a gap, as `nextval` would)."""
-        if self._next_ids is None:
+        if self._next_ids == [None, None]:
             return
         names = _INCIDENT_COLUMNS.split(", ")
         with self._c.pipeline(), self._c.cursor() as cur:
@@ -735,14 +735,14 @@ class _Incidents:
                     "OVERRIDING SYSTEM VALUE VALUES (%s, %s, %s, %s, %s, %s::jsonb)",
                     self._events,
                 )
-            for which, table in enumerate(("incidents", "events")):
-                last = self._next_ids[which] - 1
-                if last > 0:
+            for following, table in zip(self._next_ids, ("incidents", "events"), strict=True):
+                if following is not None:
                     cur.execute(
-                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), %s)", (last,)
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), %s)",
+                        (following - 1,),
                     )
         self._inserts, self._updates, self._events = [], [], []
-        self._next_ids = None
+        self._next_ids = [None, None]
 
 
 def _keep_incidents(
