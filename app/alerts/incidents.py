@@ -627,8 +627,8 @@ def _cut_tails(
     on both sides: the stored incidents opened after the end are left out of the matching, as
     they stay. Spares reading and judging the rest of each track in every write.
     """
-    if not rows or not touched.until:
-        return rows, stored, set()
+    if not rows or not touched.until or not len(index):
+        return rows, stored, set()  # no zones: no episodes, whatever the rows
     found = _found(rows, index)
     loud = np.zeros(len(found.ids), dtype=bool)
     loud[found.report[found.code != _TURN_OUT]] = True
