@@ -21,7 +21,11 @@ Nov 2020 - 2023, so they spread over 38 month partitions).
    (the bulk path: months without a partition are loaded into tables without indexes and
    attached at the end, which builds their indexes by sorting); reports/s over the whole copy
    (audit, zones and keys included), and the size of that database.
-5. **HTTP throughput**: single `POST /check` and single `POST /reports` (a new id each), closed
+5. **The floor**: the same rows, in the same batches of 1e4 (one commit each, durable), by
+   binary COPY alone into a plain table of the reports' columns (no partitions, no index, no
+   other table): what PostgreSQL and this client can store at all on the machine, with the
+   point geometry computed (as `reports` does) and without it.
+6. **HTTP throughput**: single `POST /check` and single `POST /reports` (a new id each), closed
    loop from `--clients` client processes for `--seconds`, against `truce serve` with 1, 2 and
    4 worker processes over each store. The clients share the machine's cores with the servers.
 
@@ -182,6 +186,46 @@ def bench_copy(sqlite_url: str, dbs: Databases, name: str) -> dict[str, float]:
     }
 
 
+def bench_floor(reports: list[Report], dbs: Databases, name: str) -> dict[str, float]:
+    """Binary COPY of the reports' rows, batches of 1e4 each committed, into plain tables
+    without index: with the generated point (`geom`, as in `reports`) and without it."""
+    from app.store.postgis import _COPY_TYPES, _REPORT_COLUMNS, _by_partition, _report_row
+
+    url = dbs.url("postgis", name).split("?")[0]
+    rows = [_report_row(report) for report in reports]
+    rates: dict[str, float] = {}
+    with psycopg.connect(url) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS postgis")
+        columns = (
+            'position bigint, id text COLLATE "C", party text, observed_at timestamptz, '
+            "lon float8, lat float8, uncertainty_m float8, kind text, unit text, source text, "
+            "confidence text, notes text, extra text, audit_id bigint"
+        )
+        conn.execute(f"CREATE TABLE bare ({columns})")
+        conn.execute(
+            f"CREATE TABLE bare_geom ({columns}, geom geometry(Point, 4326) GENERATED ALWAYS "
+            "AS (ST_SetSRID(ST_MakePoint(lon, lat), 4326)) STORED)"
+        )
+        conn.commit()
+        for table in ("bare", "bare_geom"):
+            start = time.perf_counter()
+            for first in range(0, len(rows), BATCH):
+                batch = _by_partition(rows[first : first + BATCH], first + 1, 1)
+                with (
+                    conn.cursor() as cur,
+                    cur.copy(
+                        f"COPY {table} (position, {_REPORT_COLUMNS}, audit_id) "
+                        "FROM STDIN (FORMAT BINARY)"
+                    ) as copy,
+                ):
+                    copy.set_types(_COPY_TYPES)
+                    for row in batch:
+                        copy.write_row(row)
+                conn.commit()
+            rates[table] = len(rows) / (time.perf_counter() - start)
+    return rates
+
+
 # -- HTTP -------------------------------------------------------------------------------------
 
 
@@ -308,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
             for kind in ("sqlite", "postgis"):
                 results[kind] = bench_store(kind, dbs.url(kind, f"store{n}"), reports, dbs)
             copy = bench_copy(dbs.url("sqlite", f"store{n}"), dbs, f"copy{n}")
+            floor = bench_floor(reports, dbs, f"floor{n}")
             print(f"\n== {n:,} reports (batches of {BATCH:,}) ==")
             print(f"{'':28}{'SQLite':>14}{'PostGIS':>14}{'PostGIS/SQLite':>16}")
             rows = [
@@ -329,6 +374,12 @@ def main(argv: list[str] | None = None) -> int:
                 f"{'db copy into PostGIS, /s':28}{'':14}{copy['copy_rate']:14,.2f}{ratio:15.2f}x"
                 f"   ({batches:.2f}x PostGIS batches; whole copy {copy['copy_s']:.2f} s, "
                 f"{copy['size'] / 2**20:,.1f} MiB; bulk path: months indexed once loaded)"
+            )
+            print(
+                f"{'floor: bare COPY, /s':28}{'':14}{floor['bare_geom']:14,.2f}"
+                f"{floor['bare_geom'] / results['postgis']['store_rate']:15.2f}x"
+                f"   (x PostGIS batches; one plain table, no index, point computed; "
+                f"without the point {floor['bare']:,.0f}/s)"
             )
             assert results["sqlite"]["violations"] == results["postgis"]["violations"]
             print(f"{'violations found (both)':28}{results['sqlite']['violations']:14,.0f}")

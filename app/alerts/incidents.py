@@ -461,10 +461,20 @@ class Touched:
 
     units: dict[tuple[str, str], datetime] = field(default_factory=dict)
     lone_reports: set[str] = field(default_factory=set)
+    #: The latest time touched of each unit: its window's reports are read up to there, and
+    #: `AHEAD` more after it (a unit left out of `until`: every report from its start on).
+    until: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    #: The reports of the units, as given (`keep_incidents` judges them to leave out the units
+    #: a write of new reports cannot change).
+    reports: list[Report] = field(default_factory=list)
+
+    #: How many reports after `until` a store reads for each unit (see `IncidentRecords`).
+    AHEAD = 4
 
     def add(self, reports: Iterable[Report]) -> Touched:
         """Note each report's unit and time (or, without a unit, the report itself)."""
         for report in reports:
+            self.reports.append(report)
             if report.unit is None:
                 self.lone_reports.add(report.id)
                 continue
@@ -472,6 +482,9 @@ class Touched:
             earliest = self.units.get(key)
             if earliest is None or report.observed_at < earliest:
                 self.units[key] = report.observed_at
+            latest = self.until.get(key)
+            if latest is None or report.observed_at > latest:
+                self.until[key] = report.observed_at
         return self
 
     def __bool__(self) -> bool:
@@ -483,7 +496,10 @@ class IncidentRecords(Protocol):
 
     def current_reports(self, touched: Touched) -> list[TrackRow]:
         """The latest versions (retracted left out) of the touched units' reports observed at
-        or after the time `touched.units` gives each, and of the touched unit-less reports."""
+        or after the time `touched.units` gives each, and of the touched unit-less reports.
+
+        For a unit in `touched.until`, only those observed up to that time and, after it, the
+        first `Touched.AHEAD` in track order (observed_at, id); for the others, all."""
         ...
 
     def stored_incidents(self, touched: Touched) -> list[Incident]:
@@ -549,6 +565,121 @@ def _window(stored: list[Incident], touched: Touched) -> list[Incident]:
     return kept
 
 
+def _leave_quiet_units(touched: Touched, stored: list[Incident], index: ZoneIndex) -> None:
+    """Narrow a write of new reports (not a correction or a retraction) to its *loud* reports:
+    those with a violating finding (inside or possible), or within a stored incident of their
+    unit (from its opening to its end, both included; an open incident has no end). A unit
+    without any is taken out of `touched`; the others' windows are set to run from their
+    first loud report to their last (`touched.units`, `touched.until`), to be widened and
+    ended as any window is.
+
+    Why the quiet reports change nothing: outside its incidents, a unit is out of every zone
+    (each zone's hysteresis is out there: no report turned it in, or one turned it out
+    again); a report without a violating finding turns every zone out where it falls, which
+    is where each zone already was, so the states after it, and the episodes, are what they
+    were; one that falls within a loud report's window is read with the window. This spares
+    the read and the judgement of the units' tracks for most of a batch (a batch of 1e4
+    touches thousands of units, a few of them in a zone, usually with one report there).
+    """
+    if not touched.units or not len(index):
+        return
+    spans: dict[tuple[str, str], list[tuple[datetime, datetime | None]]] = {}
+    for incident in stored:
+        if incident.unit is not None:
+            key = (incident.party, incident.unit)
+            spans.setdefault(key, []).append((incident.opened_at, _end(incident)))
+    first: dict[tuple[str, str], datetime] = {}
+    last: dict[tuple[str, str], datetime] = {}
+
+    def loud(key: tuple[str, str], at: datetime) -> None:
+        if key not in first or at < first[key]:
+            first[key] = at
+        if key not in last or at > last[key]:
+            last[key] = at
+
+    for report in touched.reports:
+        if report.unit is None:
+            continue
+        key, at = (report.party, report.unit), report.observed_at
+        if any(start <= at and (end is None or at <= end) for start, end in spans.get(key, ())):
+            loud(key, at)
+    rows = [track_row(r) for r in touched.reports if r.unit is not None]
+    if rows:
+        found = _found(rows, index)
+        violating = np.unique(found.report[found.code != _TURN_OUT])
+        for row in violating:
+            loud((str(found.party[row]), str(found.unit[row])), _at(found.time_ns[row]))
+    touched.units = {key: at for key, at in first.items() if key in touched.units}
+    touched.until = {key: last[key] for key in touched.units}
+
+
+def _cut_tails(
+    rows: list[TrackRow], stored: list[Incident], touched: Touched, index: ZoneIndex
+) -> tuple[list[TrackRow], list[Incident], set[tuple[str, str]]]:
+    """End each unit's window after the write's latest report of it, at the first time after
+    that at which every report of the unit has no violating finding (rows read: up to
+    `touched.until` and `Touched.AHEAD` after). Returns the rows and stored incidents of the
+    windows, and the units whose end was not among the rows read (to be read whole).
+
+    Why the rest cannot change: such reports turn every zone out, as they did before the
+    write (a finding depends on the report and the zones only), so every episode of the unit
+    ends there at the latest, before and after the write, and what follows starts from out
+    on both sides: the stored incidents opened after the end are left out of the matching, as
+    they stay. Spares reading and judging the rest of each track in every write.
+    """
+    if not rows or not touched.until or not len(index):
+        return rows, stored, set()  # no zones: no episodes, whatever the rows
+    found = _found(rows, index)
+    loud = np.zeros(len(found.ids), dtype=bool)
+    loud[found.report[found.code != _TURN_OUT]] = True
+    has_unit = np.array([u is not None for u in found.unit], dtype=bool)
+    key = np.array([f"{p}\x1f{u}" for p, u in zip(found.party, found.unit, strict=True)], object)
+    starts = np.flatnonzero(np.r_[True, key[1:] != key[:-1]])
+    ends = np.r_[starts[1:], len(key)]
+    keep = np.ones(len(key), dtype=bool)
+    cut: dict[tuple[str, str], datetime] = {}
+    unread: set[tuple[str, str]] = set()
+    for a, b in zip(starts, ends, strict=True):
+        if not has_unit[a]:
+            continue
+        unit = (str(found.party[a]), str(found.unit[a]))
+        until = touched.until.get(unit)
+        if until is None:
+            continue
+        times = found.time_ns[a:b]
+        after = np.flatnonzero(times > (until - _EPOCH) // timedelta(microseconds=1) * 1000)
+        complete = len(after) < Touched.AHEAD  # every report after `until` was read
+        end = None
+        for t in np.unique(times[after]):
+            at_t = after[times[after] == t]
+            if (complete or at_t[-1] + 1 < len(times)) and not loud[a + at_t].any():
+                end = t
+                break
+        if end is None:
+            if not complete:
+                unread.add(unit)
+            continue
+        keep[a:b] = times <= end
+        cut[unit] = _at(end)
+    kept_ids = set(found.ids[keep].tolist())
+    rows = [r for r in rows if r[0] in kept_ids or r[2] is None]
+    stored = [
+        i
+        for i in stored
+        if i.unit is None or (end := cut.get((i.party, i.unit))) is None or i.opened_at <= end
+    ]
+    return rows, stored, unread
+
+
+def _widen(records: IncidentRecords, touched: Touched) -> list[Incident]:
+    """The stored incidents of the touched windows, their starts widened (see `_window`)."""
+    while True:  # until the windows hold still (usually once: nothing spans their start)
+        starts = dict(touched.units)
+        stored = _window(records.stored_incidents(touched), touched)
+        if touched.units == starts:
+            return stored
+
+
 def keep_incidents(records: IncidentRecords, touched: Touched, cause: str, now: datetime) -> int:
     """Bring the touched units' incidents in line with their reports, with their events.
 
@@ -556,12 +687,18 @@ def keep_incidents(records: IncidentRecords, touched: Touched, cause: str, now: 
     """
     if not touched:
         return 0
-    while True:  # until the windows hold still (usually once: nothing spans their start)
-        starts = dict(touched.units)
-        stored = _window(records.stored_incidents(touched), touched)
-        if touched.units == starts:
-            break
-    computed = episodes(records.current_reports(touched), records.zone_index())
+    index = records.zone_index()
+    if cause == "reports":
+        # Which units can change needs only the incidents that end after the earliest report
+        # of each (no widening): the windows are then the loud reports'.
+        _leave_quiet_units(touched, records.stored_incidents(touched), index)
+    stored = _widen(records, touched)
+    rows, stored, unread = _cut_tails(records.current_reports(touched), stored, touched, index)
+    if unread:  # an end beyond the reports read ahead: those units' tracks whole
+        whole = Touched(units={k: touched.units[k] for k in unread})
+        rows = [r for r in rows if r[2] is None or (r[1], r[2]) not in unread]
+        rows.extend(records.current_reports(whole))
+    computed = episodes(rows, index)
     written = 0
     for change in reconcile(stored, computed, cause, now):
         incident_id = records.save_incident(change.incident, change.new)

@@ -595,18 +595,57 @@ def _event_from_row(row: Sequence[Any]) -> Event:
 
 class _Incidents:
     """`app.alerts.incidents.IncidentRecords` in one PostGIS write transaction (the writers'
-    lock held: no other writer recomputes the same unit meanwhile)."""
+    lock held: no other writer recomputes the same unit, or takes an incident or event id,
+    meanwhile).
+
+    A batch touches thousands of units: their reports and stored incidents are read by one
+    query each (the units as arrays), and the incidents and events written are kept here and
+    sent by `flush` in one pipeline, with ids given from the two identity sequences (read
+    once, moved on at the flush) instead of one round trip per `RETURNING id`. `flush` must
+    run before anything else in the transaction appends an event.
+    """
 
     def __init__(self, store: PostGISStore, c: psycopg.Connection[Any], now: datetime) -> None:
         self._store, self._c, self._now = store, c, now
+        self._next_ids: list[int | None] = [None, None]  # next incident id, next event id
+        self._inserts: list[tuple[Any, ...]] = []
+        self._updates: list[tuple[Any, ...]] = []
+        self._events: list[tuple[Any, ...]] = []
+
+    @staticmethod
+    def _unit_arrays(touched: Touched) -> list[list[Any]]:
+        units = sorted(touched.units.items())
+        return [[k[0] for k, _ in units], [k[1] for k, _ in units], [at for _, at in units]]
 
     def current_reports(self, touched: Touched) -> list[TrackRow]:
         rows: list[Any] = []
-        for (party, unit), since in sorted(touched.units.items()):
-            query, params = _current_reports(
-                ["party = %s", "unit = %s", "observed_at >= %s"], [party, unit, since]
+        if touched.units:
+            # Each unit's window up to `until` (none: to the end), and the AHEAD reports after
+            # it: two lateral arms over the partitions' (party, unit, observed_at, id) indexes.
+            upto, _ = _current_reports(
+                [
+                    "party = t.party",
+                    "unit = t.unit",
+                    "observed_at >= t.since",
+                    "observed_at <= coalesce(t.until, 'infinity')",  # prunes months after
+                ],
+                [],
             )
-            rows.extend(self._c.execute(query.encode(), params, binary=True))
+            ahead, _ = _current_reports(
+                ["party = t.party", "unit = t.unit", "observed_at > t.until"], [], Touched.AHEAD
+            )
+            ahead = ahead.replace("LIMIT %s", f"LIMIT {Touched.AHEAD}")
+            parties, units, since = self._unit_arrays(touched)
+            until = [touched.until.get(key) for key in zip(parties, units, strict=True)]
+            rows.extend(
+                self._c.execute(
+                    "SELECT q.* FROM unnest(%s::text[], %s::text[], %s::timestamptz[], "
+                    "%s::timestamptz[]) AS t(party, unit, since, until) "
+                    f"CROSS JOIN LATERAL (({upto}) UNION ALL ({ahead})) AS q".encode(),
+                    [parties, units, since, until],
+                    binary=True,
+                )
+            )
         if touched.lone_reports:
             query, params = _current_reports(
                 ["id = ANY(%s)", "unit IS NULL"], [sorted(touched.lone_reports)]
@@ -617,19 +656,22 @@ class _Incidents:
 
     def stored_incidents(self, touched: Touched) -> list[Incident]:
         rows: list[Any] = []
-        select = f"SELECT {_INCIDENT_COLUMNS} FROM incidents"
-        for (party, unit), since in sorted(touched.units.items()):
+        if touched.units:
+            columns = ", ".join(f"i.{name}" for name in _INCIDENT_COLUMNS.split(", "))
             rows.extend(
                 self._c.execute(
-                    f"{select} WHERE party = %s AND unit = %s "
-                    "AND (state = 'open' OR coalesce(closed_at, last_seen_at) >= %s)",
-                    (party, unit, since),
+                    f"SELECT {columns} FROM unnest(%s::text[], %s::text[], %s::timestamptz[]) "
+                    "AS t(party, unit, since) JOIN incidents AS i "
+                    "ON i.party = t.party AND i.unit = t.unit "
+                    "AND (i.state = 'open' OR coalesce(i.closed_at, i.last_seen_at) >= t.since)",
+                    self._unit_arrays(touched),
                 )
             )
         if touched.lone_reports:
             rows.extend(
                 self._c.execute(
-                    f"{select} WHERE report_key = ANY(%s)", (sorted(touched.lone_reports),)
+                    f"SELECT {_INCIDENT_COLUMNS} FROM incidents WHERE report_key = ANY(%s)",
+                    (sorted(touched.lone_reports),),
                 )
             )
         return [_incident_from_row(row) for row in rows]
@@ -637,29 +679,80 @@ class _Incidents:
     def zone_index(self) -> ZoneIndex:
         return self._store._zone_index_in(self._c)
 
-    def save_incident(self, incident: Incident, new: bool) -> int:
-        values = _incident_values(incident)
-        names = _INCIDENT_COLUMNS.removeprefix("id, ").split(", ")
-        if new:
+    def _take_id(self, which: int) -> int:
+        """The next id of incidents (0) or events (1): the first by `nextval` (whatever the
+        sequence's state, e.g. restarted by `truce db copy`), the next ones counted on."""
+        taken = self._next_ids[which]
+        if taken is None:
+            table = ("incidents", "events")[which]
             row = self._c.execute(
-                f"INSERT INTO incidents ({', '.join(names)}) "
-                f"VALUES ({', '.join(['%s'] * len(values))}) RETURNING id",
-                values,
+                f"SELECT nextval(pg_get_serial_sequence('{table}', 'id'))"
             ).fetchone()
             assert row is not None
-            return int(row[0])
-        self._c.execute(
-            f"UPDATE incidents SET {', '.join(f'{n} = %s' for n in names)} WHERE id = %s",
-            (*values, incident.id),
-        )
+            taken = int(row[0])
+        self._next_ids[which] = taken + 1
+        return taken
+
+    def save_incident(self, incident: Incident, new: bool) -> int:
+        values = _incident_values(incident)
+        if new:
+            incident_id = self._take_id(0)
+            self._inserts.append((incident_id, *values))
+            return incident_id
+        self._updates.append((*values, incident.id))
         return incident.id
 
     def append_event(
         self, event_type: str, data: dict[str, Any], incident_id: int, zone_id: str
     ) -> int:
-        return PostGISStore._append_event(
-            self._c, self._now, event_type, data, incident_id=incident_id, zone_id=zone_id
+        event_id = self._take_id(1)
+        self._events.append(
+            (event_id, event_type, self._now, incident_id, zone_id, orjson.dumps(data).decode())
         )
+        return event_id
+
+    def flush(self) -> None:
+        """Write the incidents and events kept, in one pipeline, and move the identity
+        sequences past the ids given (a rollback leaves a gap, as `nextval` would)."""
+        if self._next_ids == [None, None]:
+            return
+        names = _INCIDENT_COLUMNS.split(", ")
+        with self._c.pipeline(), self._c.cursor() as cur:
+            if self._inserts:
+                cur.executemany(
+                    f"INSERT INTO incidents ({', '.join(names)}) OVERRIDING SYSTEM VALUE "
+                    f"VALUES ({', '.join(['%s'] * len(names))})",
+                    self._inserts,
+                )
+            if self._updates:
+                cur.executemany(
+                    f"UPDATE incidents SET {', '.join(f'{n} = %s' for n in names[1:])} "
+                    "WHERE id = %s",
+                    self._updates,
+                )
+            if self._events:
+                cur.executemany(
+                    "INSERT INTO events (id, type, created_at, incident_id, zone_id, data) "
+                    "OVERRIDING SYSTEM VALUE VALUES (%s, %s, %s, %s, %s, %s::jsonb)",
+                    self._events,
+                )
+            for following, table in zip(self._next_ids, ("incidents", "events"), strict=True):
+                if following is not None:
+                    cur.execute(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), %s)",
+                        (following - 1,),
+                    )
+        self._inserts, self._updates, self._events = [], [], []
+        self._next_ids = [None, None]
+
+
+def _keep_incidents(
+    store: PostGISStore, c: psycopg.Connection[Any], touched: Touched, cause: str, now: datetime
+) -> None:
+    """`keep_incidents` in `c`'s write transaction, its writes sent at the end."""
+    records = _Incidents(store, c, now)
+    keep_incidents(records, touched, cause, now)
+    records.flush()
 
 
 def _month(at: datetime) -> tuple[int, int]:
@@ -745,6 +838,10 @@ def postgres_conninfo(url: str) -> tuple[str, dict[str, float]]:
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
     conn.execute("SET TIME ZONE 'UTC'")
+    # No JIT: the store's statements are index walks whose cost estimates (thousands of
+    # lateral probes in a batch's incident recompute) pass `jit_above_cost`, and compiling
+    # them took seconds where running them takes milliseconds.
+    conn.execute("SET jit = off")
 
 
 def _check(conn: psycopg.Connection[Any]) -> None:
@@ -1713,7 +1810,7 @@ class PostGISStore(PostGISSubscriptions, Store):
             corrected.append(ReportVersion(report, version, now))
             touched.add([report, _report_from_values(known[report.id].contents[-1])])
         cause = "corrected" if corrected_at else "reports"
-        keep_incidents(_Incidents(self, c, now), touched, cause, now)
+        _keep_incidents(self, c, touched, cause, now)
         return [reports[index] for index in stored_at], corrected, duplicates
 
     def _insert_version(
@@ -1787,7 +1884,7 @@ class PostGISStore(PostGISSubscriptions, Store):
             version = latest.version + 1
             self._insert_version(c, self._take_positions(c, 1), version, row, actor, now)
             touched = Touched().add([report, latest.report])
-            keep_incidents(_Incidents(self, c, now), touched, "corrected", now)
+            _keep_incidents(self, c, touched, "corrected", now)
         return ReportVersion(report, version, now), True
 
     def retract_report(self, report_id: str, reason: str, actor: str) -> ReportVersion:
@@ -1811,7 +1908,7 @@ class PostGISStore(PostGISSubscriptions, Store):
                 reason=reason,
             )
             touched = Touched().add([latest.report])
-            keep_incidents(_Incidents(self, c, now), touched, "retracted", now)
+            _keep_incidents(self, c, touched, "retracted", now)
         return ReportVersion(latest.report, version, now, True, reason)
 
     def list_reports(

@@ -736,10 +736,26 @@ class _Incidents:
     def current_reports(self, touched: Touched) -> list[TrackRow]:
         rows: list[Any] = []
         for (party, unit), since in sorted(touched.units.items()):
+            until = touched.until.get((party, unit))
+            where = ["party = ?", "unit = ?", "observed_at >= ?"]
+            if until is None:
+                query, params = _current_reports(where, [party, unit, _to_us(since)])
+                rows.extend(self._c.execute(query, params))
+                continue
+            # The window up to `until`, and the AHEAD reports after it in track order.
             query, params = _current_reports(
-                ["party = ?", "unit = ?", "observed_at >= ?"], [party, unit, _to_us(since)]
+                [*where, "observed_at <= ?"], [party, unit, _to_us(since), _to_us(until)]
             )
             rows.extend(self._c.execute(query, params))
+            query, params = _current_reports(
+                ["party = ?", "unit = ?", "observed_at > ?"], [party, unit, _to_us(until)]
+            )
+            rows.extend(
+                self._c.execute(
+                    f"SELECT * FROM ({query}) ORDER BY observed_at, id LIMIT {Touched.AHEAD}",
+                    params,
+                )
+            )
         for chunk in _chunks(sorted(touched.lone_reports), _IN_CHUNK // 2):
             marks = ",".join("?" * len(chunk))
             query, params = _current_reports([f"id IN ({marks})", "unit IS NULL"], list(chunk))

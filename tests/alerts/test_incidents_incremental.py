@@ -103,3 +103,54 @@ def test_write_by_write_equals_all_at_once(store: Store, tmp_path: Path, seed: i
         _zoned(batch_store).add_reports(list(final.values()), "obs")
         assert _episodes(incremental) == _episodes(batch_store)
     assert _episodes(incremental), "the track should give some incidents"
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_batches_of_many_units_equal_all_at_once(store: Store, tmp_path: Path, seed: int) -> None:
+    """Batches that mix units in a zone with units that are not (left out of the recompute
+    when nothing of theirs can change), in a shuffled order: the same episodes as one batch."""
+    rng = random.Random(seed)
+    reports = []
+    for i in range(240):
+        unit = f"u{rng.randrange(12)}"
+        # Units u0-u5 go anywhere; u6-u11 mostly keep out of the zones, now and then inside.
+        spots = SPOTS if unit < "u6" else [*SPOTS[2:3], *SPOTS[4:], *SPOTS[4:], SPOTS[0]]
+        lon, lat, u = rng.choice(spots)
+        at = AT + timedelta(minutes=10 * rng.randrange(400))
+        reports.append(
+            make_report(f"m{i:03d}", lon, lat, unit=unit, uncertainty_m=u, observed_at=at)
+        )
+    order = list(reports)
+    rng.shuffle(order)
+    incremental = _zoned(store)
+    for start in range(0, len(order), 17):
+        incremental.add_reports(order[start : start + 17], "obs")
+    with SQLiteStore(tmp_path / "batch.sqlite") as batch_store:
+        _zoned(batch_store).add_reports(reports, "obs")
+        assert _episodes(incremental) == _episodes(batch_store)
+    assert len(_episodes(incremental)) > 5, "the units should give incidents"
+
+
+def test_late_report_before_a_long_stay_equals_all_at_once(store: Store, tmp_path: Path) -> None:
+    """A late report before a stay in a zone longer than the reports a write reads ahead of
+    it (`Touched.AHEAD`): the window's end lies beyond them, and the track is read whole."""
+    inside, possible, away = SPOTS[0], SPOTS[1], SPOTS[5]
+    spots = [away, inside] + [possible, inside] * 20 + [away, inside, away]
+    reports = [
+        make_report(
+            f"s{i:03d}", lon, lat, unit="u1", uncertainty_m=u, observed_at=AT + timedelta(minutes=i)
+        )
+        for i, (lon, lat, u) in enumerate(spots)
+    ]
+    late = make_report("late", *away[:2], unit="u1", observed_at=AT + timedelta(seconds=30))
+    incremental = _zoned(store)
+    incremental.add_reports(reports, "obs")
+    incremental.add_reports([late], "obs")  # out between the first two: nothing changes
+    closing = make_report(
+        "late2", *away[:2], unit="u1", observed_at=AT + timedelta(minutes=10, seconds=30)
+    )
+    incremental.add_reports([closing], "obs")  # splits the long stay in two
+    with SQLiteStore(tmp_path / "batch.sqlite") as batch_store:
+        _zoned(batch_store).add_reports([*reports, late, closing], "obs")
+        assert _episodes(incremental) == _episodes(batch_store)
+    assert len(_episodes(incremental)) == 3
