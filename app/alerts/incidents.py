@@ -36,6 +36,7 @@ from app.engine import ZoneIndex
 
 __all__ = [
     "CAUSES",
+    "ZONE_CHANGED_CAUSE",
     "Incident",
     "IncidentRecords",
     "Touched",
@@ -52,9 +53,14 @@ OPEN, CLOSED = "open", "closed"
 #: Why an incident closed: the unit turned out, a single report, or the write that took its
 #: reports away (a correction or a retraction).
 EXITED, SINGLE = "exited", "single-report"
-#: The causes a report write gives `keep_incidents`: they become the `close_reason` of an
-#: incident that loses all its reports.
-CAUSES = ("reports", "corrected", "retracted")
+#: The causes a write gives `keep_incidents`: they become the `close_reason` of an incident
+#: that loses all its reports (a report write: ``superseded``); a zone write (a new zone, a
+#: new version, a retirement) is ``zone-changed``.
+CAUSES = ("reports", "corrected", "retracted", "zone-changed")
+ZONE_CHANGED_CAUSE = "zone-changed"
+#: Close reasons of incidents that no episode supports any more: such an incident is left as
+#: it is by later recomputations (unless an episode takes it back, reopening it).
+_UNSUPPORTED = frozenset({"corrected", "retracted", "superseded", ZONE_CHANGED_CAUSE})
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -432,7 +438,9 @@ def reconcile(
             events = (INCIDENT_UPDATED,)
         changes.append(Change(kept, False, events))
     for incident in stored:
-        if incident.id in matched or incident.close_reason in ("corrected", "retracted"):
+        if incident.id in matched or (
+            incident.state == CLOSED and incident.close_reason in _UNSUPPORTED
+        ):
             continue
         reason = cause if cause != "reports" else "superseded"
         if incident.state == OPEN:
@@ -474,6 +482,15 @@ class Touched:
                 self.units[key] = report.observed_at
         return self
 
+    def add_sighting(self, party: str, unit: str | None, report_id: str, at: datetime) -> None:
+        """Note one report by its parts (a report found by place, or an incident's key)."""
+        if unit is None:
+            self.lone_reports.add(report_id)
+            return
+        earliest = self.units.get((party, unit))
+        if earliest is None or at < earliest:
+            self.units[(party, unit)] = at
+
     def __bool__(self) -> bool:
         return bool(self.units or self.lone_reports)
 
@@ -504,6 +521,11 @@ class IncidentRecords(Protocol):
         self, event_type: str, data: dict[str, Any], incident_id: int, zone_id: str
     ) -> int:
         """Append an event to the log; returns its id."""
+        ...
+
+    def note_uncertainty(self, metres: float) -> None:
+        """Remember that a stored report has this uncertainty (the reach of zone changes,
+        `app.alerts.zone_changes`, must cover the largest)."""
         ...
 
 
@@ -561,7 +583,10 @@ def keep_incidents(records: IncidentRecords, touched: Touched, cause: str, now: 
         stored = _window(records.stored_incidents(touched), touched)
         if touched.units == starts:
             break
-    computed = episodes(records.current_reports(touched), records.zone_index())
+    rows = records.current_reports(touched)
+    if rows:
+        records.note_uncertainty(max(row[6] for row in rows))
+    computed = episodes(rows, records.zone_index())
     written = 0
     for change in reconcile(stored, computed, cause, now):
         incident_id = records.save_incident(change.incident, change.new)

@@ -52,6 +52,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from app.alerts.events import TRACK_STALE, ZONE_CHANGED, Event, check_types, zone_changed_payload
 from app.alerts.incidents import Incident, Touched, TrackRow, keep_incidents, stale_payload
+from app.alerts.zone_changes import Region, follow_zone_changes
 from app.domain import Confidence, Party, Report, ReportKind, Zone, ZoneKind
 from app.engine import ZoneIndex
 from app.predicate import Predicate
@@ -592,12 +593,28 @@ def _event_from_row(row: Sequence[Any]) -> Event:
     return Event(int(row[0]), row[1], row[2].astimezone(UTC), orjson.loads(row[3]))
 
 
-class _Incidents:
-    """`app.alerts.incidents.IncidentRecords` in one PostGIS write transaction (the writers'
-    lock held: no other writer recomputes the same unit meanwhile)."""
+#: The `meta` key of the largest report uncertainty (whole metres, rounded up), the reach of
+#: zone changes (`app.alerts.zone_changes`); computed on first use, raised by report writes.
+_REACH_KEY = "uncertainty_reach_m"
+#: Reaches are capped here: more than half the Earth's circumference reaches everywhere.
+_REACH_CAP_M = 40_000_000
 
-    def __init__(self, store: PostGISStore, c: psycopg.Connection[Any], now: datetime) -> None:
+
+class _Incidents:
+    """`app.alerts.incidents.IncidentRecords` (and `ZoneChangeRecords`) in one PostGIS write
+    transaction (the writers' lock held: no other writer recomputes the same unit meanwhile).
+    `cache_index` off: a zone write's index is not kept, as its transaction may still roll
+    back (the token it was built at would then come back with other zones)."""
+
+    def __init__(
+        self,
+        store: PostGISStore,
+        c: psycopg.Connection[Any],
+        now: datetime,
+        cache_index: bool = True,
+    ) -> None:
         self._store, self._c, self._now = store, c, now
+        self._cache_index = cache_index
 
     def current_reports(self, touched: Touched) -> list[TrackRow]:
         rows: list[Any] = []
@@ -634,7 +651,51 @@ class _Incidents:
         return [_incident_from_row(row) for row in rows]
 
     def zone_index(self) -> ZoneIndex:
-        return self._store._zone_index_in(self._c)
+        return self._store._zone_index_in(self._c, cache=self._cache_index)
+
+    def note_uncertainty(self, metres: float) -> None:
+        reach = min(math.ceil(metres), _REACH_CAP_M)
+        self._c.execute(
+            "UPDATE meta SET value = %s WHERE key = %s AND value < %s", (reach, _REACH_KEY, reach)
+        )
+
+    def uncertainty_reach(self) -> float:
+        row = self._c.execute("SELECT value FROM meta WHERE key = %s", (_REACH_KEY,)).fetchone()
+        if row is not None:
+            return float(row[0])
+        # First use on this database: one pass over the reports, then kept up by every write.
+        widest = self._c.execute(
+            "SELECT greatest(coalesce((SELECT max(uncertainty_m) FROM reports), 0), "
+            "coalesce((SELECT max(uncertainty_m) FROM report_versions), 0))"
+        ).fetchone()
+        reach = min(math.ceil(float(widest[0]) if widest else 0.0), _REACH_CAP_M)
+        self._c.execute(
+            "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING",
+            (_REACH_KEY, reach),
+        )
+        return float(reach)
+
+    def effective_zones(self, zone_ids: Sequence[str]) -> dict[str, list[Zone]]:
+        query = (
+            _EFFECTIVE_ZONES + " WHERE zone_id = ANY(%s) "
+            "AND (valid_to IS NULL OR valid_to > valid_from) ORDER BY zone_id, version"
+        )
+        rows = self._c.execute(query.encode(), (sorted(zone_ids),), binary=True).fetchall()
+        found: dict[str, list[Zone]] = {}
+        for zone in _zones_from_rows(rows):
+            found.setdefault(zone.id, []).append(zone)
+        return found
+
+    def reports_in(self, region: Region) -> list[tuple[str, str | None, str, datetime]]:
+        # The partitions of the period (pruned by observed_at), each through its GiST index.
+        where, params = ["observed_at >= %s"], [region.start]
+        if region.end is not None:
+            where.append("observed_at < %s")
+            params.append(region.end)
+        box, values = _bbox_filter(region.bounds, "geom", "lon", "lat", "lon", "lat")
+        query, args = _current_reports([*where, box], [*params, *values])
+        rows = self._c.execute(query.encode(), args, binary=True)
+        return [(r[1], r[7], r[0], r[2].astimezone(UTC)) for r in rows]
 
     def save_incident(self, incident: Incident, new: bool) -> int:
         values = _incident_values(incident)
@@ -1039,6 +1100,13 @@ class PostGISStore(PostGISSubscriptions, Store):
         c.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, f"{token} {detail}"))
         return token
 
+    def _follow_zones(
+        self, c: psycopg.Connection[Any], now: datetime, before: dict[str, list[Zone]]
+    ) -> None:
+        """After a zone write, in its transaction: recompute the incidents it can change
+        (`app.alerts.zone_changes`), with their events after its `zone.changed`."""
+        follow_zone_changes(_Incidents(self, c, now, cache_index=False), before, now)
+
     def _zones_written(self, token: int) -> None:
         """After a zone write commits: this process knows its token at once, and waits briefly
         for its own listener to hear the notification (the other processes hear it together)."""
@@ -1109,6 +1177,7 @@ class PostGISStore(PostGISSubscriptions, Store):
                 self._insert_zone(c, zone.id, 1, row, audit_id)
                 self._zone_event(c, now, zone.id, 1, "created", zone.name)
             token = self._bump_zones_token(c, f"{zones[0].id} 1")
+            self._follow_zones(c, now, {zone.id: [] for zone in zones})
         self._zones_written(token)
         return [replace(zone, version=1) for zone in zones]
 
@@ -1161,10 +1230,12 @@ class PostGISStore(PostGISSubscriptions, Store):
         with self._write() as c:
             version = self._latest_version(c, zone.id) + 1
             now = self._now(c)
+            before = _Incidents(self, c, now, cache_index=False).effective_zones([zone.id])
             audit_id = self._audit(c, now, actor, "zone.version", zone.id, f"version {version}")
             self._insert_zone(c, zone.id, version, params, audit_id)
             self._zone_event(c, now, zone.id, version, "updated", zone.name)
             token = self._bump_zones_token(c, f"{zone.id} {version}")
+            self._follow_zones(c, now, {zone.id: before.get(zone.id, [])})
         self._zones_written(token)
         return replace(zone, version=version)
 
@@ -1192,6 +1263,7 @@ class PostGISStore(PostGISSubscriptions, Store):
                     field="at",
                 )
             now = self._now(c)
+            before = _Incidents(self, c, now, cache_index=False).effective_zones([zone_id])
             audit_id = self._audit(
                 c,
                 now,
@@ -1219,6 +1291,7 @@ class PostGISStore(PostGISSubscriptions, Store):
             ).fetchall()
             retired = _zones_from_rows(rows)[0]
             self._zone_event(c, now, zone_id, version + 1, "retired", retired.name)
+            self._follow_zones(c, now, {zone_id: before.get(zone_id, [])})
         self._zones_written(token)
         return retired
 
@@ -1302,12 +1375,13 @@ class PostGISStore(PostGISSubscriptions, Store):
             rows = c.execute(query.encode(), binary=True).fetchall()
         return _zones_from_rows(rows)
 
-    def _zone_index_in(self, c: psycopg.Connection[Any]) -> ZoneIndex:
-        """The zone index as transaction `c` sees the zones (kept while the token holds)."""
+    def _zone_index_in(self, c: psycopg.Connection[Any], cache: bool = True) -> ZoneIndex:
+        """The zone index as transaction `c` sees the zones (kept while the token holds, unless
+        `cache` is off: a zone write's transaction may still roll back)."""
         row = c.execute("SELECT value FROM meta WHERE key = 'zones_token'").fetchone()
         token = int(row[0]) if row else 0
         cached = self._incident_index
-        if cached is not None and cached[0] == token:
+        if cache and cached is not None and cached[0] == token:
             return cached[1]
         query = (
             _EFFECTIVE_ZONES
@@ -1315,7 +1389,8 @@ class PostGISStore(PostGISSubscriptions, Store):
         )
         zones = _zones_from_rows(c.execute(query.encode(), binary=True).fetchall())
         index = ZoneIndex(zones, threads=1)
-        self._incident_index = (token, index)
+        if cache:
+            self._incident_index = (token, index)
         return index
 
     # -- events ---------------------------------------------------------------------------

@@ -56,6 +56,7 @@ import shapely
 
 from app.alerts.events import TRACK_STALE, ZONE_CHANGED, Event, check_types, zone_changed_payload
 from app.alerts.incidents import Incident, Touched, TrackRow, keep_incidents, stale_payload
+from app.alerts.zone_changes import Region, follow_zone_changes
 from app.domain import Confidence, Party, Report, ReportKind, Zone, ZoneKind
 from app.engine import ZoneIndex
 from app.predicate import Predicate
@@ -726,11 +727,23 @@ def _incident_filters(where: IncidentFilter) -> tuple[list[str], list[Any]]:
     return clauses, params
 
 
-class _Incidents:
-    """`app.alerts.incidents.IncidentRecords` in one SQLite write transaction."""
+#: The `meta` key of the largest report uncertainty (whole metres, rounded up), the reach of
+#: zone changes (`app.alerts.zone_changes`); computed on first use, raised by report writes.
+_REACH_KEY = "uncertainty_reach_m"
+#: Reaches are capped here: more than half the Earth's circumference reaches everywhere.
+_REACH_CAP_M = 40_000_000
 
-    def __init__(self, store: SQLiteStore, c: sqlite3.Connection, now_us: int) -> None:
+
+class _Incidents:
+    """`app.alerts.incidents.IncidentRecords` (and `ZoneChangeRecords`) in one SQLite write
+    transaction. `cache_index` off: a zone write's index is not kept, as its transaction may
+    still roll back (the token it was built at would then come back with other zones)."""
+
+    def __init__(
+        self, store: SQLiteStore, c: sqlite3.Connection, now_us: int, cache_index: bool = True
+    ) -> None:
         self._store, self._c, self._now_us = store, c, now_us
+        self._cache_index = cache_index
 
     def current_reports(self, touched: Touched) -> list[TrackRow]:
         rows: list[Any] = []
@@ -763,7 +776,50 @@ class _Incidents:
         return [_incident_from_row(row) for row in rows]
 
     def zone_index(self) -> ZoneIndex:
+        if not self._cache_index:
+            return ZoneIndex(self._store._zones_for_index(self._c), threads=1)
         return self._store._zone_index_in(self._c)
+
+    def note_uncertainty(self, metres: float) -> None:
+        self._c.execute(
+            "UPDATE meta SET value = ? WHERE key = ? AND value < ?",
+            (reach := min(math.ceil(metres), _REACH_CAP_M), _REACH_KEY, reach),
+        )
+
+    def uncertainty_reach(self) -> float:
+        row = self._c.execute("SELECT value FROM meta WHERE key = ?", (_REACH_KEY,)).fetchone()
+        if row is not None:
+            return float(row[0])
+        # First use on this database: one pass over the reports, then kept up by every write.
+        widest = self._c.execute(
+            "SELECT max(coalesce((SELECT max(uncertainty_m) FROM reports), 0), "
+            "coalesce((SELECT max(uncertainty_m) FROM report_versions), 0))"
+        ).fetchone()[0]
+        reach = min(math.ceil(widest), _REACH_CAP_M)
+        self._c.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (_REACH_KEY, reach))
+        return float(reach)
+
+    def effective_zones(self, zone_ids: Sequence[str]) -> dict[str, list[Zone]]:
+        found: dict[str, list[Zone]] = {}
+        for chunk in _chunks(sorted(zone_ids), _IN_CHUNK):
+            query = (
+                _EFFECTIVE_ZONES + f" WHERE zone_id IN ({','.join('?' * len(chunk))}) "
+                "AND (valid_to IS NULL OR valid_to > valid_from) ORDER BY zone_id, version"
+            )
+            for zone in _zones_from_rows(self._c.execute(query, list(chunk)).fetchall()):
+                found.setdefault(zone.id, []).append(zone)
+        return found
+
+    def reports_in(self, region: Region) -> list[tuple[str, str | None, str, datetime]]:
+        # No spatial index on SQLite's reports (it would slow every batch): the time index
+        # bounds the walk to the changed period, the box filters it.
+        where, params = ["observed_at >= ?"], [_to_us(region.start)]
+        if region.end is not None:
+            where.append("observed_at < ?")
+            params.append(_to_us(region.end))
+        box, values = _bbox_filter(region.bounds, "lon", "lat", "lon", "lat")
+        query, args = _current_reports([*where, box], [*params, *values])
+        return [(r[1], r[7], r[0], _from_us(r[2])) for r in self._c.execute(query, args)]
 
     def save_incident(self, incident: Incident, new: bool) -> int:
         values = _incident_values(incident)
@@ -1114,6 +1170,7 @@ class SQLiteStore(SQLiteSubscriptions, Store):
                 self._insert_zone(c, zone.id, 1, row, audit_id)
                 self._zone_event(c, now, zone.id, 1, "created", zone.name)
             self._bump_zones_token(c)
+            self._follow_zones(c, now, {zone.id: [] for zone in zones})
         return [replace(zone, version=1) for zone in zones]
 
     def seed(
@@ -1160,10 +1217,12 @@ class SQLiteStore(SQLiteSubscriptions, Store):
         with self._write() as c:
             version = self._latest_version(c, zone.id) + 1
             now = self._now_us()
+            before = _Incidents(self, c, now, cache_index=False).effective_zones([zone.id])
             audit_id = self._audit(c, now, actor, "zone.version", zone.id, f"version {version}")
             self._insert_zone(c, zone.id, version, row, audit_id)
             self._zone_event(c, now, zone.id, version, "updated", zone.name)
             self._bump_zones_token(c)
+            self._follow_zones(c, now, {zone.id: before.get(zone.id, [])})
         return replace(zone, version=version)
 
     def retire_zone(self, zone_id: str, at: datetime, actor: str) -> Zone:
@@ -1187,6 +1246,7 @@ class SQLiteStore(SQLiteSubscriptions, Store):
                     field="at",
                 )
             now = self._now_us()
+            before = _Incidents(self, c, now, cache_index=False).effective_zones([zone_id])
             audit_id = self._audit(
                 c,
                 now,
@@ -1213,6 +1273,7 @@ class SQLiteStore(SQLiteSubscriptions, Store):
             ).fetchall()
             retired = _zones_from_rows(rows)[0]
             self._zone_event(c, now, zone_id, version + 1, "retired", retired.name)
+            self._follow_zones(c, now, {zone_id: before.get(zone_id, [])})
         return retired
 
     def get_zone(self, zone_id: str) -> Zone:
@@ -1301,6 +1362,14 @@ class SQLiteStore(SQLiteSubscriptions, Store):
         # BEGIN/COMMIT around it.
         row = self._conn().execute("SELECT value FROM meta WHERE key = 'zones_token'").fetchone()
         return int(row[0])
+
+    def _follow_zones(
+        self, c: sqlite3.Connection, now_us: int, before: dict[str, list[Zone]]
+    ) -> None:
+        """After a zone write, in its transaction: recompute the incidents it can change
+        (`app.alerts.zone_changes`), with their events after its `zone.changed`."""
+        records = _Incidents(self, c, now_us, cache_index=False)
+        follow_zone_changes(records, before, _from_us(now_us))
 
     @staticmethod
     def _bump_zones_token(c: sqlite3.Connection) -> None:
