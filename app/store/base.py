@@ -509,6 +509,11 @@ class Store(Protocol):
         """The latest version of a report (its retraction, if retracted). `UnknownReport`."""
         ...
 
+    def latest_reports(self, report_ids: Sequence[str]) -> list[ReportVersion]:
+        """The latest version of each report, in the order of `report_ids`, in one query (an
+        incident's reports); ids that are not stored are left out."""
+        ...
+
     def correct_report(self, report: Report, actor: str) -> tuple[ReportVersion, bool]:
         """Store `report` as the next version of the stored report with its id.
 

@@ -1838,6 +1838,27 @@ class PostGISStore(PostGISSubscriptions, Store):
         with self._read() as c:
             return self._history(c, report_id)[-1]
 
+    def latest_reports(self, report_ids: Sequence[str]) -> list[ReportVersion]:
+        """The latest version of each report, in one query (see `Store.latest_reports`)."""
+        ids = [i for i in dict.fromkeys(report_ids) if "\x00" not in i]
+        if not ids:
+            return []
+        prefixed_r = ", ".join(f"r.{name}" for name in _REPORT_COLUMNS.split(", "))
+        prefixed_v = ", ".join(f"v.{name}" for name in _REPORT_COLUMNS.split(", "))
+        query = (
+            f"SELECT 1, false, NULL::text, a.at, {prefixed_r} FROM reports AS r "
+            "JOIN audit AS a ON a.id = r.audit_id WHERE r.id = ANY(%s) "
+            "AND NOT EXISTS (SELECT 1 FROM report_versions AS x WHERE x.id = r.id) "
+            f"UNION ALL SELECT v.version, v.retracted, v.reason, a.at, {prefixed_v} "
+            "FROM report_versions AS v JOIN audit AS a ON a.id = v.audit_id "
+            "WHERE v.id = ANY(%s) "
+            "AND v.version = (SELECT max(version) FROM report_versions WHERE id = v.id)"
+        )
+        with self._read() as c:
+            rows = c.execute(query, (ids, ids), binary=True).fetchall()
+        found = {v.report.id: v for v in _versions_from_rows(rows)}
+        return [found[i] for i in ids if i in found]
+
     def report_history(self, report_id: str) -> list[ReportVersion]:
         """Every version of a report, oldest first (see `Store.report_history`)."""
         with self._read() as c:

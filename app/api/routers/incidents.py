@@ -14,7 +14,7 @@ from app.api.deps import MAX_LIMIT, ServiceDep, TimeRangeDep, page_links
 from app.api.models import problems
 from app.api.responses import ORJSONResponse
 from app.geojson import report_to_feature
-from app.store import IncidentFilter, UnknownReport
+from app.store import IncidentFilter
 
 router = APIRouter(tags=["incidents"])
 
@@ -123,11 +123,7 @@ def get_incident(
     incident = service.store.get_incident(incident_id)
     timeline = service.store.incident_events(incident_id)
     reports = []
-    for report_id in incident.report_ids:
-        try:
-            latest = service.store.get_report(report_id)
-        except UnknownReport:  # pragma: no cover - reports are never deleted
-            continue
+    for latest in service.store.latest_reports(incident.report_ids):  # one query for all
         feature = report_to_feature(latest.report)
         feature["properties"]["version"] = latest.version
         feature["properties"]["retracted"] = latest.retracted
