@@ -59,7 +59,7 @@ Promises every implementation keeps:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -647,6 +647,20 @@ class Store(Protocol):
 
     def last_event_id(self) -> int:
         """The id of the latest event (0 when the log is empty)."""
+        ...
+
+    def watch_events(self, callback: Callable[[int], None]) -> Callable[[], None]:
+        """Call `callback(event_id)`, from any thread, when this store learns that events up
+        to that id were committed; returns the function that stops the calls.
+
+        The PostGIS store hears the commits of every process (LISTEN/NOTIFY) while
+        `events_heard_everywhere` is true; the SQLite store those of its own process only.
+        """
+        ...
+
+    def events_heard_everywhere(self) -> bool:
+        """Whether `watch_events` hears every process's commits right now (else a reader must
+        also poll `last_event_id` for the commits of other processes)."""
         ...
 
     def incident_events(self, incident_id: int) -> list[Event]:

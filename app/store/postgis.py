@@ -36,7 +36,7 @@ import math
 import select
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -81,6 +81,7 @@ from app.store.base import (
     Unreachable,
     UnsupportedDatabase,
 )
+from app.store.event_watch import EventWatchers
 from app.store.postgis_filter import render_postgres
 from app.store.postgis_subscriptions import SUBSCRIPTIONS_MIGRATION, PostGISSubscriptions
 from app.store.sqlite import (
@@ -848,13 +849,18 @@ class _ZoneListener:
                     )
                     self._store._heard_zones_token(int(tokens.get("zones_token", 0)))
                     self._store._saw_parties_token(int(tokens.get("parties_token", 0)))
+                    latest = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
                     self.connected.set()
+                    # Events committed while no notification could reach this process.
+                    self._store._event_watchers.tell(int(latest[0]) if latest else 0)
                     backoff = 0.05
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=0.25):
                             with suppress(ValueError, IndexError):
                                 words = note.payload.split()
-                                if words[0] == "parties":
+                                if words[0] == "events":
+                                    self._store._event_watchers.tell(int(words[1]))
+                                elif words[0] == "parties":
                                     self._store._saw_parties_token(int(words[1]))
                                 else:
                                     self._store._heard_zones_token(int(words[0]))
@@ -912,6 +918,7 @@ class PostGISStore(PostGISSubscriptions, Store):
         self._heard = -1  # the newest zones token this process's listener has heard
         self._parties_token = -1
         self._partitions: set[tuple[int, int]] = set()
+        self._event_watchers = EventWatchers()
         self._local = threading.local()
         self._pool = self._make_pool(conninfo, options, "truce-primary")
         self._read_pool = self._pool
@@ -1407,10 +1414,13 @@ class PostGISStore(PostGISSubscriptions, Store):
     ) -> int:
         """Append an event in `c`'s write transaction (the writers' lock held: ids are taken
         in commit order); returns its id."""
+        # The NOTIFY in the same statement (no round trip more): delivered to every listening
+        # process when the transaction commits, never if it rolls back.
         row = c.execute(
-            "INSERT INTO events (type, created_at, incident_id, zone_id, data) "
-            "VALUES (%s, %s, %s, %s, %s::jsonb) RETURNING id",
-            (event_type, at, incident_id, zone_id, orjson.dumps(data).decode()),
+            "WITH e AS (INSERT INTO events (type, created_at, incident_id, zone_id, data) "
+            "VALUES (%s, %s, %s, %s, %s::jsonb) RETURNING id) "
+            "SELECT id, pg_notify(%s, 'events ' || id) FROM e",
+            (event_type, at, incident_id, zone_id, orjson.dumps(data).decode(), NOTIFY_CHANNEL),
         ).fetchone()
         assert row is not None
         return int(row[0])
@@ -1456,6 +1466,17 @@ class PostGISStore(PostGISSubscriptions, Store):
         with self._read() as c:
             row = c.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
         return int(row[0]) if row else 0
+
+    def watch_events(self, callback: Callable[[int], None]) -> Callable[[], None]:
+        """Call `callback(event_id)` for every commit of any process that appended events, as
+        the listener hears its NOTIFY, and after each (re)connection of the listener with the
+        latest id (see `Store.watch_events`)."""
+        return self._event_watchers.add(callback)
+
+    def events_heard_everywhere(self) -> bool:
+        """True while the listener is connected (notifications reach it from every process)."""
+        listener = self._listener
+        return listener is not None and listener.connected.is_set()
 
     def incident_events(self, incident_id: int) -> list[Event]:
         """Every event of one incident, oldest first (see `Store.incident_events`)."""

@@ -42,7 +42,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -84,11 +84,15 @@ from app.store.base import (
     UnknownReport,
     UnknownZone,
 )
+from app.store.event_watch import EventWatchers
 from app.store.sqlite_filter import REPORT_COLUMNS, register_functions, render
 from app.store.sqlite_subscriptions import SUBSCRIPTIONS_MIGRATION, SQLiteSubscriptions
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
+#: The id of the last event appended by this thread's write transaction (0: none), told to the
+#: watchers once it commits. Per thread, as each thread has its own connection.
+_appended = threading.local()
 # Well under SQLite's smallest default limit on bound parameters (999 before 3.32).
 _IN_CHUNK = 900
 # Page cache per connection, in KiB (negative, as SQLite takes it). Each thread has its own
@@ -905,6 +909,7 @@ class SQLiteStore(SQLiteSubscriptions, Store):
         self._closed = False
         # The zone index incidents are judged with, and the zone token it was built at.
         self._incident_index: tuple[int, ZoneIndex] | None = None
+        self._event_watchers = EventWatchers()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._open_schema()
@@ -993,18 +998,24 @@ class SQLiteStore(SQLiteSubscriptions, Store):
         writer = self._writer_lock()
         if not writer.acquire(timeout=self._busy_timeout_s):
             raise self._busy()
+        appended = 0
         try:
             conn = self._conn()
             left_ms = int(max(deadline - time.monotonic(), 0.0) * 1000)
             conn.execute(f"PRAGMA busy_timeout = {left_ms}")
+            _appended.last = 0
             try:
                 with self._transaction("IMMEDIATE") as c:
                     yield c
+                appended = _appended.last  # committed: its events can be read now
             finally:
+                _appended.last = 0
                 with suppress(sqlite3.Error):  # never hide the transaction's own error
                     conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
         finally:
             writer.release()
+        if appended:
+            self._event_watchers.tell(appended)
 
     def _writer_lock(self) -> threading.Lock:
         """The process's writer lock; after fork() a new one (the parent's may be held)."""
@@ -1424,7 +1435,9 @@ class SQLiteStore(SQLiteSubscriptions, Store):
             "VALUES (?, ?, ?, ?, ?)",
             (event_type, at_us, incident_id, zone_id, orjson.dumps(data).decode()),
         )
-        return int(cursor.lastrowid or 0)
+        event_id = int(cursor.lastrowid or 0)
+        _appended.last = event_id  # told to the watchers once the transaction commits
+        return event_id
 
     def _zone_event(
         self, c: sqlite3.Connection, at_us: int, zone_id: str, version: int, change: str, name: str
@@ -1457,6 +1470,15 @@ class SQLiteStore(SQLiteSubscriptions, Store):
         with self._read() as c:
             row = c.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
         return int(row[0])
+
+    def watch_events(self, callback: Callable[[int], None]) -> Callable[[], None]:
+        """Call `callback(event_id)` after each commit of this process that appended events
+        (see `Store.watch_events`; other processes' commits are not heard)."""
+        return self._event_watchers.add(callback)
+
+    def events_heard_everywhere(self) -> bool:
+        """False: a SQLite file has no notifications between processes."""
+        return False
 
     def incident_events(self, incident_id: int) -> list[Event]:
         """Every event of one incident, oldest first (see `Store.incident_events`)."""

@@ -26,6 +26,7 @@ from app.alerts.events import EVENT_TYPES, Event, EventFilter
 from app.alerts.tail import EventTail
 from app.api.auth import ViewerKey
 from app.api.deps import ServiceDep, SettingsDep
+from app.api.event_models import EVENT_STREAM_RESPONSE
 from app.api.models import problems
 from app.errors import InvalidParameter
 
@@ -133,7 +134,7 @@ def stream_query(
     "/events",
     operation_id="streamEvents",
     response_class=EventSourceResponse,
-    responses=problems(400, 401, 403),
+    responses={**problems(400, 401, 403), **EVENT_STREAM_RESPONSE},
 )
 async def stream_events(
     request: Request,

@@ -11,6 +11,7 @@ from starlette.responses import Response
 from app.alerts.incidents import Incident
 from app.api.auth import ViewerKey
 from app.api.deps import MAX_LIMIT, ServiceDep, TimeRangeDep, page_links
+from app.api.event_models import IncidentDetail, IncidentPage
 from app.api.models import problems
 from app.api.responses import ORJSONResponse
 from app.geojson import report_to_feature
@@ -52,6 +53,8 @@ def incident_to_json(incident: Incident) -> dict[str, Any]:
 @router.get(
     "/incidents",
     operation_id="listIncidents",
+    response_model=IncidentPage,
+    response_class=ORJSONResponse,
     responses=problems(400, 401, 403),
 )
 def list_incidents(
@@ -111,6 +114,8 @@ def list_incidents(
 @router.get(
     "/incidents/{incident_id}",
     operation_id="getIncident",
+    response_model=IncidentDetail,
+    response_class=ORJSONResponse,
     responses=problems(400, 401, 403, 404),
 )
 def get_incident(
