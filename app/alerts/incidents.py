@@ -36,17 +36,22 @@ from app.engine import ZoneIndex
 
 __all__ = [
     "CAUSES",
+    "STALE_LOOKBACK",
+    "STALE_UNITS_PER_SWEEP",
     "ZONE_CHANGED_CAUSE",
+    "Held",
     "Incident",
     "IncidentRecords",
     "Touched",
     "TrackRow",
     "episodes",
+    "held_stale_payload",
     "incident_payload",
     "keep_incidents",
     "reconcile",
     "stale_payload",
     "track_row",
+    "zones_held",
 ]
 
 OPEN, CLOSED = "open", "closed"
@@ -160,6 +165,30 @@ def stale_payload(incident: Incident, stale_after: timedelta) -> dict[str, Any]:
         "depth_m": incident.depth_m,
         "report_id": incident.last_report_id,
         "observed_at": _iso(incident.last_seen_at),
+        "stale_after_s": stale_after.total_seconds(),
+    }
+
+
+def held_stale_payload(
+    party: str,
+    unit: str,
+    held: Held,
+    report_id: str,
+    observed_at: datetime,
+    stale_after: timedelta,
+) -> dict[str, Any]:
+    """The payload of a `track.stale` event for a unit in a zone without an open incident (its
+    party is authorised there): as `stale_payload`, with no incident and the last finding."""
+    return {
+        "incident_id": None,
+        "party": party,
+        "unit": unit,
+        "zone_id": held.zone_id,
+        "zone_name": held.zone_name,
+        "verdict": held.verdict,
+        "depth_m": held.depth_m,
+        "report_id": report_id,
+        "observed_at": _iso(observed_at),
         "stale_after_s": stale_after.total_seconds(),
     }
 
@@ -388,6 +417,73 @@ def episodes(rows: Sequence[TrackRow], index: ZoneIndex) -> list[Incident]:
     )
 
 
+#: How many of a unit's latest reports a stale sweep judges to know which zones hold it: a
+#: zone entered earlier, with only `possible` findings in all of these, counts as left.
+STALE_LOOKBACK = 256
+#: At most this many units are looked at by one sweep (oldest sightings first; the rest wait
+#: for the next), so a sweep after a large import holds the write lock briefly.
+STALE_UNITS_PER_SWEEP = 500
+
+
+@dataclass(frozen=True)
+class Held:
+    """A zone a unit is in at its last report (tracks' hysteresis), with that report's finding."""
+
+    zone_id: str
+    zone_name: str
+    verdict: str
+    depth_m: float
+
+
+def zones_held(rows: Sequence[TrackRow], index: ZoneIndex) -> list[Held]:
+    """The zones one unit is *in* after `rows` (its latest reports), as tracks say: by verdict,
+    whoever is authorised (`inside` turns it in, `possible` keeps the state, anything else turns
+    it out). A zone whose findings in `rows` are all `possible` counts as out: the unit never
+    entered it within them (so `rows` should reach back to the last report that decides)."""
+    if not rows or not len(index):
+        return []
+    ordered = sorted(rows, key=lambda r: (r[5], r[0]))
+    ids, party, unit, lon, lat, time_us, uncertainty = zip(*ordered, strict=True)
+    batch = ReportBatch(
+        lon=np.array(lon, dtype=np.float64),
+        lat=np.array(lat, dtype=np.float64),
+        time_ns=np.array(time_us, dtype=np.int64) * 1000,
+        uncertainty_m=np.array(uncertainty, dtype=np.float64),
+        party=np.array(party, dtype=object),
+        unit=np.array(unit, dtype=object),
+        ids=np.array(ids, dtype=object),
+    )
+    judged = index.judge(batch)
+    verdict = np.asarray(judged.verdict, dtype=object)
+    report = np.asarray(judged.report, dtype=np.int64)
+    zone_id = index.zone_ids[judged.zone].astype(str)
+    last = len(ordered) - 1
+    held = []
+    for zone in np.unique(zone_id[report == last]):  # one per zone the last report is near
+        mine = zone_id == zone
+        # Its reports with a finding `inside` or `possible` (one each: versions never overlap).
+        decided = report[mine & (verdict == Verdict.INSIDE.value)]
+        kept = report[mine & (verdict == Verdict.POSSIBLE.value)]
+        present = np.union1d(decided, kept)
+        if last not in present or not len(decided):
+            continue
+        # In: every report since the last `inside` one is `possible` for the zone (a report
+        # with no finding, or an `approaching`/`outside` one, would have turned it out).
+        since = int(decided.max())
+        if len(present[present >= since]) != last - since + 1:
+            continue
+        at_last = np.flatnonzero(mine & (report == last))[0]
+        held.append(
+            Held(
+                zone_id=str(zone),
+                zone_name=str(index.zone_names[judged.zone][at_last]),
+                verdict=str(verdict[at_last]),
+                depth_m=float(np.asarray(judged.depth_m, dtype=np.float64)[at_last]),
+            )
+        )
+    return held
+
+
 # -- matching with what is stored ---------------------------------------------------------------
 
 
@@ -528,6 +624,12 @@ class IncidentRecords(Protocol):
         `app.alerts.zone_changes`, must cover the largest)."""
         ...
 
+    def note_units(self, latest: dict[tuple[str, str], tuple[int, str] | None]) -> None:
+        """Keep each touched unit's latest report (observed_at in µs, id) for the stale
+        sweeps; None: none in the recomputed window (the store looks it up, or forgets the
+        unit when it has no report left)."""
+        ...
+
 
 def _end(incident: Incident) -> datetime | None:
     """Until when an incident held its unit in the zone (None: it still does)."""
@@ -586,6 +688,15 @@ def keep_incidents(records: IncidentRecords, touched: Touched, cause: str, now: 
     rows = records.current_reports(touched)
     if rows:
         records.note_uncertainty(max(row[6] for row in rows))
+    if touched.units:
+        # The window of a unit runs to its latest report: that is the unit's last sighting.
+        latest: dict[tuple[str, str], tuple[int, str] | None] = dict.fromkeys(touched.units)
+        for row in rows:  # one pass over the plain tuples, cheap beside judging them
+            if row[2] is not None:
+                key, seen = (row[1], row[2]), (row[5], row[0])
+                if key in latest and ((known := latest[key]) is None or seen > known):
+                    latest[key] = seen
+        records.note_units(latest)
     computed = episodes(rows, records.zone_index())
     written = 0
     for change in reconcile(stored, computed, cause, now):

@@ -51,7 +51,17 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from app.alerts.events import TRACK_STALE, ZONE_CHANGED, Event, check_types, zone_changed_payload
-from app.alerts.incidents import Incident, Touched, TrackRow, keep_incidents, stale_payload
+from app.alerts.incidents import (
+    STALE_LOOKBACK,
+    STALE_UNITS_PER_SWEEP,
+    Incident,
+    Touched,
+    TrackRow,
+    held_stale_payload,
+    keep_incidents,
+    stale_payload,
+    zones_held,
+)
 from app.alerts.zone_changes import Region, follow_zone_changes
 from app.domain import Confidence, Party, Report, ReportKind, Zone, ZoneKind
 from app.engine import ZoneIndex
@@ -96,7 +106,13 @@ from app.store.sqlite import (
     _report_from_row as _report_from_values,
 )
 
-__all__ = ["MIGRATIONS", "NOTIFY_CHANNEL", "PostGISStore", "postgres_conninfo"]
+__all__ = [
+    "MIGRATIONS",
+    "NOTIFY_CHANNEL",
+    "UNITS_BACKFILL",
+    "PostGISStore",
+    "postgres_conninfo",
+]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
@@ -132,6 +148,22 @@ _REPORT_COLUMNS_DDL = """
     geom geometry(Point, 4326)
         GENERATED ALWAYS AS (ST_SetSRID(ST_MakePoint(lon, lat), 4326)) STORED,
     audit_id bigint NOT NULL"""
+
+#: Every report of a unit, latest versions, retracted ones left out (for the units' backfill).
+_UNIT_REPORTS = """
+    SELECT party, unit, observed_at, id FROM reports AS r WHERE unit IS NOT NULL
+    AND NOT EXISTS (SELECT 1 FROM report_versions AS x WHERE x.id = r.id)
+    UNION ALL SELECT party, unit, observed_at, id FROM report_versions AS v
+    WHERE unit IS NOT NULL AND NOT retracted
+    AND version = (SELECT max(version) FROM report_versions WHERE id = v.id)"""
+
+#: Every unit's last sighting from the reports stored, as looked at by a stale sweep already
+#: (the migration that made `units`, and `truce db copy`, which copies reports but not units).
+UNITS_BACKFILL = f"""INSERT INTO units (party, unit, last_at, last_report_id, stale_at)
+    SELECT DISTINCT ON (party, unit) party, unit, observed_at, id, observed_at FROM (
+        {_UNIT_REPORTS}
+    ) AS current ORDER BY party, unit, observed_at DESC, id DESC
+    ON CONFLICT (party, unit) DO NOTHING"""
 
 #: The schema, one tuple of statements per version; append, never edit a released one.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -290,6 +322,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # webhook subscriptions, their delivery attempts and leases (app/store/postgis_subscriptions)
     SUBSCRIPTIONS_MIGRATION,
+    (
+        # Units and their last sighting (latest report), kept by every report write, for the
+        # stale sweeps of tracks in a zone their party is authorised in (no incident to mark).
+        # `stale_at`: the sighting a sweep has looked at. Filled from the reports stored, as
+        # looked at already: sightings from before this version raise no event.
+        """CREATE TABLE units (
+            party text COLLATE "C" NOT NULL,
+            unit text COLLATE "C" NOT NULL,
+            last_at timestamptz NOT NULL,
+            last_report_id text COLLATE "C" NOT NULL,
+            stale_at timestamptz,
+            PRIMARY KEY (party, unit)
+        )""",
+        "CREATE INDEX units_by_sighting ON units (last_at)",
+        UNITS_BACKFILL,
+    ),
 )
 
 _ZONE_SELECT = (
@@ -676,6 +724,26 @@ class _Incidents:
         )
         return float(reach)
 
+    def note_units(self, latest: dict[tuple[str, str], tuple[int, str] | None]) -> None:
+        seen = [
+            (party, unit, _EPOCH + timedelta(microseconds=last[0]), last[1])
+            for (party, unit), last in latest.items()
+            if last is not None
+        ]
+        for party, unit in (key for key, last in latest.items() if last is None):
+            rows = _unit_tail(self._c, party, unit, 1)
+            if rows:
+                seen.append((party, unit, _EPOCH + rows[0][5] * _US, rows[0][0]))
+            else:
+                self._c.execute("DELETE FROM units WHERE party = %s AND unit = %s", (party, unit))
+        if seen:
+            self._c.cursor().executemany(
+                "INSERT INTO units (party, unit, last_at, last_report_id) "
+                "VALUES (%s, %s, %s, %s) ON CONFLICT (party, unit) DO UPDATE SET "
+                "last_at = excluded.last_at, last_report_id = excluded.last_report_id",
+                sorted(seen),
+            )
+
     def effective_zones(self, zone_ids: Sequence[str]) -> dict[str, list[Zone]]:
         query = (
             _EFFECTIVE_ZONES + " WHERE zone_id = ANY(%s) "
@@ -721,6 +789,23 @@ class _Incidents:
         return PostGISStore._append_event(
             self._c, self._now, event_type, data, incident_id=incident_id, zone_id=zone_id
         )
+
+
+def _unit_tail(c: psycopg.Connection[Any], party: str, unit: str, count: int) -> list[TrackRow]:
+    """A unit's latest `count` reports (latest versions, retracted left out), newest first."""
+    # Each arm walks the track index backwards and stops after `count` rows.
+    tail = " ORDER BY observed_at DESC, id DESC LIMIT %s"
+    query = (
+        f"(SELECT {_REPORT_COLUMNS} FROM reports AS r WHERE party = %s AND unit = %s "
+        f"AND NOT EXISTS (SELECT 1 FROM report_versions AS x WHERE x.id = r.id){tail}) "
+        f"UNION ALL (SELECT {_REPORT_COLUMNS} FROM report_versions AS v WHERE NOT v.retracted "
+        "AND party = %s AND unit = %s "
+        f"AND v.version = (SELECT max(version) FROM report_versions WHERE id = v.id){tail})"
+        f"{tail}"
+    )
+    params = [party, unit, count, party, unit, count, count]
+    rows = c.execute(query.encode(), params, binary=True)
+    return [(r[0], r[1], r[7], r[3], r[4], (r[2] - _EPOCH) // _US, r[5]) for r in rows]
 
 
 def _month(at: datetime) -> tuple[int, int]:
@@ -1567,6 +1652,37 @@ class PostGISStore(PostGISSubscriptions, Store):
                     "UPDATE incidents SET stale_at = last_seen_at WHERE id = %s", (incident.id,)
                 )
                 events.append(Event(event_id, TRACK_STALE, at, payload))
+            # Units in a zone without an open incident there (their party is authorised).
+            units = c.execute(
+                "SELECT party, unit, last_at, last_report_id FROM units WHERE last_at <= %s "
+                "AND (stale_at IS NULL OR stale_at <> last_at) ORDER BY last_at, party, unit "
+                "LIMIT %s",
+                (due, STALE_UNITS_PER_SWEEP),
+            ).fetchall()
+            index = self._zone_index_in(c) if units else None
+            for party, unit, last_at, last_report_id in units:
+                assert index is not None
+                open_zones = {
+                    row[0]
+                    for row in c.execute(
+                        "SELECT zone_id FROM incidents WHERE party = %s AND unit = %s "
+                        "AND state = 'open'",
+                        (party, unit),
+                    )
+                }
+                tail = _unit_tail(c, party, unit, STALE_LOOKBACK)
+                for held in zones_held(tail, index):
+                    if held.zone_id in open_zones:
+                        continue
+                    payload = held_stale_payload(
+                        party, unit, held, last_report_id, last_at.astimezone(UTC), stale_after
+                    )
+                    event_id = self._append_event(c, at, TRACK_STALE, payload, zone_id=held.zone_id)
+                    events.append(Event(event_id, TRACK_STALE, at, payload))
+                c.execute(
+                    "UPDATE units SET stale_at = last_at WHERE party = %s AND unit = %s",
+                    (party, unit),
+                )
         return events
 
     # -- parties --------------------------------------------------------------------------

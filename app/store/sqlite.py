@@ -55,7 +55,17 @@ import orjson
 import shapely
 
 from app.alerts.events import TRACK_STALE, ZONE_CHANGED, Event, check_types, zone_changed_payload
-from app.alerts.incidents import Incident, Touched, TrackRow, keep_incidents, stale_payload
+from app.alerts.incidents import (
+    STALE_LOOKBACK,
+    STALE_UNITS_PER_SWEEP,
+    Incident,
+    Touched,
+    TrackRow,
+    held_stale_payload,
+    keep_incidents,
+    stale_payload,
+    zones_held,
+)
 from app.alerts.zone_changes import Region, follow_zone_changes
 from app.domain import Confidence, Party, Report, ReportKind, Zone, ZoneKind
 from app.engine import ZoneIndex
@@ -267,6 +277,33 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # webhook subscriptions, their delivery attempts and leases (app/store/sqlite_subscriptions)
     SUBSCRIPTIONS_MIGRATION,
+    (
+        # Units and their last sighting (latest report), kept by every report write, for the
+        # stale sweeps of tracks in a zone their party is authorised in (no incident to mark).
+        # `stale_at`: the sighting a sweep has looked at. Filled from the reports stored, as
+        # looked at already: sightings from before this version raise no event.
+        """CREATE TABLE units (
+            party TEXT NOT NULL,
+            unit TEXT NOT NULL,
+            last_at INTEGER NOT NULL,
+            last_report_id TEXT NOT NULL,
+            stale_at INTEGER,
+            PRIMARY KEY (party, unit)
+        )""",
+        "CREATE INDEX units_by_sighting ON units (last_at)",
+        """INSERT INTO units (party, unit, last_at, last_report_id, stale_at)
+        SELECT party, unit, observed_at, id, observed_at FROM (
+            SELECT party, unit, observed_at, id, row_number() OVER (
+                PARTITION BY party, unit ORDER BY observed_at DESC, id DESC
+            ) AS k FROM (
+                SELECT party, unit, observed_at, id FROM reports
+                WHERE unit IS NOT NULL AND id NOT IN (SELECT id FROM report_versions)
+                UNION ALL SELECT party, unit, observed_at, id FROM report_versions AS v
+                WHERE unit IS NOT NULL AND NOT retracted
+                AND version = (SELECT max(version) FROM report_versions WHERE id = v.id)
+            )
+        ) WHERE k = 1""",
+    ),
 )
 
 _ZONE_COLUMNS = (
@@ -803,6 +840,21 @@ class _Incidents:
         self._c.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (_REACH_KEY, reach))
         return float(reach)
 
+    def note_units(self, latest: dict[tuple[str, str], tuple[int, str] | None]) -> None:
+        seen = [(p, u, at, rid) for (p, u), last in latest.items() if last for at, rid in [last]]
+        for party, unit in (key for key, last in latest.items() if last is None):
+            rows = _unit_tail(self._c, party, unit, 1)
+            if rows:
+                seen.append((party, unit, rows[0][5], rows[0][0]))
+            else:
+                self._c.execute("DELETE FROM units WHERE party = ? AND unit = ?", (party, unit))
+        self._c.executemany(
+            "INSERT INTO units (party, unit, last_at, last_report_id) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (party, unit) DO UPDATE SET last_at = excluded.last_at, "
+            "last_report_id = excluded.last_report_id",
+            seen,
+        )
+
     def effective_zones(self, zone_ids: Sequence[str]) -> dict[str, list[Zone]]:
         found: dict[str, list[Zone]] = {}
         for chunk in _chunks(sorted(zone_ids), _IN_CHUNK):
@@ -847,6 +899,13 @@ class _Incidents:
         return SQLiteStore._append_event(
             self._c, self._now_us, event_type, data, incident_id=incident_id, zone_id=zone_id
         )
+
+
+def _unit_tail(c: sqlite3.Connection, party: str, unit: str, count: int) -> list[TrackRow]:
+    """A unit's latest `count` reports (latest versions, retracted left out), newest first."""
+    query, params = _current_reports(["party = ?", "unit = ?"], [party, unit])
+    rows = c.execute(f"{query} ORDER BY observed_at DESC, id DESC LIMIT ?", [*params, count])
+    return [(r[0], r[1], r[7], r[3], r[4], r[2], r[5]) for r in rows]
 
 
 def _encode_incident_cursor(opened_at_us: int, incident_id: int) -> str:
@@ -1560,6 +1619,37 @@ class SQLiteStore(SQLiteSubscriptions, Store):
                     "UPDATE incidents SET stale_at = last_seen_at WHERE id = ?", (incident.id,)
                 )
                 events.append(Event(event_id, TRACK_STALE, _from_us(at), payload))
+            # Units in a zone without an open incident there (their party is authorised).
+            units = c.execute(
+                "SELECT party, unit, last_at, last_report_id FROM units WHERE last_at <= ? "
+                "AND (stale_at IS NULL OR stale_at <> last_at) ORDER BY last_at, party, unit "
+                "LIMIT ?",
+                (due, STALE_UNITS_PER_SWEEP),
+            ).fetchall()
+            index = self._zone_index_in(c) if units else None
+            for party, unit, last_at, last_report_id in units:
+                assert index is not None
+                open_zones = {
+                    row[0]
+                    for row in c.execute(
+                        "SELECT zone_id FROM incidents WHERE party = ? AND unit = ? "
+                        "AND state = 'open'",
+                        (party, unit),
+                    )
+                }
+                tail = _unit_tail(c, party, unit, STALE_LOOKBACK)
+                for held in zones_held(tail, index):
+                    if held.zone_id in open_zones:
+                        continue
+                    payload = held_stale_payload(
+                        party, unit, held, last_report_id, _from_us(last_at), stale_after
+                    )
+                    event_id = self._append_event(c, at, TRACK_STALE, payload, zone_id=held.zone_id)
+                    events.append(Event(event_id, TRACK_STALE, _from_us(at), payload))
+                c.execute(
+                    "UPDATE units SET stale_at = last_at WHERE party = ? AND unit = ?",
+                    (party, unit),
+                )
         return events
 
     # -- parties --------------------------------------------------------------------------
