@@ -4,8 +4,8 @@ Each event goes out with its log id as the SSE `id:`, its type as `event:`, and 
 envelope webhooks send too: ``{"type", "id", "timestamp", "data"}``. A client that reconnects
 with `Last-Event-ID` (browsers do by themselves) gets every event after that id exactly once,
 as the log's ids grow in commit order. While idle a stream waits for the process's `EventTail`
-(one read of the latest id every `TRUCE_EVENTS_POLL_S` for all streams) and then reads its
-events from its own position, in pages of `PAGE`; it sends a comment line every
+(woken by the store when events commit, with a poll of the latest id as the net) and then reads
+its events from its own position, in pages of `PAGE`; it sends a comment line every
 `TRUCE_EVENTS_HEARTBEAT_S` without events so that proxies keep the connection open and clients
 notice a dead one.
 """

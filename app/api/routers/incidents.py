@@ -85,7 +85,9 @@ def list_incidents(
     reports (deepest point, last seen; `possible` ones keep it open, as tracks do) and closes
     at the report that shows the unit out again; a report without a unit is an incident of its
     own, opened and closed at once. An incident whose reports were retracted or corrected away
-    is closed with that reason. Keyset pages: follow `next`; `numberMatched` counts them all.
+    is closed with that reason; one that a zone change no longer supports (the zone shrank away
+    from its reports, or now authorises the party) with `zone-changed`. Keyset pages: follow
+    `next`; `numberMatched` counts them all.
     """
     where = IncidentFilter(
         since=times.since,
