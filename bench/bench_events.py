@@ -197,8 +197,14 @@ def main(argv: list[str] | None = None) -> int:
         help="another checkout of Truce (e.g. the main branch) whose server runs each case "
         "first, as the baseline of the same run",
     )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="runs of each case (alternating with the baseline)"
+    )
     args = parser.parse_args(argv)
-    roots = [ROOT] if args.baseline is None else [args.baseline.resolve(), ROOT]
+    pair = [ROOT] if args.baseline is None else [args.baseline.resolve(), ROOT]
+    # Alternating which server goes first: the later one of a pair may run on a warmer (or a
+    # more loaded) machine.
+    roots = [root for k in range(args.repeat) for root in (pair if k % 2 == 0 else pair[::-1])]
     with tempfile.TemporaryDirectory() as tmp:
         for poll in (float(p) for p in args.polls.split(",")):
             for rate in (float(r) for r in args.rates.split(",")):
