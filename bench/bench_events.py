@@ -9,8 +9,8 @@ rate (each opens an incident: one `incident.opened` event naming the report); on
 follows `/events?types=incident.opened`. For each report: the time its 201 came back, and the
 time its event was parsed on the stream (one clock: the same machine). Printed: p50 and p99 of
 that delay, against the named baseline measured in the same run, the POST's own round trip
-(p50, p99), and the rate actually sent. Each `TRUCE_EVENTS_POLL_S` in `--polls` is its own
-server (before streams woke on the store's event watch, the idle poll interval bounded the
+(p50, p99), the rate actually sent, and the server's CPU time per report (/proc). Each
+`TRUCE_EVENTS_POLL_S` in `--polls` is its own server (before streams woke on the store's event watch, the idle poll interval bounded the
 delay; on SQLite it still does for other processes' writes, on PostGIS it is a fallback).
 `--baseline DIR` runs each case first with the server of another checkout (the main branch,
 say): a before/after in one run.
@@ -136,6 +136,12 @@ def send(
                 rtts.append(done - sent)
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -155,6 +161,7 @@ def run(url: str, poll_s: float, rate: float, seconds: float, log: Path, root: P
         slots = [(f"lat-{tag}-{i}", i) for i in range(count)]
         acked: dict[str, float] = {}
         rtts: list[float] = []
+        cpu_before = cpu_s(process.pid)
         start = time.monotonic() + 0.2
         senders = [
             threading.Thread(target=send, args=(base, slots[k::SENDERS], start, rate, acked, rtts))
@@ -169,6 +176,7 @@ def run(url: str, poll_s: float, rate: float, seconds: float, log: Path, root: P
         while len(set(acked) & set(received)) < len(acked) and time.monotonic() < deadline:
             time.sleep(0.05)
         done.set()
+        cpu = cpu_s(process.pid) - cpu_before
         delays = [received[i] - acked[i] for i in acked if i in received]
         missing = len(acked) - len(delays)
         print(
@@ -178,7 +186,8 @@ def run(url: str, poll_s: float, rate: float, seconds: float, log: Path, root: P
             f"p99 {1000 * percentile(delays, 0.99):.0f} ms; baseline POST round trip p50 "
             f"{1000 * statistics.median(rtts):.1f} ms, p99 {1000 * percentile(rtts, 0.99):.1f} ms "
             f"(p50 ratio {statistics.median(delays) / statistics.median(rtts):.1f}); "
-            f"{len(delays)} events, {missing} missing"
+            f"{len(delays)} events, {missing} missing; server CPU "
+            f"{1000 * cpu / max(len(acked), 1):.2f} ms per report"
         )
     finally:
         stop(process)

@@ -1520,14 +1520,16 @@ class SQLiteStore(SQLiteSubscriptions, Store):
             params.extend(types)
         query += " ORDER BY id LIMIT ?"
         params.append(limit)
-        with self._read() as c:
-            rows = c.execute(query, params).fetchall()
+        # One statement is its own read transaction (autocommit): no BEGIN/COMMIT around it,
+        # for streams that read at every event.
+        with _storage_errors():
+            rows = self._conn().execute(query, params).fetchall()
         return [_event_from_row(row) for row in rows]
 
     def last_event_id(self) -> int:
         """The latest event's id, 0 when there is none."""
-        with self._read() as c:
-            row = c.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
+        with _storage_errors():
+            row = self._conn().execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
         return int(row[0])
 
     def watch_events(self, callback: Callable[[int], None]) -> Callable[[], None]:
