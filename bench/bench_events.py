@@ -10,8 +10,9 @@ follows `/events?types=incident.opened`. For each report: the time its 201 came 
 time its event was parsed on the stream (one clock: the same machine). Printed: p50 and p99 of
 that delay, against the named baseline measured in the same run, the POST's own round trip
 (p50, p99), the rate actually sent, and the server's CPU time per report (/proc). Each
-`TRUCE_EVENTS_POLL_S` in `--polls` is its own server (before streams woke on the store's event watch, the idle poll interval bounded the
-delay; on SQLite it still does for other processes' writes, on PostGIS it is a fallback).
+`TRUCE_EVENTS_POLL_S` in `--polls` is its own server (before streams woke on the store's event
+watch, the idle poll interval bounded the delay; on SQLite it still does for other processes'
+writes, on PostGIS it is a fallback).
 `--baseline DIR` runs each case first with the server of another checkout (the main branch,
 say): a before/after in one run.
 """
