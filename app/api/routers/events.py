@@ -163,6 +163,11 @@ async def stream_events(
     yield ServerSentEvent(comment="truce events", retry=int(poll_s * 1000) + 1000)
     quiet_since = time.monotonic()
     while not await request.is_disconnected():
+        # Every event up to the tail's latest id had committed before this read (ids grow in
+        # commit order): once the read is complete, the stream has passed them all, even those
+        # the `types` filter left in the database. Without this, a stream of some types would
+        # wake again and again for the other types' events until one of its own came.
+        committed = tail.latest
         events = await asyncio.to_thread(store.events_after, position, PAGE, type_list)
         for event in events:
             position = event.id
@@ -171,6 +176,7 @@ async def stream_events(
                 yield ServerSentEvent(data=envelope(event), event=event.type, id=str(event.id))
         if len(events) == PAGE:
             continue  # catching up: the next page at once
+        position = max(position, committed)
         if not start.follow:
             return
         quiet = time.monotonic() - quiet_since
