@@ -202,7 +202,16 @@ class Settings(BaseSettings):
         gt=0,
         le=60,
         description="seconds between two reads of the latest event id, in each process, for the "
-        "GET /events streams it serves",
+        "GET /events streams it serves, when the store cannot tell it of other processes' "
+        "events (SQLite; its own process's events wake the streams at once)",
+    )
+    events_fallback_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=600,
+        description="seconds between two reads of the latest event id while the store tells "
+        "every process of new events itself (PostGIS, by LISTEN/NOTIFY): the net under a lost "
+        "notification",
     )
     events_heartbeat_s: float = Field(
         default=15.0,

@@ -36,25 +36,36 @@ from app.engine import ZoneIndex
 
 __all__ = [
     "CAUSES",
+    "STALE_LOOKBACK",
+    "STALE_UNITS_PER_SWEEP",
+    "ZONE_CHANGED_CAUSE",
+    "Held",
     "Incident",
     "IncidentRecords",
     "Touched",
     "TrackRow",
     "episodes",
+    "held_stale_payload",
     "incident_payload",
     "keep_incidents",
     "reconcile",
     "stale_payload",
     "track_row",
+    "zones_held",
 ]
 
 OPEN, CLOSED = "open", "closed"
 #: Why an incident closed: the unit turned out, a single report, or the write that took its
 #: reports away (a correction or a retraction).
 EXITED, SINGLE = "exited", "single-report"
-#: The causes a report write gives `keep_incidents`: they become the `close_reason` of an
-#: incident that loses all its reports.
-CAUSES = ("reports", "corrected", "retracted")
+#: The causes a write gives `keep_incidents`: they become the `close_reason` of an incident
+#: that loses all its reports (a report write: ``superseded``); a zone write (a new zone, a
+#: new version, a retirement) is ``zone-changed``.
+CAUSES = ("reports", "corrected", "retracted", "zone-changed")
+ZONE_CHANGED_CAUSE = "zone-changed"
+#: Close reasons of incidents that no episode supports any more: such an incident is left as
+#: it is by later recomputations (unless an episode takes it back, reopening it).
+_UNSUPPORTED = frozenset({"corrected", "retracted", "superseded", ZONE_CHANGED_CAUSE})
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -154,6 +165,30 @@ def stale_payload(incident: Incident, stale_after: timedelta) -> dict[str, Any]:
         "depth_m": incident.depth_m,
         "report_id": incident.last_report_id,
         "observed_at": _iso(incident.last_seen_at),
+        "stale_after_s": stale_after.total_seconds(),
+    }
+
+
+def held_stale_payload(
+    party: str,
+    unit: str,
+    held: Held,
+    report_id: str,
+    observed_at: datetime,
+    stale_after: timedelta,
+) -> dict[str, Any]:
+    """The payload of a `track.stale` event for a unit in a zone without an open incident (its
+    party is authorised there): as `stale_payload`, with no incident and the last finding."""
+    return {
+        "incident_id": None,
+        "party": party,
+        "unit": unit,
+        "zone_id": held.zone_id,
+        "zone_name": held.zone_name,
+        "verdict": held.verdict,
+        "depth_m": held.depth_m,
+        "report_id": report_id,
+        "observed_at": _iso(observed_at),
         "stale_after_s": stale_after.total_seconds(),
     }
 
@@ -382,6 +417,73 @@ def episodes(rows: Sequence[TrackRow], index: ZoneIndex) -> list[Incident]:
     )
 
 
+#: How many of a unit's latest reports a stale sweep judges to know which zones hold it: a
+#: zone entered earlier, with only `possible` findings in all of these, counts as left.
+STALE_LOOKBACK = 256
+#: At most this many units are looked at by one sweep (oldest sightings first; the rest wait
+#: for the next), so a sweep after a large import holds the write lock briefly.
+STALE_UNITS_PER_SWEEP = 500
+
+
+@dataclass(frozen=True)
+class Held:
+    """A zone a unit is in at its last report (tracks' hysteresis), with that report's finding."""
+
+    zone_id: str
+    zone_name: str
+    verdict: str
+    depth_m: float
+
+
+def zones_held(rows: Sequence[TrackRow], index: ZoneIndex) -> list[Held]:
+    """The zones one unit is *in* after `rows` (its latest reports), as tracks say: by verdict,
+    whoever is authorised (`inside` turns it in, `possible` keeps the state, anything else turns
+    it out). A zone whose findings in `rows` are all `possible` counts as out: the unit never
+    entered it within them (so `rows` should reach back to the last report that decides)."""
+    if not rows or not len(index):
+        return []
+    ordered = sorted(rows, key=lambda r: (r[5], r[0]))
+    ids, party, unit, lon, lat, time_us, uncertainty = zip(*ordered, strict=True)
+    batch = ReportBatch(
+        lon=np.array(lon, dtype=np.float64),
+        lat=np.array(lat, dtype=np.float64),
+        time_ns=np.array(time_us, dtype=np.int64) * 1000,
+        uncertainty_m=np.array(uncertainty, dtype=np.float64),
+        party=np.array(party, dtype=object),
+        unit=np.array(unit, dtype=object),
+        ids=np.array(ids, dtype=object),
+    )
+    judged = index.judge(batch)
+    verdict = np.asarray(judged.verdict, dtype=object)
+    report = np.asarray(judged.report, dtype=np.int64)
+    zone_id = index.zone_ids[judged.zone].astype(str)
+    last = len(ordered) - 1
+    held = []
+    for zone in np.unique(zone_id[report == last]):  # one per zone the last report is near
+        mine = zone_id == zone
+        # Its reports with a finding `inside` or `possible` (one each: versions never overlap).
+        decided = report[mine & (verdict == Verdict.INSIDE.value)]
+        kept = report[mine & (verdict == Verdict.POSSIBLE.value)]
+        present = np.union1d(decided, kept)
+        if last not in present or not len(decided):
+            continue
+        # In: every report since the last `inside` one is `possible` for the zone (a report
+        # with no finding, or an `approaching`/`outside` one, would have turned it out).
+        since = int(decided.max())
+        if len(present[present >= since]) != last - since + 1:
+            continue
+        at_last = np.flatnonzero(mine & (report == last))[0]
+        held.append(
+            Held(
+                zone_id=str(zone),
+                zone_name=str(index.zone_names[judged.zone][at_last]),
+                verdict=str(verdict[at_last]),
+                depth_m=float(np.asarray(judged.depth_m, dtype=np.float64)[at_last]),
+            )
+        )
+    return held
+
+
 # -- matching with what is stored ---------------------------------------------------------------
 
 
@@ -432,7 +534,9 @@ def reconcile(
             events = (INCIDENT_UPDATED,)
         changes.append(Change(kept, False, events))
     for incident in stored:
-        if incident.id in matched or incident.close_reason in ("corrected", "retracted"):
+        if incident.id in matched or (
+            incident.state == CLOSED and incident.close_reason in _UNSUPPORTED
+        ):
             continue
         reason = cause if cause != "reports" else "superseded"
         if incident.state == OPEN:
@@ -487,6 +591,15 @@ class Touched:
                 self.until[key] = report.observed_at
         return self
 
+    def add_sighting(self, party: str, unit: str | None, report_id: str, at: datetime) -> None:
+        """Note one report by its parts (a report found by place, or an incident's key)."""
+        if unit is None:
+            self.lone_reports.add(report_id)
+            return
+        earliest = self.units.get((party, unit))
+        if earliest is None or at < earliest:
+            self.units[(party, unit)] = at
+
     def __bool__(self) -> bool:
         return bool(self.units or self.lone_reports)
 
@@ -520,6 +633,17 @@ class IncidentRecords(Protocol):
         self, event_type: str, data: dict[str, Any], incident_id: int, zone_id: str
     ) -> int:
         """Append an event to the log; returns its id."""
+        ...
+
+    def note_uncertainty(self, metres: float) -> None:
+        """Remember that a stored report has this uncertainty (the reach of zone changes,
+        `app.alerts.zone_changes`, must cover the largest)."""
+        ...
+
+    def note_units(self, latest: dict[tuple[str, str], tuple[int, str] | None]) -> None:
+        """Keep each touched unit's latest report (observed_at in µs, id) for the stale
+        sweeps: a report given replaces the one kept only when later; None: the store looks
+        the latest up (or forgets the unit when it has no report left)."""
         ...
 
 
@@ -680,6 +804,28 @@ def _widen(records: IncidentRecords, touched: Touched) -> list[Incident]:
             return stored
 
 
+def _note_sightings(records: IncidentRecords, touched: Touched, cause: str) -> None:
+    """Tell the store the reach of the write's reports and its units' last sightings (read
+    before `keep_incidents` narrows the windows, which then no longer run to a track's end).
+
+    New reports can only move a unit's last sighting later: the latest of the write is
+    offered; a correction or a retraction may move it back: the store looks it up.
+    """
+    if touched.reports:
+        records.note_uncertainty(max(report.uncertainty_m for report in touched.reports))
+    if not touched.units:
+        return
+    latest: dict[tuple[str, str], tuple[int, str] | None] = dict.fromkeys(touched.units)
+    if cause == "reports":
+        for report in touched.reports:
+            if report.unit is not None:
+                key = (report.party, report.unit)
+                seen = ((report.observed_at - _EPOCH) // timedelta(microseconds=1), report.id)
+                if (known := latest[key]) is None or seen > known:
+                    latest[key] = seen
+    records.note_units(latest)
+
+
 def keep_incidents(records: IncidentRecords, touched: Touched, cause: str, now: datetime) -> int:
     """Bring the touched units' incidents in line with their reports, with their events.
 
@@ -687,6 +833,8 @@ def keep_incidents(records: IncidentRecords, touched: Touched, cause: str, now: 
     """
     if not touched:
         return 0
+    if cause != ZONE_CHANGED_CAUSE:  # a zone write moves no report
+        _note_sightings(records, touched, cause)
     index = records.zone_index()
     if cause == "reports":
         # Which units can change needs only the incidents that end after the earliest report

@@ -26,6 +26,7 @@ from app.api.auth import KeyRing, require_role, warn_short_keys
 from app.api.body import BodyLimit
 from app.api.deps import strict_query
 from app.api.errors import register_error_handlers
+from app.api.event_models import add_event_schemas
 from app.api.idempotency import register_idempotency_handlers
 from app.api.inputs import add_schemas
 from app.api.limits import (
@@ -99,7 +100,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # Webhooks and MQTT (app/alerts), unless `truce deliver` processes do it.
             alerts = Alerts(service, settings).start() if settings.deliver else None
             stop = asyncio.Event()
-            app.state.event_tail = tail = EventTail(store, settings.events_poll_s)
+            app.state.event_tail = tail = EventTail(
+                store, settings.events_poll_s, settings.events_fallback_s
+            )
             background = [
                 asyncio.create_task(
                     run_stale_sweeps(
@@ -177,7 +180,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            app.openapi_schema = add_schemas(add_problem_schema(make_document()))
+            app.openapi_schema = add_event_schemas(add_schemas(add_problem_schema(make_document())))
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

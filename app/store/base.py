@@ -59,7 +59,7 @@ Promises every implementation keeps:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -549,6 +549,11 @@ class Store(Protocol):
         """The latest version of a report (its retraction, if retracted). `UnknownReport`."""
         ...
 
+    def latest_reports(self, report_ids: Sequence[str]) -> list[ReportVersion]:
+        """The latest version of each report, in the order of `report_ids`, in one query (an
+        incident's reports); ids that are not stored are left out."""
+        ...
+
     def correct_report(self, report: Report, actor: str) -> tuple[ReportVersion, bool]:
         """Store `report` as the next version of the stored report with its id.
 
@@ -682,6 +687,20 @@ class Store(Protocol):
 
     def last_event_id(self) -> int:
         """The id of the latest event (0 when the log is empty)."""
+        ...
+
+    def watch_events(self, callback: Callable[[int], None]) -> Callable[[], None]:
+        """Call `callback(event_id)`, from any thread, when this store learns that events up
+        to that id were committed; returns the function that stops the calls.
+
+        The PostGIS store hears the commits of every process (LISTEN/NOTIFY) while
+        `events_heard_everywhere` is true; the SQLite store those of its own process only.
+        """
+        ...
+
+    def events_heard_everywhere(self) -> bool:
+        """Whether `watch_events` hears every process's commits right now (else a reader must
+        also poll `last_event_id` for the commits of other processes)."""
         ...
 
     def incident_events(self, incident_id: int) -> list[Event]:

@@ -39,7 +39,13 @@ from psycopg import sql
 
 from app.store.base import StoreError
 from app.store.copy_subscriptions import copy_subscriptions
-from app.store.postgis import _COPY_TYPES, _SCHEMA_LOCK, PostGISStore, _partition
+from app.store.postgis import (
+    _COPY_TYPES,
+    _SCHEMA_LOCK,
+    UNITS_BACKFILL,
+    PostGISStore,
+    _partition,
+)
 
 __all__ = ["CopyProgress", "Copied", "copy_sqlite_to_postgis"]
 
@@ -624,6 +630,7 @@ def _finish(src: sqlite3.Connection, pg: psycopg.Connection[Any]) -> None:
             (int(position[0]),),
         )
         pg.execute("UPDATE meta SET value = value + 1 WHERE key = 'parties_token'")
+        pg.execute(UNITS_BACKFILL.encode())  # derived from the reports just copied
         for table in ("audit", "api_keys", "events", "incidents"):
             pg.execute(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "

@@ -36,7 +36,7 @@ import math
 import select
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -51,7 +51,18 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from app.alerts.events import TRACK_STALE, ZONE_CHANGED, Event, check_types, zone_changed_payload
-from app.alerts.incidents import Incident, Touched, TrackRow, keep_incidents, stale_payload
+from app.alerts.incidents import (
+    STALE_LOOKBACK,
+    STALE_UNITS_PER_SWEEP,
+    Incident,
+    Touched,
+    TrackRow,
+    held_stale_payload,
+    keep_incidents,
+    stale_payload,
+    zones_held,
+)
+from app.alerts.zone_changes import Region, follow_zone_changes
 from app.domain import Confidence, Party, Report, ReportKind, Zone, ZoneKind
 from app.engine import ZoneIndex
 from app.predicate import Predicate
@@ -81,6 +92,7 @@ from app.store.base import (
     Unreachable,
     UnsupportedDatabase,
 )
+from app.store.event_watch import EventWatchers
 from app.store.postgis_filter import render_postgres
 from app.store.postgis_subscriptions import SUBSCRIPTIONS_MIGRATION, PostGISSubscriptions
 from app.store.sqlite import (
@@ -95,7 +107,13 @@ from app.store.sqlite import (
     _report_from_row as _report_from_values,
 )
 
-__all__ = ["MIGRATIONS", "NOTIFY_CHANNEL", "PostGISStore", "postgres_conninfo"]
+__all__ = [
+    "MIGRATIONS",
+    "NOTIFY_CHANNEL",
+    "UNITS_BACKFILL",
+    "PostGISStore",
+    "postgres_conninfo",
+]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
@@ -131,6 +149,22 @@ _REPORT_COLUMNS_DDL = """
     geom geometry(Point, 4326)
         GENERATED ALWAYS AS (ST_SetSRID(ST_MakePoint(lon, lat), 4326)) STORED,
     audit_id bigint NOT NULL"""
+
+#: Every report of a unit, latest versions, retracted ones left out (for the units' backfill).
+_UNIT_REPORTS = """
+    SELECT party, unit, observed_at, id FROM reports AS r WHERE unit IS NOT NULL
+    AND NOT EXISTS (SELECT 1 FROM report_versions AS x WHERE x.id = r.id)
+    UNION ALL SELECT party, unit, observed_at, id FROM report_versions AS v
+    WHERE unit IS NOT NULL AND NOT retracted
+    AND version = (SELECT max(version) FROM report_versions WHERE id = v.id)"""
+
+#: Every unit's last sighting from the reports stored, as looked at by a stale sweep already
+#: (the migration that made `units`, and `truce db copy`, which copies reports but not units).
+UNITS_BACKFILL = f"""INSERT INTO units (party, unit, last_at, last_report_id, stale_at)
+    SELECT DISTINCT ON (party, unit) party, unit, observed_at, id, observed_at FROM (
+        {_UNIT_REPORTS}
+    ) AS current ORDER BY party, unit, observed_at DESC, id DESC
+    ON CONFLICT (party, unit) DO NOTHING"""
 
 #: The schema, one tuple of statements per version; append, never edit a released one.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -289,6 +323,22 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # webhook subscriptions, their delivery attempts and leases (app/store/postgis_subscriptions)
     SUBSCRIPTIONS_MIGRATION,
+    (
+        # Units and their last sighting (latest report), kept by every report write, for the
+        # stale sweeps of tracks in a zone their party is authorised in (no incident to mark).
+        # `stale_at`: the sighting a sweep has looked at. Filled from the reports stored, as
+        # looked at already: sightings from before this version raise no event.
+        """CREATE TABLE units (
+            party text COLLATE "C" NOT NULL,
+            unit text COLLATE "C" NOT NULL,
+            last_at timestamptz NOT NULL,
+            last_report_id text COLLATE "C" NOT NULL,
+            stale_at timestamptz,
+            PRIMARY KEY (party, unit)
+        )""",
+        "CREATE INDEX units_by_sighting ON units (last_at)",
+        UNITS_BACKFILL,
+    ),
 )
 
 _ZONE_SELECT = (
@@ -593,10 +643,19 @@ def _event_from_row(row: Sequence[Any]) -> Event:
     return Event(int(row[0]), row[1], row[2].astimezone(UTC), orjson.loads(row[3]))
 
 
+#: The `meta` key of the largest report uncertainty (whole metres, rounded up), the reach of
+#: zone changes (`app.alerts.zone_changes`); computed on first use, raised by report writes.
+_REACH_KEY = "uncertainty_reach_m"
+#: Reaches are capped here: more than half the Earth's circumference reaches everywhere.
+_REACH_CAP_M = 40_000_000
+
+
 class _Incidents:
-    """`app.alerts.incidents.IncidentRecords` in one PostGIS write transaction (the writers'
-    lock held: no other writer recomputes the same unit, or takes an incident or event id,
-    meanwhile).
+    """`app.alerts.incidents.IncidentRecords` (and `ZoneChangeRecords`) in one PostGIS write
+    transaction (the writers' lock held: no other writer recomputes the same unit, or takes an
+    incident or event id, meanwhile). `cache_index` off: a zone write's index is not kept, as
+    its transaction may still roll back (the token it was built at would then come back with
+    other zones).
 
     A batch touches thousands of units: their reports and stored incidents are read by one
     query each (the units as arrays), and the incidents and events written are kept here and
@@ -605,8 +664,15 @@ class _Incidents:
     run before anything else in the transaction appends an event.
     """
 
-    def __init__(self, store: PostGISStore, c: psycopg.Connection[Any], now: datetime) -> None:
+    def __init__(
+        self,
+        store: PostGISStore,
+        c: psycopg.Connection[Any],
+        now: datetime,
+        cache_index: bool = True,
+    ) -> None:
         self._store, self._c, self._now = store, c, now
+        self._cache_index = cache_index
         self._next_ids: list[int | None] = [None, None]  # next incident id, next event id
         self._inserts: list[tuple[Any, ...]] = []
         self._updates: list[tuple[Any, ...]] = []
@@ -677,7 +743,79 @@ class _Incidents:
         return [_incident_from_row(row) for row in rows]
 
     def zone_index(self) -> ZoneIndex:
-        return self._store._zone_index_in(self._c)
+        return self._store._zone_index_in(self._c, cache=self._cache_index)
+
+    def note_uncertainty(self, metres: float) -> None:
+        reach = min(math.ceil(metres), _REACH_CAP_M)
+        self._c.execute(
+            "UPDATE meta SET value = %s WHERE key = %s AND value < %s", (reach, _REACH_KEY, reach)
+        )
+
+    def uncertainty_reach(self) -> float:
+        row = self._c.execute("SELECT value FROM meta WHERE key = %s", (_REACH_KEY,)).fetchone()
+        if row is not None:
+            return float(row[0])
+        # First use on this database: one pass over the reports, then kept up by every write.
+        widest = self._c.execute(
+            "SELECT greatest(coalesce((SELECT max(uncertainty_m) FROM reports), 0), "
+            "coalesce((SELECT max(uncertainty_m) FROM report_versions), 0))"
+        ).fetchone()
+        reach = min(math.ceil(float(widest[0]) if widest else 0.0), _REACH_CAP_M)
+        self._c.execute(
+            "INSERT INTO meta (key, value) VALUES (%s, %s) ON CONFLICT (key) DO NOTHING",
+            (_REACH_KEY, reach),
+        )
+        return float(reach)
+
+    def note_units(self, latest: dict[tuple[str, str], tuple[int, str] | None]) -> None:
+        later = [
+            (party, unit, _EPOCH + timedelta(microseconds=last[0]), last[1])
+            for (party, unit), last in latest.items()
+            if last is not None
+        ]
+        found = []
+        for party, unit in (key for key, last in latest.items() if last is None):
+            rows = _unit_tail(self._c, party, unit, 1)
+            if rows:
+                found.append((party, unit, _EPOCH + rows[0][5] * _US, rows[0][0]))
+            else:
+                self._c.execute("DELETE FROM units WHERE party = %s AND unit = %s", (party, unit))
+        upsert = (
+            "INSERT INTO units (party, unit, last_at, last_report_id) "
+            "VALUES (%s, %s, %s, %s) ON CONFLICT (party, unit) DO UPDATE SET "
+            "last_at = excluded.last_at, last_report_id = excluded.last_report_id"
+        )
+        only_later = (
+            " WHERE (excluded.last_at, excluded.last_report_id) "
+            "> (units.last_at, units.last_report_id)"
+        )
+        with self._c.cursor() as cur:  # rows in key order: concurrent writers lock alike
+            if later:
+                cur.executemany(upsert + only_later, sorted(later))
+            if found:
+                cur.executemany(upsert, sorted(found))
+
+    def effective_zones(self, zone_ids: Sequence[str]) -> dict[str, list[Zone]]:
+        query = (
+            _EFFECTIVE_ZONES + " WHERE zone_id = ANY(%s) "
+            "AND (valid_to IS NULL OR valid_to > valid_from) ORDER BY zone_id, version"
+        )
+        rows = self._c.execute(query.encode(), (sorted(zone_ids),), binary=True).fetchall()
+        found: dict[str, list[Zone]] = {}
+        for zone in _zones_from_rows(rows):
+            found.setdefault(zone.id, []).append(zone)
+        return found
+
+    def reports_in(self, region: Region) -> list[tuple[str, str | None, str, datetime]]:
+        # The partitions of the period (pruned by observed_at), each through its GiST index.
+        where, params = ["observed_at >= %s"], [region.start]
+        if region.end is not None:
+            where.append("observed_at < %s")
+            params.append(region.end)
+        box, values = _bbox_filter(region.bounds, "geom", "lon", "lat", "lon", "lat")
+        query, args = _current_reports([*where, box], [*params, *values])
+        rows = self._c.execute(query.encode(), args, binary=True)
+        return [(r[1], r[7], r[0], r[2].astimezone(UTC)) for r in rows]
 
     def _take_id(self, which: int) -> int:
         """The next id of incidents (0) or events (1): the first by `nextval` (whatever the
@@ -736,6 +874,10 @@ class _Incidents:
                     "OVERRIDING SYSTEM VALUE VALUES (%s, %s, %s, %s, %s, %s::jsonb)",
                     self._events,
                 )
+                # The streams wake at commit (see `PostGISStore._append_event`).
+                cur.execute(
+                    "SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, f"events {self._events[-1][0]}")
+                )
             for following, table in zip(self._next_ids, ("incidents", "events"), strict=True):
                 if following is not None:
                     cur.execute(
@@ -753,6 +895,23 @@ def _keep_incidents(
     records = _Incidents(store, c, now)
     keep_incidents(records, touched, cause, now)
     records.flush()
+
+
+def _unit_tail(c: psycopg.Connection[Any], party: str, unit: str, count: int) -> list[TrackRow]:
+    """A unit's latest `count` reports (latest versions, retracted left out), newest first."""
+    # Each arm walks the track index backwards and stops after `count` rows.
+    tail = " ORDER BY observed_at DESC, id DESC LIMIT %s"
+    query = (
+        f"(SELECT {_REPORT_COLUMNS} FROM reports AS r WHERE party = %s AND unit = %s "
+        f"AND NOT EXISTS (SELECT 1 FROM report_versions AS x WHERE x.id = r.id){tail}) "
+        f"UNION ALL (SELECT {_REPORT_COLUMNS} FROM report_versions AS v WHERE NOT v.retracted "
+        "AND party = %s AND unit = %s "
+        f"AND v.version = (SELECT max(version) FROM report_versions WHERE id = v.id){tail})"
+        f"{tail}"
+    )
+    params = [party, unit, count, party, unit, count, count]
+    rows = c.execute(query.encode(), params, binary=True)
+    return [(r[0], r[1], r[7], r[3], r[4], (r[2] - _EPOCH) // _US, r[5]) for r in rows]
 
 
 def _month(at: datetime) -> tuple[int, int]:
@@ -885,13 +1044,18 @@ class _ZoneListener:
                     )
                     self._store._heard_zones_token(int(tokens.get("zones_token", 0)))
                     self._store._saw_parties_token(int(tokens.get("parties_token", 0)))
+                    latest = conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
                     self.connected.set()
+                    # Events committed while no notification could reach this process.
+                    self._store._event_watchers.tell(int(latest[0]) if latest else 0)
                     backoff = 0.05
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=0.25):
                             with suppress(ValueError, IndexError):
                                 words = note.payload.split()
-                                if words[0] == "parties":
+                                if words[0] == "events":
+                                    self._store._event_watchers.tell(int(words[1]))
+                                elif words[0] == "parties":
                                     self._store._saw_parties_token(int(words[1]))
                                 else:
                                     self._store._heard_zones_token(int(words[0]))
@@ -949,6 +1113,7 @@ class PostGISStore(PostGISSubscriptions, Store):
         self._heard = -1  # the newest zones token this process's listener has heard
         self._parties_token = -1
         self._partitions: set[tuple[int, int]] = set()
+        self._event_watchers = EventWatchers()
         self._local = threading.local()
         self._pool = self._make_pool(conninfo, options, "truce-primary")
         self._read_pool = self._pool
@@ -1137,6 +1302,15 @@ class PostGISStore(PostGISSubscriptions, Store):
         c.execute("SELECT pg_notify(%s, %s)", (NOTIFY_CHANNEL, f"{token} {detail}"))
         return token
 
+    def _follow_zones(
+        self, c: psycopg.Connection[Any], now: datetime, before: dict[str, list[Zone]]
+    ) -> None:
+        """After a zone write, in its transaction: recompute the incidents it can change
+        (`app.alerts.zone_changes`), with their events after its `zone.changed`."""
+        records = _Incidents(self, c, now, cache_index=False)
+        follow_zone_changes(records, before, now)
+        records.flush()
+
     def _zones_written(self, token: int) -> None:
         """After a zone write commits: this process knows its token at once, and waits briefly
         for its own listener to hear the notification (the other processes hear it together)."""
@@ -1207,6 +1381,7 @@ class PostGISStore(PostGISSubscriptions, Store):
                 self._insert_zone(c, zone.id, 1, row, audit_id)
                 self._zone_event(c, now, zone.id, 1, "created", zone.name)
             token = self._bump_zones_token(c, f"{zones[0].id} 1")
+            self._follow_zones(c, now, {zone.id: [] for zone in zones})
         self._zones_written(token)
         return [replace(zone, version=1) for zone in zones]
 
@@ -1259,10 +1434,12 @@ class PostGISStore(PostGISSubscriptions, Store):
         with self._write() as c:
             version = self._latest_version(c, zone.id) + 1
             now = self._now(c)
+            before = _Incidents(self, c, now, cache_index=False).effective_zones([zone.id])
             audit_id = self._audit(c, now, actor, "zone.version", zone.id, f"version {version}")
             self._insert_zone(c, zone.id, version, params, audit_id)
             self._zone_event(c, now, zone.id, version, "updated", zone.name)
             token = self._bump_zones_token(c, f"{zone.id} {version}")
+            self._follow_zones(c, now, {zone.id: before.get(zone.id, [])})
         self._zones_written(token)
         return replace(zone, version=version)
 
@@ -1290,6 +1467,7 @@ class PostGISStore(PostGISSubscriptions, Store):
                     field="at",
                 )
             now = self._now(c)
+            before = _Incidents(self, c, now, cache_index=False).effective_zones([zone_id])
             audit_id = self._audit(
                 c,
                 now,
@@ -1317,6 +1495,7 @@ class PostGISStore(PostGISSubscriptions, Store):
             ).fetchall()
             retired = _zones_from_rows(rows)[0]
             self._zone_event(c, now, zone_id, version + 1, "retired", retired.name)
+            self._follow_zones(c, now, {zone_id: before.get(zone_id, [])})
         self._zones_written(token)
         return retired
 
@@ -1400,12 +1579,13 @@ class PostGISStore(PostGISSubscriptions, Store):
             rows = c.execute(query.encode(), binary=True).fetchall()
         return _zones_from_rows(rows)
 
-    def _zone_index_in(self, c: psycopg.Connection[Any]) -> ZoneIndex:
-        """The zone index as transaction `c` sees the zones (kept while the token holds)."""
+    def _zone_index_in(self, c: psycopg.Connection[Any], cache: bool = True) -> ZoneIndex:
+        """The zone index as transaction `c` sees the zones (kept while the token holds, unless
+        `cache` is off: a zone write's transaction may still roll back)."""
         row = c.execute("SELECT value FROM meta WHERE key = 'zones_token'").fetchone()
         token = int(row[0]) if row else 0
         cached = self._incident_index
-        if cached is not None and cached[0] == token:
+        if cache and cached is not None and cached[0] == token:
             return cached[1]
         query = (
             _EFFECTIVE_ZONES
@@ -1413,7 +1593,8 @@ class PostGISStore(PostGISSubscriptions, Store):
         )
         zones = _zones_from_rows(c.execute(query.encode(), binary=True).fetchall())
         index = ZoneIndex(zones, threads=1)
-        self._incident_index = (token, index)
+        if cache:
+            self._incident_index = (token, index)
         return index
 
     # -- events ---------------------------------------------------------------------------
@@ -1430,10 +1611,13 @@ class PostGISStore(PostGISSubscriptions, Store):
     ) -> int:
         """Append an event in `c`'s write transaction (the writers' lock held: ids are taken
         in commit order); returns its id."""
+        # The NOTIFY in the same statement (no round trip more): delivered to every listening
+        # process when the transaction commits, never if it rolls back.
         row = c.execute(
-            "INSERT INTO events (type, created_at, incident_id, zone_id, data) "
-            "VALUES (%s, %s, %s, %s, %s::jsonb) RETURNING id",
-            (event_type, at, incident_id, zone_id, orjson.dumps(data).decode()),
+            "WITH e AS (INSERT INTO events (type, created_at, incident_id, zone_id, data) "
+            "VALUES (%s, %s, %s, %s, %s::jsonb) RETURNING id) "
+            "SELECT id, pg_notify(%s, 'events ' || id) FROM e",
+            (event_type, at, incident_id, zone_id, orjson.dumps(data).decode(), NOTIFY_CHANNEL),
         ).fetchone()
         assert row is not None
         return int(row[0])
@@ -1470,15 +1654,28 @@ class PostGISStore(PostGISSubscriptions, Store):
             params.append(list(types))
         query += " ORDER BY id LIMIT %s"
         params.append(limit)
-        with self._read() as c:
+        # One statement sees one snapshot by itself: no transaction around it (one round trip
+        # instead of four, for streams that read at every event).
+        with self._connection() as c:
             rows = c.execute(query, params).fetchall()
         return [_event_from_row(row) for row in rows]
 
     def last_event_id(self) -> int:
         """The latest event's id, 0 when there is none."""
-        with self._read() as c:
+        with self._connection() as c:
             row = c.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
         return int(row[0]) if row else 0
+
+    def watch_events(self, callback: Callable[[int], None]) -> Callable[[], None]:
+        """Call `callback(event_id)` for every commit of any process that appended events, as
+        the listener hears its NOTIFY, and after each (re)connection of the listener with the
+        latest id (see `Store.watch_events`)."""
+        return self._event_watchers.add(callback)
+
+    def events_heard_everywhere(self) -> bool:
+        """True while the listener is connected (notifications reach it from every process)."""
+        listener = self._listener
+        return listener is not None and listener.connected.is_set()
 
     def incident_events(self, incident_id: int) -> list[Event]:
         """Every event of one incident, oldest first (see `Store.incident_events`)."""
@@ -1569,6 +1766,37 @@ class PostGISStore(PostGISSubscriptions, Store):
                     "UPDATE incidents SET stale_at = last_seen_at WHERE id = %s", (incident.id,)
                 )
                 events.append(Event(event_id, TRACK_STALE, at, payload))
+            # Units in a zone without an open incident there (their party is authorised).
+            units = c.execute(
+                "SELECT party, unit, last_at, last_report_id FROM units WHERE last_at <= %s "
+                "AND (stale_at IS NULL OR stale_at <> last_at) ORDER BY last_at, party, unit "
+                "LIMIT %s",
+                (due, STALE_UNITS_PER_SWEEP),
+            ).fetchall()
+            index = self._zone_index_in(c) if units else None
+            for party, unit, last_at, last_report_id in units:
+                assert index is not None
+                open_zones = {
+                    row[0]
+                    for row in c.execute(
+                        "SELECT zone_id FROM incidents WHERE party = %s AND unit = %s "
+                        "AND state = 'open'",
+                        (party, unit),
+                    )
+                }
+                tail = _unit_tail(c, party, unit, STALE_LOOKBACK)
+                for held in zones_held(tail, index):
+                    if held.zone_id in open_zones:
+                        continue
+                    payload = held_stale_payload(
+                        party, unit, held, last_report_id, last_at.astimezone(UTC), stale_after
+                    )
+                    event_id = self._append_event(c, at, TRACK_STALE, payload, zone_id=held.zone_id)
+                    events.append(Event(event_id, TRACK_STALE, at, payload))
+                c.execute(
+                    "UPDATE units SET stale_at = last_at WHERE party = %s AND unit = %s",
+                    (party, unit),
+                )
         return events
 
     # -- parties --------------------------------------------------------------------------
@@ -1860,6 +2088,27 @@ class PostGISStore(PostGISSubscriptions, Store):
         """The latest version of a report (see `Store.get_report`)."""
         with self._read() as c:
             return self._history(c, report_id)[-1]
+
+    def latest_reports(self, report_ids: Sequence[str]) -> list[ReportVersion]:
+        """The latest version of each report, in one query (see `Store.latest_reports`)."""
+        ids = [i for i in dict.fromkeys(report_ids) if "\x00" not in i]
+        if not ids:
+            return []
+        prefixed_r = ", ".join(f"r.{name}" for name in _REPORT_COLUMNS.split(", "))
+        prefixed_v = ", ".join(f"v.{name}" for name in _REPORT_COLUMNS.split(", "))
+        query = (
+            f"SELECT 1, false, NULL::text, a.at, {prefixed_r} FROM reports AS r "
+            "JOIN audit AS a ON a.id = r.audit_id WHERE r.id = ANY(%s) "
+            "AND NOT EXISTS (SELECT 1 FROM report_versions AS x WHERE x.id = r.id) "
+            f"UNION ALL SELECT v.version, v.retracted, v.reason, a.at, {prefixed_v} "
+            "FROM report_versions AS v JOIN audit AS a ON a.id = v.audit_id "
+            "WHERE v.id = ANY(%s) "
+            "AND v.version = (SELECT max(version) FROM report_versions WHERE id = v.id)"
+        )
+        with self._read() as c:
+            rows = c.execute(query, (ids, ids), binary=True).fetchall()
+        found = {v.report.id: v for v in _versions_from_rows(rows)}
+        return [found[i] for i in ids if i in found]
 
     def report_history(self, report_id: str) -> list[ReportVersion]:
         """Every version of a report, oldest first (see `Store.report_history`)."""

@@ -42,7 +42,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -55,7 +55,18 @@ import orjson
 import shapely
 
 from app.alerts.events import TRACK_STALE, ZONE_CHANGED, Event, check_types, zone_changed_payload
-from app.alerts.incidents import Incident, Touched, TrackRow, keep_incidents, stale_payload
+from app.alerts.incidents import (
+    STALE_LOOKBACK,
+    STALE_UNITS_PER_SWEEP,
+    Incident,
+    Touched,
+    TrackRow,
+    held_stale_payload,
+    keep_incidents,
+    stale_payload,
+    zones_held,
+)
+from app.alerts.zone_changes import Region, follow_zone_changes
 from app.domain import Confidence, Party, Report, ReportKind, Zone, ZoneKind
 from app.engine import ZoneIndex
 from app.predicate import Predicate
@@ -84,11 +95,15 @@ from app.store.base import (
     UnknownReport,
     UnknownZone,
 )
+from app.store.event_watch import EventWatchers
 from app.store.sqlite_filter import REPORT_COLUMNS, register_functions, render
 from app.store.sqlite_subscriptions import SUBSCRIPTIONS_MIGRATION, SQLiteSubscriptions
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
+#: The id of the last event appended by this thread's write transaction (0: none), told to the
+#: watchers once it commits. Per thread, as each thread has its own connection.
+_appended = threading.local()
 # Well under SQLite's smallest default limit on bound parameters (999 before 3.32).
 _IN_CHUNK = 900
 # Page cache per connection, in KiB (negative, as SQLite takes it). Each thread has its own
@@ -263,6 +278,33 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # webhook subscriptions, their delivery attempts and leases (app/store/sqlite_subscriptions)
     SUBSCRIPTIONS_MIGRATION,
+    (
+        # Units and their last sighting (latest report), kept by every report write, for the
+        # stale sweeps of tracks in a zone their party is authorised in (no incident to mark).
+        # `stale_at`: the sighting a sweep has looked at. Filled from the reports stored, as
+        # looked at already: sightings from before this version raise no event.
+        """CREATE TABLE units (
+            party TEXT NOT NULL,
+            unit TEXT NOT NULL,
+            last_at INTEGER NOT NULL,
+            last_report_id TEXT NOT NULL,
+            stale_at INTEGER,
+            PRIMARY KEY (party, unit)
+        )""",
+        "CREATE INDEX units_by_sighting ON units (last_at)",
+        """INSERT INTO units (party, unit, last_at, last_report_id, stale_at)
+        SELECT party, unit, observed_at, id, observed_at FROM (
+            SELECT party, unit, observed_at, id, row_number() OVER (
+                PARTITION BY party, unit ORDER BY observed_at DESC, id DESC
+            ) AS k FROM (
+                SELECT party, unit, observed_at, id FROM reports
+                WHERE unit IS NOT NULL AND id NOT IN (SELECT id FROM report_versions)
+                UNION ALL SELECT party, unit, observed_at, id FROM report_versions AS v
+                WHERE unit IS NOT NULL AND NOT retracted
+                AND version = (SELECT max(version) FROM report_versions WHERE id = v.id)
+            )
+        ) WHERE k = 1""",
+    ),
 )
 
 _ZONE_COLUMNS = (
@@ -727,11 +769,23 @@ def _incident_filters(where: IncidentFilter) -> tuple[list[str], list[Any]]:
     return clauses, params
 
 
-class _Incidents:
-    """`app.alerts.incidents.IncidentRecords` in one SQLite write transaction."""
+#: The `meta` key of the largest report uncertainty (whole metres, rounded up), the reach of
+#: zone changes (`app.alerts.zone_changes`); computed on first use, raised by report writes.
+_REACH_KEY = "uncertainty_reach_m"
+#: Reaches are capped here: more than half the Earth's circumference reaches everywhere.
+_REACH_CAP_M = 40_000_000
 
-    def __init__(self, store: SQLiteStore, c: sqlite3.Connection, now_us: int) -> None:
+
+class _Incidents:
+    """`app.alerts.incidents.IncidentRecords` (and `ZoneChangeRecords`) in one SQLite write
+    transaction. `cache_index` off: a zone write's index is not kept, as its transaction may
+    still roll back (the token it was built at would then come back with other zones)."""
+
+    def __init__(
+        self, store: SQLiteStore, c: sqlite3.Connection, now_us: int, cache_index: bool = True
+    ) -> None:
         self._store, self._c, self._now_us = store, c, now_us
+        self._cache_index = cache_index
 
     def current_reports(self, touched: Touched) -> list[TrackRow]:
         rows: list[Any] = []
@@ -780,7 +834,71 @@ class _Incidents:
         return [_incident_from_row(row) for row in rows]
 
     def zone_index(self) -> ZoneIndex:
+        if not self._cache_index:
+            return ZoneIndex(self._store._zones_for_index(self._c), threads=1)
         return self._store._zone_index_in(self._c)
+
+    def note_uncertainty(self, metres: float) -> None:
+        self._c.execute(
+            "UPDATE meta SET value = ? WHERE key = ? AND value < ?",
+            (reach := min(math.ceil(metres), _REACH_CAP_M), _REACH_KEY, reach),
+        )
+
+    def uncertainty_reach(self) -> float:
+        row = self._c.execute("SELECT value FROM meta WHERE key = ?", (_REACH_KEY,)).fetchone()
+        if row is not None:
+            return float(row[0])
+        # First use on this database: one pass over the reports, then kept up by every write.
+        widest = self._c.execute(
+            "SELECT max(coalesce((SELECT max(uncertainty_m) FROM reports), 0), "
+            "coalesce((SELECT max(uncertainty_m) FROM report_versions), 0))"
+        ).fetchone()[0]
+        reach = min(math.ceil(widest), _REACH_CAP_M)
+        self._c.execute("INSERT INTO meta (key, value) VALUES (?, ?)", (_REACH_KEY, reach))
+        return float(reach)
+
+    def note_units(self, latest: dict[tuple[str, str], tuple[int, str] | None]) -> None:
+        later = [(p, u, at, rid) for (p, u), last in latest.items() if last for at, rid in [last]]
+        found = []
+        for party, unit in (key for key, last in latest.items() if last is None):
+            rows = _unit_tail(self._c, party, unit, 1)
+            if rows:
+                found.append((party, unit, rows[0][5], rows[0][0]))
+            else:
+                self._c.execute("DELETE FROM units WHERE party = ? AND unit = ?", (party, unit))
+        upsert = (
+            "INSERT INTO units (party, unit, last_at, last_report_id) VALUES (?, ?, ?, ?) "
+            "ON CONFLICT (party, unit) DO UPDATE SET last_at = excluded.last_at, "
+            "last_report_id = excluded.last_report_id"
+        )
+        self._c.executemany(
+            upsert + " WHERE (excluded.last_at, excluded.last_report_id) "
+            "> (units.last_at, units.last_report_id)",
+            later,
+        )
+        self._c.executemany(upsert, found)
+
+    def effective_zones(self, zone_ids: Sequence[str]) -> dict[str, list[Zone]]:
+        found: dict[str, list[Zone]] = {}
+        for chunk in _chunks(sorted(zone_ids), _IN_CHUNK):
+            query = (
+                _EFFECTIVE_ZONES + f" WHERE zone_id IN ({','.join('?' * len(chunk))}) "
+                "AND (valid_to IS NULL OR valid_to > valid_from) ORDER BY zone_id, version"
+            )
+            for zone in _zones_from_rows(self._c.execute(query, list(chunk)).fetchall()):
+                found.setdefault(zone.id, []).append(zone)
+        return found
+
+    def reports_in(self, region: Region) -> list[tuple[str, str | None, str, datetime]]:
+        # No spatial index on SQLite's reports (it would slow every batch): the time index
+        # bounds the walk to the changed period, the box filters it.
+        where, params = ["observed_at >= ?"], [_to_us(region.start)]
+        if region.end is not None:
+            where.append("observed_at < ?")
+            params.append(_to_us(region.end))
+        box, values = _bbox_filter(region.bounds, "lon", "lat", "lon", "lat")
+        query, args = _current_reports([*where, box], [*params, *values])
+        return [(r[1], r[7], r[0], _from_us(r[2])) for r in self._c.execute(query, args)]
 
     def save_incident(self, incident: Incident, new: bool) -> int:
         values = _incident_values(incident)
@@ -804,6 +922,13 @@ class _Incidents:
         return SQLiteStore._append_event(
             self._c, self._now_us, event_type, data, incident_id=incident_id, zone_id=zone_id
         )
+
+
+def _unit_tail(c: sqlite3.Connection, party: str, unit: str, count: int) -> list[TrackRow]:
+    """A unit's latest `count` reports (latest versions, retracted left out), newest first."""
+    query, params = _current_reports(["party = ?", "unit = ?"], [party, unit])
+    rows = c.execute(f"{query} ORDER BY observed_at DESC, id DESC LIMIT ?", [*params, count])
+    return [(r[0], r[1], r[7], r[3], r[4], r[2], r[5]) for r in rows]
 
 
 def _encode_incident_cursor(opened_at_us: int, incident_id: int) -> str:
@@ -866,6 +991,7 @@ class SQLiteStore(SQLiteSubscriptions, Store):
         self._closed = False
         # The zone index incidents are judged with, and the zone token it was built at.
         self._incident_index: tuple[int, ZoneIndex] | None = None
+        self._event_watchers = EventWatchers()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._open_schema()
@@ -954,18 +1080,24 @@ class SQLiteStore(SQLiteSubscriptions, Store):
         writer = self._writer_lock()
         if not writer.acquire(timeout=self._busy_timeout_s):
             raise self._busy()
+        appended = 0
         try:
             conn = self._conn()
             left_ms = int(max(deadline - time.monotonic(), 0.0) * 1000)
             conn.execute(f"PRAGMA busy_timeout = {left_ms}")
+            _appended.last = 0
             try:
                 with self._transaction("IMMEDIATE") as c:
                     yield c
+                appended = _appended.last  # committed: its events can be read now
             finally:
+                _appended.last = 0
                 with suppress(sqlite3.Error):  # never hide the transaction's own error
                     conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")
         finally:
             writer.release()
+        if appended:
+            self._event_watchers.tell(appended)
 
     def _writer_lock(self) -> threading.Lock:
         """The process's writer lock; after fork() a new one (the parent's may be held)."""
@@ -1131,6 +1263,7 @@ class SQLiteStore(SQLiteSubscriptions, Store):
                 self._insert_zone(c, zone.id, 1, row, audit_id)
                 self._zone_event(c, now, zone.id, 1, "created", zone.name)
             self._bump_zones_token(c)
+            self._follow_zones(c, now, {zone.id: [] for zone in zones})
         return [replace(zone, version=1) for zone in zones]
 
     def seed(
@@ -1177,10 +1310,12 @@ class SQLiteStore(SQLiteSubscriptions, Store):
         with self._write() as c:
             version = self._latest_version(c, zone.id) + 1
             now = self._now_us()
+            before = _Incidents(self, c, now, cache_index=False).effective_zones([zone.id])
             audit_id = self._audit(c, now, actor, "zone.version", zone.id, f"version {version}")
             self._insert_zone(c, zone.id, version, row, audit_id)
             self._zone_event(c, now, zone.id, version, "updated", zone.name)
             self._bump_zones_token(c)
+            self._follow_zones(c, now, {zone.id: before.get(zone.id, [])})
         return replace(zone, version=version)
 
     def retire_zone(self, zone_id: str, at: datetime, actor: str) -> Zone:
@@ -1204,6 +1339,7 @@ class SQLiteStore(SQLiteSubscriptions, Store):
                     field="at",
                 )
             now = self._now_us()
+            before = _Incidents(self, c, now, cache_index=False).effective_zones([zone_id])
             audit_id = self._audit(
                 c,
                 now,
@@ -1230,6 +1366,7 @@ class SQLiteStore(SQLiteSubscriptions, Store):
             ).fetchall()
             retired = _zones_from_rows(rows)[0]
             self._zone_event(c, now, zone_id, version + 1, "retired", retired.name)
+            self._follow_zones(c, now, {zone_id: before.get(zone_id, [])})
         return retired
 
     def get_zone(self, zone_id: str) -> Zone:
@@ -1319,6 +1456,14 @@ class SQLiteStore(SQLiteSubscriptions, Store):
         row = self._conn().execute("SELECT value FROM meta WHERE key = 'zones_token'").fetchone()
         return int(row[0])
 
+    def _follow_zones(
+        self, c: sqlite3.Connection, now_us: int, before: dict[str, list[Zone]]
+    ) -> None:
+        """After a zone write, in its transaction: recompute the incidents it can change
+        (`app.alerts.zone_changes`), with their events after its `zone.changed`."""
+        records = _Incidents(self, c, now_us, cache_index=False)
+        follow_zone_changes(records, before, _from_us(now_us))
+
     @staticmethod
     def _bump_zones_token(c: sqlite3.Connection) -> None:
         c.execute("UPDATE meta SET value = value + 1 WHERE key = 'zones_token'")
@@ -1372,7 +1517,9 @@ class SQLiteStore(SQLiteSubscriptions, Store):
             "VALUES (?, ?, ?, ?, ?)",
             (event_type, at_us, incident_id, zone_id, orjson.dumps(data).decode()),
         )
-        return int(cursor.lastrowid or 0)
+        event_id = int(cursor.lastrowid or 0)
+        _appended.last = event_id  # told to the watchers once the transaction commits
+        return event_id
 
     def _zone_event(
         self, c: sqlite3.Connection, at_us: int, zone_id: str, version: int, change: str, name: str
@@ -1396,15 +1543,26 @@ class SQLiteStore(SQLiteSubscriptions, Store):
             params.extend(types)
         query += " ORDER BY id LIMIT ?"
         params.append(limit)
-        with self._read() as c:
-            rows = c.execute(query, params).fetchall()
+        # One statement is its own read transaction (autocommit): no BEGIN/COMMIT around it,
+        # for streams that read at every event.
+        with _storage_errors():
+            rows = self._conn().execute(query, params).fetchall()
         return [_event_from_row(row) for row in rows]
 
     def last_event_id(self) -> int:
         """The latest event's id, 0 when there is none."""
-        with self._read() as c:
-            row = c.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
+        with _storage_errors():
+            row = self._conn().execute("SELECT coalesce(max(id), 0) FROM events").fetchone()
         return int(row[0])
+
+    def watch_events(self, callback: Callable[[int], None]) -> Callable[[], None]:
+        """Call `callback(event_id)` after each commit of this process that appended events
+        (see `Store.watch_events`; other processes' commits are not heard)."""
+        return self._event_watchers.add(callback)
+
+    def events_heard_everywhere(self) -> bool:
+        """False: a SQLite file has no notifications between processes."""
+        return False
 
     def incident_events(self, incident_id: int) -> list[Event]:
         """Every event of one incident, oldest first (see `Store.incident_events`)."""
@@ -1486,6 +1644,37 @@ class SQLiteStore(SQLiteSubscriptions, Store):
                     "UPDATE incidents SET stale_at = last_seen_at WHERE id = ?", (incident.id,)
                 )
                 events.append(Event(event_id, TRACK_STALE, _from_us(at), payload))
+            # Units in a zone without an open incident there (their party is authorised).
+            units = c.execute(
+                "SELECT party, unit, last_at, last_report_id FROM units WHERE last_at <= ? "
+                "AND (stale_at IS NULL OR stale_at <> last_at) ORDER BY last_at, party, unit "
+                "LIMIT ?",
+                (due, STALE_UNITS_PER_SWEEP),
+            ).fetchall()
+            index = self._zone_index_in(c) if units else None
+            for party, unit, last_at, last_report_id in units:
+                assert index is not None
+                open_zones = {
+                    row[0]
+                    for row in c.execute(
+                        "SELECT zone_id FROM incidents WHERE party = ? AND unit = ? "
+                        "AND state = 'open'",
+                        (party, unit),
+                    )
+                }
+                tail = _unit_tail(c, party, unit, STALE_LOOKBACK)
+                for held in zones_held(tail, index):
+                    if held.zone_id in open_zones:
+                        continue
+                    payload = held_stale_payload(
+                        party, unit, held, last_report_id, _from_us(last_at), stale_after
+                    )
+                    event_id = self._append_event(c, at, TRACK_STALE, payload, zone_id=held.zone_id)
+                    events.append(Event(event_id, TRACK_STALE, _from_us(at), payload))
+                c.execute(
+                    "UPDATE units SET stale_at = last_at WHERE party = ? AND unit = ?",
+                    (party, unit),
+                )
         return events
 
     # -- parties --------------------------------------------------------------------------
@@ -1683,6 +1872,27 @@ class SQLiteStore(SQLiteSubscriptions, Store):
         """The latest version of a report (see `Store.get_report`)."""
         with self._read() as c:
             return self._history(c, report_id)[-1]
+
+    def latest_reports(self, report_ids: Sequence[str]) -> list[ReportVersion]:
+        """The latest version of each report, in one query (see `Store.latest_reports`)."""
+        if not report_ids:
+            return []
+        # The ids as one JSON parameter: one statement whatever their number.
+        wanted = "(SELECT value FROM json_each(?))"
+        query = (
+            f"SELECT 1, 0, NULL, a.at, {_prefixed('r')} FROM reports AS r "
+            f"JOIN audit AS a ON a.id = r.audit_id WHERE r.id IN {wanted} "
+            "AND NOT EXISTS (SELECT 1 FROM report_versions AS x WHERE x.id = r.id) "
+            f"UNION ALL SELECT v.version, v.retracted, v.reason, a.at, {_prefixed('v')} "
+            "FROM report_versions AS v JOIN audit AS a ON a.id = v.audit_id "
+            f"WHERE v.id IN {wanted} "
+            "AND v.version = (SELECT max(version) FROM report_versions WHERE id = v.id)"
+        )
+        ids = orjson.dumps(list(report_ids)).decode()
+        with self._read() as c:
+            rows = c.execute(query, (ids, ids)).fetchall()
+        found = {v.report.id: v for v in _versions_from_rows(rows)}
+        return [found[i] for i in dict.fromkeys(report_ids) if i in found]
 
     def report_history(self, report_id: str) -> list[ReportVersion]:
         """Every version of a report, oldest first (see `Store.report_history`)."""

@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from fastapi.testclient import TestClient
+from pydantic import TypeAdapter
 
+from app.alerts.events import zone_changed_payload
+from app.alerts.incidents import Incident, incident_payload, stale_payload
+from app.api.event_models import (
+    EventEnvelope,
+    IncidentDetail,
+    IncidentEvent,
+    IncidentEventData,
+    IncidentOut,
+    IncidentPage,
+    TrackStaleData,
+    ZoneChangedData,
+    ZoneChangedEvent,
+)
+from app.api.routers.incidents import incident_to_json
 from tests.api.support import assert_problem, auth
 from tests.factories import collection, point_feature, square, zone_feature
 from tests.oracle import depth_tolerance, oracle_depth
+
+ENVELOPE: TypeAdapter[Any] = TypeAdapter(EventEnvelope)
 
 # Far from every zone of the founding scenario.
 LON, LAT = 10.0, 10.0
@@ -115,3 +134,49 @@ def test_bad_incident_requests_are_problems(client: TestClient) -> None:
     assert_problem(client.get("/incidents/999999", headers=viewer), 404)
     assert_problem(client.get("/incidents/abc", headers=viewer), 400)
     assert client.get("/incidents").status_code == 401
+
+
+def test_the_answers_validate_against_their_models(client: TestClient) -> None:
+    _setup(client)
+    _track(client)
+    page = client.get("/incidents?zone=alert-zone", headers=auth("viewer")).json()
+    assert IncidentPage.model_validate(page).numberReturned == 2
+    for incident in page["incidents"]:
+        detail = client.get(f"/incidents/{incident['id']}", headers=auth("viewer")).json()
+        model = IncidentDetail.model_validate(detail)
+        assert model.id == incident["id"] and model.timeline
+        assert isinstance(model.timeline[0], IncidentEvent)
+    # Every event the log holds (zone.changed too) is one of the envelopes.
+    stream = client.get("/events?after=0&follow=false", headers=auth("viewer"))
+    envelopes = [
+        orjson.loads(line.removeprefix("data: "))
+        for line in stream.text.splitlines()
+        if line.startswith("data: ")
+    ]
+    kinds = {type(ENVELOPE.validate_python(e)) for e in envelopes}
+    assert {IncidentEvent, ZoneChangedEvent} <= kinds
+
+
+def test_the_payload_models_have_the_keys_the_log_writes() -> None:
+    incident = Incident(
+        id=1,
+        party="AZE",
+        unit="u",
+        zone_id="z",
+        zone_name="Z",
+        state="open",
+        opened_at=datetime(2024, 5, 1, tzinfo=UTC),
+        last_seen_at=datetime(2024, 5, 1, tzinfo=UTC),
+        closed_at=None,
+        close_reason=None,
+        verdict="inside",
+        depth_m=1.0,
+        deepest_report_id="r",
+        last_report_id="r",
+        report_ids=("r",),
+    )
+    assert list(IncidentEventData.model_fields) == list(incident_payload(incident))
+    stale = stale_payload(incident, timedelta(hours=1))
+    assert list(TrackStaleData.model_fields) == list(stale)
+    assert list(ZoneChangedData.model_fields) == list(zone_changed_payload("z", 1, "created", "Z"))
+    assert list(IncidentOut.model_fields) == list(incident_to_json(incident))

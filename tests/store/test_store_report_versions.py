@@ -83,6 +83,24 @@ def test_a_retraction_hides_the_report_but_keeps_its_record(store: Store) -> Non
     assert _listed(store).keys() == {"b"}
 
 
+def test_latest_reports_reads_many_at_once_in_the_order_asked(store: Store) -> None:
+    store.add_reports([report(i) for i in ("a", "b", "c", "d")], "op")
+    store.correct_report(report("b", lon=45.0), "op")
+    store.correct_report(report("b", lon=45.5), "op")
+    store.retract_report("c", "a duplicate", "op")
+    got = store.latest_reports(["d", "b", "nowhere", "c", "a", "b", "e\x00"])
+    assert [v.report.id for v in got] == ["d", "b", "c", "a"]
+    assert [v.version for v in got] == [1, 3, 2, 1]
+    assert [v.retracted for v in got] == [False, False, True, False]
+    assert got[1].report.lon == 45.5 and got[1] == store.get_report("b")
+    assert got[2] == store.get_report("c")
+    assert store.latest_reports([]) == []
+    many = [report(f"m{i}") for i in range(1200)]  # beyond SQLite's parameter limit
+    store.add_reports(many, "op")
+    ids = [r.id for r in reversed(many)]
+    assert [v.report.id for v in store.latest_reports(ids)] == ids
+
+
 def test_unknown_reports_are_named(store: Store) -> None:
     for call in (
         lambda: store.get_report("nope"),

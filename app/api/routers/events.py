@@ -4,8 +4,8 @@ Each event goes out with its log id as the SSE `id:`, its type as `event:`, and 
 envelope webhooks send too: ``{"type", "id", "timestamp", "data"}``. A client that reconnects
 with `Last-Event-ID` (browsers do by themselves) gets every event after that id exactly once,
 as the log's ids grow in commit order. While idle a stream waits for the process's `EventTail`
-(one read of the latest id every `TRUCE_EVENTS_POLL_S` for all streams) and then reads its
-events from its own position, in pages of `PAGE`; it sends a comment line every
+(woken by the store when events commit, with a poll of the latest id as the net) and then reads
+its events from its own position, in pages of `PAGE`; it sends a comment line every
 `TRUCE_EVENTS_HEARTBEAT_S` without events so that proxies keep the connection open and clients
 notice a dead one.
 """
@@ -26,6 +26,7 @@ from app.alerts.events import EVENT_TYPES, Event, EventFilter
 from app.alerts.tail import EventTail
 from app.api.auth import ViewerKey
 from app.api.deps import ServiceDep, SettingsDep
+from app.api.event_models import EVENT_STREAM_RESPONSE
 from app.api.models import problems
 from app.errors import InvalidParameter
 
@@ -133,7 +134,7 @@ def stream_query(
     "/events",
     operation_id="streamEvents",
     response_class=EventSourceResponse,
-    responses=problems(400, 401, 403),
+    responses={**problems(400, 401, 403), **EVENT_STREAM_RESPONSE},
 )
 async def stream_events(
     request: Request,
@@ -162,6 +163,11 @@ async def stream_events(
     yield ServerSentEvent(comment="truce events", retry=int(poll_s * 1000) + 1000)
     quiet_since = time.monotonic()
     while not await request.is_disconnected():
+        # Every event up to the tail's latest id had committed before this read (ids grow in
+        # commit order): once the read is complete, the stream has passed them all, even those
+        # the `types` filter left in the database. Without this, a stream of some types would
+        # wake again and again for the other types' events until one of its own came.
+        committed = tail.latest
         events = await asyncio.to_thread(store.events_after, position, PAGE, type_list)
         for event in events:
             position = event.id
@@ -170,6 +176,7 @@ async def stream_events(
                 yield ServerSentEvent(data=envelope(event), event=event.type, id=str(event.id))
         if len(events) == PAGE:
             continue  # catching up: the next page at once
+        position = max(position, committed)
         if not start.follow:
             return
         quiet = time.monotonic() - quiet_since

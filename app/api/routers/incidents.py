@@ -11,10 +11,11 @@ from starlette.responses import Response
 from app.alerts.incidents import Incident
 from app.api.auth import ViewerKey
 from app.api.deps import MAX_LIMIT, ServiceDep, TimeRangeDep, page_links
+from app.api.event_models import IncidentDetail, IncidentPage
 from app.api.models import problems
 from app.api.responses import ORJSONResponse
 from app.geojson import report_to_feature
-from app.store import IncidentFilter, UnknownReport
+from app.store import IncidentFilter
 
 router = APIRouter(tags=["incidents"])
 
@@ -52,6 +53,8 @@ def incident_to_json(incident: Incident) -> dict[str, Any]:
 @router.get(
     "/incidents",
     operation_id="listIncidents",
+    response_model=IncidentPage,
+    response_class=ORJSONResponse,
     responses=problems(400, 401, 403),
 )
 def list_incidents(
@@ -82,7 +85,9 @@ def list_incidents(
     reports (deepest point, last seen; `possible` ones keep it open, as tracks do) and closes
     at the report that shows the unit out again; a report without a unit is an incident of its
     own, opened and closed at once. An incident whose reports were retracted or corrected away
-    is closed with that reason. Keyset pages: follow `next`; `numberMatched` counts them all.
+    is closed with that reason; one that a zone change no longer supports (the zone shrank away
+    from its reports, or now authorises the party) with `zone-changed`. Keyset pages: follow
+    `next`; `numberMatched` counts them all.
     """
     where = IncidentFilter(
         since=times.since,
@@ -111,6 +116,8 @@ def list_incidents(
 @router.get(
     "/incidents/{incident_id}",
     operation_id="getIncident",
+    response_model=IncidentDetail,
+    response_class=ORJSONResponse,
     responses=problems(400, 401, 403, 404),
 )
 def get_incident(
@@ -123,11 +130,7 @@ def get_incident(
     incident = service.store.get_incident(incident_id)
     timeline = service.store.incident_events(incident_id)
     reports = []
-    for report_id in incident.report_ids:
-        try:
-            latest = service.store.get_report(report_id)
-        except UnknownReport:  # pragma: no cover - reports are never deleted
-            continue
+    for latest in service.store.latest_reports(incident.report_ids):  # one query for all
         feature = report_to_feature(latest.report)
         feature["properties"]["version"] = latest.version
         feature["properties"]["retracted"] = latest.retracted
