@@ -36,6 +36,7 @@ _TABLES = (
     "incidents",
     "subscriptions",
     "deliveries",
+    "units",
 )
 
 
