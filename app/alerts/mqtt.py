@@ -98,28 +98,33 @@ def _problem(detail: str, field: str | None, position: Position, sent_id: Any) -
     }
 
 
+_BODY_KEYS = frozenset({"lon", "lat", *_FIELDS})
+
+
 def _feature(position: Position) -> tuple[dict[str, Any] | None, str | None, Any]:
     """The GeoJSON Feature of a message, or why it is none; and the id it was sent with."""
     try:
         body = orjson.loads(position.payload)
     except orjson.JSONDecodeError as exc:
         return None, f"body: not JSON ({exc})", None
-    if not isinstance(body, dict):
+    if type(body) is not dict:
         return None, "body: must be a JSON object with lon, lat and observed_at", None
     sent_id = body.get("id")
-    for name in ("lon", "lat"):
-        value = body.get(name)
-        if isinstance(value, bool) or not isinstance(value, int | float):
+    lon, lat = body.pop("lon", None), body.pop("lat", None)
+    for name, value in (("lon", lon), ("lat", lat)):
+        if type(value) is not float and type(value) is not int:  # bool is no number here
             return None, f"{name}: must be a number", sent_id
-    properties = {k: body[k] for k in _FIELDS if k in body}
+    # The body becomes the properties (one dict less a message); keys of no report field are
+    # left out, as they always were.
+    properties = body if _BODY_KEYS.issuperset(body) else {k: body[k] for k in _FIELDS if k in body}
     properties["party"], properties["unit"] = position.party, position.unit
     # The id goes on the Feature (where the columnar parser of POST /reports reads it).
     report_id = properties.pop("id", None)
-    if report_id is None and isinstance(body.get("observed_at"), str):
-        report_id = f"mqtt:{position.party}:{position.unit}:{body['observed_at']}"
+    if report_id is None and type(observed := body.get("observed_at")) is str:
+        report_id = f"mqtt:{position.party}:{position.unit}:{observed}"
     feature: dict[str, Any] = {
         "type": "Feature",
-        "geometry": {"type": "Point", "coordinates": [body["lon"], body["lat"]]},
+        "geometry": {"type": "Point", "coordinates": [lon, lat]},
         "properties": properties,
     }
     if report_id is not None:
@@ -130,10 +135,14 @@ def _feature(position: Position) -> tuple[dict[str, Any] | None, str | None, Any
 def _positions(topics: Sequence[bytes], payloads: Sequence[bytes]) -> list[Position]:
     """Positions of received messages; the subscription (``truce/reports/+/+``) makes every
     topic four levels, and the broker checked it is UTF-8."""
+    names: dict[bytes, tuple[str, str]] = {}  # a unit sends many: each topic is split once
     out = []
     for topic, payload in zip(topics, payloads, strict=True):
-        _, _, party, unit = topic.decode("utf-8", "replace").split("/", 3)
-        out.append(Position(party, unit, payload))
+        name = names.get(topic)
+        if name is None:
+            _, _, party, unit = topic.decode("utf-8", "replace").split("/", 3)
+            name = names[topic] = (party, unit)
+        out.append(Position(name[0], name[1], payload))
     return out
 
 
@@ -175,7 +184,8 @@ def file_positions(
                 assign_id=_no_id,
                 allow_object=False,
             )
-            filed = service.add_reports(batch, actor)
+            # Findings are not sent back over MQTT: not built (incidents judge anew).
+            filed = service.add_reports(batch, actor, findings=False)
         except TruceError as exc:
             index = exc.index
             if index is None or not 0 <= index < len(features):
@@ -211,7 +221,7 @@ def _file_one(
             assign_id=_no_id,
             allow_object=False,
         )
-        filed = service.add_reports(batch, actor)
+        filed = service.add_reports(batch, actor, findings=False)
     except TruceError as exc:
         field = (exc.field or "").removeprefix("features/0/").removeprefix("properties/")
         return 0, 0, [Refusal(position, _problem(exc.message, field or None, position, sent_id))]
