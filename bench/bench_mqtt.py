@@ -169,7 +169,7 @@ def filing_alone(
         service.index()
         # Interleaved as the broker delivers them: a message of each unit in turn.
         rows = [(t.encode(), p) for t, lines in feeds.items() for p in lines]
-        order = sorted(range(len(rows)), key=lambda i: (orjson.loads(rows[i][1])["observed_at"]))
+        order = sorted(range(len(rows)), key=lambda i: orjson.loads(rows[i][1])["observed_at"])
         topics = [rows[i][0] for i in order]
         payloads = [rows[i][1] for i in order]
         start = time.perf_counter()
@@ -374,9 +374,9 @@ def main() -> None:
                     )
                 if "http" in parts:
                     few = _features(positions(args.post_count, args.units, workload, "p"))
-                    single = runs(lambda: over_http(workdir, few, None))
+                    single = runs(partial(over_http, workdir, few, None))
                     everything = _features(feeds("h"))
-                    batched = runs(lambda: over_http(workdir, everything, args.post_batch))
+                    batched = runs(partial(over_http, workdir, everything, args.post_batch))
                     print(f"4. single POST /reports, {args.post_count:,}: {_median(single)}")
                     print(f"   batched POSTs of {args.post_batch}: {_median(batched)}")
     print(f"load average at end: {os.getloadavg()}")

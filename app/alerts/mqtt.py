@@ -47,6 +47,7 @@ from app.api.parsing import parse_reports
 from app.errors import TruceError
 from app.service import Service
 from app.settings import Settings
+from app.validate import MAX_ID_CHARS
 
 __all__ = [
     "REPORT_TOPIC",
@@ -86,15 +87,33 @@ class Refusal:
         return f"truce/errors/{self.position.party}/{self.position.unit}"
 
 
+def _field(field: str | None, detail: str) -> str | None:
+    """The field of a problem as the tracker sent it: coordinates are `lon` and `lat` here."""
+    if field == "geometry/coordinates":
+        return "lat" if detail.startswith("latitude") else "lon"
+    return field
+
+
+def _echo(sent_id: Any) -> Any:
+    """The id a refused message was sent with, as the problem repeats it: a string is cut to
+    `MAX_ID_CHARS` (a huge one is not sent back whole), anything but a string or a number is
+    left out."""
+    if isinstance(sent_id, str):
+        return sent_id[:MAX_ID_CHARS]
+    if isinstance(sent_id, int | float) and not isinstance(sent_id, bool):
+        return sent_id
+    return None
+
+
 def _problem(detail: str, field: str | None, position: Position, sent_id: Any) -> dict[str, Any]:
     return {
         "type": "urn:truce:problem:invalid-report",
         "title": "Invalid report",
         "status": 422,
         "detail": detail,
-        "field": field,
+        "field": _field(field, detail),
         "topic": f"truce/reports/{position.party}/{position.unit}",
-        "id": sent_id,
+        "id": _echo(sent_id),
     }
 
 

@@ -47,16 +47,18 @@ def test_publishes_are_cut_into_topics_payloads_and_packet_ids() -> None:
     )
     into, used = _split(stream)
     assert used == len(stream)
-    assert into.topics == [b"truce/reports/AZE/u1", "truce/reports/ARM/ü".encode(), b"truce/reports/AZE/u2"]
+    assert into.topics == [
+        b"truce/reports/AZE/u1",
+        "truce/reports/ARM/ü".encode(),
+        b"truce/reports/AZE/u2",
+    ]
     assert into.payloads == [b'{"lon": 1}', big, b""]
     assert into.packet_ids == [7, 65535, 0]
     assert into.other == [(wire.PINGRESP, 0, b"")]
 
 
 def test_a_stream_cut_at_every_byte_gives_the_same_packets() -> None:
-    stream = b"".join(
-        _publish(f"truce/reports/AZE/u{i}", b"p" * (i * 40), i + 1) for i in range(6)
-    )
+    stream = b"".join(_publish(f"truce/reports/AZE/u{i}", b"p" * (i * 40), i + 1) for i in range(6))
     whole, _ = _split(stream)
     for cut in range(len(stream) + 1):
         into = wire.Inbound([], [], [], [])
@@ -99,7 +101,7 @@ def test_malformed_packets_end_the_connection_naming_why(data: bytes, why: str) 
 
 def test_pubacks_are_the_two_byte_success_form_in_order() -> None:
     # 3.4.2.1: the reason code and properties may be left out when the reason is success.
-    assert wire.pubacks([1, 258, 65535]) == b"\x40\x02\x00\x01" b"\x40\x02\x01\x02" b"\x40\x02\xff\xff"
+    assert wire.pubacks([1, 258, 65535]) == b"\x40\x02\x00\x01\x40\x02\x01\x02\x40\x02\xff\xff"
     assert wire.pubacks([]) == b""
 
 
