@@ -3,24 +3,27 @@
 **In.** Trackers publish a position on ``truce/reports/{party}/{unit}``: a JSON object with
 `lon`, `lat`, `observed_at` and optionally `id`, `uncertainty_m`, `kind`, `source`,
 `confidence`, `notes`. The topic names the party and the unit (it wins over the body). Positions
-are micro-batched (up to `TRUCE_MQTT_BATCH`, or `TRUCE_MQTT_BATCH_MS` after the first) and
-filed through `Service.add_reports`, the path of `POST /reports`: same validation, same
-findings, incidents and events. Idempotent by id: a position without one gets
-``mqtt:{party}:{unit}:{observed_at}`` (a unit is in one place at one time), so a message the
-broker delivers twice is stored once. A bad message is answered on
-``truce/errors/{party}/{unit}`` with an RFC 9457 problem (naming the field and the position's
-`id`) and the rest of its batch is filed; nothing a tracker sends stops the bridge.
+are read by the inbox (`app.alerts.mqtt_inbox`, a small MQTT 5 client: aiomqtt's per-message
+cost was the bottleneck), micro-batched (every position waiting, up to `TRUCE_MQTT_BATCH`, once
+that many wait or the oldest has waited `TRUCE_MQTT_BATCH_MS`) and filed through
+`Service.add_reports`, the path of `POST /reports`: same validation, incidents and events.
+Idempotent by id: a position without one gets ``mqtt:{party}:{unit}:{observed_at}`` (a unit is
+in one place at one time), so a message the broker delivers twice is stored once. A bad message
+is answered on ``truce/errors/{party}/{unit}`` with an RFC 9457 problem (naming the field and
+the position's `id`) and the rest of its batch is filed; nothing a tracker sends stops the
+bridge.
 
-**Out.** Events are published on ``truce/events/{type}`` with QoS 1, the body that webhooks
-get. The bridge's cursor is a subscription row of kind ``mqtt`` with a lease, delivered by
-`Deliverer` like a webhook: at least once, in order, by one process at a time.
+**Out.** Events are published on ``truce/events/{type}`` with QoS 1, the body that webhooks get,
+through aiomqtt on a second connection (``{client id}-out``, a clean session). The bridge's
+cursor is a subscription row of kind ``mqtt`` with a lease, delivered by `Deliverer` like a
+webhook: at least once, in order, by one process at a time.
 
 **Nothing lost.** A QoS 1 position is acknowledged to the broker (PUBACK) only once the batch
 holding it is committed, or once its problem is published on the error topic; acks go in the
-order the messages arrived. The bridge keeps a persistent session (`TRUCE_MQTT_CLIENT_ID`, clean
-start off, `TRUCE_MQTT_SESSION_EXPIRY_S`), so after a crash or a lost connection the broker sends
-again what was not acknowledged, and keeps for it what trackers publish meanwhile; ids make the
-redelivery store nothing twice.
+order the messages arrived, a batch's in one write. The bridge keeps a persistent session
+(`TRUCE_MQTT_CLIENT_ID`, clean start off, `TRUCE_MQTT_SESSION_EXPIRY_S`), so after a crash or a
+lost connection the broker sends again what was not acknowledged, and keeps for it what trackers
+publish meanwhile; ids make the redelivery store nothing twice.
 """
 
 from __future__ import annotations
