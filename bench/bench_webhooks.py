@@ -223,7 +223,12 @@ async def _send_at_rate(
             body: dict[str, Any] = _report(first, prefix)
             if per_request > 1:
                 body = {"type": "FeatureCollection", "features": [_report(n, prefix) for n in ns]}
-            answer = await client.post(f"{url}/reports", json=body, headers={"X-API-Key": OBSERVER})
+            try:
+                answer = await client.post(
+                    f"{url}/reports", json=body, headers={"X-API-Key": OBSERVER}
+                )
+            except httpx.HTTPError:  # a saturated server: not acknowledged, not counted
+                return
             if answer.status_code == 201:
                 now = time.time()
                 for n in ns:
