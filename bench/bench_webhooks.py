@@ -7,13 +7,15 @@ Every part runs real processes on loopback: `truce serve` (uvicorn, one worker, 
 its lifespan) over a fresh SQLite file with the founding scenario, a webhook receiver (a
 uvicorn ASGI app in its own process, writing arrival times) and the machine's Mosquitto.
 
-1. **Acknowledged -> received.** Reports are sent one per `POST /reports` at a fixed rate (100
-   and 1,000 a second, open loop, many connections); each is a new unit inside the peacekeeping
-   zone, so each opens an incident and one `incident.opened` event goes to the subscription. The
-   latency is the receiver's arrival time minus the time the bench read the 201 (one clock:
-   same machine). Baseline: a bare loopback POST from the bench to the same receiver (what the
+1. **Acknowledged -> received.** Reports are sent at a fixed rate (100 and 1,000 a second, open
+   loop, many connections), `--per-request` to a POST (1: a Feature alone, else a
+   FeatureCollection), to `--workers` service processes; each is a new unit inside the
+   peacekeeping zone, so each opens an incident and one `incident.opened` event goes to the
+   subscription and to a `GET /events` stream the bench follows. The latency is the receiver's
+   (or the stream's) arrival time minus the time the bench read the 201 (one clock: same
+   machine). Baseline: a bare loopback POST from the bench to the same receiver (what the
    network and the receiver alone cost), in the same run. p50 and p99.
-2. **MQTT ingestion.** N positions published by one tracker connection (QoS 1) to a `truce
+2. **MQTT ingestion** (superseded by `bench_mqtt.py`, which measures the bridge alone). N positions published by one tracker connection (QoS 1) to a `truce
    deliver` process with `TRUCE_MQTT_URL`; positions/s until all are stored. Baseline: the same
    kind of positions sent as single `POST /reports` (16 connections) to `truce serve`.
 3. **Backlog drain.** With the receiver down, N events pile up (the deliverer retries with
