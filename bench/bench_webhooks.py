@@ -15,9 +15,10 @@ uvicorn ASGI app in its own process, writing arrival times) and the machine's Mo
    (or the stream's) arrival time minus the time the bench read the 201 (one clock: same
    machine). Baseline: a bare loopback POST from the bench to the same receiver (what the
    network and the receiver alone cost), in the same run. p50 and p99.
-2. **MQTT ingestion** (superseded by `bench_mqtt.py`, which measures the bridge alone). N positions published by one tracker connection (QoS 1) to a `truce
-   deliver` process with `TRUCE_MQTT_URL`; positions/s until all are stored. Baseline: the same
-   kind of positions sent as single `POST /reports` (16 connections) to `truce serve`.
+2. **MQTT ingestion** (superseded by `bench_mqtt.py`, which measures the bridge alone). N
+   positions published by one tracker connection (QoS 1) to a `truce deliver` process with
+   `TRUCE_MQTT_URL`; positions/s until all are stored. Baseline: the same kind of positions sent
+   as single `POST /reports` (16 connections) to `truce serve`.
 3. **Backlog drain.** With the receiver down, N events pile up (the deliverer retries with
    backoff); then the receiver comes back: events/s until all have arrived. Baseline: the rate
    at which the same deliverer sends events live (part 1 at 1,000/s, received count over time).
