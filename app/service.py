@@ -328,14 +328,16 @@ class Service:
             )
         return warnings
 
-    def add_reports(self, batch: ReportBatch, actor: str) -> Filed:
+    def add_reports(self, batch: ReportBatch, actor: str, *, findings: bool = True) -> Filed:
         """Check a batch, then store it all or nothing; re-sent ids come back as duplicates.
 
-        Parties are stored as their registered codes (`resolve_parties`).
+        Parties are stored as their registered codes (`resolve_parties`). Without `findings`
+        (a caller that answers none, as the MQTT bridge) the check is skipped: `checked` is
+        empty; what is stored, and its incidents, are the same.
         """
         batch = self.resolve_parties(batch)
         # Checked first: if anything in the check failed, nothing would be stored.
-        checked = self._check(batch)
+        checked = self._check(batch) if findings else Checked([], [], 0)
         stored, duplicates = self.store.add_reports(batch.reports(), actor)
         return Filed([r.id for r in stored], duplicates, checked)
 

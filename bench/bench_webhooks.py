@@ -7,15 +7,18 @@ Every part runs real processes on loopback: `truce serve` (uvicorn, one worker, 
 its lifespan) over a fresh SQLite file with the founding scenario, a webhook receiver (a
 uvicorn ASGI app in its own process, writing arrival times) and the machine's Mosquitto.
 
-1. **Acknowledged -> received.** Reports are sent one per `POST /reports` at a fixed rate (100
-   and 1,000 a second, open loop, many connections); each is a new unit inside the peacekeeping
-   zone, so each opens an incident and one `incident.opened` event goes to the subscription. The
-   latency is the receiver's arrival time minus the time the bench read the 201 (one clock:
-   same machine). Baseline: a bare loopback POST from the bench to the same receiver (what the
+1. **Acknowledged -> received.** Reports are sent at a fixed rate (100 and 1,000 a second, open
+   loop, many connections), `--per-request` to a POST (1: a Feature alone, else a
+   FeatureCollection), to `--workers` service processes; each is a new unit inside the
+   peacekeeping zone, so each opens an incident and one `incident.opened` event goes to the
+   subscription and to a `GET /events` stream the bench follows. The latency is the receiver's
+   (or the stream's) arrival time minus the time the bench read the 201 (one clock: same
+   machine). Baseline: a bare loopback POST from the bench to the same receiver (what the
    network and the receiver alone cost), in the same run. p50 and p99.
-2. **MQTT ingestion.** N positions published by one tracker connection (QoS 1) to a `truce
-   deliver` process with `TRUCE_MQTT_URL`; positions/s until all are stored. Baseline: the same
-   kind of positions sent as single `POST /reports` (16 connections) to `truce serve`.
+2. **MQTT ingestion** (superseded by `bench_mqtt.py`, which measures the bridge alone). N
+   positions published by one tracker connection (QoS 1) to a `truce deliver` process with
+   `TRUCE_MQTT_URL`; positions/s until all are stored. Baseline: the same kind of positions sent
+   as single `POST /reports` (16 connections) to `truce serve`.
 3. **Backlog drain.** With the receiver down, N events pile up (the deliverer retries with
    backoff); then the receiver comes back: events/s until all have arrived. Baseline: the rate
    at which the same deliverer sends events live (part 1 at 1,000/s, received count over time).
@@ -37,6 +40,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -165,7 +169,7 @@ def _env(db: Path, **extra: str) -> dict[str, str]:
 
 
 @contextmanager
-def serve(workdir: Path, db: Path, **extra: str) -> Iterator[str]:
+def serve(workdir: Path, db: Path, workers: int = 1, **extra: str) -> Iterator[str]:
     port = free_port()
     command = [
         sys.executable,
@@ -177,6 +181,8 @@ def serve(workdir: Path, db: Path, **extra: str) -> Iterator[str]:
         str(port),
         "--log-level",
         "warning",
+        "--workers",
+        str(workers),
     ]
     with process(command, _env(db, **extra), workdir / "serve.log"):
         url = f"http://127.0.0.1:{port}"
@@ -206,44 +212,90 @@ def _quantiles(values: list[float]) -> tuple[float, float]:
     return statistics.median(ordered), p99
 
 
-async def _send_at_rate(url: str, rate: float, seconds: float, prefix: str) -> dict[str, float]:
-    """POST one report every 1/rate s (open loop); the wall time each 201 was read, by id."""
+async def _send_at_rate(
+    url: str, rate: float, seconds: float, prefix: str, per_request: int = 1
+) -> dict[str, float]:
+    """POST `rate` reports a second (open loop), `per_request` a request (a Feature alone, or
+    a FeatureCollection); the wall time each report's 201 was read, by id."""
     acked: dict[str, float] = {}
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(limits=limits, timeout=30) as client:
 
-        async def one(n: int) -> None:
-            answer = await client.post(
-                f"{url}/reports", json=_report(n, prefix), headers={"X-API-Key": OBSERVER}
-            )
+        async def one(first: int) -> None:
+            ns = range(first, first + per_request)
+            body: dict[str, Any] = _report(first, prefix)
+            if per_request > 1:
+                body = {"type": "FeatureCollection", "features": [_report(n, prefix) for n in ns]}
+            try:
+                answer = await client.post(
+                    f"{url}/reports", json=body, headers={"X-API-Key": OBSERVER}
+                )
+            except httpx.HTTPError:  # a saturated server: not acknowledged, not counted
+                return
             if answer.status_code == 201:
-                acked[f"{prefix}-{n}"] = time.time()
+                now = time.time()
+                for n in ns:
+                    acked[f"{prefix}-{n}"] = now
 
         tasks = []
         start = time.perf_counter()
-        for n in range(int(rate * seconds)):
-            delay = start + n / rate - time.perf_counter()
+        requests = int(rate * seconds) // per_request
+        for k in range(requests):
+            delay = start + k * per_request / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(n)))
+            tasks.append(asyncio.create_task(one(k * per_request)))
         await asyncio.gather(*tasks)
     return acked
+
+
+def _follow(
+    url: str, into: dict[str, float], ready: threading.Event, stop: threading.Event
+) -> None:
+    """Follow `GET /events` (incident.opened); the wall time each report's event was parsed."""
+    with (
+        # Heartbeats come every few seconds: a read never waits long.
+        httpx.Client(timeout=httpx.Timeout(5, read=60)) as http,
+        http.stream(
+            "GET", f"{url}/events?types=incident.opened", headers={"X-API-Key": ADMIN}
+        ) as stream,
+    ):
+        ready.set()
+        data = None
+        for line in stream.iter_lines():
+            if line.startswith("data:"):
+                data = line[5:].strip()
+            elif line == "" and data is not None:
+                into[str(json.loads(data)["data"].get("report_id"))] = time.time()
+                data = None
+            if stop.is_set():
+                return
 
 
 def _arrivals(receiver_url: str) -> list[list[Any]]:
     return list(httpx.get(receiver_url + "/dump", timeout=30).json())
 
 
-def latency(workdir: Path, rates: list[float], seconds: float) -> None:
-    print("\n1. POST /reports acknowledged -> webhook received (one report, one event)")
-    db = workdir / "latency.sqlite"
-    with receiver(workdir) as hook, serve(workdir, db) as url:
-        sub = httpx.post(
+def latency(
+    workdir: Path, rates: list[float], seconds: float, per_request: list[int], workers: int = 1
+) -> None:
+    print(
+        "\n1. POST /reports acknowledged -> webhook received, and -> SSE event (one each); "
+        f"{workers} service process(es)"
+    )
+    db = workdir / f"latency-{workers}.sqlite"
+    with receiver(workdir) as hook, serve(workdir, db, workers) as url:
+        httpx.post(
             f"{url}/subscriptions",
             json={"url": hook + "/hook", "types": ["incident.opened"]},
             headers={"X-API-Key": ADMIN},
-        ).json()
+        ).raise_for_status()
         time.sleep(1.5)  # the deliverer picks new subscriptions up within a second
+        streamed: dict[str, float] = {}
+        ready, stop = threading.Event(), threading.Event()
+        follower = threading.Thread(target=_follow, args=(url, streamed, ready, stop), daemon=True)
+        follower.start()
+        ready.wait(10)
         # Baseline: bare POSTs from here to the receiver's other path.
         bare = []
         with httpx.Client() as client:
@@ -256,35 +308,40 @@ def latency(workdir: Path, rates: list[float], seconds: float) -> None:
             f"   baseline (bare loopback POST to the receiver): p50 {b50:.2f} ms, p99 {b99:.2f} ms"
         )
         print(
-            f"   {'rate':>8} {'sent/s':>8} {'acked':>7} {'received':>9} {'p50 ms':>8} "
-            f"{'p99 ms':>8} {'p50/base':>9} {'p99/base':>9}"
+            f"   {'rate':>6} {'a POST':>6} {'sent/s':>7} {'acked':>6} {'hooks':>6} "
+            f"{'hook p50':>9} {'hook p99':>9} {'SSE':>6} {'SSE p50':>8} {'SSE p99':>8}  (ms)"
         )
         for rate in rates:
-            prefix = f"r{int(rate)}"
-            t0 = time.perf_counter()
-            acked = asyncio.run(_send_at_rate(url, rate, seconds, prefix))
-            sent_rate = len(acked) / (time.perf_counter() - t0)
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                got = {a[2]: a[0] for a in _arrivals(hook) if str(a[2]).startswith(prefix + "-")}
-                if len(got) >= len(acked):
-                    break
-                time.sleep(0.5)
-            lat = [(got[i] - t) * 1000 for i, t in acked.items() if i in got]
-            p50, p99 = _quantiles(lat)
-            if sent_rate < 0.8 * rate:
-                # The server could not take the offered rate: 201s were read late by the
-                # bench's own saturated client, so "ack" times are not the server's.
+            for batch in per_request:
+                prefix = f"r{int(rate)}x{batch}"
+                t0 = time.perf_counter()
+                acked = asyncio.run(_send_at_rate(url, rate, seconds, prefix, batch))
+                sent_rate = len(acked) / (time.perf_counter() - t0)
+                deadline = time.monotonic() + 120
+                while time.monotonic() < deadline:
+                    got = {
+                        a[2]: a[0] for a in _arrivals(hook) if str(a[2]).startswith(prefix + "-")
+                    }
+                    if len(got) >= len(acked) and len(set(acked) - set(streamed)) == 0:
+                        break
+                    time.sleep(0.5)
+                hooks = [(got[i] - t) * 1000 for i, t in acked.items() if i in got]
+                sse = [(streamed[i] - t) * 1000 for i, t in acked.items() if i in streamed]
+                h50, h99 = _quantiles(hooks)
+                s50, s99 = _quantiles(sse)
+                if sent_rate < 0.8 * rate:
+                    # The server could not take the offered rate: 201s were read late by the
+                    # bench's own saturated client, so "ack" times are not the server's.
+                    print(
+                        f"   {rate:>6.0f} {batch:>6} {sent_rate:>7.0f} {len(acked):>6} "
+                        f"{len(hooks):>6}   not measured: the server took only the sent/s shown"
+                    )
+                    continue
                 print(
-                    f"   {rate:>8.0f} {sent_rate:>8.0f} {len(acked):>7} {len(lat):>9}   "
-                    "not measured: the server took only the sent/s shown"
+                    f"   {rate:>6.0f} {batch:>6} {sent_rate:>7.0f} {len(acked):>6} {len(hooks):>6} "
+                    f"{h50:>9.1f} {h99:>9.1f} {len(sse):>6} {s50:>8.1f} {s99:>8.1f}"
                 )
-                continue
-            print(
-                f"   {rate:>8.0f} {sent_rate:>8.0f} {len(acked):>7} {len(lat):>9} {p50:>8.1f} "
-                f"{p99:>8.1f} {p50 / b50:>9.1f} {p99 / b99:>9.1f}"
-            )
-        del sub
+        stop.set()
 
 
 def mqtt(workdir: Path, count: int, baseline_count: int) -> None:
@@ -455,6 +512,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rates", default="100,1000")
     parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--workers", type=int, default=1, help="service processes (uvicorn)")
+    parser.add_argument(
+        "--per-request", default="1,10", help="reports a POST (1: a Feature alone), comma-separated"
+    )
     parser.add_argument("--mqtt", type=int, default=20_000)
     parser.add_argument("--mqtt-baseline", type=int, default=2_000)
     parser.add_argument("--backlog", type=int, default=2_000)
@@ -465,7 +526,9 @@ def main() -> None:
         workdir = Path(tmp)
         parts = args.parts.split(",")
         if "latency" in parts:
-            latency(workdir, [float(r) for r in args.rates.split(",")], args.seconds)
+            rates = [float(r) for r in args.rates.split(",")]
+            per_request = [int(b) for b in args.per_request.split(",")]
+            latency(workdir, rates, args.seconds, per_request, args.workers)
         if "mqtt" in parts:
             mqtt(workdir, args.mqtt, args.mqtt_baseline)
         if "backlog" in parts:

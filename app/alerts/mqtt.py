@@ -3,52 +3,64 @@
 **In.** Trackers publish a position on ``truce/reports/{party}/{unit}``: a JSON object with
 `lon`, `lat`, `observed_at` and optionally `id`, `uncertainty_m`, `kind`, `source`,
 `confidence`, `notes`. The topic names the party and the unit (it wins over the body). Positions
-are micro-batched (up to `TRUCE_MQTT_BATCH`, or `TRUCE_MQTT_BATCH_MS` after the first) and
-filed through `Service.add_reports`, the path of `POST /reports`: same validation, same
-findings, incidents and events. Idempotent by id: a position without one gets
-``mqtt:{party}:{unit}:{observed_at}`` (a unit is in one place at one time), so a message the
-broker delivers twice is stored once. A bad message is answered on
-``truce/errors/{party}/{unit}`` with an RFC 9457 problem (naming the field and the position's
-`id`) and the rest of its batch is filed; nothing a tracker sends stops the bridge.
+are read by the inbox (`app.alerts.mqtt_inbox`, a small MQTT 5 client: aiomqtt's per-message
+cost was the bottleneck), micro-batched (every position waiting, up to `TRUCE_MQTT_BATCH`, once
+that many wait or the oldest has waited `TRUCE_MQTT_BATCH_MS`) and filed through
+`Service.add_reports`, the path of `POST /reports`: same validation, incidents and events.
+Idempotent by id: a position without one gets ``mqtt:{party}:{unit}:{observed_at}`` (a unit is
+in one place at one time), so a message the broker delivers twice is stored once. A bad message
+is answered on ``truce/errors/{party}/{unit}`` with an RFC 9457 problem (naming the field and
+the position's `id`) and the rest of its batch is filed; nothing a tracker sends stops the
+bridge.
 
-**Out.** Events are published on ``truce/events/{type}`` with QoS 1, the body that webhooks
-get. The bridge's cursor is a subscription row of kind ``mqtt`` with a lease, delivered by
-`Deliverer` like a webhook: at least once, in order, by one process at a time.
+**Out.** Events are published on ``truce/events/{type}`` with QoS 1, the body that webhooks get,
+through aiomqtt on a second connection (``{client id}-out``, a clean session). The bridge's
+cursor is a subscription row of kind ``mqtt`` with a lease, delivered by `Deliverer` like a
+webhook: at least once, in order, by one process at a time.
 
 **Nothing lost.** A QoS 1 position is acknowledged to the broker (PUBACK) only once the batch
 holding it is committed, or once its problem is published on the error topic; acks go in the
-order the messages arrived. The bridge keeps a persistent session (`TRUCE_MQTT_CLIENT_ID`, clean
-start off, `TRUCE_MQTT_SESSION_EXPIRY_S`), so after a crash or a lost connection the broker sends
-again what was not acknowledged, and keeps for it what trackers publish meanwhile; ids make the
-redelivery store nothing twice.
+order the messages arrived, a batch's in one write. The bridge keeps a persistent session
+(`TRUCE_MQTT_CLIENT_ID`, clean start off, `TRUCE_MQTT_SESSION_EXPIRY_S`), so after a crash or a
+lost connection the broker sends again what was not acknowledged, and keeps for it what trackers
+publish meanwhile; ids make the redelivery store nothing twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import aiomqtt
 import orjson
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 
 from app.alerts.delivery import Deliverer, Outcome, event_body
 from app.alerts.events import Event
 from app.alerts.manage import delivery_options
+from app.alerts.mqtt_inbox import Broker, Inbox, broker, open_inbox
+from app.alerts.mqtt_wire import Inbound, ProtocolError
 from app.alerts.subscriptions import Subscription, SubscriptionSpec
 from app.api.parsing import parse_reports
 from app.errors import TruceError
 from app.service import Service
 from app.settings import Settings
+from app.validate import MAX_ID_CHARS
 
-__all__ = ["REPORT_TOPIC", "MqttBridge", "Position", "broker", "file_positions"]
+__all__ = [
+    "REPORT_TOPIC",
+    "Broker",
+    "MqttBridge",
+    "Position",
+    "broker",
+    "file_positions",
+    "file_received",
+]
 
 log = logging.getLogger("truce.mqtt")
 
@@ -78,55 +90,22 @@ class Refusal:
         return f"truce/errors/{self.position.party}/{self.position.unit}"
 
 
-@dataclass(frozen=True, slots=True)
-class Received:
-    """A position as received, with what acknowledging its message takes."""
-
-    position: Position
-    mid: int
-    qos: int
+def _field(field: str | None, detail: str) -> str | None:
+    """The field of a problem as the tracker sent it: coordinates are `lon` and `lat` here."""
+    if field == "geometry/coordinates":
+        return "lat" if detail.startswith("latitude") else "lon"
+    return field
 
 
-def _acknowledge(client: aiomqtt.Client, received: Received) -> None:
-    if received.qos > 0:
-        client._client.ack(received.mid, received.qos)
-
-
-def broker(
-    url: str, client_id: str = "truce-bridge", session_expiry_s: int = 604800
-) -> dict[str, Any]:
-    """aiomqtt's connection arguments for ``mqtt://[user[:password]@]host[:port]``, with a
-    persistent session under `client_id`."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("mqtt", "mqtts", "tcp") or not parts.hostname:
-        raise ValueError(f"TRUCE_MQTT_URL must read mqtt://host:port, not {url!r}")
-    # MQTT 5 lets the bridge raise its Receive Maximum: the broker then keeps up to 65,535
-    # QoS 1 messages in flight to it instead of 20 (Mosquitto's default), and a burst from many
-    # trackers is sent on at once rather than queued at the broker, which drops what exceeds its
-    # queue (1,000 messages by default).
-    connect = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-    # Messages are acknowledged only once filed, so this is also how many positions may await
-    # their batch; it is well above `TRUCE_MQTT_BATCH`, so acks never hold back the flow.
-    connect.ReceiveMaximum = 65535
-    # A persistent session: what the bridge had not acknowledged when it went away, and what was
-    # published while it was away, is kept by the broker and sent again when it comes back.
-    connect.SessionExpiryInterval = session_expiry_s
-    options: dict[str, Any] = {
-        "hostname": parts.hostname,
-        "port": parts.port or (8883 if parts.scheme == "mqtts" else 1883),
-        "protocol": aiomqtt.ProtocolVersion.V5,
-        "properties": connect,
-        "identifier": client_id,
-        "clean_start": False,
-    }
-    if parts.username:
-        options["username"] = unquote(parts.username)
-        options["password"] = unquote(parts.password or "") or None
-    if parts.scheme == "mqtts":
-        import ssl
-
-        options["tls_context"] = ssl.create_default_context()
-    return options
+def _echo(sent_id: Any) -> Any:
+    """The id a refused message was sent with, as the problem repeats it: a string is cut to
+    `MAX_ID_CHARS` (a huge one is not sent back whole), anything but a string or a number is
+    left out."""
+    if isinstance(sent_id, str):
+        return sent_id[:MAX_ID_CHARS]
+    if isinstance(sent_id, int | float) and not isinstance(sent_id, bool):
+        return sent_id
+    return None
 
 
 def _problem(detail: str, field: str | None, position: Position, sent_id: Any) -> dict[str, Any]:
@@ -135,10 +114,13 @@ def _problem(detail: str, field: str | None, position: Position, sent_id: Any) -
         "title": "Invalid report",
         "status": 422,
         "detail": detail,
-        "field": field,
+        "field": _field(field, detail),
         "topic": f"truce/reports/{position.party}/{position.unit}",
-        "id": sent_id,
+        "id": _echo(sent_id),
     }
+
+
+_BODY_KEYS = frozenset({"lon", "lat", *_FIELDS})
 
 
 def _feature(position: Position) -> tuple[dict[str, Any] | None, str | None, Any]:
@@ -147,27 +129,50 @@ def _feature(position: Position) -> tuple[dict[str, Any] | None, str | None, Any
         body = orjson.loads(position.payload)
     except orjson.JSONDecodeError as exc:
         return None, f"body: not JSON ({exc})", None
-    if not isinstance(body, dict):
+    if type(body) is not dict:
         return None, "body: must be a JSON object with lon, lat and observed_at", None
     sent_id = body.get("id")
-    for name in ("lon", "lat"):
-        value = body.get(name)
-        if isinstance(value, bool) or not isinstance(value, int | float):
+    lon, lat = body.pop("lon", None), body.pop("lat", None)
+    for name, value in (("lon", lon), ("lat", lat)):
+        if type(value) is not float and type(value) is not int:  # bool is no number here
             return None, f"{name}: must be a number", sent_id
-    properties = {k: body[k] for k in _FIELDS if k in body}
+    # The body becomes the properties (one dict less a message); keys of no report field are
+    # left out, as they always were.
+    properties = body if _BODY_KEYS.issuperset(body) else {k: body[k] for k in _FIELDS if k in body}
     properties["party"], properties["unit"] = position.party, position.unit
     # The id goes on the Feature (where the columnar parser of POST /reports reads it).
     report_id = properties.pop("id", None)
-    if report_id is None and isinstance(body.get("observed_at"), str):
-        report_id = f"mqtt:{position.party}:{position.unit}:{body['observed_at']}"
+    if report_id is None and type(observed := body.get("observed_at")) is str:
+        report_id = f"mqtt:{position.party}:{position.unit}:{observed}"
     feature: dict[str, Any] = {
         "type": "Feature",
-        "geometry": {"type": "Point", "coordinates": [body["lon"], body["lat"]]},
+        "geometry": {"type": "Point", "coordinates": [lon, lat]},
         "properties": properties,
     }
     if report_id is not None:
         feature["id"] = report_id
     return feature, None, sent_id
+
+
+def _positions(topics: Sequence[bytes], payloads: Sequence[bytes]) -> list[Position]:
+    """Positions of received messages; the subscription (``truce/reports/+/+``) makes every
+    topic four levels, and the broker checked it is UTF-8."""
+    names: dict[bytes, tuple[str, str]] = {}  # a unit sends many: each topic is split once
+    out = []
+    for topic, payload in zip(topics, payloads, strict=True):
+        name = names.get(topic)
+        if name is None:
+            _, _, party, unit = topic.decode("utf-8", "replace").split("/", 3)
+            name = names[topic] = (party, unit)
+        out.append(Position(name[0], name[1], payload))
+    return out
+
+
+def file_received(
+    service: Service, topics: Sequence[bytes], payloads: Sequence[bytes], actor: str = "mqtt"
+) -> tuple[int, int, list[Refusal]]:
+    """`file_positions` of messages as the inbox holds them (topics and payloads as bytes)."""
+    return file_positions(service, _positions(topics, payloads), actor)
 
 
 def _no_id(index: int | None) -> str:
@@ -201,7 +206,8 @@ def file_positions(
                 assign_id=_no_id,
                 allow_object=False,
             )
-            filed = service.add_reports(batch, actor)
+            # Findings are not sent back over MQTT: not built (incidents judge anew).
+            filed = service.add_reports(batch, actor, findings=False)
         except TruceError as exc:
             index = exc.index
             if index is None or not 0 <= index < len(features):
@@ -237,7 +243,7 @@ def _file_one(
             assign_id=_no_id,
             allow_object=False,
         )
-        filed = service.add_reports(batch, actor)
+        filed = service.add_reports(batch, actor, findings=False)
     except TruceError as exc:
         field = (exc.field or "").removeprefix("features/0/").removeprefix("properties/")
         return 0, 0, [Refusal(position, _problem(exc.message, field or None, position, sent_id))]
@@ -245,38 +251,45 @@ def _file_one(
 
 
 class MqttBridge:
-    """Positions in, events out, over one broker connection; reconnects until stopped."""
+    """Positions in, events out, over two broker connections; reconnects until stopped.
+
+    Positions come on the inbox (`app.alerts.mqtt_inbox`, the persistent session); events and
+    refusals go out through aiomqtt on a connection of their own (``{client id}-out``, a clean
+    session: what it publishes is acknowledged before the bridge moves on).
+    """
 
     def __init__(self, service: Service, settings: Settings) -> None:
         assert settings.mqtt_url
         self.service = service
         self.settings = settings
-        self.options = broker(
+        self.broker = broker(
             settings.mqtt_url, settings.mqtt_client_id, settings.mqtt_session_expiry_s
         )
         self.filed = 0
         self.duplicates = 0
         self.refused = 0
+        #: Sizes of the batches filed (the last 1,000), for benchmarks and logs.
+        self.batch_sizes: collections.deque[int] = collections.deque(maxlen=1000)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Serve until `stop` is set; a lost broker is retried every second."""
         while not stop.is_set():
             try:
-                client = aiomqtt.Client(**self.options)
-                # aiomqtt 2.5 has no manual acknowledgement of its own; paho's is switched on
-                # before connecting, and `_acknowledge` sends the PUBACKs once positions are filed.
-                client._client.manual_ack_set(True)
+                client = aiomqtt.Client(
+                    **self.broker.aiomqtt_options(f"{self.broker.client_id}-out")
+                )
                 async with client:
-                    await self._serve(client, stop)
-            except aiomqtt.MqttError as exc:
+                    inbox = await open_inbox(self.broker, REPORT_TOPIC)
+                    try:
+                        await self._serve(client, inbox, stop)
+                    finally:
+                        inbox.close()
+            except (aiomqtt.MqttError, ConnectionError, TimeoutError, ProtocolError) as exc:
                 log.warning("MQTT broker %s: %s", self.settings.mqtt_url, exc)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), 1.0)
 
-    async def _serve(self, client: aiomqtt.Client, stop: asyncio.Event) -> None:
-        await client.subscribe(REPORT_TOPIC, qos=1)
-        queue: asyncio.Queue[Received] = asyncio.Queue()
-
+    async def _serve(self, client: aiomqtt.Client, inbox: Inbox, stop: asyncio.Event) -> None:
         async def publish(sub: Subscription, event: Event) -> Outcome:
             started = time.perf_counter()
             try:
@@ -294,8 +307,8 @@ class MqttBridge:
             sender=publish,
         )
         tasks = [
-            asyncio.create_task(self._read(client, queue)),
-            asyncio.create_task(self._file(client, queue)),
+            asyncio.create_task(self._file(client, inbox)),
+            asyncio.create_task(inbox.keepalive(self.broker.keepalive_s / 2)),
             asyncio.create_task(publisher.run(stop)),
         ]
         try:
@@ -304,6 +317,7 @@ class MqttBridge:
             for task in done:
                 if task is not stopped and task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
+            inbox.check()
         finally:
             for task in tasks:
                 task.cancel()
@@ -321,45 +335,39 @@ class MqttBridge:
         with contextlib.suppress(Exception):
             await asyncio.to_thread(store.add_subscription, spec, "", "mqtt", cursor, "mqtt")
 
-    async def _read(self, client: aiomqtt.Client, queue: asyncio.Queue[Received]) -> None:
-        async for message in client.messages:
-            parts = message.topic.value.split("/")
-            payload = message.payload
-            if not isinstance(payload, bytes | bytearray):
-                payload = str(payload).encode()
-            position = Position(parts[2], parts[3], bytes(payload))
-            queue.put_nowait(Received(position, message.mid, message.qos))
+    async def _next_batch(self, inbox: Inbox) -> Inbound:
+        """The next batch: every pending position up to `TRUCE_MQTT_BATCH`, once that many
+        are pending or the oldest has waited `TRUCE_MQTT_BATCH_MS`.
 
-    async def _file(self, client: aiomqtt.Client, queue: asyncio.Queue[Received]) -> None:
+        While a batch is being filed the next one gathers in the inbox, so under load batches
+        grow by themselves to what arrives in one filing (bigger batches cost incidents fewer
+        recomputations of a unit's track); idle, a position waits the deadline at most.
+        """
         limit = self.settings.mqtt_batch
-        wait_s = self.settings.mqtt_batch_ms / 1000
-        last_filing_s = 0.0
+        inbox.threshold = limit
+        while not inbox.pending.payloads:
+            inbox.check()
+            await inbox.arrived.wait()
+            inbox.check()
+        left = inbox.first_at + self.settings.mqtt_batch_ms / 1000 - time.monotonic()
+        if left > 0 and len(inbox.pending.payloads) < limit:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(inbox.full.wait(), left)
+            inbox.check()
+        return inbox.take(limit)
+
+    async def _file(self, client: aiomqtt.Client, inbox: Inbox) -> None:
         while True:
-            batch = [await queue.get()]
-            # Under load, wait about as long as the last batch took to file (at most 0.5 s):
-            # batches grow with the load, and each costs incidents one recomputation of its
-            # units' tracks. Idle, a position waits `TRUCE_MQTT_BATCH_MS` at most.
-            deadline = time.monotonic() + max(wait_s, min(last_filing_s, 0.5))
-            while len(batch) < limit:
-                left = deadline - time.monotonic()
-                if not queue.empty():
-                    batch.append(queue.get_nowait())
-                    continue
-                if left <= 0:
-                    break
-                try:
-                    batch.append(await asyncio.wait_for(queue.get(), left))
-                except TimeoutError:
-                    break
+            batch = await self._next_batch(inbox)
             started = time.perf_counter()
-            positions = [r.position for r in batch]
             try:
                 stored, duplicates, refusals = await asyncio.to_thread(
-                    file_positions, self.service, positions
+                    file_received, self.service, batch.topics, batch.payloads
                 )
-                log.debug("filed %d positions in %.3f s", len(batch), time.perf_counter() - started)
+                took = time.perf_counter() - started
+                log.debug("filed %d positions in %.3f s", len(batch.payloads), took)
             except Exception as exc:  # the store is down: answer every position, then reconnect
-                log.warning("cannot file %d MQTT positions: %s", len(batch), exc)
+                log.warning("cannot file %d MQTT positions: %s", len(batch.payloads), exc)
                 refusals = [
                     Refusal(
                         p,
@@ -369,21 +377,23 @@ class MqttBridge:
                             "title": "Storage unavailable",
                         },
                     )
-                    for p in positions
+                    for p in _positions(batch.topics, batch.payloads)
                 ]
                 stored = duplicates = 0
                 failure: Exception | None = exc
             else:
                 failure = None
+            self.batch_sizes.append(len(batch.payloads))
             self.filed += stored
             self.duplicates += duplicates
             self.refused += len(refusals)
-            for refusal in refusals:
-                await client.publish(refusal.topic, orjson.dumps(refusal.problem), qos=1)
+            if refusals:
+                await asyncio.gather(
+                    *(client.publish(r.topic, orjson.dumps(r.problem), qos=1) for r in refusals)
+                )
             if failure is not None:
                 # Not filed, so not acknowledged: a new connection has the broker send them again.
-                raise aiomqtt.MqttError(f"cannot file positions: {failure}")
+                raise ConnectionError(f"cannot file positions: {failure}")
             # Committed, and the refused answered: now the broker may forget them. In the order
-            # of receipt, which MQTT asks of QoS 1 acknowledgements.
-            for received in batch:
-                _acknowledge(client, received)
+            # of receipt, which MQTT asks of QoS 1 acknowledgements; one write for the batch.
+            inbox.ack(batch.packet_ids)

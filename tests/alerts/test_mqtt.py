@@ -184,12 +184,14 @@ def test_bad_positions_are_refused_by_name_and_the_rest_of_the_batch_is_filed(
 def test_the_bridge_connects_with_a_persistent_session_and_a_wide_window() -> None:
     from app.alerts.mqtt import broker
 
-    options = broker("mqtt://u:p%40ss@broker.example:1884", "truce-site-2", 3600)
-    assert (options["hostname"], options["port"]) == ("broker.example", 1884)
-    assert (options["username"], options["password"]) == ("u", "p@ss")
-    # The broker keeps what is not acknowledged for this id, across reconnections.
-    assert options["identifier"] == "truce-site-2"
-    assert options["clean_start"] is False
-    assert options["properties"].SessionExpiryInterval == 3600
-    # Acks wait for the batch: the broker may send far more than a batch before the first.
-    assert options["properties"].ReceiveMaximum == 65535 > Settings(_env_file=None).mqtt_batch
+    target = broker("mqtt://u:p%40ss@broker.example:1884", "truce-site-2", 3600)
+    assert (target.host, target.port) == ("broker.example", 1884)
+    assert (target.username, target.password) == ("u", "p@ss")
+    assert target.client_id == "truce-site-2"
+    assert target.session_expiry_s == 3600
+    # Positions are acknowledged once filed: the window must hold more than a batch.
+    assert target.receive_maximum == 65535 > Settings(_env_file=None).mqtt_batch
+    # Events and refusals go out on a connection of their own, with a clean session.
+    out = target.aiomqtt_options("truce-site-2-out")
+    assert out["identifier"] == "truce-site-2-out" and out["clean_start"] is True
+    assert (out["hostname"], out["port"], out["password"]) == ("broker.example", 1884, "p@ss")
