@@ -40,7 +40,7 @@ def _ids(ids: pd.Series) -> dict[str, Any]:
         rest = text.str.slice(len(prefix))
         # Canonical decimals only (no leading zero, no sign): the number gives the id back.
         if rest.str.fullmatch(r"0|[1-9][0-9]{0,8}").all():
-            return {"prefix": prefix, "number": _b64(rest.astype(np.int64), "<i4")}
+            return {"prefix": prefix, "number": _b64(rest.to_numpy(np.int64), "<i4")}
     return {"text": text.tolist()}
 
 
