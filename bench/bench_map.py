@@ -287,13 +287,17 @@ def measure_map(
             (spots[2 * k], base, 3, zoom_in),
             (spots[2 * k + 1], base + 3, -3, zoom_out),
         ):
-            page.evaluate(f"window.truce.map.setView([{lat}, {lon}], {start}, {{animate: false}})")
+            page.evaluate(
+                f"() => {{ window.truce.map.setView([{lat}, {lon}], {start}, "
+                "{animate: false}); }"
+            )
             page.evaluate(SETTLED)
             into.append(
                 timed(page, f"window.truce.map.setZoom({start + delta}, {{animate: false}})")
             )
     page.evaluate(
-        f"window.truce.map.setView([{centre[0]}, {centre[1]}], {base + 3}, {{animate: false}})"
+        f"() => {{ window.truce.map.setView([{centre[0]}, {centre[1]}], {base + 3}, "
+        "{animate: false}); }"
     )
     page.evaluate(SETTLED)
     pans = [timed(page, "window.truce.map.panBy([250, 120], {animate: false})") for _ in range(10)]
