@@ -2,13 +2,14 @@
 float32, codes as int8/int16/int32) that `app/static/truce/season.js` decodes and cuts views
 from, as `/map/data/…` does on a server.
 
-At 1e5 reports this is a few MB (the ids, as text, are the biggest part), against ~14 MB of the
-old inline payload; and the browser builds markers only for the reports in view.
+At 1e5 reports this is a few MB (ids of a prefix and a number as int32, others as text), against
+~14 MB of the old inline payload; and the browser builds markers only for the reports in view.
 """
 
 from __future__ import annotations
 
 import base64
+import os
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,20 @@ def _b64(values: np.ndarray, dtype: str) -> dict[str, str]:
     names = {"<f4": "Float32Array", "<f8": "Float64Array", "<i4": "Int32Array",
              "<i2": "Int16Array", "|i1": "Int8Array", "<i1": "Int8Array"}  # fmt: skip
     return {"type": names[array.dtype.str], "b64": base64.b64encode(array.tobytes()).decode()}
+
+
+def _ids(ids: pd.Series) -> dict[str, Any]:
+    """Report ids, compactly when they allow it: generated ids are often a shared prefix and a
+    number ("s1", "s2", ...), then the prefix and the numbers as int32 (4 bytes an id instead
+    of ~12 of JSON text: a third of the file at 1e6 reports). Other ids stay a list of text."""
+    text = ids.astype(str)
+    if len(text):
+        prefix = os.path.commonprefix(text.tolist()).rstrip("0123456789")
+        rest = text.str.slice(len(prefix))
+        # Canonical decimals only (no leading zero, no sign): the number gives the id back.
+        if rest.str.fullmatch(r"0|[1-9][0-9]{0,8}").all():
+            return {"prefix": prefix, "number": _b64(rest.to_numpy(np.int64), "<i4")}
+    return {"text": text.tolist()}
 
 
 def _codes(values: pd.Series, categories: list[Any]) -> np.ndarray:
@@ -73,7 +88,7 @@ def embedded_season(season: Season) -> dict[str, Any]:
         "units": [str(u) for u in units],
         "zones": zone_labels,
         "verdicts": [str(v) for v in VERDICTS],
-        "ids": r["id"].astype(str).tolist(),
+        "ids": _ids(r["id"]),
         "reports": {
             # Seconds after t0: int32 holds 68 years of them.
             "t": _b64(season.t - t0, "<i4"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -10,6 +11,7 @@ from typing import Any
 import folium
 import numpy as np
 import orjson
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
@@ -31,6 +33,7 @@ from app.mapview import (
     prepare,
     write_map_html,
 )
+from app.mapview.embed import _ids
 from app.scenario import Scenario
 from tests.factories import square, varied_reports
 from tests.map.support import map_app
@@ -484,3 +487,13 @@ def test_the_header_and_legend_count_inside_apart_from_possible(
         facts.inside
     )
     assert "violationsInside" in MAP_JS and 'violations: " + c.violationsInside' in MAP_JS
+
+
+def test_the_standalone_files_ids_are_a_prefix_and_numbers_when_they_allow_it() -> None:
+    compact = _ids(pd.Series(["s9", "s10", "s0", "s123456789"]))
+    numbers = np.frombuffer(base64.b64decode(compact["number"]["b64"]), "<i4")
+    assert compact["number"]["type"] == "Int32Array"
+    assert [compact["prefix"] + str(k) for k in numbers] == ["s9", "s10", "s0", "s123456789"]
+    # A leading zero, a sign, a number past int32 or no number: kept as text.
+    for ids in (["r01", "r2"], ["a-1", "a2"], ["x9999999999"], ["alpha", "beta"], [""]):
+        assert _ids(pd.Series(ids)) == {"text": ids}

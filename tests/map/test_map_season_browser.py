@@ -228,3 +228,78 @@ def test_season_screenshot_for_the_readme(
     target = REPO / "docs" / "map-season.png"
     if os.environ.get("TRUCE_UPDATE_SCREENSHOT") == "1" or not target.exists():
         shutil.copyfile(shot, target)
+
+
+#: Holds each /map/data/cells answer back until `window.__release()` (installed in the page).
+HOLD_CELLS = """() => {
+    const real = window.fetch;
+    const held = [];
+    window.__release = () => { held.splice(0).forEach((go) => go()); };
+    window.fetch = function (url, init) {
+        const answer = real.call(this, url, init);
+        if (!String(url).includes("/map/data/cells")) return answer;
+        return answer.then((r) => new Promise((resolve) => held.push(() => resolve(r))));
+    };
+}"""
+
+
+def test_a_zoom_keeps_the_counts_on_screen_until_the_new_ones_are_drawn(
+    watched: Watched, season_server: LiveServer
+) -> None:
+    page = open_map(watched, f"{season_server.url}/map")
+    move(page, 40.0, 46.7, 8)
+    before = page.evaluate("window.truce.counts()")
+    assert before["mode"] == "cells" and before["tracks"] > 0
+    drawn = cell_total(page)
+    page.evaluate(HOLD_CELLS)
+    asked = len(data_requests(watched, "cells"))
+    page.evaluate("() => { window.truce.map.setZoom(10, {animate: false}); }")
+    # The new view's counts are asked for; the old ones stay on screen meanwhile.
+    for _ in range(250):
+        if len(data_requests(watched, "cells")) > asked:
+            break
+        page.wait_for_timeout(20)
+    assert len(data_requests(watched, "cells")) > asked
+    page.wait_for_timeout(300)
+    assert page.evaluate("window.truce.loading()") is True
+    assert cell_total(page) == drawn
+    assert page.evaluate("window.truce.counts()")["cells"] == before["cells"]
+    page.evaluate("window.__release()")
+    settle(page)
+    after = page.evaluate("window.truce.counts()")
+    assert after["cells"] > before["cells"]
+    assert cell_total(page) == after["shown"]
+    # The overview's tracks: on a canvas of their own, in a pane under the counts.
+    panes = page.evaluate(
+        """() => {
+            const tracks = document.querySelector('.leaflet-truceThinTracks-pane');
+            const overlay = document.querySelector('.leaflet-overlay-pane');
+            return [tracks.querySelectorAll('canvas').length,
+                    Number(getComputedStyle(tracks).zIndex),
+                    Number(getComputedStyle(overlay).zIndex)];
+        }"""
+    )
+    assert panes[0] == 1 and panes[1] < panes[2]
+    assert after["tracks"] > 0
+    # The basemap (zone outlines, reference lines) is still drawn after the zoom.
+    assert count(page, ".leaflet-overlay-pane svg path") > 0
+    assert watched.errors == []
+
+
+def test_a_view_seen_before_is_drawn_from_the_answers_kept(
+    watched: Watched, season_server: LiveServer
+) -> None:
+    page = open_map(watched, f"{season_server.url}/map")
+    move(page, 40.0, 46.7, 9)
+    first = page.evaluate("window.truce.counts()")
+    move(page, 40.0, 46.7, 11)
+    seen = len(watched.requests)
+    move(page, 40.0, 46.7, 9)
+    # Back at the first view: no request, the same counts, cells and tracks drawn again.
+    assert len(watched.requests) == seen
+    back = page.evaluate("window.truce.counts()")
+    assert {k: back[k] for k in ("reports", "shown", "cells", "tracks")} == {
+        k: first[k] for k in ("reports", "shown", "cells", "tracks")
+    }
+    assert cell_total(page) == back["shown"]
+    assert watched.errors == []

@@ -183,6 +183,49 @@
     return global.TruceSeason ? global.TruceSeason.source(E) : null;
   }
 
+  /*
+   * Answers kept by query (the last `size`): zooming back out, or the slider back to a stop
+   * already seen, draws at once instead of waiting for the server (or for season.js to count
+   * a million reports again). `ttl` ms bounds how stale a kept answer of a server may be (new
+   * reports need not raise an incident); `forget()` drops them all (a live event).
+   */
+  function cachedSource(inner, size, ttl) {
+    var kept = new Map();
+    function key(kind, params) {
+      return kind + "?" + Object.keys(params).sort().map(function (k) {
+        return k + "=" + params[k];
+      }).join("&");
+    }
+    return {
+      get: function (kind, params, signal) {
+        var k = key(kind, params);
+        var hit = kept.get(k);
+        var now = Date.now();
+        // A pending answer whose caller gave up is asked for again, not shared.
+        var given = hit && !hit.done && hit.signal && hit.signal.aborted;
+        if (hit && !given && (!ttl || now - hit.at < ttl)) {
+          kept.delete(k);
+          kept.set(k, hit); // most recently used last
+          return hit.answer;
+        }
+        var entry = { at: now, signal: signal, answer: null, done: false };
+        entry.answer = inner.get(kind, params, signal).then(function (answer) {
+          entry.done = true;
+          return answer;
+        }).catch(function (err) {
+          if (kept.get(k) === entry) kept.delete(k);
+          throw err;
+        });
+        kept.set(k, entry);
+        while (kept.size > size) kept.delete(kept.keys().next().value);
+        return entry.answer;
+      },
+      forget: function () {
+        kept.clear();
+      },
+    };
+  }
+
   function init(map, layers, P, options) {
     options = options || {};
     var R = P.reports;
@@ -316,6 +359,23 @@
       }
       return box;
     }
+
+    // An empty marker cluster group still animates each zoom, and its animation forces a
+    // layout of the whole page (~50 ms with a thousand counts and their labels on it). With no
+    // marker in it there is nothing to animate: it only updates its bounds.
+    ["reports", "violations", "warnings"].forEach(function (name) {
+      var group = layers[name];
+      if (!group || typeof group._mergeSplitClusters !== "function") return;
+      var merge = group._mergeSplitClusters;
+      group._mergeSplitClusters = function () {
+        var top = this._topClusterLevel;
+        if (top && top.getChildCount() === 0) {
+          this._moveEnd();
+          return;
+        }
+        merge.apply(this, arguments);
+      };
+    });
 
     // The drawn layers of the current data (rebuilt whole when a view's data arrives).
     var sets = {};
@@ -607,17 +667,43 @@
 
     var source = null;
     if (options.source && options.source.url) {
-      source = remoteSource(options.source);
+      // A server's answers are kept 30 s (the ETag still guards anything older).
+      source = cachedSource(remoteSource(options.source), 64, 30000);
     } else if (options.source && options.source.embedded) {
-      source = embeddedSource(options.source.embedded);
+      // An embedded season never changes: its answers are kept as long as there is room.
+      var embedded = embeddedSource(options.source.embedded);
+      source = embedded ? cachedSource(embedded, 64, 0) : null;
     }
     // Below this zoom the view is counted per grid cell; from it on, reports are drawn one by
     // one (clustered) as long as the view holds at most LIMIT of them, else cells again.
     var CELL_ZOOM = options.cellZoom || 11;
     // Markers are DOM elements: past ~1,500 in view, counts per cell read better and draw faster.
     var LIMIT = options.limit || 1500;
-    var cellLayer = L.layerGroup();
+    var SNAP_PX = 64;
+    var cellLayer = L.featureGroup();
+    // One popup handler for every cell (a thousand bound popups each took their listeners).
+    cellLayer.on("click", function (e) {
+      var cell = e.layer;
+      if (!cell || !cell.options.truceAnswer) return;
+      L.popup({ maxWidth: 320 })
+        .setLatLng(cell.getLatLng())
+        .setContent(cellHtml(cell.options.truceCount, cell.options.truceCell, cell.options.truceAnswer))
+        .openOn(map);
+    });
     var canvas = L.canvas({ padding: 0.3 });
+    // The overview's tracks on a canvas of their own, in a pane under the counts: new counts
+    // then repaint only the counts, not the thousands of track vertices under them (and back).
+    if (!map.getPane("truceThinTracks")) {
+      map.createPane("truceThinTracks").style.zIndex = 390;
+    }
+    var trackCanvas = L.canvas({ padding: 0.3, pane: "truceThinTracks" });
+    var thinTracks = [];
+    var thinTracksAnswer = null;
+    // Whether report markers (rather than counts) are what is drawn: the page starts with its
+    // inline payload's.
+    var reportsShown = true;
+    // The last view's reports and area: a guess of whether the next one will be counted.
+    var lastView = null;
     var fetchSeq = 0;
     var inflight = null;
     var loading = 0;
@@ -629,13 +715,16 @@
     }
 
     function viewParams() {
-      // A margin around the view: a small pan needs no new data to look complete.
+      // A margin around the view: a small pan needs no new data to look complete. Its edges
+      // snapped outwards to a grid of SNAP_PX screen pixels: a view a few pixels off (a zoom
+      // back out, a small pan) asks the same query, which the kept answers then have.
       var b = map.getBounds().pad(0.15);
+      var step = (SNAP_PX * 360) / (256 * Math.pow(2, map.getZoom()));
       var box = [
-        Math.max(-180, b.getWest()),
-        Math.max(-90, b.getSouth()),
-        Math.min(180, b.getEast()),
-        Math.min(90, b.getNorth()),
+        Math.max(-180, Math.floor(b.getWest() / step) * step),
+        Math.max(-90, Math.floor(b.getSouth() / step) * step),
+        Math.min(180, Math.ceil(b.getEast() / step) * step),
+        Math.min(90, Math.ceil(b.getNorth() / step) * step),
       ];
       var t = state.time;
       var params = {
@@ -674,7 +763,14 @@
     var CELL_COLORS = { inside: "#c8102e", possible: "#e66100", warning: "#d6a000", plain: "#3c3c3c" };
     var MAX_CELL_LABELS = 150;
 
+    var cellsAnswer = null;
+    var drawnZoom = null;
+
     function drawCells(D) {
+      // The same answer (the slider back and forth over one stop): the cells drawn stay.
+      if (D === cellsAnswer && map.hasLayer(cellLayer) && drawnZoom === map.getZoom()) return;
+      cellsAnswer = D;
+      drawnZoom = map.getZoom();
       cellLayer.clearLayers();
       var C = D.cells;
       var order = [];
@@ -690,9 +786,10 @@
           fillColor: CELL_COLORS[level],
           fillOpacity: 0.8,
           truceCount: c,
+          truceCell: k,
+          truceAnswer: D,
           className: "truce-cell-" + level,
         });
-        circle.bindPopup(cellHtml.bind(null, c, k, D), { maxWidth: 320 });
         cellLayer.addLayer(circle);
         order.push(k);
       }
@@ -719,22 +816,29 @@
     function drawThinTracks(D) {
       if (!layers.tracks) return 0;
       var T = D.tracks;
+      // The same answer (a view asked again, kept by the source): the lines drawn stay.
+      if (D === thinTracksAnswer) return thinTracks.length;
+      thinTracks.forEach(function (line) {
+        layers.tracks.removeLayer(line);
+      });
+      thinTracks = [];
+      thinTracksAnswer = D;
       for (var k = 0; k + 1 < T.offsets.length; k++) {
         var latlngs = [];
         for (var v = T.offsets[k]; v < T.offsets[k + 1]; v++) latlngs.push([T.lat[v], T.lon[v]]);
         var party = D.parties[T.party[k]];
-        layers.tracks.addLayer(
-          L.polyline(latlngs, {
-            color: party ? safeColor(party.color) : "#555555",
-            // Thin and light when zoomed out: many tracks under the counts, not a tangle.
-            weight: 1.5,
-            opacity: 0.45,
-            renderer: canvas,
-            interactive: false,
-          })
-        );
+        var line = L.polyline(latlngs, {
+          color: party ? safeColor(party.color) : "#555555",
+          // Thin and light when zoomed out: many tracks under the counts, not a tangle.
+          weight: 1.5,
+          opacity: 0.45,
+          renderer: trackCanvas,
+          interactive: false,
+        });
+        thinTracks.push(line);
+        layers.tracks.addLayer(line);
       }
-      return T.offsets.length - 1;
+      return thinTracks.length;
     }
 
     function setCounts(D, extra) {
@@ -754,19 +858,55 @@
       );
     }
 
-    // Cells (fetched here, or the answer already at hand) and the tracks thinned to the zoom.
-    function showCells(params, zoom, signal, seq, known) {
+    // From report markers to counts: the markers go (once, not at every view of counts).
+    function leaveReports() {
+      if (!reportsShown) return;
+      useData(emptyData());
+      buildLayers();
+      thinTracks = [];
+      thinTracksAnswer = null;
+      reportsShown = false;
+    }
+
+    function remember(answer, params) {
+      var b = params.bbox.split(",").map(Number);
+      lastView = { matched: answer.matched, area: Math.max(1e-12, (b[2] - b[0]) * (b[3] - b[1])) };
+    }
+
+    // Whether the view of `params` will likely hold more than LIMIT reports (then it is
+    // counted per cell, and its tracks are asked for with the counts, not after them).
+    function likelyCounted(params) {
+      if (!lastView) return false;
+      var b = params.bbox.split(",").map(Number);
+      return (lastView.matched * (b[2] - b[0]) * (b[3] - b[1])) / lastView.area > 2 * LIMIT;
+    }
+
+    // Cells (fetched here, or the answer already at hand) and the tracks thinned to the zoom,
+    // each drawn as it comes: the counts do not wait for the tracks. What was drawn before
+    // stays on screen until its replacement is there.
+    function showCells(params, zoom, signal, seq, cellsAnswer, tracksAnswer) {
       var q = Object.assign({ zoom: zoom }, params);
-      var cellsAnswer = known ? Promise.resolve(known) : source.get("cells", q, signal);
-      return Promise.all([cellsAnswer, source.get("tracks", q, signal)]).then(function (answers) {
+      var cellsDrawn = Promise.resolve(cellsAnswer || source.get("cells", q, signal)).then(function (cells) {
         if (seq !== fetchSeq) return;
-        var cells = answers[0];
-        useData(emptyData());
-        buildLayers();
-        var shownTracks = drawThinTracks(answers[1]);
+        remember(cells, params);
+        leaveReports();
         drawCells(cells);
-        setCounts(cells, { mode: "cells", cells: cells.cells.count.length, tracks: shownTracks, events: 0, plain: 0 });
+        setCounts(cells, {
+          mode: "cells",
+          cells: cells.cells.count.length,
+          tracks: layers.tracks ? thinTracks.length : 0,
+          events: 0,
+          plain: 0,
+        });
+        render();
       });
+      var tracksDrawn = (tracksAnswer || source.get("tracks", q, signal)).then(function (T) {
+        if (seq !== fetchSeq) return;
+        leaveReports();
+        var shown = drawThinTracks(T);
+        if (state.counts.mode === "cells") state.counts.tracks = shown;
+      });
+      return Promise.all([cellsDrawn, tracksDrawn]);
     }
 
     function emptyData() {
@@ -780,8 +920,12 @@
 
     function showReports(D, t) {
       cellLayer.clearLayers();
+      cellsAnswer = null;
       useData(D);
       buildLayers();
+      thinTracks = [];
+      thinTracksAnswer = null;
+      reportsShown = true;
       Object.keys(sets).forEach(function (name) {
         sets[name].update(null, t);
       });
@@ -811,12 +955,18 @@
         work = showCells(params, zoom, signal, seq);
       } else {
         // Counting the view per cell is cheap: it says whether its reports fit in one answer.
-        work = source.get("cells", Object.assign({ zoom: zoom }, params), signal).then(function (cells) {
+        // When the last view says this one will be counted anyway, its tracks are asked for
+        // at the same time (a zoom waits for one answer, not two in a row).
+        var q = Object.assign({ zoom: zoom }, params);
+        var tracksAnswer = likelyCounted(params) ? source.get("tracks", q, signal) : null;
+        if (tracksAnswer) tracksAnswer.catch(function () {}); // unused if reports are drawn
+        work = source.get("cells", q, signal).then(function (cells) {
           if (seq !== fetchSeq) return;
-          if (cells.matched > LIMIT) return showCells(params, zoom, signal, seq, cells);
+          remember(cells, params);
+          if (cells.matched > LIMIT) return showCells(params, zoom, signal, seq, cells, tracksAnswer);
           return source.get("reports", Object.assign({ limit: LIMIT }, params), signal).then(function (D) {
             if (seq !== fetchSeq) return;
-            if (D.truncated) return showCells(params, zoom, signal, seq, cells);
+            if (D.truncated) return showCells(params, zoom, signal, seq, cells, tracksAnswer);
             showReports(D, t);
           });
         });
@@ -845,16 +995,25 @@
       // close the popup. A move while one is open is fetched when it closes.
       var popupOpen = false;
       var movedUnderPopup = false;
+      var shownZoom = map.getZoom();
       var onMove = function () {
         if (popupOpen) {
           movedUnderPopup = true;
           return;
         }
         if (moveTimer !== null) clearTimeout(moveTimer);
+        moveTimer = null;
+        // A zoom is one step (Leaflet already gathers a wheel's turns into one): asked for at
+        // once. Pans come in runs (arrow keys held, flings), so they wait a moment.
+        if (map.getZoom() !== shownZoom) {
+          shownZoom = map.getZoom();
+          fetchView();
+          return;
+        }
         moveTimer = setTimeout(function () {
           moveTimer = null;
           fetchView();
-        }, 120);
+        }, 60);
       };
       map.on("moveend", onMove);
       map.on("popupopen", function () {
@@ -1114,6 +1273,8 @@
       if (liveTimer !== null) clearTimeout(liveTimer);
       liveTimer = setTimeout(function () {
         liveTimer = null;
+        // Kept answers are older than the news: ask again.
+        if (source && source.forget) source.forget();
         apply();
       }, 250);
     }

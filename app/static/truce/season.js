@@ -64,6 +64,11 @@
     var F = decodeAll(E.findings);
     var n = E.n;
     var t0 = E.t0;
+    // Ids as a prefix and a number each (app/mapview/embed.py), or as text.
+    var idNumbers = E.ids.number ? decode(E.ids.number) : null;
+    function idOf(i) {
+      return idNumbers ? E.ids.prefix + idNumbers[i] : E.ids.text[i];
+    }
 
     function span(params) {
       var lo = params.since ? lowerBound(R.t, seconds(params.since) - t0) : 0;
@@ -165,9 +170,7 @@
         units: E.units,
         zones: E.zones,
         reports: {
-          id: shown.map(function (i) {
-            return E.ids[i];
-          }),
+          id: shown.map(idOf),
           t: pick(R.t, shown, null, t0),
           lon: pick(R.lon, shown),
           lat: pick(R.lat, shown),
