@@ -223,6 +223,8 @@
       forget: function () {
         kept.clear();
       },
+      // A report's notes: asked once per popup (see popupOf), not kept here.
+      detail: inner.detail,
     };
   }
 
