@@ -45,9 +45,12 @@ Every setting has a working default, so `truce serve` runs with none set:
   `TRUCE_WEBHOOK_CONCURRENCY` (64 sends at once), `TRUCE_WEBHOOK_PRIVATE_TARGETS` (true:
   loopback and private addresses may be webhook targets; link-local never);
 - `TRUCE_MQTT_URL`: ``mqtt://host:1883`` (or ``mqtts://``, with ``user:password@``): positions
-  from `truce/reports/{party}/{unit}` are filed as reports and events published on
-  `truce/events/{type}`; default none (no MQTT). `TRUCE_MQTT_BATCH` (5000) and
-  `TRUCE_MQTT_BATCH_MS` (50): positions are filed in batches of up to this many, or this old;
+  from `{root}/reports/{party}/{unit}` are filed as reports and events published on
+  `{root}/events/{type}`; default none (no MQTT). `TRUCE_MQTT_TOPIC_ROOT` (``truce``): that
+  root (its own levels allowed, as ``site/a``; no wildcard, NUL, or leading or trailing
+  ``/``), so deployments or test runs sharing a broker see only their own topics.
+  `TRUCE_MQTT_BATCH` (5000) and `TRUCE_MQTT_BATCH_MS` (50): positions are filed in batches of
+  up to this many, or this old;
   `TRUCE_MQTT_CLIENT_ID` (``truce-bridge``): the bridge's persistent session at the broker (each
   process that runs the bridge needs its own) and `TRUCE_MQTT_SESSION_EXPIRY_S` (604800, a week):
   how long the broker keeps the session, and the positions sent to it, while the bridge is down;
@@ -256,6 +259,10 @@ class Settings(BaseSettings):
         min_length=1,
         description="MQTT client id of the bridge's persistent session (one per process)",
     )
+    mqtt_topic_root: str = Field(
+        default="truce",
+        description="first level(s) of every MQTT topic: {root}/reports/+/+, {root}/events/...",
+    )
     mqtt_session_expiry_s: int = Field(
         default=604800,
         ge=0,
@@ -279,6 +286,20 @@ class Settings(BaseSettings):
             raise ValueError("must be an http(s) URL with no query or fragment")
         if not value.isascii() or any(c.isspace() for c in value):
             raise ValueError("must be ASCII with no spaces (percent-encode the rest)")
+        return value
+
+    @field_validator("mqtt_topic_root")
+    @classmethod
+    def _read_topic_root(cls, value: str) -> str:
+        # The root is written into a subscription: a wildcard in it would widen what the bridge
+        # files, and a leading or trailing / adds an empty level: a different topic
+        # from the one trackers are told.
+        if not value:
+            raise ValueError("must not be empty")
+        if any(c in value for c in "+#\0"):
+            raise ValueError("must not hold the wildcards + or #, nor NUL")
+        if value.startswith("/") or value.endswith("/"):
+            raise ValueError("must not start or end with /")
         return value
 
     @field_validator("stale_after", "track_stale_after", "webhook_retry_window", mode="before")

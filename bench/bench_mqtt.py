@@ -56,7 +56,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import app.store.sqlite as sqlite_module  # noqa: E402
-from app.alerts.mqtt import REPORT_TOPIC, MqttBridge, broker, file_received  # noqa: E402
+from app.alerts.mqtt import MqttBridge, broker, file_received, report_filter  # noqa: E402
 from app.alerts.mqtt_inbox import open_inbox  # noqa: E402
 from app.service import Service  # noqa: E402
 from app.settings import Settings  # noqa: E402
@@ -196,7 +196,9 @@ def drain(workdir: Path, port: int, feeds: dict[str, list[bytes]]) -> tuple[floa
     )
 
     async def register() -> None:  # the session exists: the broker keeps what is published
-        inbox = await open_inbox(broker(url, client_id, 600), REPORT_TOPIC)
+        inbox = await open_inbox(
+            broker(url, client_id, 600), report_filter(settings.mqtt_topic_root)
+        )
         inbox.close()
 
     asyncio.run(register())

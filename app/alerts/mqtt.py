@@ -1,6 +1,9 @@
 """MQTT both ways (aiomqtt): positions in as reports, events out.
 
-**In.** Trackers publish a position on ``truce/reports/{party}/{unit}``: a JSON object with
+Topics sit under a root, `TRUCE_MQTT_TOPIC_ROOT` (``truce`` by default; one broker can serve
+several deployments, or test runs, each under its own root).
+
+**In.** Trackers publish a position on ``{root}/reports/{party}/{unit}``: a JSON object with
 `lon`, `lat`, `observed_at` and optionally `id`, `uncertainty_m`, `kind`, `source`,
 `confidence`, `notes`. The topic names the party and the unit (it wins over the body). Positions
 are read by the inbox (`app.alerts.mqtt_inbox`, a small MQTT 5 client: aiomqtt's per-message
@@ -9,11 +12,11 @@ that many wait or the oldest has waited `TRUCE_MQTT_BATCH_MS`) and filed through
 `Service.add_reports`, the path of `POST /reports`: same validation, incidents and events.
 Idempotent by id: a position without one gets ``mqtt:{party}:{unit}:{observed_at}`` (a unit is
 in one place at one time), so a message the broker delivers twice is stored once. A bad message
-is answered on ``truce/errors/{party}/{unit}`` with an RFC 9457 problem (naming the field and
+is answered on ``{root}/errors/{party}/{unit}`` with an RFC 9457 problem (naming the field and
 the position's `id`) and the rest of its batch is filed; nothing a tracker sends stops the
 bridge.
 
-**Out.** Events are published on ``truce/events/{type}`` with QoS 1, the body that webhooks get,
+**Out.** Events are published on ``{root}/events/{type}`` with QoS 1, the body that webhooks get,
 through aiomqtt on a second connection (``{client id}-out``, a clean session). The bridge's
 cursor is a subscription row of kind ``mqtt`` with a lease, delivered by `Deliverer` like a
 webhook: at least once, in order, by one process at a time.
@@ -53,28 +56,35 @@ from app.settings import Settings
 from app.validate import MAX_ID_CHARS
 
 __all__ = [
-    "REPORT_TOPIC",
     "Broker",
     "MqttBridge",
     "Position",
     "broker",
     "file_positions",
     "file_received",
+    "report_filter",
 ]
 
 log = logging.getLogger("truce.mqtt")
 
-REPORT_TOPIC = "truce/reports/+/+"
+
+def report_filter(root: str) -> str:
+    """The subscription of the bridge under `TRUCE_MQTT_TOPIC_ROOT`: every party's units."""
+    return f"{root}/reports/+/+"
+
+
 _FIELDS = ("id", "uncertainty_m", "kind", "source", "confidence", "notes", "observed_at")
 
 
 @dataclass(frozen=True, slots=True)
 class Position:
-    """One message of a tracker: its topic's party and unit, and its payload."""
+    """One message of a tracker: its topic's party and unit, its payload, and the topic root
+    it came under (its refusal is answered under the same root)."""
 
     party: str
     unit: str
     payload: bytes
+    root: str = "truce"
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +97,8 @@ class Refusal:
     @property
     def topic(self) -> str:
         """Where the problem is published."""
-        return f"truce/errors/{self.position.party}/{self.position.unit}"
+        p = self.position
+        return f"{p.root}/errors/{p.party}/{p.unit}"
 
 
 def _field(field: str | None, detail: str) -> str | None:
@@ -115,7 +126,7 @@ def _problem(detail: str, field: str | None, position: Position, sent_id: Any) -
         "status": 422,
         "detail": detail,
         "field": _field(field, detail),
-        "topic": f"truce/reports/{position.party}/{position.unit}",
+        "topic": f"{position.root}/reports/{position.party}/{position.unit}",
         "id": _echo(sent_id),
     }
 
@@ -155,16 +166,17 @@ def _feature(position: Position) -> tuple[dict[str, Any] | None, str | None, Any
 
 
 def _positions(topics: Sequence[bytes], payloads: Sequence[bytes]) -> list[Position]:
-    """Positions of received messages; the subscription (``truce/reports/+/+``) makes every
-    topic four levels, and the broker checked it is UTF-8."""
-    names: dict[bytes, tuple[str, str]] = {}  # a unit sends many: each topic is split once
+    """Positions of received messages; the subscription (``{root}/reports/+/+``) makes the
+    last two levels of every topic the party and the unit (the root may have levels of its
+    own, so the topic is split from the right), and the broker checked it is UTF-8."""
+    names: dict[bytes, tuple[str, str, str]] = {}  # a unit sends many: each topic is split once
     out = []
     for topic, payload in zip(topics, payloads, strict=True):
         name = names.get(topic)
         if name is None:
-            _, _, party, unit = topic.decode("utf-8", "replace").split("/", 3)
-            name = names[topic] = (party, unit)
-        out.append(Position(name[0], name[1], payload))
+            prefix, party, unit = topic.decode("utf-8", "replace").rsplit("/", 2)
+            name = names[topic] = (party, unit, prefix.removesuffix("/reports"))
+        out.append(Position(name[0], name[1], payload, name[2]))
     return out
 
 
@@ -279,7 +291,9 @@ class MqttBridge:
                     **self.broker.aiomqtt_options(f"{self.broker.client_id}-out")
                 )
                 async with client:
-                    inbox = await open_inbox(self.broker, REPORT_TOPIC)
+                    inbox = await open_inbox(
+                        self.broker, report_filter(self.settings.mqtt_topic_root)
+                    )
                     try:
                         await self._serve(client, inbox, stop)
                     finally:
@@ -293,7 +307,8 @@ class MqttBridge:
         async def publish(sub: Subscription, event: Event) -> Outcome:
             started = time.perf_counter()
             try:
-                await client.publish(f"truce/events/{event.type}", event_body(event), qos=1)
+                root = self.settings.mqtt_topic_root
+                await client.publish(f"{root}/events/{event.type}", event_body(event), qos=1)
             except aiomqtt.MqttError as exc:
                 return Outcome(None, (time.perf_counter() - started) * 1000, str(exc))
             return Outcome(200, (time.perf_counter() - started) * 1000)

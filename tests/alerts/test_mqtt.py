@@ -24,7 +24,7 @@ UNITS = 50
 PER_UNIT = 200
 
 
-def _positions(prefix: str) -> list[tuple[str, bytes]]:
+def _positions(prefix: str, root: str) -> list[tuple[str, bytes]]:
     """Each unit goes into the peacekeeping zone at Parukh, then far out of it."""
     messages = []
     for unit in range(UNITS):
@@ -37,7 +37,7 @@ def _positions(prefix: str) -> list[tuple[str, bytes]]:
                 "observed_at": f"2022-03-26T{k // 60:02d}:{k % 60:02d}:00Z",
                 "kind": "vehicle",
             }
-            messages.append((f"truce/reports/AZE/{prefix}-u{unit}", orjson.dumps(body)))
+            messages.append((f"{root}/reports/AZE/{prefix}-u{unit}", orjson.dumps(body)))
     return messages
 
 
@@ -70,6 +70,8 @@ def test_ten_thousand_positions_are_stored_once_and_events_reach_a_subscriber(
     service.index()
     reports_before = store.count_reports()
     prefix = uuid.uuid4().hex[:8]
+    # Topics of this run's own: another worker's bridge on the same broker never sees them.
+    root = f"truce-test-{prefix}"
     settings = Settings(
         _env_file=None,
         database_url=store_url,
@@ -78,23 +80,24 @@ def test_ten_thousand_positions_are_stored_once_and_events_reach_a_subscriber(
         # A session of this run's own, which the broker forgets soon after.
         mqtt_client_id=f"truce-test-{prefix}",
         mqtt_session_expiry_s=60,
+        mqtt_topic_root=root,
     )
-    messages = _positions(prefix)
+    messages = _positions(prefix, root)
     received: list[tuple[str, Any]] = []
 
     async def main() -> None:
         stop = asyncio.Event()
         bridge = MqttBridge(service, settings)
         async with aiomqtt.Client("127.0.0.1", 1883) as listener:
-            await listener.subscribe("truce/events/#", qos=1)
-            await listener.subscribe(f"truce/errors/AZE/{prefix}-bad", qos=1)
+            await listener.subscribe(f"{root}/events/#", qos=1)
+            await listener.subscribe(f"{root}/errors/AZE/{prefix}-bad", qos=1)
             collecting = asyncio.create_task(_collect(listener, received))
             running = asyncio.create_task(bridge.run(stop))
             try:
                 async with aiomqtt.Client("127.0.0.1", 1883) as tracker:
                     # A bad message is answered, which also shows the bridge is subscribed.
-                    bad_topic = f"truce/reports/AZE/{prefix}-bad"
-                    while not any(t.startswith("truce/errors/") for t, _ in received):
+                    bad_topic = f"{root}/reports/AZE/{prefix}-bad"
+                    while not any(t.startswith(f"{root}/errors/") for t, _ in received):
                         await tracker.publish(bad_topic, b'{"lon": 46.8}', qos=1)
                         await asyncio.sleep(0.2)
                     first = store.list_subscriptions("mqtt")[0].cursor
@@ -107,7 +110,7 @@ def test_ten_thousand_positions_are_stored_once_and_events_reach_a_subscriber(
                 assert last > first
 
                 def event_ids() -> list[int]:
-                    return [b["id"] for t, b in received if t.startswith("truce/events/")]
+                    return [b["id"] for t, b in received if t.startswith(f"{root}/events/")]
 
                 await _until(lambda: set(event_ids()) >= set(range(first + 1, last + 1)), 60)
                 # At least once, in order: the first arrival of each event is in log order.
@@ -117,8 +120,8 @@ def test_ten_thousand_positions_are_stored_once_and_events_reach_a_subscriber(
                     last - first,
                 )
                 for topic, body in received:
-                    if topic.startswith("truce/events/"):
-                        assert topic == f"truce/events/{body['type']}"
+                    if topic.startswith(f"{root}/events/"):
+                        assert topic == f"{root}/events/{body['type']}"
             finally:
                 stop.set()
                 await asyncio.wait_for(running, 15)
@@ -130,10 +133,10 @@ def test_ten_thousand_positions_are_stored_once_and_events_reach_a_subscriber(
     assert store.count_reports() == reports_before + UNITS * PER_UNIT
     page, _ = store.list_reports(unit=f"{prefix}-u7", party="AZE", limit=1000)
     assert sorted(r.id for r in page) == sorted(f"{prefix}-u7-{k}" for k in range(PER_UNIT))
-    errors = [body for topic, body in received if topic.startswith("truce/errors/")]
+    errors = [body for topic, body in received if topic.startswith(f"{root}/errors/")]
     assert errors[0]["status"] == 422 and errors[0]["field"] == "lat"
-    opened = [b for t, b in received if t == "truce/events/incident.opened"]
-    closed = [b for t, b in received if t == "truce/events/incident.closed"]
+    opened = [b for t, b in received if t == f"{root}/events/incident.opened"]
+    closed = [b for t, b in received if t == f"{root}/events/incident.closed"]
     units = {f"{prefix}-u{u}" for u in range(UNITS)}
     assert {e["data"]["unit"] for e in opened if e["data"]["unit"] in units} == units
     assert {e["data"]["unit"] for e in closed if e["data"]["unit"] in units} == units
@@ -173,7 +176,7 @@ def test_bad_positions_are_refused_by_name_and_the_rest_of_the_batch_is_filed(
     assert (stored, duplicates, len(refusals)) == (1, 0, 1)
     problem = refusals[0].problem
     assert problem["status"] == 422 and problem["detail"]
-    assert refusals[0].topic == "truce/errors/AZE/b1"
+    assert refusals[0].topic == "truce/errors/AZE/b1"  # the default root
     if field is not None:
         assert problem["field"] == field
     else:

@@ -5,8 +5,8 @@ included (the broker sends them again to the bridge's persistent session).
 
 The bridge files one position at a time (`TRUCE_MQTT_BATCH=1`), so that the kill falls while
 most of the positions have reached it (its Receive Maximum lets the broker send them all at
-once) but are not yet filed. Each run has its own client id and unit names, so runs side by
-side do not share a session or count each other's positions.
+once) but are not yet filed. Each run has its own client id, topic root and unit names, so
+runs side by side do not share a session nor file each other's positions.
 """
 
 from __future__ import annotations
@@ -35,13 +35,17 @@ BEFORE_KILL = 100  # positions a unit, published while the bridge runs
 
 
 @contextmanager
-def bridge_process(url: str, client_id: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def bridge_process(
+    url: str, client_id: str, root: str, log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
     """`truce deliver` bridging MQTT into the database at `url`; SIGKILLed at the end."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TRUCE_")}
     env.update(
         TRUCE_DATABASE_URL=url,
         TRUCE_MQTT_URL="mqtt://127.0.0.1:1883",
         TRUCE_MQTT_CLIENT_ID=client_id,
+        # Topics of the run's own: no other bridge on the broker files its positions.
+        TRUCE_MQTT_TOPIC_ROOT=root,
         # Long enough for the test, short enough that the broker soon forgets the session.
         TRUCE_MQTT_SESSION_EXPIRY_S="120",
         # One position a transaction: filing is slower than the broker's sending, so at the
@@ -66,7 +70,7 @@ def bridge_process(url: str, client_id: str, log: Path) -> Iterator[subprocess.P
         process.wait(10)
 
 
-def _messages(prefix: str, steps: range) -> list[tuple[str, bytes]]:
+def _messages(prefix: str, root: str, steps: range) -> list[tuple[str, bytes]]:
     messages = []
     for k in steps:
         for unit in range(UNITS):
@@ -76,7 +80,7 @@ def _messages(prefix: str, steps: range) -> list[tuple[str, bytes]]:
                 "lat": FAR[1],
                 "observed_at": f"2022-03-27T{k // 60:02d}:{k % 60:02d}:00Z",
             }
-            messages.append((f"truce/reports/AZE/{prefix}-u{unit}", orjson.dumps(body)))
+            messages.append((f"{root}/reports/AZE/{prefix}-u{unit}", orjson.dumps(body)))
     return messages
 
 
@@ -111,15 +115,16 @@ def test_bridge_killed_while_filing_stores_every_position_once_after_restart(
     before = store.count_reports()
     prefix = uuid.uuid4().hex[:8]
     client_id = f"truce-kill-{prefix}"
+    root = f"truce-test-{prefix}"
     log = tmp_path / "bridge.log"
     expected = UNITS * BEFORE_KILL
 
     def stored() -> int:
         return store.count_reports() - before
 
-    with bridge_process(store_url, client_id, log) as first:
+    with bridge_process(store_url, client_id, root, log) as first:
         # The bridge is subscribed (its session exists) once a probe position is filed.
-        probe = _messages(f"{prefix}p", range(1))[:1]
+        probe = _messages(f"{prefix}p", root, range(1))[:1]
         _wait_probe = time.monotonic() + 60
         while stored() < 1:
             assert first.poll() is None, log.read_text()
@@ -127,7 +132,7 @@ def test_bridge_killed_while_filing_stores_every_position_once_after_restart(
             _publish(probe)
             time.sleep(0.3)
         before += 1
-        _publish(_messages(prefix, range(BEFORE_KILL)))
+        _publish(_messages(prefix, root, range(BEFORE_KILL)))
         # Every position has been handed to the broker; kill as soon as filing is under way.
         _wait(lambda: stored() >= 100, 60, "the first hundred")
         os.killpg(first.pid, signal.SIGKILL)
@@ -136,7 +141,7 @@ def test_bridge_killed_while_filing_stores_every_position_once_after_restart(
     # The kill fell mid-ingest: what the broker had sent was not all stored.
     assert 0 < at_kill < UNITS * BEFORE_KILL, at_kill
 
-    with bridge_process(store_url, client_id, log) as second:
+    with bridge_process(store_url, client_id, root, log) as second:
         _wait(lambda: stored() >= expected, 120, f"{expected} positions")
         # A moment more for anything delivered twice to show (it must not be stored).
         time.sleep(1.0)
